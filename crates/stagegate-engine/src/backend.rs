@@ -1,0 +1,176 @@
+//! The agent backend boundary: one call, `run(request) -> outcome`.
+//!
+//! The engine never knows which backend it talks to. A request carries the rendered prompt,
+//! who is asking (stage, phase, agent, attempt, artifact) and the limits (deadline, memory,
+//! output cap, cancellation); an outcome carries the text and usage, or a classified failure
+//! that tells the retry policy whether trying again can help.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// The boxed future a backend returns: `Send + 'static` so attempts run as their own tasks.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A way of asking an agent something.
+pub trait Backend: Send + Sync {
+    /// The backend's kind (`command`, `mock`, ...), for events and metrics.
+    fn kind(&self) -> &'static str;
+
+    /// Runs one attempt. Must return by `request.deadline` (as [`Failure::TimedOut`]) and
+    /// soon after `request.cancel` fires (as [`Failure::Cancelled`]), leaving nothing running.
+    fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome>;
+}
+
+/// The phase of a stage an agent call belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Agent,
+    Review,
+    Synthesis,
+    Qa,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Agent => "agent",
+            Phase::Review => "review",
+            Phase::Synthesis => "synthesis",
+            Phase::Qa => "qa",
+        }
+    }
+}
+
+/// Who is being asked, for the agent's environment (`STAGEGATE_*`), events and file names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallIdentity {
+    pub run_id: String,
+    pub stage: String,
+    pub phase: Phase,
+    pub agent: String,
+    /// 1, 2, ... across the primary backend, its fallback and the sequential pass.
+    pub attempt: u32,
+    /// The artifact a synthesis call writes (`plan.md`).
+    pub artifact: Option<String>,
+}
+
+/// One call to an agent.
+#[derive(Debug, Clone)]
+pub struct AgentRequest {
+    pub identity: CallIdentity,
+    /// The rendered prompt.
+    pub prompt: String,
+    /// The repository root: a program agent's working directory.
+    pub repo_root: PathBuf,
+    /// The feature directory (`specs/001-name`), for `STAGEGATE_FEATURE_DIR`.
+    pub feature_dir: PathBuf,
+    /// When this attempt must have ended (counted from its start).
+    pub deadline: Instant,
+    /// Fires on Ctrl-C or when the stage as a whole runs out of time.
+    pub cancel: CancellationToken,
+    /// `RLIMIT_DATA` for program agents, bytes.
+    pub memory_limit_bytes: u64,
+    /// Largest accepted output, bytes; more is a failed attempt, not a crash.
+    pub output_cap_bytes: u64,
+    /// Between SIGTERM and SIGKILL when a program agent is stopped.
+    pub kill_grace: Duration,
+}
+
+/// Tokens a model reported for one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// What one attempt produced.
+#[derive(Debug, Clone)]
+pub struct AgentOutcome {
+    pub result: Result<String, Failure>,
+    /// What the agent wrote on stderr (program agents), bounded; kept for debugging.
+    pub stderr: Vec<u8>,
+    pub usage: Option<Usage>,
+}
+
+impl AgentOutcome {
+    pub fn success(text: String) -> Self {
+        AgentOutcome {
+            result: Ok(text),
+            stderr: Vec::new(),
+            usage: None,
+        }
+    }
+
+    pub fn failure(failure: Failure) -> Self {
+        AgentOutcome {
+            result: Err(failure),
+            stderr: Vec::new(),
+            usage: None,
+        }
+    }
+}
+
+/// Why an attempt failed, classified for the retry policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// The attempt ran past its deadline and was stopped.
+    #[error("timed out after {after_ms} ms")]
+    TimedOut { after_ms: u64 },
+    /// Ctrl-C or the stage's own deadline stopped it.
+    #[error("cancelled")]
+    Cancelled,
+    /// The agent answered with a failure that may pass on another try
+    /// (non-zero exit, 5xx, a dropped connection).
+    #[error("{message}")]
+    Retryable { message: String },
+    /// Rate limited; the server asked to wait this long before the next try.
+    #[error("rate limited: {message}")]
+    RateLimited {
+        message: String,
+        retry_after_ms: Option<u64>,
+    },
+    /// Trying again cannot help (missing program, bad request, output over the cap).
+    #[error("{message}")]
+    Permanent { message: String },
+}
+
+impl Failure {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Failure::Retryable {
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Failure::Permanent {
+            message: message.into(),
+        }
+    }
+
+    /// Whether another attempt on the same backend may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Failure::TimedOut { .. } | Failure::Retryable { .. } | Failure::RateLimited { .. }
+        )
+    }
+
+    /// A short machine-readable reason for metrics (`failure_reason`).
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Failure::TimedOut { .. } => "timed_out",
+            Failure::Cancelled => "cancelled",
+            Failure::Retryable { .. } => "error",
+            Failure::RateLimited { .. } => "rate_limited",
+            Failure::Permanent { .. } => "permanent",
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! stagegate's stage engine.
+//!
+//! A stage runs as: inputs checked → parallel role agents (limit, timeouts, retries, fallback,
+//! quorum) → review → synthesis (once per artifact) → QA (with bounded rework) → gate.
+//! The engine produces [`event::Event`]s and never prints, stores or counts anything itself:
+//! subscribers (the terminal display, the `--json` printer, the store's recorder) consume the
+//! one stream.
+
+pub mod backend;
+pub mod command_agent;
+pub mod mock_agent;
+mod process_group;

@@ -1,0 +1,209 @@
+//! The validated, fully resolved settings that the rest of stagegate consumes.
+//!
+//! Everything here has already been layered (embedded seed defaults → `stagegate.toml` →
+//! environment → flags) and checked: every name a stage or agent refers to exists, every
+//! number is in range. Consumers never see an `Option` that means "not configured".
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The whole configuration after layering and validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub defaults: Defaults,
+    pub timeouts: Timeouts,
+    /// Backends by name. Always holds at least `builtin` and `mock` (from the embedded defaults).
+    pub backends: BTreeMap<String, BackendSettings>,
+    /// Stages by id: the three built-in ones (`plan`, `prep`, `analyze`) and any of the user's.
+    pub stages: BTreeMap<String, StageSettings>,
+    /// Agents by id: every role agent, reviewer, synthesizer and the main agent (`main-agent`).
+    pub agents: BTreeMap<String, AgentSettings>,
+    /// The stages `stagegate run all` runs, in order (`plan`, `prep`, `analyze`).
+    pub pipeline: Vec<String>,
+    /// Where each value came from, for `stagegate status` and errors: `(key path, source)`.
+    pub origins: BTreeMap<String, Origin>,
+}
+
+/// Where a resolved value was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The embedded seed defaults.
+    Default,
+    /// A configuration file, with the 1-based line of the key.
+    File { path: std::path::PathBuf, line: usize },
+    /// An environment variable, by name.
+    Environment(String),
+    /// A command-line flag, by name (`--concurrency`).
+    Flag(String),
+}
+
+/// `[defaults]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    /// The backend of every agent, reviewer, synthesizer and QA unless overridden.
+    pub backend: String,
+    /// Parallel agents at once.
+    pub concurrency: usize,
+    /// Further attempts after a failure.
+    pub retries: u32,
+    /// Wait before retry k is `backoff * 2^(k-1)` (plus up to 10 % jitter).
+    pub backoff: Duration,
+    /// Quorum: the share of a stage's agents that must succeed, in `0.0..=1.0`.
+    pub min_success_ratio: f64,
+    /// How many times a QA `VERDICT: REWORK` sends its feedback back to the synthesizer.
+    pub synthesis_iterations: u32,
+    /// An agent output larger than this fails the attempt (bytes; `output_cap = "1MiB"`).
+    pub output_cap_bytes: u64,
+    /// `RLIMIT_DATA` for program agents, bytes (256 MB).
+    pub agent_memory_bytes: u64,
+    /// `RLIMIT_DATA` for agents marked `large_context = true`, bytes (512 MB).
+    pub large_context_memory_bytes: u64,
+}
+
+/// `[timeouts]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeouts {
+    pub default: Duration,
+    pub complex_analysis: Duration,
+    pub simple_check: Duration,
+    pub review: Duration,
+    pub synthesis: Duration,
+    pub qa: Duration,
+    /// The whole stage, the gate's waiting excluded.
+    pub stage: Duration,
+    /// Between SIGTERM and SIGKILL when a program agent is stopped.
+    pub kill_grace: Duration,
+}
+
+impl Timeouts {
+    /// The per-attempt timeout of an agent of this class.
+    pub fn for_class(&self, class: TimeoutClass) -> Duration {
+        match class {
+            TimeoutClass::Default => self.default,
+            TimeoutClass::ComplexAnalysis => self.complex_analysis,
+            TimeoutClass::SimpleCheck => self.simple_check,
+        }
+    }
+}
+
+/// `timeout_class` of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeoutClass {
+    #[default]
+    Default,
+    ComplexAnalysis,
+    SimpleCheck,
+}
+
+/// `[backends.NAME]`, by `kind`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendSettings {
+    /// Offline, deterministic analysts written in Rust.
+    Builtin,
+    /// A program: the prompt on stdin, the output on stdout, exit 0 = success. Never a shell.
+    Command {
+        /// Program and its arguments; never empty.
+        command: Vec<String>,
+        /// Extra environment variables for the program.
+        env: BTreeMap<String, String>,
+    },
+    /// OpenAI-compatible chat completions.
+    OpenAi {
+        base_url: String,
+        model: String,
+        /// Name of the variable holding the key, never the key itself.
+        api_key_env: Option<String>,
+        temperature: Option<f64>,
+        max_tokens: Option<u32>,
+    },
+    /// Anthropic's Messages API.
+    Anthropic {
+        base_url: String,
+        model: String,
+        api_key_env: String,
+        max_tokens: u32,
+    },
+    /// No model: answers after `latency`, fails the first `fail_attempts` attempts of each agent.
+    Mock {
+        latency: Duration,
+        fail_attempts: u32,
+        /// Fixed output; when absent the mock writes a short deterministic text naming the call.
+        output: Option<String>,
+    },
+}
+
+impl BackendSettings {
+    /// The `kind` as written in the configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendSettings::Builtin => "builtin",
+            BackendSettings::Command { .. } => "command",
+            BackendSettings::OpenAi { .. } => "openai",
+            BackendSettings::Anthropic { .. } => "anthropic",
+            BackendSettings::Mock { .. } => "mock",
+        }
+    }
+}
+
+/// `[stages.ID]`, merged over the built-in definition when the id is a built-in stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageSettings {
+    pub id: String,
+    /// Human name: "Stage A: Planning/Spec".
+    pub name: String,
+    /// Short alias accepted on the command line (`a`, `b`, `c`).
+    pub alias: Option<String>,
+    /// spec-kit command this stage belongs to (`/speckit.plan`), informational.
+    pub trigger: Option<String>,
+    /// The parallel role agents, in order.
+    pub agents: Vec<String>,
+    pub reviewer: String,
+    pub synthesizer: String,
+    /// The main agent that checks the artifacts (`main-agent`).
+    pub qa: String,
+    /// Artifacts the synthesizer must write, e.g. `plan.md`.
+    pub required: Vec<String>,
+    /// Artifacts it may write; names ending in `/` are directories.
+    pub optional: Vec<String>,
+    /// Feature files that must exist (and be approved, if a gate made them) before the stage runs.
+    pub inputs: Vec<String>,
+    /// The gate's question.
+    pub question: String,
+    /// Parallel agents at once in this stage.
+    pub concurrency: usize,
+    /// The summary artifact that partial failures are written into (`planning-summary.md`);
+    /// defaults to the first required artifact.
+    pub summary_artifact: String,
+}
+
+/// `[agents.ID]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSettings {
+    pub id: String,
+    /// Human role name: "Requirements Analyst".
+    pub role: String,
+    /// What the role does, put into its prompt.
+    pub task: String,
+    /// Backend name; resolved (never empty): the agent's own, else `defaults.backend`.
+    pub backend: String,
+    /// Backend used when every attempt on `backend` fails.
+    pub fallback: Option<String>,
+    pub timeout_class: TimeoutClass,
+    /// Must succeed for the quorum to hold.
+    pub required: bool,
+    /// Gets the large-context memory limit.
+    pub large_context: bool,
+    /// Overrides `defaults.retries` for this agent.
+    pub retries: Option<u32>,
+}
+
+impl Settings {
+    /// The stage with this id or alias (`plan` or `a`).
+    pub fn stage(&self, id_or_alias: &str) -> Option<&StageSettings> {
+        self.stages.get(id_or_alias).or_else(|| {
+            self.stages
+                .values()
+                .find(|stage| stage.alias.as_deref() == Some(id_or_alias))
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! stagegate's durable state.
