@@ -9,4 +9,13 @@
 pub mod backend;
 pub mod command_agent;
 pub mod mock_agent;
+mod bounded_output;
 mod process_group;
+mod agent_call;
+pub mod event;
+pub mod prompt;
+pub mod qa_check;
+pub mod quorum;
+pub mod retry_policy;
+pub mod stage;
+pub mod stage_plan;

@@ -1,0 +1,197 @@
+//! One agent call as a small state machine: attempt → (retry after backoff)* → fallback.
+//!
+//! A call runs in its own task and reports every step as an event over a channel; the stage
+//! loop's dispatcher linearizes those events into the sink before acting on the call's result.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{AgentRequest, CallIdentity, Failure, Phase, Usage};
+use crate::event::{AttemptStatus, Event, now_ms, parse_confidence};
+use crate::stage_plan::{AgentPlan, BackendHandle};
+
+/// What every call in a stage shares.
+#[derive(Debug)]
+pub(crate) struct CallEnvironment {
+    pub run_id: String,
+    pub stage: String,
+    pub repo_root: PathBuf,
+    pub feature_dir: PathBuf,
+    /// Fires on Ctrl-C or at the stage deadline.
+    pub cancel: CancellationToken,
+    pub stage_deadline: Instant,
+    pub output_cap_bytes: u64,
+    pub kill_grace: Duration,
+}
+
+/// One call to make.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub agent: AgentPlan,
+    pub phase: Phase,
+    pub artifact: Option<String>,
+    pub prompt: Arc<str>,
+    /// The attempt number of the first try (later calls for the same work continue counting).
+    pub first_attempt: u32,
+    /// At most this many tries on the primary backend; `None` = the retry policy's.
+    pub max_tries: Option<u32>,
+    pub use_fallback: bool,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone)]
+pub(crate) struct CallResult {
+    pub agent: String,
+    pub result: Result<String, Failure>,
+    /// The number of the last attempt made.
+    pub last_attempt: u32,
+    pub usage: Option<Usage>,
+}
+
+/// Runs `call` to its end, sending its events to `events`.
+pub(crate) async fn run_call(
+    environment: Arc<CallEnvironment>,
+    call: Call,
+    events: UnboundedSender<Event>,
+) -> CallResult {
+    let max_tries = call
+        .max_tries
+        .unwrap_or_else(|| call.agent.retry.max_attempts())
+        .max(1);
+    let mut attempt = call.first_attempt;
+    let mut tries = 1;
+    let mut outcome = attempt_once(&environment, &call, &call.agent.backend, attempt, &events).await;
+    while let Err(failure) = &outcome.0 {
+        if tries >= max_tries || !failure.is_retryable() || environment.cancel.is_cancelled() {
+            break;
+        }
+        let delay = call.agent.retry.delay(tries, failure, fastrand::f64());
+        let identity = identity(&environment, &call, attempt);
+        send(
+            &events,
+            Event::RetryScheduled {
+                identity,
+                delay_ms: millis(delay),
+                at_ms: now_ms(),
+            },
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = environment.cancel.cancelled() => {
+                outcome = (Err(Failure::Cancelled), None);
+                break;
+            }
+        }
+        tries += 1;
+        attempt += 1;
+        outcome = attempt_once(&environment, &call, &call.agent.backend, attempt, &events).await;
+    }
+    let fallback_applies = matches!(&outcome.0, Err(failure) if *failure != Failure::Cancelled);
+    if let (true, true, Some(fallback)) = (call.use_fallback, fallback_applies, &call.agent.fallback) {
+        attempt += 1;
+        send(
+            &events,
+            Event::FallbackStarted {
+                run_id: environment.run_id.clone(),
+                stage: environment.stage.clone(),
+                agent: call.agent.id.clone(),
+                from: call.agent.backend.name.clone(),
+                to: fallback.name.clone(),
+                at_ms: now_ms(),
+            },
+        );
+        outcome = attempt_once(&environment, &call, fallback, attempt, &events).await;
+    }
+    CallResult {
+        agent: call.agent.id.clone(),
+        result: outcome.0,
+        last_attempt: attempt,
+        usage: outcome.1,
+    }
+}
+
+async fn attempt_once(
+    environment: &CallEnvironment,
+    call: &Call,
+    backend: &BackendHandle,
+    attempt: u32,
+    events: &UnboundedSender<Event>,
+) -> (Result<String, Failure>, Option<Usage>) {
+    let identity = identity(environment, call, attempt);
+    send(
+        events,
+        Event::AttemptStarted {
+            identity: identity.clone(),
+            backend: backend.name.clone(),
+            at_ms: now_ms(),
+            prompt: call.prompt.clone(),
+        },
+    );
+    let started = Instant::now();
+    let deadline = (started + call.agent.timeout).min(environment.stage_deadline);
+    let request = AgentRequest {
+        identity: identity.clone(),
+        prompt: call.prompt.to_string(),
+        repo_root: environment.repo_root.clone(),
+        feature_dir: environment.feature_dir.clone(),
+        deadline,
+        cancel: environment.cancel.clone(),
+        memory_limit_bytes: call.agent.memory_limit_bytes,
+        output_cap_bytes: environment.output_cap_bytes,
+        kill_grace: environment.kill_grace,
+    };
+    let outcome = backend.backend.run(request).await;
+    let duration = started.elapsed();
+    let (output, output_hash, confidence): (Arc<str>, _, _) = match &outcome.result {
+        Ok(text) => (
+            Arc::from(text.as_str()),
+            Some(blake3::hash(text.as_bytes()).to_hex().to_string()),
+            parse_confidence(text),
+        ),
+        Err(_) => (Arc::from(""), None, None),
+    };
+    send(
+        events,
+        Event::AttemptFinished {
+            identity,
+            backend: backend.name.clone(),
+            status: AttemptStatus::of(&outcome.result),
+            failure: outcome.result.as_ref().err().cloned(),
+            duration_ms: millis(duration),
+            output_bytes: output.len(),
+            output_hash,
+            confidence,
+            usage: outcome.usage,
+            at_ms: now_ms(),
+            output,
+            stderr: Arc::from(outcome.stderr.as_slice()),
+        },
+    );
+    (outcome.result, outcome.usage)
+}
+
+fn identity(environment: &CallEnvironment, call: &Call, attempt: u32) -> CallIdentity {
+    CallIdentity {
+        run_id: environment.run_id.clone(),
+        stage: environment.stage.clone(),
+        phase: call.phase,
+        agent: call.agent.id.clone(),
+        attempt,
+        artifact: call.artifact.clone(),
+    }
+}
+
+/// The dispatcher outlives every call, so a closed channel only happens while the stage is
+/// being torn down; the event has nowhere to go then.
+fn send(events: &UnboundedSender<Event>, event: Event) {
+    let _ = events.send(event);
+}
+
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,663 @@
+//! The stage loop: parallel agents → review → synthesis → QA, up to the gate.
+//!
+//! # Design
+//! One dispatcher (this module) owns every decision and every event. Agent calls run as tasks
+//! that only report; the dispatcher forwards their events to the sink in order and acts on a
+//! call's result only after all of that call's events have been taken by the sink (so the
+//! recorder has stored an outcome before anything depends on it).
+//!
+//! * Concurrency: a permit of the stage's semaphore is acquired *before* a call's task is
+//!   spawned and held through its retries and backoff, so at most `concurrency` agents are in
+//!   flight and 10,000 queued agents cost no tasks.
+//! * Quorum: counted as outcomes arrive; when every agent is done and it does not hold, one
+//!   sequential pass gives each failed agent one more attempt, alone; if it still does not hold
+//!   the stage fails.
+//! * Deadline: the whole stage shares one deadline; when it passes, every call is cancelled
+//!   (program agents' process groups are killed) and the stage fails.
+//! * The gate is not here: the loop ends with a [`StageProduct`] for the caller to put before
+//!   a person, and [`rework`] runs synthesis and QA again with a person's feedback.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent_call::{Call, CallEnvironment, CallResult, millis, run_call};
+use crate::backend::{Failure, Phase};
+use crate::event::{AgentFailure, Event, EventSink, SinkError, Verdict, now_ms};
+use crate::prompt::{
+    AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, StageView,
+};
+use crate::qa_check::{parse_verdict, structural_problems};
+use crate::quorum::{Quorum, QuorumChange};
+use crate::stage_plan::{AgentPlan, StagePlan};
+
+/// What a stage runs against.
+#[derive(Debug, Clone)]
+pub struct StageContext {
+    pub run_id: String,
+    pub repo_root: PathBuf,
+    pub feature_dir: PathBuf,
+    /// The feature files the stage reads (spec.md, plan.md, …), already loaded.
+    pub inputs: Vec<NamedText>,
+    pub prompts: Arc<Prompts>,
+    /// Fires on Ctrl-C.
+    pub cancel: CancellationToken,
+}
+
+/// What a stage produced for its gate.
+#[derive(Debug, Clone)]
+pub struct StageProduct {
+    /// Successful agents' outputs, in the stage's agent order.
+    pub outputs: Vec<AgentOutputView>,
+    pub failures: Vec<AgentFailure>,
+    pub review: String,
+    /// The artifacts to stage, required ones first.
+    pub artifacts: Vec<NamedText>,
+    pub verdict: Verdict,
+    pub qa_feedback: String,
+    /// Synthesis rounds so far (1 + reworks).
+    pub iterations: u32,
+}
+
+/// Why a stage did not reach its gate.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("too few agents succeeded: {reason}")]
+    QuorumNotMet {
+        reason: String,
+        failures: Vec<AgentFailure>,
+    },
+    #[error("the {phase} by {agent} failed: {failure}")]
+    PhaseFailed {
+        phase: &'static str,
+        agent: String,
+        failure: Failure,
+    },
+    #[error("the stage ran past its {} limit (timeouts.stage)", humanize(*.limit))]
+    TimedOut { limit: Duration },
+    #[error("interrupted")]
+    Interrupted,
+    #[error(transparent)]
+    Prompt(#[from] PromptError),
+    #[error("could not record the run: {0}")]
+    Sink(#[from] SinkError),
+}
+
+fn humanize(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}
+
+/// Runs `plan` from its parallel agents to its QA verdict.
+pub async fn run_stage<S: EventSink>(
+    plan: &StagePlan,
+    context: &StageContext,
+    sink: &mut S,
+) -> Result<StageProduct, StageError> {
+    let mut loop_state = StageLoop::new(plan, context, sink);
+    loop_state.emit_stage_started().await?;
+    let result = loop_state.run().await;
+    loop_state.finish(result)
+}
+
+/// Runs synthesis and QA again with a person's `feedback` over an earlier product.
+pub async fn rework<S: EventSink>(
+    plan: &StagePlan,
+    context: &StageContext,
+    sink: &mut S,
+    previous: &StageProduct,
+    feedback: &str,
+) -> Result<StageProduct, StageError> {
+    let mut loop_state = StageLoop::new(plan, context, sink);
+    let result = loop_state.rework_from(previous, feedback).await;
+    loop_state.finish(result)
+}
+
+struct StageLoop<'a, S> {
+    plan: &'a StagePlan,
+    context: &'a StageContext,
+    sink: &'a mut S,
+    environment: Arc<CallEnvironment>,
+    stage_cancel: CancellationToken,
+    /// The next attempt number per work item (agent, or synthesizer and artifact).
+    next_attempt: BTreeMap<(Phase, String, Option<String>), u32>,
+    timed_out: bool,
+}
+
+impl<'a, S: EventSink> StageLoop<'a, S> {
+    fn new(plan: &'a StagePlan, context: &'a StageContext, sink: &'a mut S) -> Self {
+        let stage_cancel = context.cancel.child_token();
+        let environment = Arc::new(CallEnvironment {
+            run_id: context.run_id.clone(),
+            stage: plan.id.clone(),
+            repo_root: context.repo_root.clone(),
+            feature_dir: context.feature_dir.clone(),
+            cancel: stage_cancel.clone(),
+            stage_deadline: Instant::now() + plan.stage_timeout,
+            output_cap_bytes: plan.output_cap_bytes,
+            kill_grace: plan.kill_grace,
+        });
+        StageLoop {
+            plan,
+            context,
+            sink,
+            environment,
+            stage_cancel,
+            next_attempt: BTreeMap::new(),
+            timed_out: false,
+        }
+    }
+
+    /// Maps a cancelled ending onto why it was cancelled.
+    fn finish(
+        &mut self,
+        result: Result<StageProduct, StageError>,
+    ) -> Result<StageProduct, StageError> {
+        self.stage_cancel.cancel();
+        match result {
+            Err(_) if self.timed_out => Err(StageError::TimedOut {
+                limit: self.plan.stage_timeout,
+            }),
+            Err(_) if self.context.cancel.is_cancelled() => Err(StageError::Interrupted),
+            other => other,
+        }
+    }
+
+    async fn emit_stage_started(&mut self) -> Result<(), StageError> {
+        let quorum_needed =
+            crate::quorum::needed_successes(self.plan.agents.len(), self.plan.min_success_ratio);
+        self.sink
+            .emit(&Event::StageStarted {
+                run_id: self.context.run_id.clone(),
+                stage: self.plan.id.clone(),
+                name: self.plan.name.clone(),
+                agents: self.plan.agents.iter().map(|agent| agent.id.clone()).collect(),
+                concurrency: self.plan.concurrency,
+                quorum_needed,
+                at_ms: now_ms(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn run(&mut self) -> Result<StageProduct, StageError> {
+        let (outputs, failures) = self.run_agents().await?;
+        let review = self.run_review(&outputs, &failures).await?;
+        let mut product = StageProduct {
+            outputs,
+            failures,
+            review,
+            artifacts: Vec::new(),
+            verdict: Verdict::Rework,
+            qa_feedback: String::new(),
+            iterations: 0,
+        };
+        self.synthesize_and_check(&mut product, None).await?;
+        Ok(product)
+    }
+
+    async fn rework_from(
+        &mut self,
+        previous: &StageProduct,
+        feedback: &str,
+    ) -> Result<StageProduct, StageError> {
+        let mut product = previous.clone();
+        // A person's feedback earns a full set of QA reworks of its own.
+        product.iterations = 0;
+        self.synthesize_and_check(&mut product, Some(feedback.to_owned()))
+            .await?;
+        product.iterations += previous.iterations;
+        Ok(product)
+    }
+
+    // ----- parallel agents ------------------------------------------------------------
+
+    async fn run_agents(&mut self) -> Result<(Vec<AgentOutputView>, Vec<AgentFailure>), StageError> {
+        let plan = self.plan;
+        let required: BTreeSet<String> = plan
+            .agents
+            .iter()
+            .filter(|agent| agent.required)
+            .map(|agent| agent.id.clone())
+            .collect();
+        let mut quorum = Quorum::new(plan.agents.len(), plan.min_success_ratio, required);
+        let mut results: BTreeMap<String, CallResult> = BTreeMap::new();
+
+        let calls = plan
+            .agents
+            .iter()
+            .map(|agent| self.agent_call(agent, None))
+            .collect::<Result<VecDeque<_>, _>>()?;
+        let finished = self
+            .run_parallel(calls, plan.concurrency, Some(&mut quorum))
+            .await?;
+        for result in finished {
+            self.note_attempts(Phase::Agent, &result, None);
+            results.insert(result.agent.clone(), result);
+        }
+
+        if !quorum.is_met() && !self.stage_cancel.is_cancelled() {
+            let failed: Vec<&AgentPlan> = plan
+                .agents
+                .iter()
+                .filter(|agent| results.get(&agent.id).is_none_or(|result| result.result.is_err()))
+                .collect();
+            self.sink
+                .emit(&Event::SequentialPassStarted {
+                    run_id: self.context.run_id.clone(),
+                    stage: plan.id.clone(),
+                    agents: failed.iter().map(|agent| agent.id.clone()).collect(),
+                    at_ms: now_ms(),
+                })
+                .await?;
+            for agent in failed {
+                let mut call = self.agent_call(agent, Some(1))?;
+                call.use_fallback = false;
+                let result = self.run_one(call).await?;
+                self.count(&mut quorum, &result).await?;
+                results.insert(result.agent.clone(), result);
+                if self.stage_cancel.is_cancelled() {
+                    break;
+                }
+            }
+        }
+
+        let mut outputs = Vec::new();
+        let mut failures = Vec::new();
+        for agent in &plan.agents {
+            match results.get(&agent.id).map(|result| &result.result) {
+                Some(Ok(output)) => outputs.push(AgentOutputView {
+                    agent: agent.id.clone(),
+                    role: agent.role.clone(),
+                    output: output.clone(),
+                }),
+                Some(Err(failure)) => failures.push(AgentFailure {
+                    agent: agent.id.clone(),
+                    reason: failure.to_string(),
+                }),
+                None => failures.push(AgentFailure {
+                    agent: agent.id.clone(),
+                    reason: "not run: the stage was stopped".into(),
+                }),
+            }
+        }
+        self.sink
+            .emit(&Event::AgentsFinished {
+                run_id: self.context.run_id.clone(),
+                stage: plan.id.clone(),
+                succeeded: outputs.iter().map(|output| output.agent.clone()).collect(),
+                failed: failures.clone(),
+                at_ms: now_ms(),
+            })
+            .await?;
+        if self.stage_cancel.is_cancelled() {
+            return Err(StageError::Interrupted);
+        }
+        if !quorum.is_met() {
+            let reason = quorum
+                .lost_reason()
+                .unwrap_or_else(|| "the quorum was not met".to_owned());
+            return Err(StageError::QuorumNotMet { reason, failures });
+        }
+        Ok((outputs, failures))
+    }
+
+    async fn count(&mut self, quorum: &mut Quorum, result: &CallResult) -> Result<(), StageError> {
+        let change = quorum.record(&result.agent, result.result.is_ok());
+        let event = match change {
+            Some(QuorumChange::Met) => Event::QuorumMet {
+                run_id: self.context.run_id.clone(),
+                stage: self.plan.id.clone(),
+                succeeded: quorum.succeeded(),
+                needed: quorum.needed(),
+                total: self.plan.agents.len(),
+                at_ms: now_ms(),
+            },
+            Some(QuorumChange::Lost(reason)) => Event::QuorumLost {
+                run_id: self.context.run_id.clone(),
+                stage: self.plan.id.clone(),
+                reason,
+                at_ms: now_ms(),
+            },
+            None => return Ok(()),
+        };
+        self.sink.emit(&event).await?;
+        Ok(())
+    }
+
+    /// Runs `calls` with at most `limit` in flight, counting the quorum as results arrive.
+    async fn run_parallel(
+        &mut self,
+        mut calls: VecDeque<Call>,
+        limit: usize,
+        mut quorum: Option<&mut Quorum>,
+    ) -> Result<Vec<CallResult>, StageError> {
+        let semaphore = Arc::new(Semaphore::new(limit.max(1)));
+        let (sender, mut receiver) = unbounded_channel();
+        let mut tasks = JoinSet::new();
+        let mut finished = Vec::with_capacity(calls.len());
+        let deadline = self.environment.stage_deadline;
+        loop {
+            if calls.is_empty() && tasks.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some(event) = receiver.recv() => self.sink.emit(&event).await?,
+                joined = tasks.join_next(), if !tasks.is_empty() => {
+                    let Some(joined) = joined else { continue };
+                    self.drain(&mut receiver).await?;
+                    let result = joined.map_err(|error| StageError::PhaseFailed {
+                        phase: "agent call",
+                        agent: "engine".into(),
+                        failure: Failure::permanent(format!("an agent task ended abnormally: {error}")),
+                    })?;
+                    if let Some(quorum) = quorum.as_deref_mut() {
+                        self.count(quorum, &result).await?;
+                    }
+                    finished.push(result);
+                }
+                permit = semaphore.clone().acquire_owned(), if !calls.is_empty() => {
+                    let Ok(permit) = permit else { break };
+                    if let Some(call) = calls.pop_front() {
+                        let environment = self.environment.clone();
+                        let sender = sender.clone();
+                        tasks.spawn(async move {
+                            let result = run_call(environment, call, sender).await;
+                            drop(permit);
+                            result
+                        });
+                    }
+                }
+                () = tokio::time::sleep_until(deadline), if !self.timed_out => {
+                    self.timed_out = true;
+                    self.stage_cancel.cancel();
+                    calls.clear();
+                }
+                () = self.stage_cancel.cancelled(), if !calls.is_empty() => {
+                    calls.clear();
+                }
+            }
+        }
+        self.drain(&mut receiver).await?;
+        Ok(finished)
+    }
+
+    /// Runs one call alone (review, synthesis, QA, the sequential pass).
+    async fn run_one(&mut self, call: Call) -> Result<CallResult, StageError> {
+        let phase = call.phase;
+        let artifact = call.artifact.clone();
+        let mut results = self.run_parallel(VecDeque::from([call]), 1, None).await?;
+        let result = results.pop().ok_or(StageError::Interrupted)?;
+        self.note_attempts(phase, &result, artifact);
+        Ok(result)
+    }
+
+    async fn drain(&mut self, receiver: &mut UnboundedReceiver<Event>) -> Result<(), StageError> {
+        while let Ok(event) = receiver.try_recv() {
+            self.sink.emit(&event).await?;
+        }
+        Ok(())
+    }
+
+    fn note_attempts(&mut self, phase: Phase, result: &CallResult, artifact: Option<String>) {
+        self.next_attempt
+            .insert((phase, result.agent.clone(), artifact), result.last_attempt + 1);
+    }
+
+    fn first_attempt(&self, phase: Phase, agent: &str, artifact: Option<&str>) -> u32 {
+        self.next_attempt
+            .get(&(phase, agent.to_owned(), artifact.map(str::to_owned)))
+            .copied()
+            .unwrap_or(1)
+    }
+
+    fn agent_call(&self, agent: &AgentPlan, max_tries: Option<u32>) -> Result<Call, StageError> {
+        let prompt = self.render(Phase::Agent, agent, &PhaseInputs::default())?;
+        Ok(Call {
+            agent: agent.clone(),
+            phase: Phase::Agent,
+            artifact: None,
+            prompt: Arc::from(prompt),
+            first_attempt: self.first_attempt(Phase::Agent, &agent.id, None),
+            max_tries,
+            use_fallback: true,
+        })
+    }
+
+    // ----- review, synthesis, QA -------------------------------------------------------
+
+    async fn run_review(
+        &mut self,
+        outputs: &[AgentOutputView],
+        failures: &[AgentFailure],
+    ) -> Result<String, StageError> {
+        let reviewer = &self.plan.reviewer;
+        let inputs = PhaseInputs {
+            outputs,
+            failures,
+            ..PhaseInputs::default()
+        };
+        let call = self.phase_call(Phase::Review, reviewer, None, &inputs)?;
+        self.expect_success(call, "review").await
+    }
+
+    async fn synthesize_and_check(
+        &mut self,
+        product: &mut StageProduct,
+        mut feedback: Option<String>,
+    ) -> Result<(), StageError> {
+        loop {
+            product.iterations += 1;
+            product.artifacts = self.synthesize(product, feedback.as_deref()).await?;
+            let (verdict, qa_feedback) = self.check(product).await?;
+            product.verdict = verdict;
+            product.qa_feedback = qa_feedback;
+            if verdict == Verdict::Pass || product.iterations > self.plan.synthesis_iterations {
+                return Ok(());
+            }
+            feedback = Some(product.qa_feedback.clone());
+        }
+    }
+
+    async fn synthesize(
+        &mut self,
+        product: &StageProduct,
+        feedback: Option<&str>,
+    ) -> Result<Vec<NamedText>, StageError> {
+        let plan = self.plan;
+        let mut artifacts = Vec::new();
+        for (name, required) in plan.artifacts_to_synthesize() {
+            let previous = product
+                .artifacts
+                .iter()
+                .find(|artifact| artifact.name == name)
+                .map(|artifact| artifact.content.as_str());
+            let inputs = PhaseInputs {
+                outputs: &product.outputs,
+                failures: &product.failures,
+                review: Some(&product.review),
+                artifact: Some(name),
+                feedback,
+                previous,
+                ..PhaseInputs::default()
+            };
+            let call = self.phase_call(Phase::Synthesis, &plan.synthesizer, Some(name), &inputs)?;
+            let content = if required {
+                self.expect_success(call, "synthesis").await?
+            } else {
+                match self.run_one(call).await?.result {
+                    Ok(content) if !is_skip(&content) => content,
+                    _ => continue,
+                }
+            };
+            let content = if name == plan.summary_artifact {
+                append_agent_outcomes(&content, plan, product)
+            } else {
+                content
+            };
+            self.sink
+                .emit(&Event::ArtifactSynthesized {
+                    run_id: self.context.run_id.clone(),
+                    stage: plan.id.clone(),
+                    artifact: name.to_owned(),
+                    iteration: product.iterations,
+                    bytes: content.len(),
+                    hash: blake3::hash(content.as_bytes()).to_hex().to_string(),
+                    at_ms: now_ms(),
+                    content: Arc::from(content.as_str()),
+                })
+                .await?;
+            artifacts.push(NamedText {
+                name: name.to_owned(),
+                content,
+            });
+        }
+        Ok(artifacts)
+    }
+
+    async fn check(&mut self, product: &StageProduct) -> Result<(Verdict, String), StageError> {
+        let inputs = PhaseInputs {
+            outputs: &product.outputs,
+            failures: &product.failures,
+            review: Some(&product.review),
+            artifacts: &product.artifacts,
+            ..PhaseInputs::default()
+        };
+        let call = self.phase_call(Phase::Qa, &self.plan.qa, None, &inputs)?;
+        let output = self.expect_success(call, "QA").await?;
+        let (mut verdict, mut feedback) = parse_verdict(&output);
+        let problems = structural_problems(&self.plan.required, &product.artifacts);
+        if !problems.is_empty() {
+            verdict = Verdict::Rework;
+            for problem in problems {
+                feedback.push_str(&format!("\n- {problem} (stagegate's structural check)"));
+            }
+        }
+        self.sink
+            .emit(&Event::QaVerdict {
+                run_id: self.context.run_id.clone(),
+                stage: self.plan.id.clone(),
+                iteration: product.iterations,
+                verdict,
+                feedback: feedback.clone(),
+                at_ms: now_ms(),
+            })
+            .await?;
+        Ok((verdict, feedback))
+    }
+
+    fn phase_call(
+        &self,
+        phase: Phase,
+        agent: &AgentPlan,
+        artifact: Option<&str>,
+        inputs: &PhaseInputs<'_>,
+    ) -> Result<Call, StageError> {
+        let prompt = self.render(phase, agent, inputs)?;
+        Ok(Call {
+            agent: agent.clone(),
+            phase,
+            artifact: artifact.map(str::to_owned),
+            prompt: Arc::from(prompt),
+            first_attempt: self.first_attempt(phase, &agent.id, artifact),
+            max_tries: None,
+            use_fallback: true,
+        })
+    }
+
+    async fn expect_success(&mut self, call: Call, phase: &'static str) -> Result<String, StageError> {
+        let result = self.run_one(call).await?;
+        if self.timed_out || self.context.cancel.is_cancelled() {
+            return Err(StageError::Interrupted);
+        }
+        result.result.map_err(|failure| StageError::PhaseFailed {
+            phase,
+            agent: result.agent,
+            failure,
+        })
+    }
+
+    fn render(
+        &self,
+        phase: Phase,
+        agent: &AgentPlan,
+        inputs: &PhaseInputs<'_>,
+    ) -> Result<String, StageError> {
+        let plan = self.plan;
+        let context = PromptContext {
+            stage: StageView {
+                id: &plan.id,
+                name: &plan.name,
+                question: &plan.question,
+                required: &plan.required,
+                optional: &plan.optional,
+            },
+            agent: AgentView {
+                id: &agent.id,
+                role: &agent.role,
+                task: &agent.task,
+            },
+            inputs: &self.context.inputs,
+            outputs: inputs.outputs,
+            failures: inputs.failures,
+            review: inputs.review,
+            artifact: inputs.artifact,
+            artifacts: inputs.artifacts,
+            feedback: inputs.feedback,
+            previous: inputs.previous,
+        };
+        Ok(self.context.prompts.render(phase, &agent.id, &context)?)
+    }
+}
+
+/// The earlier phases' results a prompt may include.
+#[derive(Default)]
+struct PhaseInputs<'a> {
+    outputs: &'a [AgentOutputView],
+    failures: &'a [AgentFailure],
+    review: Option<&'a str>,
+    artifact: Option<&'a str>,
+    artifacts: &'a [NamedText],
+    feedback: Option<&'a str>,
+    previous: Option<&'a str>,
+}
+
+/// An optional artifact the synthesizer chose not to write.
+fn is_skip(content: &str) -> bool {
+    let trimmed = content.trim();
+    trimmed.is_empty() || trimmed.eq_ignore_ascii_case("SKIP")
+}
+
+/// The engine's own section in the stage's summary artifact: every agent's outcome, so that a
+/// partial failure is visible to the person at the gate.
+fn append_agent_outcomes(content: &str, plan: &StagePlan, product: &StageProduct) -> String {
+    let mut section = String::from("\n\n## Agent outcomes\n\n| agent | role | outcome |\n|---|---|---|\n");
+    for agent in &plan.agents {
+        let outcome = match product.failures.iter().find(|failure| failure.agent == agent.id) {
+            Some(failure) => format!("failed: {}", failure.reason.replace('|', "/")),
+            None => "succeeded".to_owned(),
+        };
+        section.push_str(&format!("| {} | {} | {} |\n", agent.id, agent.role, outcome));
+    }
+    let total = plan.agents.len();
+    let failed = product.failures.len();
+    if failed > 0 {
+        section.push_str(&format!(
+            "\nPartial failure: {failed} of {total} agents failed; the quorum ({} of {total}) held and the review was told which.\n",
+            crate::quorum::needed_successes(total, plan.min_success_ratio)
+        ));
+    }
+    format!("{}{}", content.trim_end(), section)
+}
+
+/// Milliseconds of a duration, for callers that time stages.
+pub fn duration_ms(duration: Duration) -> u64 {
+    millis(duration)
+}
