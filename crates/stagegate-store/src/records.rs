@@ -1,0 +1,234 @@
+//! The records the store keeps, as plain data.
+//!
+//! They mirror the tables one to one and derive `Serialize`, so that `stagegate status --json`
+//! can print them as they are. Enumerations are stored as their snake_case names rather than
+//! numbers, so that the database stays readable with the `sqlite3` shell.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A run about to be created: one `stagegate run STAGE...` invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRun {
+    /// Names `.stagegate/runs/<id>/`; must be unique.
+    pub id: String,
+    /// The feature directory, as the CLI resolved it (relative to the repository root).
+    pub feature_dir: String,
+    /// The stages to run, in order.
+    pub stages: Vec<String>,
+    /// The resolved settings, recorded so that `status` and `resume` see what the run used.
+    pub settings_json: serde_json::Value,
+    pub created_at_ms: i64,
+}
+
+/// A run as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub feature_dir: String,
+    pub stages: Vec<String>,
+    pub state: RunState,
+    pub current_stage: Option<String>,
+    pub settings_json: serde_json::Value,
+    pub created_at_ms: i64,
+    /// Set by the store whenever the state changes.
+    pub updated_at_ms: i64,
+}
+
+/// One event of a run's log, in the engine's own words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Position in the database-wide log; strictly increasing, never reused.
+    pub seq: i64,
+    pub run_id: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    /// Set by the store when the event was appended.
+    pub recorded_at_ms: i64,
+}
+
+/// One attempt of one agent (or the reviewer, synthesizer, QA) in one phase of one stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub run_id: String,
+    pub stage: String,
+    /// `agent`, `review`, `synthesis` or `qa`.
+    pub phase: String,
+    pub agent: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub backend: String,
+    pub started_at_ms: i64,
+    /// `None` while the attempt runs.
+    pub finished_at_ms: Option<i64>,
+    /// `ok`, `failed`, `timed_out`, `cancelled` or `cached`; `None` while the attempt runs.
+    pub outcome: Option<String>,
+    pub failure_reason: Option<String>,
+    /// [`content_hash`](crate::content_hash) of the output.
+    pub output_hash: Option<String>,
+    pub output_bytes: Option<i64>,
+    /// The agent's `CONFIDENCE:` line, 0.0 to 1.0.
+    pub confidence: Option<f64>,
+}
+
+/// The approval gate of one stage of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    pub run_id: String,
+    pub stage: String,
+    /// The question put to the person, e.g. "Planning artifacts synthesized. Approve to proceed?".
+    pub question: String,
+    /// The staged artifact names the decision covers.
+    pub artifacts: Vec<String>,
+    pub state: GateState,
+    pub opened_at_ms: i64,
+    /// Set by the store when the gate is decided.
+    pub closed_at_ms: Option<i64>,
+}
+
+/// One decision a person took at a gate; the audit trail, never changed once written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// Assigned by the store; ignored by [`Store::record_decision`](crate::Store::record_decision).
+    pub id: Option<i64>,
+    pub run_id: String,
+    pub stage: String,
+    pub kind: DecisionKind,
+    /// Why it was rejected (required for a rejection by the CLI, not by the store).
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    /// The person's edits, as a unified diff, for a modification.
+    pub diff: Option<String>,
+    /// Who decided, e.g. the user name or `terminal`.
+    pub decided_by: String,
+    pub decided_at_ms: i64,
+}
+
+/// An approval of a file's content: it counts only while the file still hashes to
+/// `content_hash`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub feature_dir: String,
+    /// `spec`, `implementation`, `artifact:plan.md`, ...
+    pub subject: String,
+    /// The approved file, relative to the repository root.
+    pub path: String,
+    pub content_hash: String,
+    /// The run whose gate approved it; `None` for `stagegate approve spec`.
+    pub run_id: Option<String>,
+    pub stage: Option<String>,
+    pub approved_at_ms: i64,
+}
+
+/// An unknown name for one of the store's enumerations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct ParseNameError {
+    what: &'static str,
+    value: String,
+}
+
+/// Declares an enumeration stored by its snake_case name.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal, { $($(#[$variant_meta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The snake_case name stored in the database and printed by the CLI.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseNameError;
+
+            fn from_str(value: &str) -> Result<Self, Self::Err> {
+                match value {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(ParseNameError { what: $what, value: value.to_owned() }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named_enum!(
+    /// Where a run stands.
+    RunState, "run state", {
+        Running => "running",
+        /// Stopped at a gate (exit 10); `resume` continues once it is decided.
+        AwaitingDecision => "awaiting_decision",
+        Completed => "completed",
+        Rejected => "rejected",
+        Failed => "failed",
+        /// The process stopped without finishing (Ctrl-C, a crash found at the next start).
+        Interrupted => "interrupted",
+    }
+);
+
+named_enum!(
+    /// Where a gate stands.
+    GateState, "gate state", {
+        Pending => "pending",
+        Approved => "approved",
+        Rejected => "rejected",
+    }
+);
+
+named_enum!(
+    /// What a person decided at a gate.
+    DecisionKind, "decision kind", {
+        Approve => "approve",
+        Reject => "reject",
+        /// Edited (or reworked) the staged artifacts; the gate asks again afterwards.
+        Modify => "modify",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for state in RunState::ALL {
+            assert_eq!(state.as_str().parse::<RunState>().unwrap(), *state);
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        for state in GateState::ALL {
+            assert_eq!(state.as_str().parse::<GateState>().unwrap(), *state);
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        for kind in DecisionKind::ALL {
+            assert_eq!(kind.as_str().parse::<DecisionKind>().unwrap(), *kind);
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert_eq!(RunState::AwaitingDecision.to_string(), "awaiting_decision");
+    }
+
+    #[test]
+    fn unknown_names_are_refused() {
+        let error = "paused".parse::<RunState>().unwrap_err();
+        assert_eq!(error.to_string(), "unknown run state \"paused\"");
+        assert!("Approve".parse::<DecisionKind>().is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! The layout of `.stagegate/runs/<run-id>/`, kept in one place so that nothing else in stagegate
+//! spells these file names.
+//!
+//! ```text
+//! runs/<run-id>/<stage>/<phase>/<agent>/attempt-<n>/{prompt.md, output.md, stderr.txt}
+//! runs/<run-id>/<stage>/staged/<artifact>
+//! ```
+//!
+//! Everything here is kept after the run for debugging; files are written with [`atomic_write`]
+//! so that a crash never leaves a half-written output that `resume` could mistake for a result.
+
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::atomic_write::atomic_write;
+
+const PROMPT_FILE: &str = "prompt.md";
+const OUTPUT_FILE: &str = "output.md";
+const STDERR_FILE: &str = "stderr.txt";
+const STAGED_DIRECTORY: &str = "staged";
+
+/// One run's directory under `.stagegate/runs/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    path: PathBuf,
+}
+
+/// The files of one attempt; only those present are written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttemptFiles<'a> {
+    /// The rendered prompt the agent received.
+    pub prompt: Option<&'a str>,
+    /// The agent's output, as bytes because a misbehaving agent may write anything.
+    pub output: Option<&'a [u8]>,
+    /// The agent's standard error.
+    pub stderr: Option<&'a [u8]>,
+}
+
+impl RunDir {
+    pub(crate) fn new(path: PathBuf) -> RunDir {
+        RunDir { path }
+    }
+
+    /// `runs/<run-id>`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `runs/<run-id>/<stage>`.
+    pub fn stage_dir(&self, stage: &str) -> PathBuf {
+        self.path.join(stage)
+    }
+
+    /// `runs/<run-id>/<stage>/<phase>/<agent>/attempt-<n>`.
+    pub fn attempt_dir(&self, stage: &str, phase: &str, agent: &str, attempt: u32) -> PathBuf {
+        self.stage_dir(stage)
+            .join(phase)
+            .join(agent)
+            .join(format!("attempt-{attempt}"))
+    }
+
+    /// Writes `prompt.md`, `output.md` and `stderr.txt` (those present) into the attempt's
+    /// directory, creating it. Rewriting an attempt replaces its files.
+    pub fn write_attempt(
+        &self,
+        stage: &str,
+        phase: &str,
+        agent: &str,
+        attempt: u32,
+        files: &AttemptFiles<'_>,
+    ) -> io::Result<()> {
+        for (what, component) in [("stage", stage), ("phase", phase), ("agent", agent)] {
+            validate_component(what, component)?;
+        }
+        let directory = self.attempt_dir(stage, phase, agent, attempt);
+        fs::create_dir_all(&directory)?;
+        if let Some(prompt) = files.prompt {
+            atomic_write(&directory.join(PROMPT_FILE), prompt.as_bytes())?;
+        }
+        if let Some(output) = files.output {
+            atomic_write(&directory.join(OUTPUT_FILE), output)?;
+        }
+        if let Some(stderr) = files.stderr {
+            atomic_write(&directory.join(STDERR_FILE), stderr)?;
+        }
+        Ok(())
+    }
+
+    /// `runs/<run-id>/<stage>/staged`: artifacts waiting for the gate.
+    pub fn staged_dir(&self, stage: &str) -> PathBuf {
+        self.stage_dir(stage).join(STAGED_DIRECTORY)
+    }
+
+    /// Stages an artifact: writes `content` to `staged/<name>` atomically, creating the directory,
+    /// and returns the path. `name` must be a plain file name (`plan.md`); anything that could
+    /// point elsewhere (`..`, `/`, a leading `.`) is refused before anything is written.
+    pub fn stage_artifact(&self, stage: &str, name: &str, content: &[u8]) -> io::Result<PathBuf> {
+        validate_component("stage", stage)?;
+        validate_artifact_name(name)?;
+        let directory = self.staged_dir(stage);
+        fs::create_dir_all(&directory)?;
+        let path = directory.join(name);
+        atomic_write(&path, content)?;
+        Ok(path)
+    }
+
+    /// The staged artifacts of `stage` as `(name, path)`, sorted by name; empty when nothing was
+    /// staged. Hidden files (temporary files a crash left behind) are not artifacts.
+    pub fn staged_artifacts(&self, stage: &str) -> io::Result<Vec<(String, PathBuf)>> {
+        validate_component("stage", stage)?;
+        let entries = match fs::read_dir(self.staged_dir(stage)) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let mut artifacts = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            artifacts.push((name, entry.path()));
+        }
+        artifacts.sort();
+        Ok(artifacts)
+    }
+
+    /// The content of the staged artifact `name` of `stage`.
+    pub fn read_staged(&self, stage: &str, name: &str) -> io::Result<Vec<u8>> {
+        validate_component("stage", stage)?;
+        validate_artifact_name(name)?;
+        fs::read(self.staged_dir(stage).join(name))
+    }
+}
+
+/// Accepts only a plain file name: one normal path component, no separators, not hidden.
+///
+/// Artifact names come from configuration and from agents' output; a name like `../../.bashrc`
+/// must never turn into a write outside the staged or feature directory.
+pub(crate) fn validate_artifact_name(name: &str) -> io::Result<()> {
+    validate_component("artifact name", name)
+}
+
+fn validate_component(what: &str, value: &str) -> io::Result<()> {
+    let mut components = Path::new(value).components();
+    let plain = matches!(components.next(), Some(Component::Normal(_)))
+        && components.next().is_none()
+        && !value.starts_with('.')
+        && !value.contains(['/', '\\', '\0']);
+    if plain {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "invalid {what} {value:?}: expected a plain file name such as `plan.md`, without `/`, `..` or a leading `.`"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_dir() -> (tempfile::TempDir, RunDir) {
+        let directory = tempfile::tempdir().unwrap();
+        let run_dir = RunDir::new(directory.path().join("runs").join("run-1"));
+        (directory, run_dir)
+    }
+
+    #[test]
+    fn layout() {
+        let (_directory, run_dir) = run_dir();
+        assert_eq!(run_dir.stage_dir("plan"), run_dir.path().join("plan"));
+        assert_eq!(
+            run_dir.attempt_dir("plan", "agent", "solution-architect", 2),
+            run_dir
+                .path()
+                .join("plan/agent/solution-architect/attempt-2")
+        );
+        assert_eq!(
+            run_dir.staged_dir("plan"),
+            run_dir.path().join("plan/staged")
+        );
+    }
+
+    #[test]
+    fn write_attempt_writes_only_present_files() {
+        let (_directory, run_dir) = run_dir();
+        let files = AttemptFiles {
+            prompt: Some("Plan this"),
+            output: Some(b"the plan"),
+            stderr: None,
+        };
+        run_dir
+            .write_attempt("plan", "agent", "solution-architect", 1, &files)
+            .unwrap();
+        let attempt = run_dir.attempt_dir("plan", "agent", "solution-architect", 1);
+        assert_eq!(
+            fs::read_to_string(attempt.join("prompt.md")).unwrap(),
+            "Plan this"
+        );
+        assert_eq!(fs::read(attempt.join("output.md")).unwrap(), b"the plan");
+        assert!(!attempt.join("stderr.txt").exists());
+
+        let files = AttemptFiles {
+            stderr: Some(b"warning"),
+            ..AttemptFiles::default()
+        };
+        run_dir
+            .write_attempt("plan", "agent", "solution-architect", 1, &files)
+            .unwrap();
+        assert_eq!(fs::read(attempt.join("stderr.txt")).unwrap(), b"warning");
+        assert_eq!(fs::read(attempt.join("output.md")).unwrap(), b"the plan");
+    }
+
+    #[test]
+    fn write_attempt_refuses_components_that_escape() {
+        let (_directory, run_dir) = run_dir();
+        let files = AttemptFiles::default();
+        assert!(
+            run_dir
+                .write_attempt("..", "agent", "a", 1, &files)
+                .is_err()
+        );
+        assert!(
+            run_dir
+                .write_attempt("plan", "agent", "../a", 1, &files)
+                .is_err()
+        );
+        assert!(!run_dir.path().exists());
+    }
+
+    #[test]
+    fn staged_artifacts_round_trip_sorted() {
+        let (_directory, run_dir) = run_dir();
+        assert!(run_dir.staged_artifacts("plan").unwrap().is_empty());
+        let plan = run_dir
+            .stage_artifact("plan", "plan.md", b"# Plan")
+            .unwrap();
+        run_dir
+            .stage_artifact("plan", "planning-summary.md", b"# Summary")
+            .unwrap();
+        run_dir
+            .stage_artifact("plan", "data-model.md", b"# Model")
+            .unwrap();
+        fs::write(
+            run_dir.staged_dir("plan").join(".stagegate-tmp-1-0-x"),
+            b"debris",
+        )
+        .unwrap();
+
+        let names: Vec<String> = run_dir
+            .staged_artifacts("plan")
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["data-model.md", "plan.md", "planning-summary.md"]);
+        assert_eq!(plan, run_dir.staged_dir("plan").join("plan.md"));
+        assert_eq!(run_dir.read_staged("plan", "plan.md").unwrap(), b"# Plan");
+
+        run_dir
+            .stage_artifact("plan", "plan.md", b"# Plan v2")
+            .unwrap();
+        assert_eq!(
+            run_dir.read_staged("plan", "plan.md").unwrap(),
+            b"# Plan v2"
+        );
+    }
+
+    #[test]
+    fn stage_artifact_refuses_anything_but_a_plain_file_name() {
+        let (directory, run_dir) = run_dir();
+        for name in [
+            "../x",
+            "..",
+            ".",
+            "",
+            "a/b",
+            "/etc/passwd",
+            "a\\b",
+            ".hidden",
+            "contracts/",
+        ] {
+            assert_eq!(
+                run_dir
+                    .stage_artifact("plan", name, b"x")
+                    .unwrap_err()
+                    .kind(),
+                io::ErrorKind::InvalidInput,
+                "{name:?}"
+            );
+        }
+        assert!(!run_dir.path().exists());
+        assert!(!directory.path().join("x").exists());
+    }
+}

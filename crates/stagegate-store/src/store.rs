@@ -1,0 +1,238 @@
+//! The handle on `.stagegate/`: opening the database safely, and the helpers its queries share.
+//!
+//! The queries themselves live in `store/`, one file per table, as further `impl Store` blocks.
+//!
+//! Every write runs in a `BEGIN IMMEDIATE` transaction. In WAL mode a deferred transaction that
+//! reads first and writes later can fail with `SQLITE_BUSY` at once, without waiting for the busy
+//! timeout, when another process committed in between; taking the write lock up front makes the
+//! busy timeout apply, which is what lets two stagegate processes (a run and an `approve`) share
+//! the file. It also makes a failed write (a full disk) roll back as a whole.
+
+mod approvals;
+mod attempts;
+mod decisions;
+mod events;
+mod gates;
+mod runs;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
+
+use crate::error::{StoreError, classify};
+use crate::run_dir::RunDir;
+use crate::schema;
+
+const DATABASE_FILE: &str = "state.db";
+const RUNS_DIRECTORY: &str = "runs";
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite allows one writer at a time whatever the pool size; a few connections let reads
+/// (`status` while a run records) proceed beside a write.
+pub(crate) const POOL_SIZE: u32 = 4;
+
+/// stagegate's durable state in `.stagegate/`: the SQLite database and the run directories.
+///
+/// Cloning is cheap and shares the connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    state_dir: PathBuf,
+    database_path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating when absent) `<state_dir>/state.db` and `<state_dir>/runs/`, and brings the
+    /// schema up to date.
+    ///
+    /// The connections use WAL (readers never block the writer), `busy_timeout` 5 s,
+    /// `synchronous = NORMAL` (durable at every checkpoint; a power cut can lose the last
+    /// transactions but never corrupts the file) and foreign keys.
+    ///
+    /// An existing file is first inspected through a read-only connection, so that a database
+    /// from a newer stagegate ([`StoreError::NewerSchema`]) or a file that is not a database
+    /// ([`StoreError::Corrupt`]) is refused before anything (switching it to WAL, say) could
+    /// change a byte of it.
+    pub async fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        let runs_directory = state_dir.join(RUNS_DIRECTORY);
+        std::fs::create_dir_all(&runs_directory).map_err(|source| StoreError::CreateDir {
+            path: runs_directory.clone(),
+            source,
+        })?;
+        let database_path = state_dir.join(DATABASE_FILE);
+        if std::fs::symlink_metadata(&database_path).is_ok() {
+            inspect_existing(&database_path).await?;
+        }
+
+        let options = SqliteConnectOptions::new()
+            .filename(&database_path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await
+            .map_err(|error| classify(&database_path, "opening the database", error))?;
+        let mut connection = pool
+            .acquire()
+            .await
+            .map_err(|error| classify(&database_path, "opening the database", error))?;
+        schema::migrate(&mut connection, &database_path).await?;
+        drop(connection);
+
+        Ok(Store {
+            pool,
+            state_dir: state_dir.to_path_buf(),
+            database_path,
+        })
+    }
+
+    /// The directory the store was opened on (`.stagegate/`).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// `.stagegate/state.db`, for messages.
+    pub fn database_path(&self) -> &Path {
+        &self.database_path
+    }
+
+    /// The directory of run `run_id`: `.stagegate/runs/<run-id>/` (not created here).
+    pub fn run_dir(&self, run_id: &str) -> RunDir {
+        RunDir::new(self.state_dir.join(RUNS_DIRECTORY).join(run_id))
+    }
+
+    /// Closes every connection, checkpointing the WAL into `state.db`. Optional (dropping the
+    /// store closes them too, in the background); useful before the process exits or before
+    /// another program reads the file.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction holding the write lock from the start (see the module docs).
+    pub(crate) async fn begin_write(
+        &self,
+        operation: &'static str,
+    ) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|error| self.error(operation, error))
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(crate) fn error(&self, operation: &'static str, error: sqlx::Error) -> StoreError {
+        classify(&self.database_path, operation, error)
+    }
+
+    /// Reads a column, reporting a type mismatch as an invalid record of this file.
+    pub(crate) fn column<'r, T>(
+        &self,
+        row: &'r SqliteRow,
+        column: &'static str,
+    ) -> Result<T, StoreError>
+    where
+        T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        row.try_get(column)
+            .map_err(|error| self.invalid(column, error.to_string()))
+    }
+
+    /// Reads a column holding JSON text.
+    pub(crate) fn json_column<T: DeserializeOwned>(
+        &self,
+        row: &SqliteRow,
+        column: &'static str,
+    ) -> Result<T, StoreError> {
+        let text: String = self.column(row, column)?;
+        serde_json::from_str(&text).map_err(|error| self.invalid(column, error.to_string()))
+    }
+
+    /// Reads a column holding one of the store's enumeration names.
+    pub(crate) fn name_column<T>(
+        &self,
+        row: &SqliteRow,
+        column: &'static str,
+    ) -> Result<T, StoreError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let text: String = self.column(row, column)?;
+        text.parse()
+            .map_err(|error: T::Err| self.invalid(column, error.to_string()))
+    }
+
+    pub(crate) fn invalid(&self, what: &'static str, detail: String) -> StoreError {
+        StoreError::InvalidRecord {
+            path: self.database_path.clone(),
+            what,
+            detail,
+        }
+    }
+
+    /// Serializes a value for a JSON column. A `serde_json::Value` or a `Vec<String>` always
+    /// serializes; the error path exists only to avoid a panic.
+    pub(crate) fn to_json<T: serde::Serialize>(
+        &self,
+        what: &'static str,
+        value: &T,
+    ) -> Result<String, StoreError> {
+        serde_json::to_string(value).map_err(|error| self.invalid(what, error.to_string()))
+    }
+}
+
+/// Looks at an existing database without changing it: a read-only connection, no journal-mode
+/// switch, two reads. Refuses newer schemas, foreign databases and files that are not databases.
+async fn inspect_existing(path: &Path) -> Result<(), StoreError> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .busy_timeout(BUSY_TIMEOUT);
+    let mut connection = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|error| classify(path, "opening the database", error))?;
+    let result = inspect_connection(&mut connection, path).await;
+    // Closing a read-only connection cannot change the file; its error adds nothing.
+    let _ = connection.close().await;
+    result
+}
+
+async fn inspect_connection(
+    connection: &mut SqliteConnection,
+    path: &Path,
+) -> Result<(), StoreError> {
+    // Reading the schema makes SQLite parse the header and the first page: this is where a file
+    // that is not a database fails, with SQLITE_NOTADB.
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master")
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(|error| classify(path, "reading the schema", error))?;
+    let found = schema::version(connection, path).await?;
+    schema::check_version(found, path)?;
+    if found == 0 {
+        schema::refuse_foreign_database(connection, path).await?;
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, for the timestamps the store sets itself.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}

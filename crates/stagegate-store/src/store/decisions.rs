@@ -1,0 +1,61 @@
+//! The `decisions` table: every decision a person took at a gate, an append-only audit trail
+//! (the schema's triggers refuse updates and deletions).
+
+use crate::error::StoreError;
+use crate::records::DecisionRecord;
+use crate::store::Store;
+
+impl Store {
+    /// Appends a decision and returns its id; `decision.id` is ignored.
+    pub async fn record_decision(&self, decision: &DecisionRecord) -> Result<i64, StoreError> {
+        let operation = "recording a decision";
+        let mut transaction = self.begin_write(operation).await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO decisions (run_id, stage, kind, reason, note, diff, decided_by, \
+             decided_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&decision.run_id)
+        .bind(&decision.stage)
+        .bind(decision.kind.as_str())
+        .bind(&decision.reason)
+        .bind(&decision.note)
+        .bind(&decision.diff)
+        .bind(&decision.decided_by)
+        .bind(decision.decided_at_ms)
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(|error| self.write_error(operation, &decision.run_id, error))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(operation, error))?;
+        Ok(id)
+    }
+
+    /// The decisions of run `run_id`, in the order they were recorded, with their ids.
+    pub async fn decisions(&self, run_id: &str) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, stage, kind, reason, note, diff, decided_by, decided_at_ms \
+             FROM decisions WHERE run_id = ? ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| self.error("reading decisions", error))?;
+        rows.iter()
+            .map(|row| {
+                Ok(DecisionRecord {
+                    id: Some(self.column(row, "id")?),
+                    run_id: self.column(row, "run_id")?,
+                    stage: self.column(row, "stage")?,
+                    kind: self.name_column(row, "kind")?,
+                    reason: self.column(row, "reason")?,
+                    note: self.column(row, "note")?,
+                    diff: self.column(row, "diff")?,
+                    decided_by: self.column(row, "decided_by")?,
+                    decided_at_ms: self.column(row, "decided_at_ms")?,
+                })
+            })
+            .collect()
+    }
+}

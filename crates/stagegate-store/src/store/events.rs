@@ -1,0 +1,75 @@
+//! The `events` table: the run's log, appended before the CLI acts on an event, so that the state
+//! after a crash is a replay of it.
+
+use crate::error::{SQLITE_CONSTRAINT_FOREIGNKEY, StoreError, sqlite_code};
+use crate::records::EventRecord;
+use crate::store::{Store, now_ms};
+
+impl Store {
+    /// Appends an event of run `run_id` and returns its sequence number, which increases strictly
+    /// across the whole database (never reused). The event is durable (as `synchronous = NORMAL`
+    /// makes it) when this returns.
+    pub async fn append_event(
+        &self,
+        run_id: &str,
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        let operation = "appending an event";
+        let payload_json = self.to_json("event payload", payload)?;
+        let mut transaction = self.begin_write(operation).await?;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO events (run_id, kind, payload_json, recorded_at_ms) VALUES (?, ?, ?, ?) \
+             RETURNING seq",
+        )
+        .bind(run_id)
+        .bind(kind)
+        .bind(payload_json)
+        .bind(now_ms())
+        .fetch_one(&mut *transaction)
+        .await
+        .map_err(|error| self.write_error(operation, run_id, error))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(operation, error))?;
+        Ok(seq)
+    }
+
+    /// The events of run `run_id`, in sequence order.
+    pub async fn events(&self, run_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, run_id, kind, payload_json, recorded_at_ms FROM events \
+             WHERE run_id = ? ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| self.error("reading events", error))?;
+        rows.iter()
+            .map(|row| {
+                Ok(EventRecord {
+                    seq: self.column(row, "seq")?,
+                    run_id: self.column(row, "run_id")?,
+                    kind: self.column(row, "kind")?,
+                    payload: self.json_column(row, "payload_json")?,
+                    recorded_at_ms: self.column(row, "recorded_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Maps a failed insert of a record that refers to a run: a foreign-key violation means the
+    /// run was never created.
+    pub(crate) fn write_error(
+        &self,
+        operation: &'static str,
+        run_id: &str,
+        error: sqlx::Error,
+    ) -> StoreError {
+        if sqlite_code(&error) == Some(SQLITE_CONSTRAINT_FOREIGNKEY) {
+            return self.unknown_run(run_id);
+        }
+        self.error(operation, error)
+    }
+}

@@ -1,0 +1,612 @@
+//! The store's behaviour through its public API, on real files in temporary directories.
+
+use std::path::Path;
+
+use serde_json::json;
+use stagegate_store::{
+    ApprovalRecord, AttemptRecord, DecisionKind, DecisionRecord, GateRecord, GateState, NewRun,
+    RunState, Store, StoreError,
+};
+
+fn new_run(id: &str, created_at_ms: i64) -> NewRun {
+    NewRun {
+        id: id.to_owned(),
+        feature_dir: "specs/001-login".to_owned(),
+        stages: vec!["plan".to_owned(), "prep".to_owned()],
+        settings_json: json!({ "concurrency": 3, "timeouts": { "default": "30s" } }),
+        created_at_ms,
+    }
+}
+
+fn attempt(run_id: &str, agent: &str, number: u32) -> AttemptRecord {
+    AttemptRecord {
+        run_id: run_id.to_owned(),
+        stage: "plan".to_owned(),
+        phase: "agent".to_owned(),
+        agent: agent.to_owned(),
+        attempt: number,
+        backend: "builtin".to_owned(),
+        started_at_ms: 1_000,
+        finished_at_ms: None,
+        outcome: None,
+        failure_reason: None,
+        output_hash: None,
+        output_bytes: None,
+        confidence: None,
+    }
+}
+
+fn gate(run_id: &str, stage: &str, opened_at_ms: i64) -> GateRecord {
+    GateRecord {
+        run_id: run_id.to_owned(),
+        stage: stage.to_owned(),
+        question: "Planning artifacts synthesized. Approve to proceed?".to_owned(),
+        artifacts: vec!["plan.md".to_owned(), "planning-summary.md".to_owned()],
+        state: GateState::Pending,
+        opened_at_ms,
+        closed_at_ms: None,
+    }
+}
+
+fn decision(run_id: &str, kind: DecisionKind, decided_at_ms: i64) -> DecisionRecord {
+    DecisionRecord {
+        id: None,
+        run_id: run_id.to_owned(),
+        stage: "plan".to_owned(),
+        kind,
+        reason: (kind == DecisionKind::Reject).then(|| "missing risks".to_owned()),
+        note: Some("looked at it".to_owned()),
+        diff: (kind == DecisionKind::Modify).then(|| "-old\n+new\n".to_owned()),
+        decided_by: "alice".to_owned(),
+        decided_at_ms,
+    }
+}
+
+fn approval(subject: &str, hash: &str, approved_at_ms: i64) -> ApprovalRecord {
+    ApprovalRecord {
+        feature_dir: "specs/001-login".to_owned(),
+        subject: subject.to_owned(),
+        path: "specs/001-login/spec.md".to_owned(),
+        content_hash: hash.to_owned(),
+        run_id: None,
+        stage: None,
+        approved_at_ms,
+    }
+}
+
+async fn open(directory: &Path) -> Store {
+    Store::open(&directory.join(".stagegate")).await.unwrap()
+}
+
+#[tokio::test]
+async fn open_creates_the_layout() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    let store = Store::open(&state_dir).await.unwrap();
+    assert_eq!(store.state_dir(), state_dir);
+    assert!(state_dir.join("state.db").is_file());
+    assert!(state_dir.join("runs").is_dir());
+    assert_eq!(
+        store.run_dir("r1").path(),
+        state_dir.join("runs").join("r1")
+    );
+    assert!(store.runs().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn runs_round_trip_newest_first() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+
+    let created = store.create_run(&new_run("r1", 100)).await.unwrap();
+    assert_eq!(created.state, RunState::Running);
+    assert_eq!(created.current_stage, None);
+    assert_eq!(created.updated_at_ms, 100);
+    store.create_run(&new_run("r2", 200)).await.unwrap();
+    store.create_run(&new_run("r3", 150)).await.unwrap();
+
+    assert_eq!(store.run("r1").await.unwrap(), Some(created));
+    assert_eq!(store.run("absent").await.unwrap(), None);
+    let ids: Vec<String> = store
+        .runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|run| run.id)
+        .collect();
+    assert_eq!(ids, ["r2", "r3", "r1"]);
+
+    store
+        .update_run("r1", RunState::AwaitingDecision, Some("plan"))
+        .await
+        .unwrap();
+    let updated = store.run("r1").await.unwrap().unwrap();
+    assert_eq!(updated.state, RunState::AwaitingDecision);
+    assert_eq!(updated.current_stage.as_deref(), Some("plan"));
+    assert!(updated.updated_at_ms > 100);
+    assert_eq!(
+        updated.settings_json,
+        json!({ "concurrency": 3, "timeouts": { "default": "30s" } })
+    );
+    assert_eq!(updated.stages, ["plan", "prep"]);
+
+    store
+        .update_run("r1", RunState::Completed, None)
+        .await
+        .unwrap();
+    let finished = store.run("r1").await.unwrap().unwrap();
+    assert_eq!(finished.state, RunState::Completed);
+    assert_eq!(finished.current_stage, None);
+}
+
+#[tokio::test]
+async fn run_errors_name_the_run() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+
+    let error = store.create_run(&new_run("r1", 200)).await.unwrap_err();
+    assert!(
+        matches!(&error, StoreError::RunExists { run_id, .. } if run_id == "r1"),
+        "{error}"
+    );
+    let error = store
+        .update_run("nope", RunState::Failed, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, StoreError::UnknownRun { run_id, .. } if run_id == "nope"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("hint:"));
+    let error = store
+        .append_event("nope", "run_started", &json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(&error, StoreError::UnknownRun { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn events_round_trip_in_order() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+    store.create_run(&new_run("r2", 100)).await.unwrap();
+
+    let first = store
+        .append_event("r1", "run_started", &json!({ "stages": ["plan"] }))
+        .await
+        .unwrap();
+    let other = store
+        .append_event("r2", "run_started", &json!(null))
+        .await
+        .unwrap();
+    let second = store
+        .append_event(
+            "r1",
+            "attempt_finished",
+            &json!({ "agent": "a", "outcome": "ok", "bytes": 12 }),
+        )
+        .await
+        .unwrap();
+    assert!(first < other && other < second);
+
+    let events = store.events("r1").await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].seq, first);
+    assert_eq!(events[0].run_id, "r1");
+    assert_eq!(events[0].kind, "run_started");
+    assert_eq!(events[0].payload, json!({ "stages": ["plan"] }));
+    assert!(events[0].recorded_at_ms > 0);
+    assert_eq!(events[1].seq, second);
+    assert_eq!(events[1].payload["bytes"], 12);
+    assert!(store.events("absent").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn attempts_upsert_on_their_identity() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+
+    let started = attempt("r1", "solution-architect", 1);
+    store.record_attempt(&started).await.unwrap();
+    store
+        .record_attempt(&attempt("r1", "requirements-analyst", 1))
+        .await
+        .unwrap();
+    assert_eq!(store.attempts("r1").await.unwrap()[0], started);
+
+    let finished = AttemptRecord {
+        finished_at_ms: Some(2_500),
+        outcome: Some("failed".to_owned()),
+        failure_reason: Some("exit status 1".to_owned()),
+        output_hash: Some(stagegate_store::content_hash(b"partial")),
+        output_bytes: Some(7),
+        confidence: Some(0.75),
+        ..started.clone()
+    };
+    store.record_attempt(&finished).await.unwrap();
+    let retry = AttemptRecord {
+        attempt: 2,
+        ..started.clone()
+    };
+    store.record_attempt(&retry).await.unwrap();
+
+    let attempts = store.attempts("r1").await.unwrap();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(attempts[0], finished);
+    assert_eq!(attempts[1].agent, "requirements-analyst");
+    assert_eq!(attempts[2], retry);
+}
+
+#[tokio::test]
+async fn gates_open_close_and_list_pending() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+    store.create_run(&new_run("r2", 100)).await.unwrap();
+    assert_eq!(store.gate("r1", "plan").await.unwrap(), None);
+
+    store.open_gate(&gate("r2", "plan", 20)).await.unwrap();
+    store.open_gate(&gate("r1", "plan", 10)).await.unwrap();
+    store.open_gate(&gate("r1", "prep", 30)).await.unwrap();
+    assert_eq!(
+        store.gate("r1", "plan").await.unwrap(),
+        Some(gate("r1", "plan", 10))
+    );
+    let pending: Vec<(String, String)> = store
+        .pending_gates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|gate| (gate.run_id, gate.stage))
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            ("r1".into(), "plan".into()),
+            ("r2".into(), "plan".into()),
+            ("r1".into(), "prep".into())
+        ]
+    );
+
+    store
+        .close_gate("r1", "plan", GateState::Approved)
+        .await
+        .unwrap();
+    let closed = store.gate("r1", "plan").await.unwrap().unwrap();
+    assert_eq!(closed.state, GateState::Approved);
+    assert!(closed.closed_at_ms.is_some());
+    assert_eq!(store.pending_gates().await.unwrap().len(), 2);
+
+    // Repeating the same decision is harmless; overturning it is refused.
+    store
+        .close_gate("r1", "plan", GateState::Approved)
+        .await
+        .unwrap();
+    let error = store
+        .close_gate("r1", "plan", GateState::Rejected)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StoreError::GateAlreadyClosed {
+                state: "approved",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let error = store
+        .close_gate("r1", "analyze", GateState::Approved)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::UnknownGate { .. }), "{error}");
+    let error = store
+        .close_gate("r2", "plan", GateState::Pending)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::ClosePending { .. }), "{error}");
+
+    // A modification asks again: reopening makes the gate pending with the new question.
+    store
+        .close_gate("r2", "plan", GateState::Rejected)
+        .await
+        .unwrap();
+    let reopened = GateRecord {
+        question: "Again?".to_owned(),
+        ..gate("r2", "plan", 40)
+    };
+    store.open_gate(&reopened).await.unwrap();
+    assert_eq!(store.gate("r2", "plan").await.unwrap(), Some(reopened));
+}
+
+#[tokio::test]
+async fn decisions_are_append_only_and_ordered() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+
+    let kinds = [
+        DecisionKind::Modify,
+        DecisionKind::Reject,
+        DecisionKind::Approve,
+    ];
+    let mut ids = Vec::new();
+    for (index, kind) in kinds.iter().enumerate() {
+        // Decreasing times: the order is the order of recording, not of the clock.
+        ids.push(
+            store
+                .record_decision(&decision("r1", *kind, 1_000 - index as i64))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+
+    let decisions = store.decisions("r1").await.unwrap();
+    assert_eq!(decisions.len(), 3);
+    for ((stored, kind), id) in decisions.iter().zip(kinds).zip(&ids) {
+        let expected = DecisionRecord {
+            id: Some(*id),
+            ..decision("r1", kind, stored.decided_at_ms)
+        };
+        assert_eq!(stored, &expected);
+    }
+    assert_eq!(decisions[1].reason.as_deref(), Some("missing risks"));
+    assert_eq!(decisions[0].diff.as_deref(), Some("-old\n+new\n"));
+}
+
+#[tokio::test]
+async fn latest_approval_is_the_newest_recorded() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+    assert_eq!(
+        store
+            .latest_approval("specs/001-login", "spec")
+            .await
+            .unwrap(),
+        None
+    );
+
+    store
+        .record_approval(&approval("spec", "hash-1", 10))
+        .await
+        .unwrap();
+    store
+        .record_approval(&approval("spec", "hash-2", 20))
+        .await
+        .unwrap();
+    let from_gate = ApprovalRecord {
+        subject: "artifact:plan.md".to_owned(),
+        path: "specs/001-login/plan.md".to_owned(),
+        run_id: Some("r1".to_owned()),
+        stage: Some("plan".to_owned()),
+        ..approval("artifact:plan.md", "hash-plan", 30)
+    };
+    store.record_approval(&from_gate).await.unwrap();
+    let mut other_feature = approval("spec", "hash-other", 40);
+    other_feature.feature_dir = "specs/002-other".to_owned();
+    store.record_approval(&other_feature).await.unwrap();
+
+    assert_eq!(
+        store
+            .latest_approval("specs/001-login", "spec")
+            .await
+            .unwrap(),
+        Some(approval("spec", "hash-2", 20))
+    );
+    assert_eq!(
+        store
+            .latest_approval("specs/001-login", "artifact:plan.md")
+            .await
+            .unwrap(),
+        Some(from_gate)
+    );
+    assert_eq!(
+        store
+            .latest_approval("specs/001-login", "implementation")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut unknown_run = approval("spec", "hash-3", 50);
+    unknown_run.run_id = Some("nope".to_owned());
+    let error = store.record_approval(&unknown_run).await.unwrap_err();
+    assert!(matches!(error, StoreError::UnknownRun { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn reopening_keeps_the_data() {
+    let directory = tempfile::tempdir().unwrap();
+    {
+        let store = open(directory.path()).await;
+        store.create_run(&new_run("r1", 100)).await.unwrap();
+        store
+            .append_event("r1", "run_started", &json!({}))
+            .await
+            .unwrap();
+        store.open_gate(&gate("r1", "plan", 10)).await.unwrap();
+        store
+            .record_decision(&decision("r1", DecisionKind::Approve, 11))
+            .await
+            .unwrap();
+        store
+            .record_approval(&approval("spec", "hash-1", 12))
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    // Without an explicit close too: the WAL must be read back on the next open.
+    let store = open(directory.path()).await;
+    store
+        .append_event("r1", "stage_started", &json!({ "stage": "plan" }))
+        .await
+        .unwrap();
+    drop(store);
+
+    let store = open(directory.path()).await;
+    assert_eq!(store.run("r1").await.unwrap().unwrap().id, "r1");
+    let kinds: Vec<String> = store
+        .events("r1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.kind)
+        .collect();
+    assert_eq!(kinds, ["run_started", "stage_started"]);
+    assert_eq!(store.pending_gates().await.unwrap().len(), 1);
+    assert_eq!(store.decisions("r1").await.unwrap().len(), 1);
+    assert!(
+        store
+            .latest_approval("specs/001-login", "spec")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused_and_left_untouched() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    let store = Store::open(&state_dir).await.unwrap();
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+    store.close().await;
+
+    // What a future stagegate would leave: a higher user_version, in rollback-journal mode.
+    let database = state_dir.join("state.db");
+    {
+        use sqlx::{ConnectOptions, Connection};
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&database)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql("PRAGMA journal_mode = DELETE; PRAGMA user_version = 99;")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+    }
+    let before = std::fs::read(&database).unwrap();
+
+    let error = Store::open(&state_dir).await.unwrap_err();
+
+    match &error {
+        StoreError::NewerSchema {
+            path,
+            found,
+            supported,
+        } => {
+            assert_eq!(path, &database);
+            assert_eq!(*found, 99);
+            assert!(*supported < 99);
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    assert!(error.to_string().contains("upgrade stagegate"), "{error}");
+    assert_eq!(std::fs::read(&database).unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_garbage_file_is_corrupt_and_left_untouched() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let database = state_dir.join("state.db");
+    let garbage: Vec<u8> = (0..8192u32).map(|index| (index * 7 + 3) as u8).collect();
+    std::fs::write(&database, &garbage).unwrap();
+
+    let error = Store::open(&state_dir).await.unwrap_err();
+
+    assert!(
+        matches!(&error, StoreError::Corrupt { path, .. } if *path == database),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains(&database.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("move"), "{message}");
+    assert_eq!(std::fs::read(&database).unwrap(), garbage);
+    assert!(!state_dir.join("state.db-wal").exists());
+}
+
+#[tokio::test]
+async fn a_short_text_file_is_corrupt_too() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let database = state_dir.join("state.db");
+    std::fs::write(&database, b"not a database\n").unwrap();
+
+    let error = Store::open(&state_dir).await.unwrap_err();
+
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+    assert_eq!(std::fs::read(&database).unwrap(), b"not a database\n");
+}
+
+#[tokio::test]
+async fn another_programs_database_is_refused_and_left_untouched() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let database = state_dir.join("state.db");
+    {
+        use sqlx::{ConnectOptions, Connection};
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&database)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::raw_sql("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('mine');")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        connection.close().await.unwrap();
+    }
+    let before = std::fs::read(&database).unwrap();
+
+    let error = Store::open(&state_dir).await.unwrap_err();
+
+    assert!(matches!(error, StoreError::Corrupt { .. }), "{error:?}");
+    assert_eq!(std::fs::read(&database).unwrap(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_from_two_handles_all_succeed() {
+    let directory = tempfile::tempdir().unwrap();
+    let first = open(directory.path()).await;
+    let second = open(directory.path()).await;
+    first.create_run(&new_run("r1", 100)).await.unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (handle, store) in [first.clone(), second.clone()].into_iter().enumerate() {
+        for index in 0..50 {
+            let store = store.clone();
+            tasks.spawn(async move {
+                store
+                    .append_event("r1", "tick", &json!({ "handle": handle, "index": index }))
+                    .await
+            });
+        }
+    }
+    let mut seqs = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        seqs.push(result.unwrap().unwrap());
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 100);
+
+    let events = second.events("r1").await.unwrap();
+    assert_eq!(events.len(), 100);
+    assert!(events.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+}
