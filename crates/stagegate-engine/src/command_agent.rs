@@ -1,0 +1,862 @@
+//! The `command` backend: an agent that is a program (`claude -p`, a script) run once per attempt.
+//!
+//! The program is spawned directly, never through a shell, in the repository root, as the leader
+//! of its own process group. The prompt goes to its stdin; its stdout is the answer and its
+//! stderr is kept (the last 64 KiB) for debugging. Who is asking travels in `STAGEGATE_*`
+//! variables. An attempt ends in one of four ways, whichever comes first: the program exits, the
+//! deadline passes, the attempt is cancelled, or stdout grows past the output cap. In every case
+//! whatever is left of the process group is stopped before the attempt returns (see
+//! `process_group`), so an attempt never leaves anything running.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::pin::pin;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{ChildStdin, Command};
+use tokio::time::{Instant, sleep_until};
+
+use crate::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
+use crate::bounded_output::{CappedOutput, OverCap, TailBuffer};
+use crate::process_group::{GroupEnd, ProcessGroupGuard, terminate_group};
+
+/// How much of a program's stderr is kept: the end, where the reason for a failure usually is.
+const STDERR_TAIL_BYTES: usize = 64 * 1024;
+
+/// The longest stderr excerpt put into a failure message; the full tail is in the outcome.
+const STDERR_EXCERPT_CHARS: usize = 300;
+
+/// How many of stderr's last lines a failure message quotes at most.
+const STDERR_EXCERPT_LINES: usize = 3;
+
+/// After the group is stopped, how long to keep reading pipes that are still open. They can only
+/// be held by a process that left the group (`setsid`); its output is not waited for longer.
+const DRAIN_AFTER_STOP: Duration = Duration::from_millis(500);
+
+/// A `command` backend could not be built from its settings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandAgentError {
+    #[error(
+        "the backend's command is empty; give the program and its arguments, e.g. command = [\"claude\", \"-p\"]"
+    )]
+    EmptyCommand,
+}
+
+/// An agent that is a program run once per attempt. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct CommandAgent {
+    program: String,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
+    /// The backend's name in `stagegate.toml`, so that messages can say which setting to fix.
+    name: Option<String>,
+}
+
+impl CommandAgent {
+    /// `command` is the program followed by its arguments (the program is looked up on `PATH`
+    /// unless it contains a `/`; a relative path is resolved from the repository root). `env` is
+    /// added to the environment stagegate itself runs with.
+    pub fn new(
+        command: Vec<String>,
+        env: BTreeMap<String, String>,
+    ) -> Result<Self, CommandAgentError> {
+        let mut command = command.into_iter();
+        let program = command.next().ok_or(CommandAgentError::EmptyCommand)?;
+        if program.is_empty() {
+            return Err(CommandAgentError::EmptyCommand);
+        }
+        Ok(CommandAgent {
+            program,
+            args: command.collect(),
+            env,
+            name: None,
+        })
+    }
+
+    /// Names the backend (`[backends.NAME]`), so that a missing program's message points at
+    /// `backends.NAME.command`.
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The `tokio` command for one attempt: everything but the spawn.
+    fn command_for(&self, request: &AgentRequest) -> Command {
+        let identity = &request.identity;
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .current_dir(&request.repo_root)
+            .envs(&self.env)
+            .env("STAGEGATE_RUN_ID", &identity.run_id)
+            .env("STAGEGATE_STAGE", &identity.stage)
+            .env("STAGEGATE_PHASE", identity.phase.as_str())
+            .env("STAGEGATE_AGENT", &identity.agent)
+            .env("STAGEGATE_ATTEMPT", identity.attempt.to_string())
+            .env("STAGEGATE_FEATURE_DIR", &request.feature_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so that a timeout can stop everything the agent started.
+            .process_group(0)
+            // Backstop for a dropped attempt; `ProcessGroupGuard` stops the rest of the group.
+            .kill_on_drop(true);
+        match &identity.artifact {
+            Some(artifact) => command.env("STAGEGATE_ARTIFACT", artifact),
+            // Not inherited either: a stagegate running inside an agent must not leak its own.
+            None => command.env_remove("STAGEGATE_ARTIFACT"),
+        };
+        cap_memory(&mut command, request.memory_limit_bytes);
+        command
+    }
+
+    /// Where to point someone whose command cannot be started.
+    fn setting(&self) -> String {
+        match &self.name {
+            Some(name) => format!("backends.{name}.command"),
+            None => "the backend's `command` setting".to_owned(),
+        }
+    }
+}
+
+impl Backend for CommandAgent {
+    fn kind(&self) -> &'static str {
+        "command"
+    }
+
+    fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
+        let command = self.command_for(&request);
+        let program = Program {
+            name: self.program.clone(),
+            setting: self.setting(),
+        };
+        Box::pin(run_attempt(command, program, request))
+    }
+}
+
+/// What messages say about the program.
+struct Program {
+    name: String,
+    setting: String,
+}
+
+/// Caps the child's data segment (heap) with `RLIMIT_DATA`, set between fork and exec.
+///
+/// Not `RLIMIT_AS`: Node reserves far more address space than it uses, and a 512 MiB address
+/// space limit kills `claude` (a Node program) at start-up. A limit of 0 means no cap. The limit
+/// is set as both soft and hard (never above the current hard limit, which would fail), so the
+/// agent cannot raise it again.
+#[expect(
+    unsafe_code,
+    reason = "`pre_exec` is unsafe because the closure runs between fork and exec; it only calls \
+              getrlimit and setrlimit, which are async-signal-safe, and allocates nothing"
+)]
+fn cap_memory(command: &mut Command, limit_bytes: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+    if limit_bytes == 0 {
+        return;
+    }
+    // SAFETY: see the `expect` reason: no allocation, no locks, only two system calls.
+    unsafe {
+        command.pre_exec(move || {
+            let (_, hard) = getrlimit(Resource::RLIMIT_DATA)?;
+            let limit = limit_bytes.min(hard);
+            setrlimit(Resource::RLIMIT_DATA, limit, limit)?;
+            Ok(())
+        });
+    }
+}
+
+/// Why the first phase of an attempt ended.
+enum Stop {
+    Exited(io::Result<ExitStatus>),
+    OverCap(OverCap),
+    Deadline,
+    Cancelled,
+}
+
+async fn run_attempt(
+    mut command: Command,
+    program: Program,
+    request: AgentRequest,
+) -> AgentOutcome {
+    let started = Instant::now();
+    if request.cancel.is_cancelled() {
+        return AgentOutcome::failure(Failure::Cancelled);
+    }
+    if started >= request.deadline {
+        return AgentOutcome::failure(Failure::TimedOut { after_ms: 0 });
+    }
+
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            return AgentOutcome::failure(spawn_failure(&error, &program, &request.repo_root));
+        }
+    };
+    // From here on, returning early (or being dropped) kills the group.
+    let Some(pid) = child.id() else {
+        // Only possible once the child has been waited for, which has not happened yet.
+        return AgentOutcome::failure(Failure::retryable(format!(
+            "`{}` ended before stagegate could watch it",
+            program.name
+        )));
+    };
+    let mut guard = ProcessGroupGuard::new(pid);
+    let (Some(stdin), Some(mut stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return AgentOutcome::failure(Failure::permanent(
+            "the program's pipes were not set up (a bug in stagegate)",
+        ));
+    };
+
+    let mut answer = CappedOutput::new(request.output_cap_bytes);
+    let mut diagnostics = TailBuffer::new(STDERR_TAIL_BYTES);
+    let (stop, stopped_after, over_cap_later, group_end) = {
+        let mut write = pin!(write_prompt(stdin, request.prompt));
+        let mut read_answer = pin!(answer.drain(&mut stdout));
+        let mut read_diagnostics = pin!(diagnostics.drain(&mut stderr));
+        let mut deadline = pin!(sleep_until(request.deadline));
+        let mut cancelled = pin!(request.cancel.cancelled());
+        let (mut write_done, mut answer_done, mut diagnostics_done) = (false, false, false);
+
+        // Phase 1: run until the program exits or something stops it, feeding stdin and
+        // draining both pipes all along so that no order of reads and writes can deadlock.
+        let stop = loop {
+            tokio::select! {
+                biased;
+                () = &mut cancelled => break Stop::Cancelled,
+                () = &mut deadline => break Stop::Deadline,
+                result = &mut read_answer, if !answer_done => {
+                    answer_done = true;
+                    if let Err(over_cap) = result {
+                        break Stop::OverCap(over_cap);
+                    }
+                }
+                () = &mut read_diagnostics, if !diagnostics_done => diagnostics_done = true,
+                () = &mut write, if !write_done => write_done = true,
+                status = child.wait() => break Stop::Exited(status),
+            }
+        };
+        let stopped_after = started.elapsed();
+
+        // Phase 2: stop whatever is left of the group (after an exit: what the program started
+        // and left behind), still draining so that last words on stderr are kept and nothing
+        // blocks on a full pipe. The stdin writer is dropped: nobody needs the rest of the prompt.
+        let mut over_cap_later = None;
+        let mut group_end = None;
+        let mut stop_group = pin!(terminate_group(&mut child, &mut guard, request.kill_grace));
+        while group_end.is_none() {
+            tokio::select! {
+                end = &mut stop_group => group_end = Some(end),
+                result = &mut read_answer, if !answer_done => {
+                    answer_done = true;
+                    over_cap_later = result.err();
+                }
+                () = &mut read_diagnostics, if !diagnostics_done => diagnostics_done = true,
+            }
+        }
+        // The group is gone, so its pipe ends are closed and the rest is already buffered; only
+        // a process that left the group can keep a pipe open, and it is not waited for long.
+        let drain_end = Instant::now() + DRAIN_AFTER_STOP;
+        while !(answer_done && diagnostics_done) {
+            tokio::select! {
+                result = &mut read_answer, if !answer_done => {
+                    answer_done = true;
+                    over_cap_later = result.err();
+                }
+                () = &mut read_diagnostics, if !diagnostics_done => diagnostics_done = true,
+                () = sleep_until(drain_end) => break,
+            }
+        }
+        (stop, stopped_after, over_cap_later, group_end)
+    };
+
+    let mut stderr_tail = diagnostics;
+    if group_end == Some(GroupEnd::Lingering) {
+        stderr_tail.push(
+            format!(
+                "\nstagegate: processes of group {pid} were still running after SIGKILL; \
+                 they may be stuck in the kernel\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let stderr = stderr_tail.into_bytes();
+    let result = match stop {
+        Stop::Cancelled => Err(Failure::Cancelled),
+        Stop::Deadline => Err(Failure::TimedOut {
+            after_ms: u64::try_from(stopped_after.as_millis()).unwrap_or(u64::MAX),
+        }),
+        Stop::OverCap(over_cap) => Err(over_cap_failure(over_cap, request.output_cap_bytes)),
+        Stop::Exited(_) if over_cap_later.is_some() => Err(over_cap_failure(
+            over_cap_later.unwrap_or(OverCap { read: 0 }),
+            request.output_cap_bytes,
+        )),
+        Stop::Exited(Err(error)) => Err(Failure::retryable(format!(
+            "could not wait for `{}` to finish: {error}",
+            program.name
+        ))),
+        Stop::Exited(Ok(status)) => exit_result(status, answer.into_bytes(), &stderr, &program),
+    };
+    AgentOutcome {
+        result,
+        stderr,
+        usage: None,
+    }
+}
+
+/// Writes the prompt and closes stdin, so the program sees end of file. A program that exits
+/// without reading it all makes the write fail with a broken pipe; that is its business, and
+/// its exit status says how it went.
+async fn write_prompt(mut stdin: ChildStdin, prompt: String) {
+    if stdin.write_all(prompt.as_bytes()).await.is_ok() {
+        let _ = stdin.shutdown().await;
+    }
+}
+
+/// The outcome of a program that exited by itself.
+fn exit_result(
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: &[u8],
+    program: &Program,
+) -> Result<String, Failure> {
+    if status.success() {
+        return String::from_utf8(stdout).map_err(|error| {
+            Failure::permanent(format!(
+                "output is not UTF-8 text (first bad byte at offset {})",
+                error.utf8_error().valid_up_to()
+            ))
+        });
+    }
+    let how = match (status.code(), status.signal()) {
+        (Some(code), _) => format!("`{}` exited with code {code}", program.name),
+        (None, Some(signal)) => {
+            let signal = Signal::try_from(signal).map_or_else(
+                |_| format!("signal {signal}"),
+                |name| name.as_str().to_owned(),
+            );
+            format!("`{}` was killed by {signal}", program.name)
+        }
+        (None, None) => format!("`{}` failed ({status})", program.name),
+    };
+    Err(Failure::retryable(match stderr_excerpt(stderr) {
+        Some(excerpt) => format!("{how}: {excerpt}"),
+        None => format!("{how} and wrote nothing on stderr"),
+    }))
+}
+
+fn over_cap_failure(over_cap: OverCap, cap: u64) -> Failure {
+    Failure::permanent(format!(
+        "output exceeded the {} cap ({} bytes read); raise defaults.output_cap or make the agent \
+         write less",
+        readable_size(cap),
+        over_cap.read
+    ))
+}
+
+/// Classifies a failed spawn. Most causes are configuration (trying again cannot help); running
+/// out of processes or memory, or a script still being written, may pass.
+fn spawn_failure(error: &io::Error, program: &Program, repo_root: &Path) -> Failure {
+    let name = &program.name;
+    let setting = &program.setting;
+    match error.kind() {
+        io::ErrorKind::NotFound if !repo_root.is_dir() => Failure::permanent(format!(
+            "could not start `{name}`: its working directory `{}` does not exist",
+            repo_root.display()
+        )),
+        io::ErrorKind::NotFound if name.contains('/') => {
+            if repo_root.join(name).exists() {
+                Failure::permanent(format!(
+                    "program `{name}` exists but could not be started: the interpreter on its \
+                     `#!` line was not found; fix that line or {setting}"
+                ))
+            } else {
+                Failure::permanent(format!("program `{name}` does not exist; fix {setting}"))
+            }
+        }
+        io::ErrorKind::NotFound => Failure::permanent(format!(
+            "program `{name}` was not found on PATH; install it or fix {setting}"
+        )),
+        io::ErrorKind::PermissionDenied => Failure::permanent(format!(
+            "program `{name}` could not be run (permission denied); make it executable \
+             (`chmod +x`) or fix {setting}"
+        )),
+        _ => {
+            let transient = error
+                .raw_os_error()
+                .map(Errno::from_raw)
+                .is_some_and(|errno| {
+                    matches!(
+                        errno,
+                        Errno::EAGAIN
+                            | Errno::ENOMEM
+                            | Errno::ETXTBSY
+                            | Errno::EINTR
+                            | Errno::EMFILE
+                            | Errno::ENFILE
+                    )
+                });
+            let message = format!("could not start `{name}`: {error}");
+            if transient {
+                Failure::retryable(message)
+            } else {
+                Failure::permanent(format!("{message}; check {setting}"))
+            }
+        }
+    }
+}
+
+/// The last non-empty lines of stderr, trimmed, joined with ` | `, at most
+/// [`STDERR_EXCERPT_CHARS`] characters; `None` when stderr has nothing to say.
+fn stderr_excerpt(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let mut lines = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .filter(|line| !line.is_empty());
+    let last = lines.next()?;
+    if last.chars().count() > STDERR_EXCERPT_CHARS {
+        let keep_from = last
+            .char_indices()
+            .rev()
+            .nth(STDERR_EXCERPT_CHARS - 2)
+            .map_or(0, |(index, _)| index);
+        return Some(format!("…{}", &last[keep_from..]));
+    }
+    let mut picked = vec![last];
+    let mut length = last.chars().count();
+    for line in lines.take(STDERR_EXCERPT_LINES - 1) {
+        length += line.chars().count() + 3;
+        if length > STDERR_EXCERPT_CHARS {
+            break;
+        }
+        picked.push(line);
+    }
+    picked.reverse();
+    Some(picked.join(" | "))
+}
+
+/// `1 MiB`, `1.5 MiB`, `64 KiB`, `100 bytes`.
+fn readable_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (unit, name) in UNITS {
+        if bytes >= unit {
+            return if bytes % unit == 0 {
+                format!("{} {name}", bytes / unit)
+            } else {
+                format!("{:.1} {name}", bytes as f64 / unit as f64)
+            };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    use tempfile::TempDir;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::backend::{CallIdentity, Phase};
+
+    const GENEROUS: Duration = Duration::from_secs(30);
+
+    fn request(repo_root: &Path, prompt: &str) -> AgentRequest {
+        AgentRequest {
+            identity: CallIdentity {
+                run_id: "run-1".to_owned(),
+                stage: "plan".to_owned(),
+                phase: Phase::Synthesis,
+                agent: "architect".to_owned(),
+                attempt: 2,
+                artifact: Some("plan.md".to_owned()),
+            },
+            prompt: prompt.to_owned(),
+            repo_root: repo_root.to_path_buf(),
+            feature_dir: repo_root.join("specs/001-demo"),
+            deadline: Instant::now() + GENEROUS,
+            cancel: CancellationToken::new(),
+            memory_limit_bytes: 4 << 30,
+            output_cap_bytes: 1 << 20,
+            kill_grace: Duration::from_secs(2),
+        }
+    }
+
+    /// Writes an executable `#!/bin/sh` script into `dir`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    fn agent(command: &[&str]) -> CommandAgent {
+        let command = command.iter().map(|part| (*part).to_owned()).collect();
+        CommandAgent::new(command, BTreeMap::new()).expect("a command")
+    }
+
+    fn script_agent(path: &Path) -> CommandAgent {
+        agent(&[path.to_str().expect("utf-8 path")])
+    }
+
+    /// Waits (boundedly) for a pid to disappear: init may reap an orphaned zombie a little later.
+    async fn assert_gone(pid: Pid) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while kill(pid, None).is_ok() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            kill(pid, None),
+            Err(Errno::ESRCH),
+            "process {pid} is still there"
+        );
+    }
+
+    async fn read_pid(path: &Path) -> Pid {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(path)
+                && let Ok(pid) = text.trim().parse()
+            {
+                return Pid::from_raw(pid);
+            }
+            assert!(
+                Instant::now() < until,
+                "no pid written to {}",
+                path.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[test]
+    fn an_empty_command_is_rejected() {
+        assert_eq!(
+            CommandAgent::new(Vec::new(), BTreeMap::new()).err(),
+            Some(CommandAgentError::EmptyCommand)
+        );
+        assert_eq!(
+            CommandAgent::new(vec![String::new()], BTreeMap::new()).err(),
+            Some(CommandAgentError::EmptyCommand)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_prompt_goes_to_stdin_and_stdout_is_the_answer() {
+        let dir = TempDir::new().expect("tempdir");
+        let outcome = agent(&["cat"])
+            .run(request(dir.path(), "hello\nagent"))
+            .await;
+        assert_eq!(outcome.result, Ok("hello\nagent".to_owned()));
+        assert!(outcome.usage.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_program_sees_its_environment_and_runs_in_the_repository() {
+        let dir = TempDir::new().expect("tempdir");
+        let path = script(
+            dir.path(),
+            "env.sh",
+            "printf '%s\\n' \"$STAGEGATE_RUN_ID\" \"$STAGEGATE_STAGE\" \"$STAGEGATE_PHASE\" \
+             \"$STAGEGATE_AGENT\" \"$STAGEGATE_ATTEMPT\" \"$STAGEGATE_ARTIFACT\" \
+             \"$STAGEGATE_FEATURE_DIR\" \"$EXTRA\" \"$(pwd -P)\"",
+        );
+        let env = BTreeMap::from([("EXTRA".to_owned(), "from settings".to_owned())]);
+        let agent = CommandAgent::new(vec![path.display().to_string()], env).expect("command");
+        let outcome = agent.run(request(dir.path(), "")).await;
+        let repo = dir.path().canonicalize().expect("canonical tempdir");
+        let expected = format!(
+            "run-1\nplan\nsynthesis\narchitect\n2\nplan.md\n{}\nfrom settings\n{}\n",
+            dir.path().join("specs/001-demo").display(),
+            repo.display()
+        );
+        assert_eq!(outcome.result, Ok(expected));
+    }
+
+    #[tokio::test]
+    async fn no_artifact_means_no_artifact_variable() {
+        let dir = TempDir::new().expect("tempdir");
+        let mut request = request(dir.path(), "");
+        request.identity.artifact = None;
+        let outcome = agent(&["/bin/sh", "-c", "printf %s \"${STAGEGATE_ARTIFACT-unset}\""])
+            .run(request)
+            .await;
+        assert_eq!(outcome.result, Ok("unset".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_non_zero_exit_is_retryable_and_quotes_stderr() {
+        let dir = TempDir::new().expect("tempdir");
+        let path = script(
+            dir.path(),
+            "fail.sh",
+            "echo starting >&2; echo '  rate limit reached  ' >&2; exit 3",
+        );
+        let outcome = script_agent(&path).run(request(dir.path(), "")).await;
+        let Err(Failure::Retryable { message }) = outcome.result else {
+            panic!("expected a retryable failure, got {:?}", outcome.result);
+        };
+        assert!(message.contains("exited with code 3"), "{message}");
+        assert!(
+            message.ends_with("starting | rate limit reached"),
+            "{message}"
+        );
+        assert_eq!(outcome.stderr, b"starting\n  rate limit reached  \n");
+    }
+
+    #[tokio::test]
+    async fn a_signal_is_named() {
+        let dir = TempDir::new().expect("tempdir");
+        let outcome = agent(&["/bin/sh", "-c", "kill -SEGV $$"])
+            .run(request(dir.path(), ""))
+            .await;
+        let Err(Failure::Retryable { message }) = outcome.result else {
+            panic!("expected a retryable failure, got {:?}", outcome.result);
+        };
+        assert!(message.contains("killed by SIGSEGV"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_permanent() {
+        let dir = TempDir::new().expect("tempdir");
+        let outcome = agent(&["stagegate-no-such-agent"])
+            .named("claude")
+            .run(request(dir.path(), ""))
+            .await;
+        assert_eq!(
+            outcome.result,
+            Err(Failure::permanent(
+                "program `stagegate-no-such-agent` was not found on PATH; install it or fix \
+                 backends.claude.command"
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_program_that_is_not_executable_is_permanent() {
+        let dir = TempDir::new().expect("tempdir");
+        let path = dir.path().join("agent.sh");
+        std::fs::write(&path, "#!/bin/sh\necho hi\n").expect("write");
+        let outcome = script_agent(&path).run(request(dir.path(), "")).await;
+        let Err(Failure::Permanent { message }) = outcome.result else {
+            panic!("expected a permanent failure, got {:?}", outcome.result);
+        };
+        assert!(message.contains("permission denied"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_stops_the_program_and_its_grandchildren() {
+        let dir = TempDir::new().expect("tempdir");
+        let pid_file = dir.path().join("grandchild.pid");
+        let path = script(
+            dir.path(),
+            "hang.sh",
+            &format!(
+                "sleep 1000 &\necho $! > '{}'\nsleep 1000",
+                pid_file.display()
+            ),
+        );
+        let mut request = request(dir.path(), "");
+        request.deadline = Instant::now() + Duration::from_secs(2);
+        let outcome = script_agent(&path).run(request).await;
+        assert!(
+            matches!(outcome.result, Err(Failure::TimedOut { after_ms }) if after_ms > 0),
+            "{:?}",
+            outcome.result
+        );
+        assert_gone(read_pid(&pid_file).await).await;
+    }
+
+    #[tokio::test]
+    async fn a_program_that_ignores_sigterm_is_killed_after_the_grace() {
+        let dir = TempDir::new().expect("tempdir");
+        let pid_file = dir.path().join("leader.pid");
+        let path = script(
+            dir.path(),
+            "stubborn.sh",
+            &format!(
+                "trap '' TERM\necho $$ > '{}'\nwhile :; do sleep 1; done",
+                pid_file.display()
+            ),
+        );
+        let mut request = request(dir.path(), "");
+        request.deadline = Instant::now() + Duration::from_secs(2);
+        request.kill_grace = Duration::from_millis(300);
+        let outcome = script_agent(&path).run(request).await;
+        assert!(
+            matches!(outcome.result, Err(Failure::TimedOut { .. })),
+            "{:?}",
+            outcome.result
+        );
+        assert_gone(read_pid(&pid_file).await).await;
+    }
+
+    #[tokio::test]
+    async fn output_over_the_cap_is_permanent_and_stops_the_program() {
+        let dir = TempDir::new().expect("tempdir");
+        let pid_file = dir.path().join("leader.pid");
+        let path = script(
+            dir.path(),
+            "chatty.sh",
+            &format!("echo $$ > '{}'\nexec yes", pid_file.display()),
+        );
+        let mut request = request(dir.path(), "");
+        request.output_cap_bytes = 1000;
+        let outcome = script_agent(&path).run(request).await;
+        let Err(Failure::Permanent { message }) = outcome.result else {
+            panic!("expected a permanent failure, got {:?}", outcome.result);
+        };
+        assert!(
+            message.starts_with("output exceeded the 1000 bytes cap ("),
+            "{message}"
+        );
+        assert!(message.ends_with("raise defaults.output_cap or make the agent write less"));
+        assert_gone(read_pid(&pid_file).await).await;
+    }
+
+    #[tokio::test]
+    async fn output_just_under_the_cap_is_accepted() {
+        let dir = TempDir::new().expect("tempdir");
+        let mut request = request(dir.path(), "");
+        request.output_cap_bytes = 1000;
+        let outcome = agent(&["/bin/sh", "-c", "yes | head -c 1000"])
+            .run(request)
+            .await;
+        assert_eq!(outcome.result.map(|text| text.len()), Ok(1000));
+    }
+
+    #[tokio::test]
+    async fn output_that_is_not_utf8_is_permanent() {
+        let dir = TempDir::new().expect("tempdir");
+        let outcome = agent(&["printf", "abc\\377def"])
+            .run(request(dir.path(), ""))
+            .await;
+        assert_eq!(
+            outcome.result,
+            Err(Failure::permanent(
+                "output is not UTF-8 text (first bad byte at offset 3)"
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn cancellation_stops_the_program() {
+        let dir = TempDir::new().expect("tempdir");
+        let pid_file = dir.path().join("leader.pid");
+        let path = script(
+            dir.path(),
+            "wait.sh",
+            &format!("echo $$ > '{}'\nexec sleep 1000", pid_file.display()),
+        );
+        let request = request(dir.path(), "");
+        let cancel = request.cancel.clone();
+        let attempt = tokio::spawn(script_agent(&path).run(request));
+        let pid = read_pid(&pid_file).await;
+        cancel.cancel();
+        let outcome = attempt.await.expect("attempt task");
+        assert_eq!(outcome.result, Err(Failure::Cancelled));
+        assert_gone(pid).await;
+    }
+
+    #[tokio::test]
+    async fn an_already_cancelled_attempt_starts_nothing() {
+        let dir = TempDir::new().expect("tempdir");
+        let marker = dir.path().join("ran");
+        let request = request(dir.path(), "");
+        request.cancel.cancel();
+        let outcome = agent(&["touch", marker.to_str().expect("utf-8")])
+            .run(request)
+            .await;
+        assert_eq!(outcome.result, Err(Failure::Cancelled));
+        assert!(!marker.exists());
+    }
+
+    #[tokio::test]
+    async fn lots_of_stderr_before_reading_stdin_does_not_deadlock() {
+        let dir = TempDir::new().expect("tempdir");
+        // 1 MB on stderr and stdout before the prompt (also large) is read.
+        let path = script(
+            dir.path(),
+            "loud.sh",
+            "head -c 1000000 /dev/zero >&2\nhead -c 500000 /dev/zero | tr '\\0' x\ncat",
+        );
+        let prompt = "p".repeat(400_000);
+        let outcome = script_agent(&path).run(request(dir.path(), &prompt)).await;
+        let text = outcome.result.expect("success");
+        assert_eq!(text.len(), 900_000);
+        assert_eq!(outcome.stderr.len(), STDERR_TAIL_BYTES);
+    }
+
+    #[tokio::test]
+    async fn a_grandchild_left_behind_after_exit_is_stopped() {
+        let dir = TempDir::new().expect("tempdir");
+        let pid_file = dir.path().join("grandchild.pid");
+        let path = script(
+            dir.path(),
+            "leaky.sh",
+            &format!(
+                "sleep 1000 &\necho $! > '{}'\necho done",
+                pid_file.display()
+            ),
+        );
+        let outcome = script_agent(&path).run(request(dir.path(), "")).await;
+        assert_eq!(outcome.result, Ok("done\n".to_owned()));
+        assert_gone(read_pid(&pid_file).await).await;
+    }
+
+    #[tokio::test]
+    async fn dropping_the_attempt_kills_the_group() {
+        let dir = TempDir::new().expect("tempdir");
+        let pid_file = dir.path().join("grandchild.pid");
+        let path = script(
+            dir.path(),
+            "hang.sh",
+            &format!(
+                "sleep 1000 &\necho $! > '{}'\nsleep 1000",
+                pid_file.display()
+            ),
+        );
+        let attempt = tokio::spawn(script_agent(&path).run(request(dir.path(), "")));
+        let grandchild = read_pid(&pid_file).await;
+        attempt.abort();
+        assert!(attempt.await.is_err_and(|error| error.is_cancelled()));
+        assert_gone(grandchild).await;
+    }
+
+    #[test]
+    fn the_stderr_excerpt_is_short() {
+        assert_eq!(stderr_excerpt(b"\n  \n"), None);
+        assert_eq!(
+            stderr_excerpt(b"a\nb\nc\nd\n"),
+            Some("b | c | d".to_owned())
+        );
+        let long = "x".repeat(1000);
+        let excerpt = stderr_excerpt(long.as_bytes()).expect("an excerpt");
+        assert_eq!(excerpt.chars().count(), STDERR_EXCERPT_CHARS);
+        assert!(excerpt.starts_with('…'));
+    }
+
+    #[test]
+    fn sizes_are_readable() {
+        assert_eq!(readable_size(1 << 20), "1 MiB");
+        assert_eq!(readable_size(3 << 19), "1.5 MiB");
+        assert_eq!(readable_size(64 << 10), "64 KiB");
+        assert_eq!(readable_size(100), "100 bytes");
+    }
+}
