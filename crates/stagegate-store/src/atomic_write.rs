@@ -100,6 +100,10 @@ fn sync_directory(directory: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a failing test should stop at the failing line"
+)]
 mod tests {
     use super::*;
 

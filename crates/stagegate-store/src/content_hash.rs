@@ -21,6 +21,10 @@ pub fn file_hash(path: &Path) -> std::io::Result<String> {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a failing test should stop at the failing line"
+)]
 mod tests {
     use super::*;
 

@@ -33,7 +33,7 @@ pub enum StoreError {
 
     /// The file is not an SQLite database, or SQLite reports it as damaged.
     #[error(
-        "{} is not a readable stagegate database ({detail})\nhint: move {} aside (for example to {}.broken) and run again; stagegate never deletes or overwrites it",
+        "{} is not a readable stagegate database: {detail}\nhint: move {} aside (for example to {}.broken) and run again; stagegate never deletes or overwrites it",
         path.display(), path.display(), path.display()
     )]
     Corrupt { path: PathBuf, detail: String },
@@ -152,7 +152,11 @@ pub(crate) fn classify(path: &Path, operation: &'static str, error: sqlx::Error)
     match sqlite_code(&error).map(|code| code & 0xff) {
         Some(SQLITE_CORRUPT | SQLITE_NOTADB) => StoreError::Corrupt {
             path,
-            detail: error.to_string(),
+            // SQLite's own words ("file is not a database"), without the driver's wrapping.
+            detail: match &error {
+                sqlx::Error::Database(database_error) => database_error.message().to_owned(),
+                other => other.to_string(),
+            },
         },
         Some(SQLITE_FULL) => StoreError::DiskFull {
             path,

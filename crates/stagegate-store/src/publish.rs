@@ -55,6 +55,10 @@ pub fn publish(
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a failing test should stop at the failing line"
+)]
 mod tests {
     use super::*;
     use crate::content_hash::file_hash;

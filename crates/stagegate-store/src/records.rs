@@ -205,6 +205,10 @@ named_enum!(
 );
 
 #[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a failing test should stop at the failing line"
+)]
 mod tests {
     use super::*;
 

@@ -167,6 +167,10 @@ fn validate_component(what: &str, value: &str) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a failing test should stop at the failing line"
+)]
 mod tests {
     use super::*;
 

@@ -236,3 +236,125 @@ pub(crate) fn now_ms() -> i64 {
             i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
         })
 }
+
+#[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a failing test should stop at the failing line"
+)]
+mod tests {
+    use super::*;
+    use crate::records::{DecisionKind, DecisionRecord, NewRun};
+    use serde_json::json;
+
+    async fn store_with_run(directory: &Path) -> Store {
+        let store = Store::open(&directory.join(".stagegate")).await.unwrap();
+        store
+            .create_run(&NewRun {
+                id: "r1".to_owned(),
+                feature_dir: "specs/001-login".to_owned(),
+                stages: vec!["plan".to_owned()],
+                settings_json: json!({}),
+                created_at_ms: 1,
+            })
+            .await
+            .unwrap();
+        store
+    }
+
+    /// Caps the database at its current size on every pooled connection, the way a full disk
+    /// would stop it growing.
+    async fn fill_the_disk(store: &Store) {
+        let mut connections = Vec::new();
+        for _ in 0..POOL_SIZE {
+            connections.push(store.pool.acquire().await.unwrap());
+        }
+        for connection in &mut connections {
+            let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+                .fetch_one(&mut **connection)
+                .await
+                .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PRAGMA max_page_count = {pages}"
+            )))
+            .execute(&mut **connection)
+            .await
+            .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_keeps_earlier_records_and_says_so() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = store_with_run(directory.path()).await;
+        let first = store
+            .append_event("r1", "run_started", &json!({}))
+            .await
+            .unwrap();
+        fill_the_disk(&store).await;
+
+        let big = json!({ "output": "x".repeat(1 << 20) });
+        let error = store
+            .append_event("r1", "attempt_finished", &big)
+            .await
+            .unwrap_err();
+
+        assert!(matches!(error, StoreError::DiskFull { .. }), "{error:?}");
+        assert!(
+            error.to_string().contains("free some disk space"),
+            "{error}"
+        );
+        let events = store.events("r1").await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].seq, first);
+    }
+
+    #[tokio::test]
+    async fn the_database_refuses_to_rewrite_decisions() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = store_with_run(directory.path()).await;
+        let decision = DecisionRecord {
+            id: None,
+            run_id: "r1".to_owned(),
+            stage: "plan".to_owned(),
+            kind: DecisionKind::Reject,
+            reason: Some("too vague".to_owned()),
+            note: None,
+            diff: None,
+            decided_by: "alice".to_owned(),
+            decided_at_ms: 5,
+        };
+        store.record_decision(&decision).await.unwrap();
+
+        for statement in [
+            "UPDATE decisions SET kind = 'approve'",
+            "DELETE FROM decisions",
+        ] {
+            let error = sqlx::raw_sql(statement)
+                .execute(&store.pool)
+                .await
+                .unwrap_err();
+            assert!(error.to_string().contains("append-only"), "{error}");
+        }
+        assert_eq!(
+            store.decisions("r1").await.unwrap()[0].kind,
+            DecisionKind::Reject
+        );
+    }
+
+    #[tokio::test]
+    async fn opening_records_the_supported_schema_version() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = store_with_run(directory.path()).await;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(version, schema::SUPPORTED_VERSION);
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+    }
+}

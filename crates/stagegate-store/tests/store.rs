@@ -1,5 +1,10 @@
 //! The store's behaviour through its public API, on real files in temporary directories.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "a failing test should stop at the failing line"
+)]
+
 use std::path::Path;
 
 use serde_json::json;
@@ -609,4 +614,22 @@ async fn concurrent_appends_from_two_handles_all_succeed() {
     let events = second.events("r1").await.unwrap();
     assert_eq!(events.len(), 100);
     assert!(events.windows(2).all(|pair| pair[0].seq < pair[1].seq));
+}
+
+#[tokio::test]
+async fn error_messages_name_the_file_and_the_fix() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    std::fs::write(state_dir.join("state.db"), [0xffu8; 4096]).unwrap();
+    let message = Store::open(&state_dir).await.unwrap_err().to_string();
+    let path = state_dir.join("state.db").display().to_string();
+    assert_eq!(
+        message,
+        format!(
+            "{path} is not a readable stagegate database: file is not a database\n\
+             hint: move {path} aside (for example to {path}.broken) and run again; \
+             stagegate never deletes or overwrites it"
+        )
+    );
 }
