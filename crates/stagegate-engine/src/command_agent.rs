@@ -291,21 +291,21 @@ async fn run_attempt(
         );
     }
     let stderr = stderr_tail.into_bytes();
-    let result = match stop {
-        Stop::Cancelled => Err(Failure::Cancelled),
-        Stop::Deadline => Err(Failure::TimedOut {
+    let result = match (stop, over_cap_later) {
+        (Stop::Cancelled, _) => Err(Failure::Cancelled),
+        (Stop::Deadline, _) => Err(Failure::TimedOut {
             after_ms: u64::try_from(stopped_after.as_millis()).unwrap_or(u64::MAX),
         }),
-        Stop::OverCap(over_cap) => Err(over_cap_failure(over_cap, request.output_cap_bytes)),
-        Stop::Exited(_) if over_cap_later.is_some() => Err(over_cap_failure(
-            over_cap_later.unwrap_or(OverCap { read: 0 }),
-            request.output_cap_bytes,
-        )),
-        Stop::Exited(Err(error)) => Err(Failure::retryable(format!(
+        (Stop::OverCap(over_cap), _) | (Stop::Exited(_), Some(over_cap)) => {
+            Err(over_cap_failure(over_cap, request.output_cap_bytes))
+        }
+        (Stop::Exited(Err(error)), None) => Err(Failure::retryable(format!(
             "could not wait for `{}` to finish: {error}",
             program.name
         ))),
-        Stop::Exited(Ok(status)) => exit_result(status, answer.into_bytes(), &stderr, &program),
+        (Stop::Exited(Ok(status)), None) => {
+            exit_result(status, answer.into_bytes(), &stderr, &program)
+        }
     };
     AgentOutcome {
         result,
@@ -452,7 +452,7 @@ fn readable_size(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (unit, name) in UNITS {
         if bytes >= unit {
-            return if bytes % unit == 0 {
+            return if bytes.is_multiple_of(unit) {
                 format!("{} {name}", bytes / unit)
             } else {
                 format!("{:.1} {name}", bytes as f64 / unit as f64)
@@ -598,6 +598,18 @@ mod tests {
             .run(request)
             .await;
         assert_eq!(outcome.result, Ok("unset".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn memory_is_capped_with_rlimit_data() {
+        let dir = TempDir::new().expect("tempdir");
+        let mut request = request(dir.path(), "");
+        request.memory_limit_bytes = 256 << 20;
+        // `ulimit -d` reports KiB.
+        let outcome = agent(&["/bin/sh", "-c", "ulimit -d; ulimit -H -d"])
+            .run(request)
+            .await;
+        assert_eq!(outcome.result, Ok("262144\n262144\n".to_owned()));
     }
 
     #[tokio::test]

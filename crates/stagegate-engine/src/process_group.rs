@@ -37,7 +37,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::process::Child;
-use tokio::time::{Instant, sleep};
+use tokio::time::Instant;
 
 /// How often the group is checked while waiting for it to empty.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -253,7 +253,7 @@ mod tests {
         assert!(!status.success());
         let deadline = Instant::now() + Duration::from_secs(5);
         while kill(grandchild, None).is_ok() && Instant::now() < deadline {
-            sleep(POLL_INTERVAL).await;
+            tokio::time::sleep(POLL_INTERVAL).await;
         }
         assert_eq!(kill(grandchild, None), Err(Errno::ESRCH));
     }
