@@ -26,7 +26,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 
-use crate::error::{StoreError, classify};
+use crate::error::{SQLITE_CONSTRAINT_FOREIGNKEY, StoreError, classify, sqlite_code};
 use crate::run_dir::RunDir;
 use crate::schema;
 
@@ -135,6 +135,20 @@ impl Store {
 
     pub(crate) fn error(&self, operation: &'static str, error: sqlx::Error) -> StoreError {
         classify(&self.database_path, operation, error)
+    }
+
+    /// Maps a failed insert of a record that refers to a run: a foreign-key violation means the
+    /// run was never created.
+    pub(crate) fn write_error(
+        &self,
+        operation: &'static str,
+        run_id: &str,
+        error: sqlx::Error,
+    ) -> StoreError {
+        if sqlite_code(&error) == Some(SQLITE_CONSTRAINT_FOREIGNKEY) {
+            return self.unknown_run(run_id);
+        }
+        self.error(operation, error)
     }
 
     /// Reads a column, reporting a type mismatch as an invalid record of this file.

@@ -79,6 +79,20 @@ fn approval(subject: &str, hash: &str, approved_at_ms: i64) -> ApprovalRecord {
     }
 }
 
+/// Runs `sql` on `database` through a plain connection (creating the file), the way another
+/// program or a newer stagegate would have written it.
+async fn execute_by_hand(database: &Path, sql: &'static str) {
+    use sqlx::{ConnectOptions, Connection};
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(database)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(sql).execute(&mut connection).await.unwrap();
+    connection.close().await.unwrap();
+}
+
 async fn open(directory: &Path) -> Store {
     Store::open(&directory.join(".stagegate")).await.unwrap()
 }
@@ -485,19 +499,11 @@ async fn a_newer_schema_is_refused_and_left_untouched() {
 
     // What a future stagegate would leave: a higher user_version, in rollback-journal mode.
     let database = state_dir.join("state.db");
-    {
-        use sqlx::{ConnectOptions, Connection};
-        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&database)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::raw_sql("PRAGMA journal_mode = DELETE; PRAGMA user_version = 99;")
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        connection.close().await.unwrap();
-    }
+    execute_by_hand(
+        &database,
+        "PRAGMA journal_mode = DELETE; PRAGMA user_version = 99;",
+    )
+    .await;
     let before = std::fs::read(&database).unwrap();
 
     let error = Store::open(&state_dir).await.unwrap_err();
@@ -563,20 +569,11 @@ async fn another_programs_database_is_refused_and_left_untouched() {
     let state_dir = directory.path().join(".stagegate");
     std::fs::create_dir_all(&state_dir).unwrap();
     let database = state_dir.join("state.db");
-    {
-        use sqlx::{ConnectOptions, Connection};
-        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&database)
-            .create_if_missing(true)
-            .connect()
-            .await
-            .unwrap();
-        sqlx::raw_sql("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('mine');")
-            .execute(&mut connection)
-            .await
-            .unwrap();
-        connection.close().await.unwrap();
-    }
+    execute_by_hand(
+        &database,
+        "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('mine');",
+    )
+    .await;
     let before = std::fs::read(&database).unwrap();
 
     let error = Store::open(&state_dir).await.unwrap_err();

@@ -1,7 +1,7 @@
 //! The `events` table: the run's log, appended before the CLI acts on an event, so that the state
 //! after a crash is a replay of it.
 
-use crate::error::{SQLITE_CONSTRAINT_FOREIGNKEY, StoreError, sqlite_code};
+use crate::error::StoreError;
 use crate::records::EventRecord;
 use crate::store::{Store, now_ms};
 
@@ -57,19 +57,5 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// Maps a failed insert of a record that refers to a run: a foreign-key violation means the
-    /// run was never created.
-    pub(crate) fn write_error(
-        &self,
-        operation: &'static str,
-        run_id: &str,
-        error: sqlx::Error,
-    ) -> StoreError {
-        if sqlite_code(&error) == Some(SQLITE_CONSTRAINT_FOREIGNKEY) {
-            return self.unknown_run(run_id);
-        }
-        self.error(operation, error)
     }
 }
