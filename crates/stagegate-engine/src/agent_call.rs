@@ -50,7 +50,6 @@ pub(crate) struct CallResult {
     pub result: Result<String, Failure>,
     /// The number of the last attempt made.
     pub last_attempt: u32,
-    pub usage: Option<Usage>,
 }
 
 /// Runs `call` to its end, sending its events to `events`.
@@ -111,7 +110,6 @@ pub(crate) async fn run_call(
         agent: call.agent.id.clone(),
         result: outcome.0,
         last_attempt: attempt,
-        usage: outcome.1,
     }
 }
 

@@ -211,6 +211,14 @@ pub enum Event {
         artifacts: Vec<String>,
         at_ms: i64,
     },
+    /// The run stops at this gate until a person decides from another process.
+    GateWaiting {
+        run_id: String,
+        stage: String,
+        /// The commands that decide it.
+        commands: Vec<String>,
+        at_ms: i64,
+    },
     GateDecided {
         run_id: String,
         stage: String,
@@ -256,6 +264,7 @@ impl Event {
             Event::ArtifactSynthesized { .. } => "artifact_synthesized",
             Event::QaVerdict { .. } => "qa_verdict",
             Event::GateRequested { .. } => "gate_requested",
+            Event::GateWaiting { .. } => "gate_waiting",
             Event::GateDecided { .. } => "gate_decided",
             Event::StageFinished { .. } => "stage_finished",
             Event::RunFinished { .. } => "run_finished",

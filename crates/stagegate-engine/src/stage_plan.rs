@@ -157,7 +157,7 @@ fn build_backend(
 ) -> Result<Arc<dyn Backend>, PlanError> {
     match settings {
         BackendSettings::Command { command, env } => CommandAgent::new(command.clone(), env.clone())
-            .map(|agent| Arc::new(agent) as Arc<dyn Backend>)
+            .map(|agent| Arc::new(agent.named(name)) as Arc<dyn Backend>)
             .map_err(|error| PlanError::InvalidBackend {
                 backend: name.to_owned(),
                 message: error.to_string(),
