@@ -30,7 +30,10 @@ pub enum Origin {
     /// The embedded seed defaults.
     Default,
     /// A configuration file, with the 1-based line of the key.
-    File { path: std::path::PathBuf, line: usize },
+    File {
+        path: std::path::PathBuf,
+        line: usize,
+    },
     /// An environment variable, by name.
     Environment(String),
     /// A command-line flag, by name (`--concurrency`).

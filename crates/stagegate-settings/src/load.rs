@@ -1,0 +1,130 @@
+//! Loading: the passes in order, from the embedded defaults to validated [`Settings`].
+//!
+//! 1. parse the embedded `defaults.toml` and the user's file into raw configurations;
+//! 2. merge the user's over the defaults, key by key ([`crate::merge`]);
+//! 3. the environment ([`crate::environment`]), then the flags;
+//! 4. validate into [`Settings`] ([`crate::validate`]).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::environment::apply_environment;
+use crate::error::ConfigError;
+use crate::flags::apply_flags;
+use crate::merge::merge;
+use crate::parse::parse_file;
+use crate::raw::{Layer, RawConfig};
+use crate::settings::Settings;
+use crate::source_file::{SourceFile, Sources};
+use crate::validate::validate;
+use crate::warning::ConfigWarning;
+
+/// The seed's numbers and the built-in pipeline, in the schema users write.
+pub(crate) const DEFAULTS_TOML: &str = include_str!("../defaults.toml");
+
+/// The configuration file's name at the repository root.
+pub const CONFIG_FILE_NAME: &str = "stagegate.toml";
+
+/// Everything loading depends on, passed in so that it can be tested without touching the
+/// process's environment or working directory.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `stagegate.toml` is read from here when `config_file` is `None`; a missing file is fine.
+    pub repo_root: PathBuf,
+    /// `--config FILE`: must exist.
+    pub config_file: Option<PathBuf>,
+    /// A snapshot of the environment; only the `STAGEGATE_*` variables listed in
+    /// [`crate::ENVIRONMENT_VARIABLES`] are read.
+    pub environment: BTreeMap<String, String>,
+    /// `--concurrency N`.
+    pub concurrency: Option<usize>,
+}
+
+impl LoadOptions {
+    /// Options for `repo_root` with the process's `STAGEGATE_*` variables and no flags.
+    ///
+    /// Only `STAGEGATE_*` variables are kept: the options are `Debug` and may be logged, and
+    /// the rest of the environment holds API keys.
+    pub fn from_process_env(repo_root: PathBuf) -> Self {
+        let environment = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+            .filter(|(name, _)| name.starts_with("STAGEGATE_"))
+            .collect();
+        LoadOptions {
+            repo_root,
+            config_file: None,
+            environment,
+            concurrency: None,
+        }
+    }
+}
+
+/// The result of loading.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    /// Keys that were ignored, for the caller to print (`warning: …`).
+    pub warnings: Vec<ConfigWarning>,
+    /// The user's configuration file that was read, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// Loads the settings: embedded defaults < `stagegate.toml` (or `--config`) < environment <
+/// flags.
+pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
+    load_over(DEFAULTS_TOML, options)
+}
+
+/// [`load`] over another defaults text, so that tests can show that a broken defaults file is an
+/// error rather than a panic.
+pub(crate) fn load_over(defaults: &str, options: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let sources = Sources {
+        defaults: SourceFile::embedded_defaults(defaults),
+        user: read_user_file(options)?,
+    };
+
+    let mut raw = RawConfig::default();
+    let mut warnings = Vec::new();
+    for layer in [Layer::Defaults, Layer::User] {
+        let (layer_raw, layer_warnings) = parse_file(&sources, &layer)?;
+        merge(&mut raw, layer_raw, &layer);
+        warnings.extend(layer_warnings);
+    }
+    apply_environment(&mut raw, &options.environment, &sources)?;
+    apply_flags(&mut raw, options.concurrency, &sources)?;
+
+    let (settings, validation_warnings) = validate(&raw, &sources)?;
+    warnings.extend(validation_warnings);
+    // In file order, as the user reads them.
+    warnings.sort_by(|left, right| {
+        (&left.file, left.line, left.column).cmp(&(&right.file, right.line, right.column))
+    });
+    Ok(Loaded {
+        settings,
+        warnings,
+        source: sources.user.and_then(|file| file.path),
+    })
+}
+
+/// The user's file: `--config FILE` (which must exist), else `stagegate.toml` at the
+/// repository root (which may not).
+fn read_user_file(options: &LoadOptions) -> Result<Option<SourceFile>, ConfigError> {
+    let (path, must_exist) = match &options.config_file {
+        Some(path) => (path.clone(), true),
+        None => (options.repo_root.join(CONFIG_FILE_NAME), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(SourceFile::user(path, text))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if must_exist {
+                Err(ConfigError::NotFound { path })
+            } else {
+                Ok(None)
+            }
+        }
+        Err(source) => Err(ConfigError::Read { path, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,90 @@
+//! The merge pass: a layer's raw configuration over the layers below it, key by key.
+//!
+//! A user's `[stages.plan] concurrency = 1` changes that one key of the built-in stage; a stage,
+//! agent or backend the defaults do not have is simply new. Lists are values like any other: a
+//! user's `agents = [...]` replaces the built-in list rather than extending it, so that a stage's
+//! agents can be read off one place.
+//!
+//! Moving each value is also where it is stamped with its layer, which is how errors found much
+//! later still know which file (or variable, or flag) to blame.
+
+use std::collections::BTreeMap;
+
+use crate::raw::{
+    Layer, RawAgent, RawBackend, RawConfig, RawDefaults, RawStage, RawTimeouts, Sourced,
+};
+
+/// Puts every value `top` sets over `base`, stamped with `layer`.
+pub(crate) fn merge(base: &mut RawConfig, top: RawConfig, layer: &Layer) {
+    set(&mut base.pipeline, top.pipeline, layer);
+    merge_defaults(&mut base.defaults, top.defaults, layer);
+    merge_timeouts(&mut base.timeouts, top.timeouts, layer);
+    merge_tables(&mut base.backends, top.backends, layer, merge_backend);
+    merge_tables(&mut base.stages, top.stages, layer, merge_stage);
+    merge_tables(&mut base.agents, top.agents, layer, merge_agent);
+}
+
+/// Sets one key when the top layer has it.
+pub(crate) fn set<T>(base: &mut Option<Sourced<T>>, top: Option<Sourced<T>>, layer: &Layer) {
+    if let Some(mut value) = top {
+        value.location.layer = layer.clone();
+        *base = Some(value);
+    }
+}
+
+macro_rules! set_each {
+    ($base:expr, $top:expr, $layer:expr; $($field:ident),+ $(,)?) => {
+        $( set(&mut $base.$field, $top.$field, $layer); )+
+    };
+}
+
+fn merge_tables<T: Default>(
+    base: &mut BTreeMap<String, T>,
+    top: BTreeMap<String, T>,
+    layer: &Layer,
+    merge_one: fn(&mut T, T, &Layer),
+) {
+    for (name, table) in top {
+        merge_one(base.entry(name).or_default(), table, layer);
+    }
+}
+
+fn merge_defaults(base: &mut RawDefaults, top: RawDefaults, layer: &Layer) {
+    set_each!(base, top, layer;
+        backend, concurrency, retries, backoff, min_success_ratio, synthesis_iterations,
+        output_cap, agent_memory, large_context_memory);
+}
+
+fn merge_timeouts(base: &mut RawTimeouts, top: RawTimeouts, layer: &Layer) {
+    set_each!(base, top, layer;
+        default, complex_analysis, simple_check, review, synthesis, qa, stage, kill_grace);
+}
+
+fn merge_backend(base: &mut RawBackend, top: RawBackend, layer: &Layer) {
+    // Another kind is another backend: keys of the old kind (a mock's `latency` under a
+    // `command`) would only be noise, so the table is replaced instead of merged.
+    let kind_changes = match (&base.kind, &top.kind) {
+        (Some(old), Some(new)) => old.value != new.value,
+        _ => false,
+    };
+    if kind_changes {
+        *base = RawBackend::default();
+    }
+    base.declared_in = Some(layer.clone());
+    set_each!(base, top, layer;
+        kind, command, env, base_url, model, api_key_env, temperature, max_tokens, latency,
+        fail_attempts, output);
+}
+
+fn merge_stage(base: &mut RawStage, top: RawStage, layer: &Layer) {
+    base.declared_in = Some(layer.clone());
+    set_each!(base, top, layer;
+        name, alias, trigger, agents, reviewer, synthesizer, qa, required, optional, inputs,
+        question, concurrency, summary_artifact);
+}
+
+fn merge_agent(base: &mut RawAgent, top: RawAgent, layer: &Layer) {
+    base.declared_in = Some(layer.clone());
+    set_each!(base, top, layer;
+        role, task, backend, fallback, timeout_class, required, large_context, retries);
+}

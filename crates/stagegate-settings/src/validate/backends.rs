@@ -1,0 +1,293 @@
+//! `[backends.NAME]`: each table by its `kind`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::error::{ConfigError, ConfigErrorKind, Problem};
+use crate::raw::{Location, RawBackend, Sourced};
+use crate::settings::BackendSettings;
+use crate::suggest::{did_you_mean, quoted_list};
+use crate::warning::{ConfigWarning, WarningReason};
+
+use super::{Table, Validator};
+
+/// The kinds stagegate can talk to.
+pub(crate) const BACKEND_KINDS: [&str; 5] = ["builtin", "command", "openai", "anthropic", "mock"];
+
+const OPENAI_BASE_URL: &str = "http://127.0.0.1:8080/v1";
+const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+const ANTHROPIC_API_KEY_ENV: &str = "ANTHROPIC_API_KEY";
+const ANTHROPIC_MAX_TOKENS: u32 = 4096;
+
+/// The keys each kind reads; any other key that is set gets a warning.
+fn keys_of_kind(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "command" => &["kind", "command", "env"],
+        "openai" => &[
+            "kind",
+            "base_url",
+            "model",
+            "api_key_env",
+            "temperature",
+            "max_tokens",
+        ],
+        "anthropic" => &["kind", "base_url", "model", "api_key_env", "max_tokens"],
+        "mock" => &["kind", "latency", "fail_attempts", "output"],
+        _ => &["kind"],
+    }
+}
+
+/// The keys a table sets, with where.
+fn keys_set(raw: &RawBackend) -> Vec<(&'static str, &Location)> {
+    fn at<T>(value: &Option<Sourced<T>>) -> Option<&Location> {
+        value.as_ref().map(|value| &value.location)
+    }
+    [
+        ("kind", at(&raw.kind)),
+        ("command", at(&raw.command)),
+        ("env", at(&raw.env)),
+        ("base_url", at(&raw.base_url)),
+        ("model", at(&raw.model)),
+        ("api_key_env", at(&raw.api_key_env)),
+        ("temperature", at(&raw.temperature)),
+        ("max_tokens", at(&raw.max_tokens)),
+        ("latency", at(&raw.latency)),
+        ("fail_attempts", at(&raw.fail_attempts)),
+        ("output", at(&raw.output)),
+    ]
+    .into_iter()
+    .filter_map(|(key, location)| Some((key, location?)))
+    .collect()
+}
+
+impl Validator<'_> {
+    pub(super) fn backends(&mut self) -> Result<BTreeMap<String, BackendSettings>, ConfigError> {
+        let config = self.raw;
+        let mut backends = BTreeMap::new();
+        for (name, raw) in &config.backends {
+            let backend = self.backend(name, raw)?;
+            backends.insert(name.clone(), backend);
+        }
+        Ok(backends)
+    }
+
+    fn backend(&mut self, name: &str, raw: &RawBackend) -> Result<BackendSettings, ConfigError> {
+        let path = ["backends", name];
+        let table = Table {
+            path: &path,
+            declared_in: raw.declared_in.as_ref(),
+        };
+        let prefix = format!("backends.{name}");
+        let kind = self.require(
+            &raw.kind,
+            table,
+            "kind",
+            &format!("set kind to one of {}", quoted_list(BACKEND_KINDS)),
+        )?;
+        if !BACKEND_KINDS.contains(&kind.value.as_str()) {
+            let mut help = String::new();
+            if let Some(suggestion) = did_you_mean(&kind.value, BACKEND_KINDS) {
+                help.push_str(&format!("did you mean \"{suggestion}\"? "));
+            }
+            help.push_str(&format!(
+                "kind must be one of {}",
+                quoted_list(BACKEND_KINDS)
+            ));
+            return Err(self.fail(
+                &kind.location,
+                Problem::new(
+                    ConfigErrorKind::UnknownBackendKind,
+                    format!("unknown kind \"{}\" for {prefix}.kind", kind.value),
+                    "not a backend kind",
+                )
+                .help(help),
+            ));
+        }
+        self.warn_unused_keys(&prefix, &kind.value, raw);
+
+        let settings = match kind.value.as_str() {
+            "builtin" => BackendSettings::Builtin,
+            "command" => {
+                let command = self.require(
+                    &raw.command,
+                    table,
+                    "command",
+                    r#"set command to the program and its arguments, such as command = ["claude", "-p"]"#,
+                )?;
+                let empty_program = command
+                    .value
+                    .first()
+                    .is_none_or(|program| program.get_ref().trim().is_empty());
+                if empty_program {
+                    return Err(self.fail(
+                        &command.location,
+                        Problem::new(
+                            ConfigErrorKind::Empty,
+                            format!("{prefix}.command is empty"),
+                            "no program",
+                        )
+                        .help(r#"name the program first, then its arguments, such as command = ["claude", "-p"]; it is run directly, never through a shell"#),
+                    ));
+                }
+                BackendSettings::Command {
+                    command: command
+                        .value
+                        .iter()
+                        .map(|argument| argument.get_ref().clone())
+                        .collect(),
+                    env: raw
+                        .env
+                        .as_ref()
+                        .map(|env| env.value.clone())
+                        .unwrap_or_default(),
+                }
+            }
+            "openai" => BackendSettings::OpenAi {
+                base_url: self.base_url(raw, &prefix, OPENAI_BASE_URL)?,
+                model: self.model(raw, table, &prefix)?,
+                api_key_env: self.api_key_env(raw, &prefix)?,
+                temperature: match &raw.temperature {
+                    Some(temperature) => Some(self.temperature(temperature, &prefix)?),
+                    None => None,
+                },
+                max_tokens: match &raw.max_tokens {
+                    Some(max_tokens) => {
+                        Some(self.count(max_tokens, &format!("{prefix}.max_tokens"), 1)?)
+                    }
+                    None => None,
+                },
+            },
+            "anthropic" => BackendSettings::Anthropic {
+                base_url: self.base_url(raw, &prefix, ANTHROPIC_BASE_URL)?,
+                model: self.model(raw, table, &prefix)?,
+                api_key_env: self
+                    .api_key_env(raw, &prefix)?
+                    .unwrap_or_else(|| ANTHROPIC_API_KEY_ENV.to_owned()),
+                max_tokens: match &raw.max_tokens {
+                    Some(max_tokens) => {
+                        self.count(max_tokens, &format!("{prefix}.max_tokens"), 1)?
+                    }
+                    None => ANTHROPIC_MAX_TOKENS,
+                },
+            },
+            _ => BackendSettings::Mock {
+                // A mock of the user's answers at once unless told otherwise: it exists for tests.
+                latency: match &raw.latency {
+                    Some(latency) => self.duration(latency, &format!("{prefix}.latency"), false)?,
+                    None => Duration::ZERO,
+                },
+                fail_attempts: match &raw.fail_attempts {
+                    Some(fail) => self.count(fail, &format!("{prefix}.fail_attempts"), 0)?,
+                    None => 0,
+                },
+                output: raw.output.as_ref().map(|output| output.value.clone()),
+            },
+        };
+        Ok(settings)
+    }
+
+    fn warn_unused_keys(&mut self, prefix: &str, kind: &str, raw: &RawBackend) {
+        let used = keys_of_kind(kind);
+        for (key, location) in keys_set(raw) {
+            if used.contains(&key) {
+                continue;
+            }
+            let Some(file) = self.sources.file(&location.layer) else {
+                continue;
+            };
+            let (line, column) = file.line_column(location.span.start);
+            self.warnings.push(ConfigWarning {
+                path: format!("{prefix}.{key}"),
+                file: file.path.clone(),
+                line,
+                column,
+                reason: WarningReason::UnusedByKind {
+                    kind: kind.to_owned(),
+                },
+                suggestion: None,
+            });
+        }
+    }
+
+    fn base_url(
+        &self,
+        raw: &RawBackend,
+        prefix: &str,
+        default: &str,
+    ) -> Result<String, ConfigError> {
+        let Some(base_url) = &raw.base_url else {
+            return Ok(default.to_owned());
+        };
+        let url = base_url.value.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(self.fail(
+                &base_url.location,
+                Problem::new(
+                    ConfigErrorKind::InvalidValue,
+                    format!("{prefix}.base_url \"{url}\" is not an http:// or https:// URL"),
+                    "not an HTTP URL",
+                )
+                .help(format!("write the API's address, such as \"{default}\"")),
+            ));
+        }
+        Ok(url.trim_end_matches('/').to_owned())
+    }
+
+    fn model(
+        &self,
+        raw: &RawBackend,
+        table: Table<'_>,
+        prefix: &str,
+    ) -> Result<String, ConfigError> {
+        let model = self.require(
+            &raw.model,
+            table,
+            "model",
+            "set model to the model's name as the API knows it, such as model = \"claude-sonnet-4-5\"",
+        )?;
+        self.non_empty(model, &format!("{prefix}.model"))
+    }
+
+    /// The name of the variable that holds the key. A value that looks like a key itself is
+    /// refused: a secret must not sit in a file that is usually committed.
+    fn api_key_env(&self, raw: &RawBackend, prefix: &str) -> Result<Option<String>, ConfigError> {
+        let Some(variable) = &raw.api_key_env else {
+            return Ok(None);
+        };
+        let name = variable.value.trim();
+        let is_variable_name = !name.is_empty()
+            && !name.starts_with(|character: char| character.is_ascii_digit())
+            && name
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric() || character == '_');
+        if !is_variable_name {
+            return Err(self.fail(
+                &variable.location,
+                Problem::new(
+                    ConfigErrorKind::InvalidValue,
+                    format!("{prefix}.api_key_env must name an environment variable"),
+                    "not a variable name",
+                )
+                .help("write the name of the variable that holds the key, such as \"OPENAI_API_KEY\", never the key itself"),
+            ));
+        }
+        Ok(Some(name.to_owned()))
+    }
+
+    fn temperature(&mut self, value: &Sourced<f64>, prefix: &str) -> Result<f64, ConfigError> {
+        let path = format!("{prefix}.temperature");
+        if !(0.0..=2.0).contains(&value.value) {
+            return Err(self.fail(
+                &value.location,
+                Problem::new(
+                    ConfigErrorKind::OutOfRange,
+                    format!("{path} must be between 0.0 and 2.0, not {}", value.value),
+                    "outside 0.0..=2.0",
+                )
+                .help("use a sampling temperature from 0.0 (deterministic) to 2.0"),
+            ));
+        }
+        self.note(path, &value.location);
+        Ok(value.value)
+    }
+}
