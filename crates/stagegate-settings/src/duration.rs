@@ -10,12 +10,12 @@ pub(crate) const DURATION_FORM: &str =
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if trimmed.is_empty() {
-        return Err("a duration cannot be empty".to_owned());
+        return Err("empty duration".to_owned());
     }
     // humantime reads a bare "30" as an error too, but its message ("time unit needed") does
     // not say which units exist.
     if trimmed.chars().all(|character| character.is_ascii_digit()) {
-        return Err(format!("\"{text}\" has no unit"));
+        return Err(format!("duration \"{text}\" has no unit"));
     }
     humantime::parse_duration(trimmed)
         .map_err(|error| format!("invalid duration \"{text}\": {error}"))
@@ -36,7 +36,11 @@ mod tests {
     #[test]
     fn rejects_what_it_cannot_read() {
         assert!(parse_duration("").is_err());
-        assert!(parse_duration("30").expect_err("no unit").contains("no unit"));
+        assert!(
+            parse_duration("30")
+                .expect_err("no unit")
+                .contains("no unit")
+        );
         assert!(parse_duration("thirty seconds").is_err());
         assert!(parse_duration("5 fortnights").is_err());
     }

@@ -22,6 +22,11 @@ use crate::warning::ConfigWarning;
 /// The seed's numbers and the built-in pipeline, in the schema users write.
 pub(crate) const DEFAULTS_TOML: &str = include_str!("../defaults.toml");
 
+/// The embedded defaults, for `stagegate` to show (`stagegate init` can start from them).
+pub fn embedded_defaults() -> &'static str {
+    DEFAULTS_TOML
+}
+
 /// The configuration file's name at the repository root.
 pub const CONFIG_FILE_NAME: &str = "stagegate.toml";
 

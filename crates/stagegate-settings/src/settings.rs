@@ -210,3 +210,47 @@ impl Settings {
         })
     }
 }
+
+impl Settings {
+    /// The agent with this id.
+    pub fn agent(&self, id: &str) -> Option<&AgentSettings> {
+        self.agents.get(id)
+    }
+
+    /// The backend an agent runs on (its own, else `defaults.backend`; both validated to exist).
+    pub fn backend_of(&self, agent: &AgentSettings) -> Option<&BackendSettings> {
+        self.backends.get(&agent.backend)
+    }
+
+    /// The per-attempt timeout of an agent, from its `timeout_class`.
+    pub fn attempt_timeout(&self, agent: &AgentSettings) -> Duration {
+        self.timeouts.for_class(agent.timeout_class)
+    }
+
+    /// Further attempts after a failure: the agent's own `retries`, else `defaults.retries`.
+    pub fn retries_of(&self, agent: &AgentSettings) -> u32 {
+        agent.retries.unwrap_or(self.defaults.retries)
+    }
+
+    /// `RLIMIT_DATA` for a program agent, bytes.
+    pub fn memory_limit_of(&self, agent: &AgentSettings) -> u64 {
+        if agent.large_context {
+            self.defaults.large_context_memory_bytes
+        } else {
+            self.defaults.agent_memory_bytes
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    /// `default`, `stagegate.toml:12`, `environment STAGEGATE_RETRIES`, `flag --concurrency`:
+    /// how `stagegate status` says where a value came from.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Default => formatter.write_str("default"),
+            Origin::File { path, line } => write!(formatter, "{}:{line}", path.display()),
+            Origin::Environment(variable) => write!(formatter, "environment {variable}"),
+            Origin::Flag(flag) => write!(formatter, "flag {flag}"),
+        }
+    }
+}

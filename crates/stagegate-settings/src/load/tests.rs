@@ -1122,3 +1122,77 @@ fn keys_another_kind_uses_are_warnings() {
         }
     );
 }
+
+#[test]
+fn errors_render_with_their_snippet_label_and_help() {
+    struct Render<'a>(&'a ConfigError);
+    impl std::fmt::Display for Render<'_> {
+        fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            miette::NarratableReportHandler::new().render_report(formatter, self.0)
+        }
+    }
+    let repository =
+        Repository::with_config("[stages.plan]\nagents = [\"requirements-analyst\", \"nobody\"]\n");
+    let error = repository.load_error();
+    let rendered = Render(&error).to_string();
+    assert!(
+        rendered.contains("snippet line 2: agents = [\"requirements-analyst\", \"nobody\"]"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("label at line 2, columns 35 to 42: no agent of this id"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("diagnostic help: define [agents.nobody] with a role and a task"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("stagegate::config::unknown_agent"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn a_table_where_a_value_belongs_is_a_wrong_type() {
+    let repository = Repository::with_config("[stages.plan]\nagents = \"requirements-analyst\"\n");
+    let error = repository.load_error();
+    assert_file_error(
+        &error,
+        &repository,
+        ConfigErrorKind::WrongType,
+        2,
+        "expected an array for stages.plan.agents",
+    );
+    let repository = Repository::with_config("stages = 3\n");
+    let error = repository.load_error();
+    assert_file_error(&error, &repository, ConfigErrorKind::WrongType, 1, "stages");
+}
+
+#[test]
+fn per_agent_values_resolve_through_the_defaults() {
+    let repository = Repository::with_config(
+        "[agents.docs-engineer]\nretries = 0\nlarge_context = true\nbackend = \"mock\"\n",
+    );
+    let settings = repository.load().expect("loads").settings;
+    let architect = settings.agent("solution-architect").expect("defined");
+    assert_eq!(settings.attempt_timeout(architect), Duration::from_secs(60));
+    assert_eq!(settings.retries_of(architect), 2);
+    assert_eq!(settings.memory_limit_of(architect), 256_000_000);
+    assert_eq!(
+        settings.backend_of(architect),
+        Some(&BackendSettings::Builtin)
+    );
+    let docs = settings.agent("docs-engineer").expect("defined");
+    assert_eq!(settings.retries_of(docs), 0);
+    assert_eq!(settings.memory_limit_of(docs), 512_000_000);
+    assert_eq!(
+        settings.backend_of(docs).map(BackendSettings::kind),
+        Some("mock")
+    );
+    assert_eq!(
+        settings.origins["agents.docs-engineer.backend"].to_string(),
+        format!("{}:4", repository.config_path().display())
+    );
+    assert_eq!(settings.origins["defaults.retries"].to_string(), "default");
+}

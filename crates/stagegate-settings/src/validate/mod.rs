@@ -191,14 +191,16 @@ impl Validator<'_> {
             return Ok(name.to_owned());
         }
         let known = self.raw.agents.keys().map(String::as_str);
-        let mut help = String::new();
-        if let Some(suggestion) = did_you_mean(name, known.clone()) {
-            help.push_str(&format!("did you mean \"{suggestion}\"? "));
-        }
-        help.push_str(&format!(
-            "define [agents.{name}] with a role and a task, or use one of the defined agents: {}",
-            quoted_list(known)
-        ));
+        // The full list is long; a likely typo is more useful on its own.
+        let help = match did_you_mean(name, known.clone()) {
+            Some(suggestion) => format!(
+                "did you mean \"{suggestion}\"? Otherwise define [agents.{name}] with a role and a task"
+            ),
+            None => format!(
+                "define [agents.{name}] with a role and a task, or use one of the defined agents: {}",
+                quoted_list(known)
+            ),
+        };
         Err(self.fail(
             location,
             Problem::new(

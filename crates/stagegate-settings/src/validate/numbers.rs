@@ -86,7 +86,7 @@ impl Validator<'_> {
         let bytes = match &value.value {
             RawSize::Text(text) => parse_size(text),
             RawSize::Bytes(bytes) => {
-                u64::try_from(*bytes).map_err(|_| format!("a size cannot be negative ({bytes})"))
+                u64::try_from(*bytes).map_err(|_| format!("negative size {bytes}"))
             }
         };
         let bytes = bytes.map_err(|message| {
