@@ -177,6 +177,8 @@ named_enum!(
         Running => "running",
         /// Stopped at a gate (exit 10); `resume` continues once it is decided.
         AwaitingDecision => "awaiting_decision",
+        /// A gate was approved from another process and stages remain: `resume` continues.
+        Paused => "paused",
         Completed => "completed",
         Rejected => "rejected",
         Failed => "failed",

@@ -1,0 +1,148 @@
+//! The command line, parsed purely (no I/O): what the person asked for.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stagegate",
+    version,
+    about = "Run spec-kit's spec-driven development as stages with gates",
+    long_about = "Runs spec-kit's workflow as stages with gates: in each stage several role agents work in parallel, a reviewer reconciles them, a synthesizer writes the stage's artifacts, the main agent checks them, and a person approves, rejects or modifies them before anything moves on."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run stages in order (`all` = plan prep analyze), stopping at each gate for a decision.
+    Run(RunArgs),
+    /// Approve a pending gate (publishing its artifacts), `spec`, or `implementation`.
+    Approve(ApproveArgs),
+    /// Reject a pending gate; nothing is published.
+    Reject(RejectArgs),
+    /// Modify a pending gate's artifacts: in $EDITOR, or reworked with --feedback.
+    Modify(ModifyArgs),
+    /// Continue a run that stopped at a gate that has since been decided.
+    Resume(ResumeArgs),
+    /// Show runs and where each stands.
+    Status(StatusArgs),
+    /// Show metrics over the runs in the store.
+    Metrics(MetricsArgs),
+}
+
+/// Options shared by commands that load the configuration and find the feature.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// The feature directory (`specs/NNN-name`); found as spec-kit finds it when left out.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub feature: Option<PathBuf>,
+    /// Read this configuration file instead of `stagegate.toml`.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stage ids or aliases (`plan`/`a`, `prep`/`b`, `analyze`/`c`, yours), or `all`.
+    #[arg(required = true, value_name = "STAGE")]
+    pub stages: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Ignore the cache.
+    #[arg(long)]
+    pub refresh: bool,
+    /// At most this many agents at once (overrides every stage's setting).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutputArgs {
+    /// Never prompt: stop at the gate (exit 10).
+    #[arg(long)]
+    pub no_input: bool,
+    /// Print one JSON event per line on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// A run id, `spec`, or `implementation`; the one pending gate when left out.
+    #[arg(value_name = "RUN|spec|implementation")]
+    pub target: Option<String>,
+    /// A note kept with the approval.
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The run; the one pending gate when left out.
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Why (required; kept in the audit trail).
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ModifyArgs {
+    /// The run; the one pending gate when left out.
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Rework the artifacts through the synthesizer and QA with this feedback instead of
+    /// opening $EDITOR.
+    #[arg(long)]
+    pub feedback: Option<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One run in detail; every run when left out.
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    #[arg(long, value_enum, default_value_t = MetricsFormat::Json)]
+    pub format: MetricsFormat,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MetricsFormat {
+    Prometheus,
+    Json,
+}

@@ -1,0 +1,117 @@
+//! `stagegate approve [RUN|spec|implementation] [--note TEXT]`
+
+use stagegate_engine::event::now_ms;
+use stagegate_store::{ApprovalRecord, RunState, file_hash};
+
+use crate::decide;
+use crate::error::{AppError, Exit};
+use crate::pending::pending_gate;
+use crate::recorder::Recorder;
+use crate::session::Session;
+use crate::stage_inputs::{SPEC, TASKS};
+
+pub async fn approve(
+    session: &Session,
+    target: Option<&str>,
+    note: Option<String>,
+) -> Result<Exit, AppError> {
+    match target {
+        Some("spec") => approve_file(session, "spec", SPEC, note).await,
+        Some("implementation") => approve_file(session, "implementation", TASKS, note).await,
+        run_id => approve_gate(session, run_id, note).await,
+    }
+}
+
+/// Binds an approval of `subject` to the file's current content.
+async fn approve_file(
+    session: &Session,
+    subject: &str,
+    file: &str,
+    note: Option<String>,
+) -> Result<Exit, AppError> {
+    let feature = session.feature()?;
+    let path = feature.dir.join(file);
+    let hash = match file_hash(&path) {
+        Ok(hash) => hash,
+        // The implementation can be approved without a task list; the approval then stands
+        // until one appears.
+        Err(error)
+            if error.kind() == std::io::ErrorKind::NotFound && subject == "implementation" =>
+        {
+            String::new()
+        }
+        Err(error) => {
+            return Err(AppError::input_missing(format!(
+                "cannot approve {}/{file}: {error}\nhint: write it with spec-kit first",
+                feature.key
+            )));
+        }
+    };
+    session
+        .store
+        .record_approval(&ApprovalRecord {
+            feature_dir: feature.key.clone(),
+            subject: subject.to_owned(),
+            path: format!("{}/{file}", feature.key),
+            content_hash: hash.clone(),
+            run_id: None,
+            stage: None,
+            approved_at_ms: now_ms(),
+        })
+        .await?;
+    let _ = note;
+    let short = &hash[..hash.len().min(12)];
+    eprintln!(
+        "approved {subject}: {}/{file}{}",
+        feature.key,
+        if short.is_empty() {
+            String::new()
+        } else {
+            format!(" (content {short})")
+        }
+    );
+    Ok(Exit::Done)
+}
+
+async fn approve_gate(
+    session: &Session,
+    run_id: Option<&str>,
+    note: Option<String>,
+) -> Result<Exit, AppError> {
+    let (run, stage) = pending_gate(session, run_id).await?;
+    let feature = session.feature_of_run(&run.feature_dir);
+    let mut recorder = Recorder::new(session.store.clone(), &run.id);
+    let published = decide::approve(
+        &session.store,
+        &session.settings,
+        &run,
+        &feature,
+        &stage,
+        note,
+        &mut recorder,
+    )
+    .await?;
+    let last = run.stages.last().is_some_and(|last| *last == stage);
+    let state = if last {
+        RunState::Completed
+    } else {
+        RunState::Paused
+    };
+    session
+        .store
+        .update_run(&run.id, state, Some(&stage))
+        .await?;
+    for (name, hash) in &published {
+        println!("{}/{name} {}", feature.key, &hash[..hash.len().min(12)]);
+    }
+    eprintln!(
+        "approved the {stage} gate of run {}: published {} file(s) into {}",
+        run.id,
+        published.len(),
+        feature.key
+    );
+    if !last {
+        eprintln!("hint: continue with `stagegate resume {}`", run.id);
+    }
+    Ok(Exit::Done)
+}

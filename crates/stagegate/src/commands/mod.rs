@@ -1,0 +1,7 @@
+//! One module per command that decides or reports; `run`, `resume` and `modify` live in the
+//! runner, which they share.
+
+pub mod approve;
+pub mod metrics;
+pub mod reject;
+pub mod status;

@@ -1,0 +1,272 @@
+//! `stagegate status [RUN] [--json]`: where runs stand, failed agents with reasons, the
+//! pending gate and the commands that decide it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::json;
+use stagegate_store::{AttemptRecord, GateState, RunRecord, RunState};
+
+use crate::error::{AppError, Exit};
+use crate::runner::{decide_commands, find_run};
+use crate::session::Session;
+
+pub async fn status(session: &Session, run_id: Option<&str>, json: bool) -> Result<Exit, AppError> {
+    match run_id {
+        Some(run_id) => one_run(session, run_id, json).await,
+        None => all_runs(session, json).await,
+    }
+}
+
+async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
+    let runs = session.store.runs().await?;
+    let pending = session.store.pending_gates().await?;
+    if json {
+        let values: Vec<_> = runs
+            .iter()
+            .map(|run| {
+                let gate = pending.iter().find(|gate| gate.run_id == run.id);
+                json!({
+                    "id": run.id,
+                    "feature_dir": run.feature_dir,
+                    "stages": run.stages,
+                    "state": run.state.as_str(),
+                    "current_stage": run.current_stage,
+                    "created_at_ms": run.created_at_ms,
+                    "updated_at_ms": run.updated_at_ms,
+                    "pending_gate": gate.map(|gate| json!({"stage": gate.stage, "question": gate.question, "commands": decide_commands(&run.id)})),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
+        );
+        return Ok(Exit::Done);
+    }
+    if runs.is_empty() {
+        println!("no runs yet\nhint: `stagegate run plan` starts one");
+        return Ok(Exit::Done);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<22} {:<18} {:<9} {:<28} when",
+        "run", "state", "stage", "feature"
+    );
+    for run in &runs {
+        let _ = writeln!(
+            out,
+            "{:<22} {:<18} {:<9} {:<28} {}",
+            run.id,
+            run.state.as_str(),
+            run.current_stage.as_deref().unwrap_or("-"),
+            run.feature_dir,
+            when(run.updated_at_ms)
+        );
+    }
+    for gate in &pending {
+        let _ = writeln!(
+            out,
+            "\nwaiting: run {} at the {} gate: {}\n  stagegate approve {} | stagegate reject {} --reason \"...\" | stagegate modify {} --feedback \"...\"",
+            gate.run_id, gate.stage, gate.question, gate.run_id, gate.run_id, gate.run_id
+        );
+    }
+    for run in runs
+        .iter()
+        .filter(|run| matches!(run.state, RunState::Interrupted | RunState::Paused))
+    {
+        let _ = writeln!(
+            out,
+            "\n{} run {}: continue with `stagegate resume {}`",
+            run.state.as_str(),
+            run.id,
+            run.id
+        );
+    }
+    print!("{out}");
+    Ok(Exit::Done)
+}
+
+async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, AppError> {
+    let run = find_run(session, run_id).await?;
+    let store = &session.store;
+    let attempts = store.attempts(&run.id).await?;
+    let decisions = store.decisions(&run.id).await?;
+    let mut gates = Vec::new();
+    for stage in &run.stages {
+        if let Some(gate) = store.gate(&run.id, stage).await? {
+            gates.push(gate);
+        }
+    }
+    let agents = agent_summaries(&attempts);
+    if json {
+        let value = json!({
+            "run": run,
+            "agents": agents.iter().map(|summary| json!({
+                "stage": summary.stage, "phase": summary.phase, "agent": summary.agent,
+                "attempts": summary.attempts, "outcome": summary.outcome, "failure_reason": summary.failure_reason,
+                "duration_ms": summary.duration_ms, "confidence": summary.confidence,
+            })).collect::<Vec<_>>(),
+            "gates": gates,
+            "decisions": decisions,
+            "commands": pending_commands(&run, &gates),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return Ok(Exit::Done);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "run {}  {}  feature {}",
+        run.id,
+        run.state.as_str(),
+        run.feature_dir
+    );
+    let _ = writeln!(out, "stages: {}", run.stages.join(" → "));
+    for stage in &run.stages {
+        let gate = gates.iter().find(|gate| &gate.stage == stage);
+        let _ = writeln!(
+            out,
+            "\n{stage}: {}",
+            match gate.map(|gate| gate.state) {
+                Some(GateState::Approved) => "approved",
+                Some(GateState::Rejected) => "rejected",
+                Some(GateState::Pending) => "waiting at the gate",
+                None if run.current_stage.as_deref() == Some(stage) => run.state.as_str(),
+                None => "not started",
+            }
+        );
+        for summary in agents.iter().filter(|summary| &summary.stage == stage) {
+            let _ = writeln!(
+                out,
+                "  {:<9} {:<40} {:<10} attempts {}{}",
+                summary.phase,
+                summary.agent,
+                summary.outcome,
+                summary.attempts,
+                summary
+                    .failure_reason
+                    .as_deref()
+                    .map(|reason| format!("  ({reason})"))
+                    .unwrap_or_default()
+            );
+        }
+        let failed: Vec<_> = agents
+            .iter()
+            .filter(|summary| {
+                &summary.stage == stage && summary.phase == "agent" && summary.outcome != "ok"
+            })
+            .collect();
+        if !failed.is_empty() {
+            let _ = writeln!(out, "  partial failure: {} agent(s) failed", failed.len());
+        }
+    }
+    if !decisions.is_empty() {
+        let _ = writeln!(out, "\ndecisions:");
+        for decision in &decisions {
+            let _ = writeln!(
+                out,
+                "  {} {} {} by {}{}",
+                when(decision.decided_at_ms),
+                decision.stage,
+                decision.kind.as_str(),
+                decision.decided_by,
+                decision
+                    .reason
+                    .as_deref()
+                    .or(decision.note.as_deref())
+                    .map(|text| format!(": {text}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let commands = pending_commands(&run, &gates);
+    if !commands.is_empty() {
+        let _ = writeln!(out, "\nnext:");
+        for command in commands {
+            let _ = writeln!(out, "  {command}");
+        }
+    }
+    print!("{out}");
+    Ok(Exit::Done)
+}
+
+fn pending_commands(run: &RunRecord, gates: &[stagegate_store::GateRecord]) -> Vec<String> {
+    if gates.iter().any(|gate| gate.state == GateState::Pending) {
+        return decide_commands(&run.id);
+    }
+    match run.state {
+        RunState::Interrupted | RunState::Paused => vec![format!("stagegate resume {}", run.id)],
+        _ => Vec::new(),
+    }
+}
+
+/// One agent's attempts in one phase of one stage, summarized.
+struct AgentSummary {
+    stage: String,
+    phase: String,
+    agent: String,
+    attempts: usize,
+    outcome: String,
+    failure_reason: Option<String>,
+    duration_ms: i64,
+    confidence: Option<f64>,
+}
+
+fn agent_summaries(attempts: &[AttemptRecord]) -> Vec<AgentSummary> {
+    let mut grouped: BTreeMap<(usize, String, String, String), Vec<&AttemptRecord>> =
+        BTreeMap::new();
+    let phase_order = |phase: &str| match phase {
+        "agent" => 0,
+        "review" => 1,
+        "synthesis" => 2,
+        _ => 3,
+    };
+    for attempt in attempts {
+        grouped
+            .entry((
+                phase_order(&attempt.phase),
+                attempt.stage.clone(),
+                attempt.phase.clone(),
+                attempt.agent.clone(),
+            ))
+            .or_default()
+            .push(attempt);
+    }
+    grouped
+        .into_iter()
+        .map(|((_, stage, phase, agent), attempts)| {
+            let last = attempts
+                .iter()
+                .max_by_key(|attempt| attempt.attempt)
+                .copied();
+            AgentSummary {
+                stage,
+                phase,
+                agent,
+                attempts: attempts.len(),
+                outcome: last
+                    .and_then(|attempt| attempt.outcome.clone())
+                    .unwrap_or_else(|| "running".to_owned()),
+                failure_reason: last.and_then(|attempt| attempt.failure_reason.clone()),
+                duration_ms: attempts
+                    .iter()
+                    .filter_map(|attempt| Some(attempt.finished_at_ms? - attempt.started_at_ms))
+                    .sum(),
+                confidence: last.and_then(|attempt| attempt.confidence),
+            }
+        })
+        .collect()
+}
+
+fn when(at_ms: i64) -> String {
+    let Ok(millis) = u64::try_from(at_ms) else {
+        return "-".to_owned();
+    };
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
+    humantime::format_rfc3339_seconds(time).to_string()
+}

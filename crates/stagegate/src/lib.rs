@@ -1,0 +1,108 @@
+//! The `stagegate` command: parses arguments, resolves settings, wires the engine's events to
+//! the recorder, the display and the `--json` printer, and maps outcomes to exit codes.
+
+mod cli;
+mod commands;
+mod decide;
+mod editor;
+mod error;
+mod history;
+mod json_lines;
+mod metric_names;
+mod pending;
+mod progress;
+mod recorder;
+mod runner;
+mod session;
+mod settings_summary;
+mod stage_inputs;
+mod subscribers;
+mod terminal_gate;
+mod workspace;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::{AppError, Exit};
+use crate::runner::RunOptions;
+use crate::session::Session;
+
+/// Runs the command line and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return Exit::Internal.into();
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(exit) => exit.into(),
+        Err(error) => {
+            let exit = error.exit();
+            report(error);
+            exit.into()
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<Exit, AppError> {
+    match command {
+        Command::Run(args) => {
+            let session = Session::open(&args.common, args.concurrency).await?;
+            let options = RunOptions {
+                no_input: args.output.no_input,
+                json: args.output.json,
+            };
+            runner::start_run(&session, &args.stages, options).await
+        }
+        Command::Approve(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::approve::approve(&session, args.target.as_deref(), args.note).await
+        }
+        Command::Reject(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::reject::reject(&session, args.run.as_deref(), args.reason).await
+        }
+        Command::Modify(args) => {
+            let session = Session::open(&args.common, None).await?;
+            let options = RunOptions {
+                no_input: args.output.no_input,
+                json: args.output.json,
+            };
+            runner::modify_gate(&session, args.run.as_deref(), args.feedback, options).await
+        }
+        Command::Resume(args) => {
+            let session = Session::open(&args.common, None).await?;
+            let options = RunOptions {
+                no_input: args.output.no_input,
+                json: args.output.json,
+            };
+            runner::resume_run(&session, &args.run, options).await
+        }
+        Command::Status(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::status::status(&session, args.run.as_deref(), args.json).await
+        }
+        Command::Metrics(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::metrics::metrics(&session, args.format).await
+        }
+    }
+}
+
+/// Prints an error once, at the top: with miette's snippet for configuration errors.
+fn report(error: AppError) {
+    match error {
+        AppError::Config(error) => {
+            eprintln!("{:?}", miette::Report::new(error));
+        }
+        other => eprintln!("error: {other}"),
+    }
+}

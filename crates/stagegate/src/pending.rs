@@ -1,0 +1,53 @@
+//! Which gate a decision goes to: the named run's pending gate, or the one pending gate.
+
+use stagegate_store::{GateRecord, RunRecord};
+
+use crate::error::AppError;
+use crate::runner::find_run;
+use crate::session::Session;
+
+/// The pending gate of `run_id`, or the only pending gate when `run_id` is `None`.
+pub async fn pending_gate(
+    session: &Session,
+    run_id: Option<&str>,
+) -> Result<(RunRecord, String), AppError> {
+    let pending = session.store.pending_gates().await?;
+    let gate: &GateRecord = match run_id {
+        Some(run_id) => {
+            let run = find_run(session, run_id).await?;
+            let Some(gate) = pending.iter().find(|gate| gate.run_id == run.id) else {
+                return Err(AppError::usage(format!(
+                    "run {} has no gate waiting for a decision (it is {})\nhint: `stagegate status {}` shows where it stands",
+                    run.id,
+                    run.state.as_str(),
+                    run.id
+                )));
+            };
+            gate
+        }
+        None => match pending.as_slice() {
+            [] => {
+                return Err(AppError::usage(
+                    "no gate is waiting for a decision\nhint: `stagegate status` lists the runs",
+                ));
+            }
+            [gate] => gate,
+            several => {
+                return Err(AppError::usage(format!(
+                    "{} gates are waiting for a decision; name the run:\n{}",
+                    several.len(),
+                    several
+                        .iter()
+                        .map(|gate| format!(
+                            "  {} ({}: {})",
+                            gate.run_id, gate.stage, gate.question
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )));
+            }
+        },
+    };
+    let run = find_run(session, &gate.run_id).await?;
+    Ok((run, gate.stage.clone()))
+}

@@ -1,0 +1,200 @@
+//! The store's subscriber: every event is appended to the SQLite log before anything acts on
+//! it, attempts are indexed, and the texts (prompts, outputs, stderr, staged artifacts) go
+//! into the run's directory.
+
+use stagegate_engine::backend::CallIdentity;
+use stagegate_engine::event::{Event, EventSink, SinkError};
+use stagegate_store::{AttemptFiles, AttemptRecord, GateRecord, GateState, RunDir, Store};
+
+pub struct Recorder {
+    store: Store,
+    run_dir: RunDir,
+}
+
+impl Recorder {
+    pub fn new(store: Store, run_id: &str) -> Self {
+        let run_dir = store.run_dir(run_id);
+        Recorder { store, run_dir }
+    }
+
+    async fn record(&mut self, event: &Event) -> Result<(), String> {
+        let run_id = run_id_of(event);
+        let payload = serde_json::to_value(event).map_err(|error| error.to_string())?;
+        self.store
+            .append_event(run_id, event.kind(), &payload)
+            .await
+            .map_err(|error| error.to_string())?;
+        match event {
+            Event::AttemptStarted {
+                identity,
+                backend,
+                at_ms,
+                prompt,
+            } => {
+                self.write_files(
+                    identity,
+                    &AttemptFiles {
+                        prompt: Some(prompt),
+                        ..AttemptFiles::default()
+                    },
+                )?;
+                self.store
+                    .record_attempt(&AttemptRecord {
+                        run_id: identity.run_id.clone(),
+                        stage: identity.stage.clone(),
+                        phase: identity.phase.as_str().to_owned(),
+                        agent: attempt_key(identity),
+                        attempt: identity.attempt,
+                        backend: backend.clone(),
+                        started_at_ms: *at_ms,
+                        finished_at_ms: None,
+                        outcome: None,
+                        failure_reason: None,
+                        output_hash: None,
+                        output_bytes: None,
+                        confidence: None,
+                    })
+                    .await
+                    .map_err(|error| error.to_string())?;
+            }
+            Event::AttemptFinished {
+                identity,
+                backend,
+                status,
+                failure,
+                duration_ms,
+                output_bytes,
+                output_hash,
+                confidence,
+                at_ms,
+                output,
+                stderr,
+                ..
+            } => {
+                self.write_files(
+                    identity,
+                    &AttemptFiles {
+                        prompt: None,
+                        output: Some(output.as_bytes()),
+                        stderr: (!stderr.is_empty()).then_some(&stderr[..]),
+                    },
+                )?;
+                let started = at_ms - i64::try_from(*duration_ms).unwrap_or(0);
+                self.store
+                    .record_attempt(&AttemptRecord {
+                        run_id: identity.run_id.clone(),
+                        stage: identity.stage.clone(),
+                        phase: identity.phase.as_str().to_owned(),
+                        agent: attempt_key(identity),
+                        attempt: identity.attempt,
+                        backend: backend.clone(),
+                        started_at_ms: started,
+                        finished_at_ms: Some(*at_ms),
+                        outcome: Some(status.as_str().to_owned()),
+                        failure_reason: failure.as_ref().map(ToString::to_string),
+                        output_hash: output_hash.clone(),
+                        output_bytes: Some(i64::try_from(*output_bytes).unwrap_or(i64::MAX)),
+                        confidence: *confidence,
+                    })
+                    .await
+                    .map_err(|error| error.to_string())?;
+            }
+            Event::ArtifactSynthesized {
+                stage,
+                artifact,
+                content,
+                ..
+            } => {
+                self.run_dir
+                    .stage_artifact(stage, artifact, content.as_bytes())
+                    .map_err(|error| format!("cannot stage {artifact}: {error}"))?;
+            }
+            Event::GateRequested {
+                run_id,
+                stage,
+                question,
+                artifacts,
+                at_ms,
+            } => {
+                self.store
+                    .open_gate(&GateRecord {
+                        run_id: run_id.clone(),
+                        stage: stage.clone(),
+                        question: question.clone(),
+                        artifacts: artifacts.clone(),
+                        state: GateState::Pending,
+                        opened_at_ms: *at_ms,
+                        closed_at_ms: None,
+                    })
+                    .await
+                    .map_err(|error| error.to_string())?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn write_files(&self, identity: &CallIdentity, files: &AttemptFiles<'_>) -> Result<(), String> {
+        self.run_dir
+            .write_attempt(
+                &identity.stage,
+                identity.phase.as_str(),
+                &attempt_key(identity),
+                identity.attempt,
+                files,
+            )
+            .map_err(|error| {
+                format!(
+                    "cannot write {}: {error}",
+                    self.run_dir
+                        .attempt_dir(
+                            &identity.stage,
+                            identity.phase.as_str(),
+                            &attempt_key(identity),
+                            identity.attempt
+                        )
+                        .display()
+                )
+            })
+    }
+}
+
+impl EventSink for Recorder {
+    async fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
+        self.record(event)
+            .await
+            .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
+    }
+}
+
+/// The key an attempt is filed under: the agent, and for a synthesis also the artifact
+/// (`lead-synthesizer-a.plan.md`), since one synthesizer writes several artifacts.
+pub fn attempt_key(identity: &CallIdentity) -> String {
+    match &identity.artifact {
+        Some(artifact) => format!("{}.{artifact}", identity.agent),
+        None => identity.agent.clone(),
+    }
+}
+
+/// Every event belongs to one run.
+pub fn run_id_of(event: &Event) -> &str {
+    match event {
+        Event::AttemptStarted { identity, .. }
+        | Event::AttemptFinished { identity, .. }
+        | Event::RetryScheduled { identity, .. } => &identity.run_id,
+        Event::RunStarted { run_id, .. }
+        | Event::StageStarted { run_id, .. }
+        | Event::FallbackStarted { run_id, .. }
+        | Event::QuorumMet { run_id, .. }
+        | Event::QuorumLost { run_id, .. }
+        | Event::SequentialPassStarted { run_id, .. }
+        | Event::AgentsFinished { run_id, .. }
+        | Event::ArtifactSynthesized { run_id, .. }
+        | Event::QaVerdict { run_id, .. }
+        | Event::GateRequested { run_id, .. }
+        | Event::GateWaiting { run_id, .. }
+        | Event::GateDecided { run_id, .. }
+        | Event::StageFinished { run_id, .. }
+        | Event::RunFinished { run_id, .. } => run_id,
+    }
+}

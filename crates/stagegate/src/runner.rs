@@ -1,0 +1,673 @@
+//! Runs stages in order, each up to its gate, and the gate itself; wires the engine's events to
+//! the recorder, the display and the `--json` printer; maps how it ended to an exit code.
+
+use std::sync::Arc;
+
+use stagegate_engine::event::{Event, EventSink, StageEnd, now_ms};
+use stagegate_engine::prompt::{NamedText, Prompts};
+use stagegate_engine::stage::{
+    StageContext, StageError, StageProduct, duration_ms, rework, run_stage,
+};
+use stagegate_engine::stage_plan::{BackendRegistry, StagePlan, plan_stage};
+use stagegate_store::{GateState, NewRun, RunRecord, RunState};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::decide::{self, artifact_diff};
+use crate::editor::edit_files;
+use crate::error::{AppError, Exit};
+use crate::history::load_product;
+use crate::json_lines::JsonLines;
+use crate::progress::{Progress, ProgressMode};
+use crate::recorder::Recorder;
+use crate::session::Session;
+use crate::settings_summary::settings_summary;
+use crate::stage_inputs::check_stage_inputs;
+use crate::subscribers::Subscribers;
+use crate::terminal_gate::{self, Decision, GateView};
+use crate::workspace::Feature;
+
+/// How a run talks to the person.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub no_input: bool,
+    pub json: bool,
+}
+
+/// `stagegate run STAGE...`
+pub async fn start_run(
+    session: &Session,
+    stage_names: &[String],
+    options: RunOptions,
+) -> Result<Exit, AppError> {
+    let stages = resolve_stage_ids(session, stage_names)?;
+    let plans = plan_stages(session, &stages)?;
+    let feature = session.feature()?;
+    let prompts = Arc::new(Prompts::load(Some(&session.repo_root))?);
+    // The first stage's inputs are checked before the run exists, so that a refused run leaves
+    // no trace in the state database.
+    let first = session
+        .settings
+        .stage(&stages[0])
+        .ok_or_else(|| AppError::usage(format!("unknown stage {}", stages[0])))?;
+    check_stage_inputs(&session.store, &session.settings, &feature, first).await?;
+
+    let run = session
+        .store
+        .create_run(&NewRun {
+            id: new_run_id(),
+            feature_dir: feature.key.clone(),
+            stages: stages.clone(),
+            settings_json: settings_summary(&session.settings, &stages),
+            created_at_ms: now_ms(),
+        })
+        .await?;
+    let mut sink = subscribers(session, &run, options);
+    emit(
+        &mut sink,
+        Event::RunStarted {
+            run_id: run.id.clone(),
+            feature_dir: feature.key.clone(),
+            stages: stages.clone(),
+            at_ms: now_ms(),
+        },
+    )
+    .await?;
+    sink.progress
+        .line(&format!("run {} on {}", run.id, feature.key));
+    let runner = Runner {
+        session,
+        run,
+        feature,
+        prompts,
+        options,
+        cancel: interrupt_token(),
+    };
+    runner.continue_from(&plans, 0, &mut sink).await
+}
+
+/// `stagegate resume RUN`: continues after the last approved gate; asks again at a pending one.
+pub async fn resume_run(
+    session: &Session,
+    run_id: &str,
+    options: RunOptions,
+) -> Result<Exit, AppError> {
+    let run = find_run(session, run_id).await?;
+    let plans = plan_stages(session, &run.stages)?;
+    let feature = session.feature_of_run(&run.feature_dir);
+    let prompts = Arc::new(Prompts::load(Some(&session.repo_root))?);
+    let mut sink = subscribers(session, &run, options);
+    let runner = Runner {
+        session,
+        run: run.clone(),
+        feature,
+        prompts,
+        options,
+        cancel: interrupt_token(),
+    };
+    for (index, plan) in plans.iter().enumerate() {
+        match session.store.gate(&run.id, &plan.id).await? {
+            Some(gate) if gate.state == GateState::Approved => continue,
+            Some(gate) if gate.state == GateState::Rejected => {
+                eprintln!(
+                    "run {} was rejected at the {} gate; nothing more to do\nhint: start a new run with `stagegate run {}`",
+                    run.id, plan.id, plan.id
+                );
+                return Ok(Exit::Rejected);
+            }
+            Some(_) => {
+                let product = load_product(&session.store, &run.id, plan).await?;
+                let decided = runner.gate(plan, product, &mut sink, false).await?;
+                return match decided {
+                    GateEnd::Approved => runner.continue_from(&plans, index + 1, &mut sink).await,
+                    other => runner.end_at_gate(plan, other, &mut sink).await,
+                };
+            }
+            None => return runner.continue_from(&plans, index, &mut sink).await,
+        }
+    }
+    runner.finish(&mut sink).await
+}
+
+/// How a gate ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateEnd {
+    Approved,
+    Rejected,
+    Waiting,
+}
+
+struct Runner<'a> {
+    session: &'a Session,
+    run: RunRecord,
+    feature: Feature,
+    prompts: Arc<Prompts>,
+    options: RunOptions,
+    cancel: CancellationToken,
+}
+
+impl Runner<'_> {
+    async fn continue_from(
+        &self,
+        plans: &[StagePlan],
+        from: usize,
+        sink: &mut Subscribers,
+    ) -> Result<Exit, AppError> {
+        for plan in &plans[from..] {
+            let store = &self.session.store;
+            let stage_settings = self
+                .session
+                .settings
+                .stage(&plan.id)
+                .ok_or_else(|| AppError::usage(format!("unknown stage {}", plan.id)))?;
+            let started = Instant::now();
+            let inputs = match check_stage_inputs(
+                store,
+                &self.session.settings,
+                &self.feature,
+                stage_settings,
+            )
+            .await
+            {
+                Ok(inputs) => inputs,
+                Err(error) => {
+                    self.stage_finished(
+                        plan,
+                        StageEnd::Failed,
+                        started,
+                        Some(error.to_string()),
+                        sink,
+                    )
+                    .await?;
+                    store
+                        .update_run(&self.run.id, RunState::Failed, Some(&plan.id))
+                        .await?;
+                    return Err(error);
+                }
+            };
+            store
+                .update_run(&self.run.id, RunState::Running, Some(&plan.id))
+                .await?;
+            let context = self.context(inputs);
+            let product = match run_stage(plan, &context, sink).await {
+                Ok(product) => product,
+                Err(error) => return self.stage_error(plan, error, started, sink).await,
+            };
+            match self.gate(plan, product, sink, true).await? {
+                GateEnd::Approved => {
+                    self.stage_finished(plan, StageEnd::Approved, started, None, sink)
+                        .await?;
+                }
+                other => return self.end_at_gate(plan, other, sink).await,
+            }
+        }
+        self.finish(sink).await
+    }
+
+    async fn finish(&self, sink: &mut Subscribers) -> Result<Exit, AppError> {
+        self.session
+            .store
+            .update_run(&self.run.id, RunState::Completed, None)
+            .await?;
+        emit(
+            sink,
+            Event::RunFinished {
+                run_id: self.run.id.clone(),
+                end: StageEnd::Approved,
+                at_ms: now_ms(),
+            },
+        )
+        .await?;
+        sink.progress
+            .line(&format!("run {}: every gate approved", self.run.id));
+        Ok(Exit::Done)
+    }
+
+    async fn end_at_gate(
+        &self,
+        plan: &StagePlan,
+        end: GateEnd,
+        sink: &mut Subscribers,
+    ) -> Result<Exit, AppError> {
+        let store = &self.session.store;
+        match end {
+            GateEnd::Approved => Ok(Exit::Done),
+            GateEnd::Rejected => {
+                store
+                    .update_run(&self.run.id, RunState::Rejected, Some(&plan.id))
+                    .await?;
+                self.stage_finished(plan, StageEnd::Rejected, Instant::now(), None, sink)
+                    .await?;
+                emit(
+                    sink,
+                    Event::RunFinished {
+                        run_id: self.run.id.clone(),
+                        end: StageEnd::Rejected,
+                        at_ms: now_ms(),
+                    },
+                )
+                .await?;
+                Ok(Exit::Rejected)
+            }
+            GateEnd::Waiting => {
+                store
+                    .update_run(&self.run.id, RunState::AwaitingDecision, Some(&plan.id))
+                    .await?;
+                let commands = decide_commands(&self.run.id);
+                emit(
+                    sink,
+                    Event::GateWaiting {
+                        run_id: self.run.id.clone(),
+                        stage: plan.id.clone(),
+                        commands: commands.clone(),
+                        at_ms: now_ms(),
+                    },
+                )
+                .await?;
+                if !self.options.json {
+                    eprintln!(
+                        "\n{}\nrun {} is waiting at the {} gate; staged artifacts: {}\ndecide with:\n{}",
+                        plan.question,
+                        self.run.id,
+                        plan.id,
+                        self.session
+                            .relative(&store.run_dir(&self.run.id).staged_dir(&plan.id))
+                            .display(),
+                        commands
+                            .iter()
+                            .map(|command| format!("  {command}"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                }
+                Ok(Exit::AwaitingDecision)
+            }
+        }
+    }
+
+    async fn stage_error(
+        &self,
+        plan: &StagePlan,
+        error: StageError,
+        started: Instant,
+        sink: &mut Subscribers,
+    ) -> Result<Exit, AppError> {
+        let store = &self.session.store;
+        let (end, state) = match error {
+            StageError::Interrupted => (StageEnd::Interrupted, RunState::Interrupted),
+            _ => (StageEnd::Failed, RunState::Failed),
+        };
+        // A sink error means the store could not record: try to say so, but do not mask it.
+        let _ = self
+            .stage_finished(plan, end, started, Some(error.to_string()), sink)
+            .await;
+        store
+            .update_run(&self.run.id, state, Some(&plan.id))
+            .await?;
+        match error {
+            StageError::Interrupted => Err(AppError::internal(format!(
+                "interrupted; the run stopped cleanly\nhint: continue it with `stagegate resume {}`",
+                self.run.id
+            ))),
+            StageError::Prompt(error) => Err(error.into()),
+            StageError::Sink(error) => Err(AppError::internal(error.to_string())),
+            StageError::QuorumNotMet { ref failures, .. } => {
+                let details = failures
+                    .iter()
+                    .map(|failure| format!("  {}: {}", failure.agent, failure.reason))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Err(AppError::StageFailed {
+                    stage: plan.id.clone(),
+                    message: format!(
+                        "{error}\n{details}\nhint: every attempt is kept under {} (prompt.md, output.md, stderr.txt)",
+                        self.session
+                            .relative(&store.run_dir(&self.run.id).stage_dir(&plan.id))
+                            .display()
+                    ),
+                })
+            }
+            other => Err(AppError::StageFailed {
+                stage: plan.id.clone(),
+                message: other.to_string(),
+            }),
+        }
+    }
+
+    async fn stage_finished(
+        &self,
+        plan: &StagePlan,
+        end: StageEnd,
+        started: Instant,
+        reason: Option<String>,
+        sink: &mut Subscribers,
+    ) -> Result<(), AppError> {
+        emit(
+            sink,
+            Event::StageFinished {
+                run_id: self.run.id.clone(),
+                stage: plan.id.clone(),
+                end,
+                duration_ms: duration_ms(started.elapsed()),
+                reason,
+                at_ms: now_ms(),
+            },
+        )
+        .await
+    }
+
+    fn context(&self, inputs: Vec<NamedText>) -> StageContext {
+        StageContext {
+            run_id: self.run.id.clone(),
+            repo_root: self.session.repo_root.clone(),
+            feature_dir: self.feature.dir.clone(),
+            inputs,
+            prompts: self.prompts.clone(),
+            cancel: self.cancel.clone(),
+        }
+    }
+
+    /// Puts the product before the person until they approve, reject or stop.
+    async fn gate(
+        &self,
+        plan: &StagePlan,
+        mut product: StageProduct,
+        sink: &mut Subscribers,
+        newly_requested: bool,
+    ) -> Result<GateEnd, AppError> {
+        if newly_requested {
+            self.request_gate(plan, &product, sink).await?;
+        }
+        let store = &self.session.store;
+        loop {
+            if !terminal_gate::can_prompt(self.options.no_input) {
+                return Ok(GateEnd::Waiting);
+            }
+            sink.progress.clear();
+            let view = GateView {
+                run_id: &self.run.id,
+                stage: &plan.id,
+                question: &plan.question,
+                verdict: product.verdict,
+                qa_feedback: &product.qa_feedback,
+                artifacts: product
+                    .artifacts
+                    .iter()
+                    .map(|artifact| (artifact.name.clone(), artifact.content.clone()))
+                    .collect(),
+            };
+            let decision = terminal_gate::ask(&view)?;
+            match decision {
+                Decision::Approve => {
+                    let published = decide::approve(
+                        store,
+                        &self.session.settings,
+                        &self.run,
+                        &self.feature,
+                        &plan.id,
+                        None,
+                        sink,
+                    )
+                    .await?;
+                    sink.progress.line(&format!(
+                        "approved: published {} into {}",
+                        published
+                            .iter()
+                            .map(|(name, _)| name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        self.feature.key
+                    ));
+                    return Ok(GateEnd::Approved);
+                }
+                Decision::Reject { reason } => {
+                    decide::reject(store, &self.run, &plan.id, reason, sink).await?;
+                    return Ok(GateEnd::Rejected);
+                }
+                Decision::Edit => {
+                    let files = store.run_dir(&self.run.id).staged_artifacts(&plan.id)?;
+                    let diff = edit_files(&files)?;
+                    if diff.is_empty() {
+                        eprintln!("no changes");
+                        continue;
+                    }
+                    decide::record_modification(store, &self.run, &plan.id, None, diff, sink)
+                        .await?;
+                    for artifact in &mut product.artifacts {
+                        if let Some((_, path)) =
+                            files.iter().find(|(name, _)| *name == artifact.name)
+                        {
+                            artifact.content = std::fs::read_to_string(path)?;
+                        }
+                    }
+                }
+                Decision::Rework { feedback } => {
+                    product = self.rework(plan, &product, &feedback, sink).await?;
+                }
+                Decision::Stop => return Ok(GateEnd::Waiting),
+            }
+        }
+    }
+
+    async fn request_gate(
+        &self,
+        plan: &StagePlan,
+        product: &StageProduct,
+        sink: &mut Subscribers,
+    ) -> Result<(), AppError> {
+        emit(
+            sink,
+            Event::GateRequested {
+                run_id: self.run.id.clone(),
+                stage: plan.id.clone(),
+                question: plan.question.clone(),
+                artifacts: product
+                    .artifacts
+                    .iter()
+                    .map(|artifact| artifact.name.clone())
+                    .collect(),
+                at_ms: now_ms(),
+            },
+        )
+        .await
+    }
+
+    /// Sends the artifacts back through synthesis and QA with `feedback`, records the change
+    /// as a modification, and asks for a decision again.
+    async fn rework(
+        &self,
+        plan: &StagePlan,
+        product: &StageProduct,
+        feedback: &str,
+        sink: &mut Subscribers,
+    ) -> Result<StageProduct, AppError> {
+        let inputs = check_stage_inputs(
+            &self.session.store,
+            &self.session.settings,
+            &self.feature,
+            self.session
+                .settings
+                .stage(&plan.id)
+                .ok_or_else(|| AppError::usage(format!("unknown stage {}", plan.id)))?,
+        )
+        .await?;
+        let context = self.context(inputs);
+        let reworked = match rework(plan, &context, sink, product, feedback).await {
+            Ok(reworked) => reworked,
+            Err(error) => {
+                return Err(AppError::StageFailed {
+                    stage: plan.id.clone(),
+                    message: format!("the rework failed: {error}"),
+                });
+            }
+        };
+        let mut diff = String::new();
+        for artifact in &reworked.artifacts {
+            let before = product
+                .artifacts
+                .iter()
+                .find(|old| old.name == artifact.name)
+                .map(|old| old.content.as_str())
+                .unwrap_or_default();
+            diff.push_str(&artifact_diff(&artifact.name, before, &artifact.content));
+        }
+        decide::record_modification(
+            &self.session.store,
+            &self.run,
+            &plan.id,
+            Some(feedback.to_owned()),
+            diff,
+            sink,
+        )
+        .await?;
+        self.request_gate(plan, &reworked, sink).await?;
+        Ok(reworked)
+    }
+}
+
+/// `stagegate modify RUN --feedback TEXT`, or in $EDITOR without feedback.
+pub async fn modify_gate(
+    session: &Session,
+    run_id: Option<&str>,
+    feedback: Option<String>,
+    options: RunOptions,
+) -> Result<Exit, AppError> {
+    let (run, stage) = crate::pending::pending_gate(session, run_id).await?;
+    let plans = plan_stages(session, std::slice::from_ref(&stage))?;
+    let plan = &plans[0];
+    let mut sink = subscribers(session, &run, options);
+    let runner = Runner {
+        session,
+        feature: session.feature_of_run(&run.feature_dir),
+        run: run.clone(),
+        prompts: Arc::new(Prompts::load(Some(&session.repo_root))?),
+        options,
+        cancel: interrupt_token(),
+    };
+    let product = load_product(&session.store, &run.id, plan).await?;
+    match feedback {
+        Some(feedback) => {
+            runner.rework(plan, &product, &feedback, &mut sink).await?;
+        }
+        None => {
+            let files = session.store.run_dir(&run.id).staged_artifacts(&stage)?;
+            let diff = edit_files(&files)?;
+            if diff.is_empty() {
+                eprintln!("no changes; nothing recorded");
+            } else {
+                decide::record_modification(&session.store, &run, &stage, None, diff, &mut sink)
+                    .await?;
+            }
+        }
+    }
+    let product = load_product(&session.store, &run.id, plan).await?;
+    let end = runner.gate(plan, product, &mut sink, false).await?;
+    match end {
+        GateEnd::Approved => {
+            eprintln!("hint: continue the run with `stagegate resume {}`", run.id);
+            Ok(Exit::Done)
+        }
+        other => runner.end_at_gate(plan, other, &mut sink).await,
+    }
+}
+
+fn subscribers(session: &Session, run: &RunRecord, options: RunOptions) -> Subscribers {
+    Subscribers {
+        recorder: Recorder::new(session.store.clone(), &run.id),
+        progress: Progress::new(ProgressMode::detect(options.json)),
+        json: options.json.then_some(JsonLines),
+    }
+}
+
+async fn emit<S: EventSink>(sink: &mut S, event: Event) -> Result<(), AppError> {
+    sink.emit(&event)
+        .await
+        .map_err(|error| AppError::internal(error.to_string()))
+}
+
+pub async fn find_run(session: &Session, run_id: &str) -> Result<RunRecord, AppError> {
+    session.store.run(run_id).await?.ok_or_else(|| {
+        AppError::usage(format!(
+            "no run {run_id} in {}\nhint: `stagegate status` lists the runs",
+            session.relative(session.store.state_dir()).display()
+        ))
+    })
+}
+
+/// `all` → the pipeline; aliases → ids; unknown names → a usage error listing the stages.
+pub fn resolve_stage_ids(session: &Session, names: &[String]) -> Result<Vec<String>, AppError> {
+    let settings = &session.settings;
+    let mut stages = Vec::new();
+    for name in names {
+        if name == "all" {
+            stages.extend(settings.pipeline.iter().cloned());
+            continue;
+        }
+        let stage = settings.stage(name).ok_or_else(|| {
+            AppError::usage(format!(
+                "unknown stage `{name}`\nhint: the stages are {} (or `all`)",
+                settings
+                    .stages
+                    .values()
+                    .map(|stage| match &stage.alias {
+                        Some(alias) => format!("{} ({alias})", stage.id),
+                        None => stage.id.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        stages.push(stage.id.clone());
+    }
+    Ok(stages)
+}
+
+fn plan_stages(session: &Session, stages: &[String]) -> Result<Vec<StagePlan>, AppError> {
+    let mut registry = BackendRegistry::new();
+    stages
+        .iter()
+        .map(|stage| plan_stage(&session.settings, stage, &mut registry).map_err(AppError::from))
+        .collect()
+}
+
+/// The commands that decide a pending gate.
+pub fn decide_commands(run_id: &str) -> Vec<String> {
+    vec![
+        format!("stagegate approve {run_id}"),
+        format!("stagegate reject {run_id} --reason \"...\""),
+        format!("stagegate modify {run_id} --feedback \"...\""),
+        format!("stagegate resume {run_id}"),
+    ]
+}
+
+/// `YYYYMMDD-HHMMSS-xxxx`: sortable, readable, and a plain directory name.
+fn new_run_id() -> String {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+    let (date, time) = digits.split_at(8.min(digits.len()));
+    format!("{date}-{time}-{:04x}", fastrand_u16())
+}
+
+fn fastrand_u16() -> u16 {
+    // blake3 of the time and pid: unique enough for two runs started in the same second.
+    let seed = format!("{:?}{}", std::time::SystemTime::now(), std::process::id());
+    let hash = blake3::hash(seed.as_bytes());
+    u16::from_le_bytes([hash.as_bytes()[0], hash.as_bytes()[1]])
+}
+
+/// Ctrl-C cancels the run cleanly (agents' process groups are killed); a second Ctrl-C exits
+/// at once.
+fn interrupt_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping agents (Ctrl-C again to quit at once)");
+            cancel.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    token
+}

@@ -1,0 +1,64 @@
+//! One command's view of the world, resolved once: repository root, settings, store.
+
+use std::path::{Path, PathBuf};
+
+use stagegate_settings::{LoadOptions, Settings};
+use stagegate_store::Store;
+
+use crate::cli::CommonArgs;
+use crate::error::AppError;
+use crate::workspace::{Feature, STATE_DIR, find_feature, find_repo_root};
+
+pub struct Session {
+    pub cwd: PathBuf,
+    pub repo_root: PathBuf,
+    pub settings: Settings,
+    pub store: Store,
+    common: CommonArgs,
+}
+
+impl Session {
+    /// Loads the configuration (printing its warnings) and opens the store.
+    pub async fn open(common: &CommonArgs, concurrency: Option<usize>) -> Result<Self, AppError> {
+        let cwd = std::env::current_dir()?;
+        let repo_root = find_repo_root(&cwd);
+        let mut options = LoadOptions::from_process_env(repo_root.clone());
+        options.config_file = common.config.as_ref().map(|file| cwd.join(file));
+        options.concurrency = concurrency;
+        let loaded = stagegate_settings::load(&options)?;
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+        let store = Store::open(&repo_root.join(STATE_DIR)).await?;
+        Ok(Session {
+            cwd,
+            repo_root,
+            settings: loaded.settings,
+            store,
+            common: common.clone(),
+        })
+    }
+
+    /// The feature directory the command is about (`--feature`, or found as spec-kit finds it).
+    pub fn feature(&self) -> Result<Feature, AppError> {
+        let environment = std::env::var("SPECIFY_FEATURE_DIRECTORY").ok();
+        find_feature(
+            &self.repo_root,
+            &self.cwd,
+            self.common.feature.as_deref(),
+            environment.as_deref(),
+        )
+    }
+
+    /// The feature directory a run recorded.
+    pub fn feature_of_run(&self, key: &str) -> Feature {
+        Feature {
+            dir: self.repo_root.join(key),
+            key: key.to_owned(),
+        }
+    }
+
+    pub fn relative<'a>(&self, path: &'a Path) -> &'a Path {
+        path.strip_prefix(&self.repo_root).unwrap_or(path)
+    }
+}

@@ -1,0 +1,270 @@
+//! A stage's inputs, checked before it starts (exit 5 when missing or stale).
+//!
+//! Approvals are bound to content: each records the blake3 hash of what was approved, and counts
+//! only while the file still has that content (like a stale pull-request review). The subjects:
+//!
+//! * `spec` — `stagegate approve spec`: spec.md's content;
+//! * `implementation` — `stagegate approve implementation`: tasks.md's content (or none);
+//! * `artifact:NAME` — an artifact published at a gate;
+//! * `input:STAGE:NAME` — an input of STAGE as it was when STAGE's gate approved, so that a
+//!   later stage can tell that spec.md changed since plan.md was approved.
+
+use std::path::Path;
+
+use stagegate_engine::prompt::NamedText;
+use stagegate_settings::{Settings, StageSettings};
+use stagegate_store::{Store, file_hash};
+
+use crate::error::AppError;
+use crate::workspace::Feature;
+
+pub const SPEC: &str = "spec.md";
+pub const TASKS: &str = "tasks.md";
+
+pub fn artifact_subject(name: &str) -> String {
+    format!("artifact:{name}")
+}
+
+pub fn input_subject(stage: &str, name: &str) -> String {
+    format!("input:{stage}:{name}")
+}
+
+/// Checks every input of `stage` and loads them for the prompts.
+pub async fn check_stage_inputs(
+    store: &Store,
+    settings: &Settings,
+    feature: &Feature,
+    stage: &StageSettings,
+) -> Result<Vec<NamedText>, AppError> {
+    let mut problems = Vec::new();
+    let mut inputs = Vec::new();
+    for name in &stage.inputs {
+        let path = feature.dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(content) => {
+                inputs.push(NamedText {
+                    name: name.clone(),
+                    content,
+                });
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                problems.push(missing_file(settings, feature, name));
+                continue;
+            }
+            Err(error) => {
+                return Err(AppError::internal(format!(
+                    "cannot read {}: {error}",
+                    path.display()
+                )));
+            }
+        }
+        if name == SPEC {
+            problems.extend(check_spec(store, feature).await?);
+        } else if let Some(producer) = producing_stage(settings, name) {
+            problems.extend(check_artifact(store, settings, feature, name, producer).await?);
+        }
+    }
+    if stage.id == "analyze" {
+        problems.extend(check_implementation(store, feature).await?);
+        problems.extend(check_all_artifacts_current(store, settings, feature).await?);
+    }
+    problems.dedup();
+    if problems.is_empty() {
+        return Ok(inputs);
+    }
+    Err(AppError::input_missing(format!(
+        "stage {} cannot start: {} in {}\n{}",
+        stage.id,
+        if problems.len() == 1 {
+            "an input is missing or stale"
+        } else {
+            "inputs are missing or stale"
+        },
+        feature.key,
+        problems.join("\n")
+    )))
+}
+
+fn missing_file(settings: &Settings, feature: &Feature, name: &str) -> String {
+    let how = match (name, producing_stage(settings, name)) {
+        (SPEC, _) => "write it with spec-kit (`/speckit.specify`)".to_owned(),
+        (TASKS, _) => "generate it with spec-kit (`/speckit.tasks`)".to_owned(),
+        (_, Some(stage)) => format!("run `stagegate run {}` and approve its gate", stage.id),
+        (_, None) => "create it".to_owned(),
+    };
+    format!("- {}/{name} does not exist\n  hint: {how}", feature.key)
+}
+
+/// The stage whose synthesizer writes `name`, if any.
+fn producing_stage<'a>(settings: &'a Settings, name: &str) -> Option<&'a StageSettings> {
+    settings.stages.values().find(|stage| {
+        stage
+            .required
+            .iter()
+            .chain(&stage.optional)
+            .any(|artifact| artifact == name)
+    })
+}
+
+async fn current_hash(feature: &Feature, name: &str) -> Option<String> {
+    file_hash(&feature.dir.join(name)).ok()
+}
+
+/// spec.md must be a specification and approved as it is now.
+async fn check_spec(store: &Store, feature: &Feature) -> Result<Vec<String>, AppError> {
+    let mut problems = Vec::new();
+    if let Some(problem) = validate_spec(&feature.dir.join(SPEC)) {
+        problems.push(problem);
+    }
+    let approval = store.latest_approval(&feature.key, "spec").await?;
+    let current = current_hash(feature, SPEC).await;
+    match approval {
+        None => problems.push(format!(
+            "- {}/spec.md is not approved\n  hint: review it, then run `stagegate approve spec`",
+            feature.key
+        )),
+        Some(approval) if Some(&approval.content_hash) != current.as_ref() => {
+            problems.push(format!(
+                "- {}/spec.md changed since it was approved\n  hint: review the change, then run `stagegate approve spec` again",
+                feature.key
+            ))
+        }
+        Some(_) => {}
+    }
+    Ok(problems)
+}
+
+/// The checks a spec must pass before anything is planned from it.
+fn validate_spec(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    if text.trim().is_empty() {
+        return Some(format!(
+            "- {} is empty\n  hint: write the specification first (`/speckit.specify`)",
+            path.display()
+        ));
+    }
+    if !text.lines().any(|line| line.trim_start().starts_with('#')) {
+        return Some(format!(
+            "- {} has no markdown heading; it does not look like a specification\n  hint: use spec-kit's spec template",
+            path.display()
+        ));
+    }
+    None
+}
+
+/// An artifact a gate made must still be what the gate approved, and so must the inputs that
+/// gate's stage read.
+async fn check_artifact(
+    store: &Store,
+    settings: &Settings,
+    feature: &Feature,
+    name: &str,
+    producer: &StageSettings,
+) -> Result<Vec<String>, AppError> {
+    let mut problems = Vec::new();
+    let approval = store
+        .latest_approval(&feature.key, &artifact_subject(name))
+        .await?;
+    let Some(approval) = approval else {
+        problems.push(format!(
+            "- {}/{name} was not approved at the {} gate\n  hint: run `stagegate run {}` and approve it",
+            feature.key, producer.id, producer.id
+        ));
+        return Ok(problems);
+    };
+    if current_hash(feature, name).await.as_ref() != Some(&approval.content_hash) {
+        problems.push(format!(
+            "- {}/{name} changed since it was approved at the {} gate\n  hint: restore the approved content, or run `stagegate run {}` again and approve the new version",
+            feature.key, producer.id, producer.id
+        ));
+    }
+    let stage = approval.stage.as_deref().unwrap_or(&producer.id);
+    let inputs = settings
+        .stages
+        .get(stage)
+        .map(|stage| stage.inputs.clone())
+        .unwrap_or_default();
+    for input in inputs {
+        let Some(recorded) = store
+            .latest_approval(&feature.key, &input_subject(stage, &input))
+            .await?
+        else {
+            continue;
+        };
+        if current_hash(feature, &input).await.as_ref() != Some(&recorded.content_hash) {
+            problems.push(format!(
+                "- {}/{input} changed since {name} was approved at the {stage} gate\n  hint: run `stagegate run {stage}` again so that {name} matches it",
+                feature.key
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// Every task checked, or `stagegate approve implementation` on tasks.md as it is now.
+async fn check_implementation(store: &Store, feature: &Feature) -> Result<Vec<String>, AppError> {
+    let tasks = std::fs::read_to_string(feature.dir.join(TASKS)).unwrap_or_default();
+    let open = open_tasks(&tasks);
+    if open == 0 && !tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let approval = store
+        .latest_approval(&feature.key, "implementation")
+        .await?;
+    let current = current_hash(feature, TASKS).await.unwrap_or_default();
+    if approval.is_some_and(|approval| approval.content_hash == current) {
+        return Ok(Vec::new());
+    }
+    Ok(vec![format!(
+        "- the implementation is not complete: {open} task(s) in {}/tasks.md are not checked\n  hint: finish them (`/speckit.implement`), or run `stagegate approve implementation`",
+        feature.key
+    )])
+}
+
+/// Unchecked spec-kit tasks (`- [ ] T001 …`).
+pub fn open_tasks(tasks: &str) -> usize {
+    tasks
+        .lines()
+        .filter(|line| {
+            let line = line.trim_start();
+            line.starts_with("- [ ]") || line.starts_with("* [ ]")
+        })
+        .count()
+}
+
+/// Every artifact published at a gate still has its approved content.
+async fn check_all_artifacts_current(
+    store: &Store,
+    settings: &Settings,
+    feature: &Feature,
+) -> Result<Vec<String>, AppError> {
+    let mut problems = Vec::new();
+    for stage in settings.stages.values() {
+        for name in stage.required.iter().chain(&stage.optional) {
+            let Some(approval) = store
+                .latest_approval(&feature.key, &artifact_subject(name))
+                .await?
+            else {
+                continue;
+            };
+            if current_hash(feature, name).await.as_ref() != Some(&approval.content_hash) {
+                problems.push(format!(
+                    "- {}/{name} changed since it was approved at the {} gate\n  hint: restore the approved content, or run `stagegate run {}` again",
+                    feature.key, stage.id, stage.id
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_tasks_counts_unchecked_task_lines() {
+        let tasks = "- [x] T001 done\n- [ ] T002 [P] [US1] open\n  - [ ] T003 nested\n- [X] T004\n";
+        assert_eq!(open_tasks(tasks), 2);
+    }
+}

@@ -1,0 +1,25 @@
+//! The run's subscribers, fed the one event stream in order: the recorder first (nothing is
+//! shown before it is stored), then the display and the `--json` printer.
+
+use stagegate_engine::event::{Event, EventSink, SinkError};
+
+use crate::json_lines::JsonLines;
+use crate::progress::Progress;
+use crate::recorder::Recorder;
+
+pub struct Subscribers {
+    pub recorder: Recorder,
+    pub progress: Progress,
+    pub json: Option<JsonLines>,
+}
+
+impl EventSink for Subscribers {
+    async fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
+        self.recorder.emit(event).await?;
+        self.progress.show(event);
+        if let Some(json) = &mut self.json {
+            json.emit(event).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! The gate at a terminal: the seed's question, then approve / reject (with a reason) /
+//! modify (in $EDITOR, or reworked by the synthesizer with feedback) / view.
+
+use std::io::{IsTerminal, Write};
+
+use dialoguer::{Input, Select};
+use stagegate_engine::event::Verdict;
+
+use crate::error::AppError;
+
+/// What the person chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject {
+        reason: String,
+    },
+    /// Edit the staged artifacts in $EDITOR.
+    Edit,
+    /// Send the artifacts back to the synthesizer with this feedback.
+    Rework {
+        feedback: String,
+    },
+    /// No decision now: stop at the gate (exit 10).
+    Stop,
+}
+
+/// What the gate shows.
+pub struct GateView<'a> {
+    pub run_id: &'a str,
+    pub stage: &'a str,
+    pub question: &'a str,
+    pub verdict: Verdict,
+    pub qa_feedback: &'a str,
+    /// `(name, content)` of every staged artifact.
+    pub artifacts: Vec<(String, String)>,
+}
+
+/// Whether a person can be asked: a terminal on both stdin and stderr, and `--no-input` not given.
+pub fn can_prompt(no_input: bool) -> bool {
+    !no_input && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks until the person approves, rejects, modifies, or stops.
+pub fn ask(view: &GateView<'_>) -> Result<Decision, AppError> {
+    let mut stderr = std::io::stderr();
+    let _ = writeln!(stderr);
+    let names: Vec<&str> = view
+        .artifacts
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let _ = writeln!(
+        stderr,
+        "Staged for {} (run {}): {}",
+        view.stage,
+        view.run_id,
+        names.join(", ")
+    );
+    if view.verdict == Verdict::Rework {
+        let _ = writeln!(stderr, "QA asked for rework:\n{}", indent(view.qa_feedback));
+    } else {
+        let _ = writeln!(stderr, "QA: PASS");
+    }
+    let choices = [
+        "approve",
+        "reject (give a reason)",
+        "modify in $EDITOR",
+        "modify with feedback (the synthesizer reworks it)",
+        "view the artifacts",
+        "decide later (stop here)",
+    ];
+    loop {
+        let choice = Select::new()
+            .with_prompt(view.question)
+            .items(choices)
+            .default(0)
+            .interact_opt()
+            .map_err(prompt_error)?;
+        match choice {
+            Some(0) => return Ok(Decision::Approve),
+            Some(1) => {
+                let reason: String = Input::new()
+                    .with_prompt("Reason for rejecting")
+                    .validate_with(|text: &String| {
+                        if text.trim().is_empty() {
+                            Err("a reason is required")
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .interact_text()
+                    .map_err(prompt_error)?;
+                return Ok(Decision::Reject { reason });
+            }
+            Some(2) => return Ok(Decision::Edit),
+            Some(3) => {
+                let feedback: String = Input::new()
+                    .with_prompt("Feedback for the synthesizer")
+                    .interact_text()
+                    .map_err(prompt_error)?;
+                if !feedback.trim().is_empty() {
+                    return Ok(Decision::Rework { feedback });
+                }
+            }
+            Some(4) => {
+                for (name, content) in &view.artifacts {
+                    let _ = writeln!(stderr, "\n===== {name} =====\n{content}");
+                }
+            }
+            Some(_) | None => return Ok(Decision::Stop),
+        }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|line| format!("  {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn prompt_error(error: dialoguer::Error) -> AppError {
+    AppError::internal(format!("the gate prompt failed: {error}"))
+}
