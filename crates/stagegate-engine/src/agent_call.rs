@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{AgentRequest, CallIdentity, Failure, Phase, Usage};
+use crate::backend::{AgentRequest, CallIdentity, CallMaterials, Failure, Phase, Usage};
 use crate::event::{AttemptStatus, Event, now_ms, parse_confidence};
 use crate::stage_plan::{AgentPlan, BackendHandle};
 
@@ -36,6 +36,7 @@ pub(crate) struct Call {
     pub phase: Phase,
     pub artifact: Option<String>,
     pub prompt: Arc<str>,
+    pub materials: Arc<CallMaterials>,
     /// The attempt number of the first try (later calls for the same work continue counting).
     pub first_attempt: u32,
     /// At most this many tries on the primary backend; `None` = the retry policy's.
@@ -64,7 +65,8 @@ pub(crate) async fn run_call(
         .max(1);
     let mut attempt = call.first_attempt;
     let mut tries = 1;
-    let mut outcome = attempt_once(&environment, &call, &call.agent.backend, attempt, &events).await;
+    let mut outcome =
+        attempt_once(&environment, &call, &call.agent.backend, attempt, &events).await;
     while let Err(failure) = &outcome.0 {
         if tries >= max_tries || !failure.is_retryable() || environment.cancel.is_cancelled() {
             break;
@@ -91,7 +93,9 @@ pub(crate) async fn run_call(
         outcome = attempt_once(&environment, &call, &call.agent.backend, attempt, &events).await;
     }
     let fallback_applies = matches!(&outcome.0, Err(failure) if *failure != Failure::Cancelled);
-    if let (true, true, Some(fallback)) = (call.use_fallback, fallback_applies, &call.agent.fallback) {
+    if let (true, true, Some(fallback)) =
+        (call.use_fallback, fallback_applies, &call.agent.fallback)
+    {
         attempt += 1;
         send(
             &events,
@@ -142,6 +146,7 @@ async fn attempt_once(
         memory_limit_bytes: call.agent.memory_limit_bytes,
         output_cap_bytes: environment.output_cap_bytes,
         kill_grace: environment.kill_grace,
+        materials: call.materials.clone(),
     };
     let outcome = backend.backend.run(request).await;
     let duration = started.elapsed();

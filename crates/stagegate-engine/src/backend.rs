@@ -8,11 +8,15 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::event::AgentFailure;
+use crate::prompt::{AgentOutputView, NamedText};
 
 /// The boxed future a backend returns: `Send + 'static` so attempts run as their own tasks.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -81,6 +85,33 @@ pub struct AgentRequest {
     pub output_cap_bytes: u64,
     /// Between SIGTERM and SIGKILL when a program agent is stopped.
     pub kill_grace: Duration,
+    /// The structured material the prompt was rendered from, for backends that work on it
+    /// directly instead of on text (the built-in analysts).
+    pub materials: Arc<CallMaterials>,
+}
+
+/// What a call is about, structured: the same things its prompt template was given.
+#[derive(Debug, Clone, Default)]
+pub struct CallMaterials {
+    pub stage_name: String,
+    pub role: String,
+    pub task: String,
+    /// The artifacts the stage must write.
+    pub required: Vec<String>,
+    /// The feature files the stage reads (spec.md, plan.md, tasks.md, …).
+    pub inputs: Arc<Vec<NamedText>>,
+    /// Earlier role agents' outputs (review, synthesis, QA).
+    pub outputs: Vec<AgentOutputView>,
+    pub failures: Vec<AgentFailure>,
+    pub review: Option<String>,
+    /// The artifact a synthesis writes.
+    pub artifact: Option<String>,
+    /// The synthesized artifacts (QA).
+    pub artifacts: Vec<NamedText>,
+    /// QA's or a person's feedback on a rework.
+    pub feedback: Option<String>,
+    /// The artifact's previous version on a rework.
+    pub previous: Option<String>,
 }
 
 /// Tokens a model reported for one call.

@@ -494,6 +494,7 @@ mod tests {
             cancel: CancellationToken::new(),
             memory_limit_bytes: 4 << 30,
             output_cap_bytes: 1 << 20,
+            materials: Default::default(),
             kill_grace: Duration::from_secs(2),
         }
     }

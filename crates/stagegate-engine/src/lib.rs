@@ -6,13 +6,13 @@
 //! subscribers (the terminal display, the `--json` printer, the store's recorder) consume the
 //! one stream.
 
-pub mod backend;
-pub mod command_agent;
-pub mod mock_agent;
-mod bounded_output;
-mod process_group;
 mod agent_call;
+pub mod backend;
+mod bounded_output;
+pub mod command_agent;
 pub mod event;
+pub mod mock_agent;
+mod process_group;
 pub mod prompt;
 pub mod qa_check;
 pub mod quorum;

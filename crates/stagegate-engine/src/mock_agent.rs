@@ -141,6 +141,7 @@ mod tests {
             cancel: CancellationToken::new(),
             memory_limit_bytes: 0,
             output_cap_bytes: 1 << 20,
+            materials: Default::default(),
             kill_grace: Duration::from_secs(5),
         }
     }

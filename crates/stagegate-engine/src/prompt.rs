@@ -23,7 +23,10 @@ pub const TEMPLATE_OVERRIDE_DIR: &str = ".specify/stagegate/templates";
 const EMBEDDED: [(Phase, &str); 4] = [
     (Phase::Agent, include_str!("../templates/agent.md.j2")),
     (Phase::Review, include_str!("../templates/review.md.j2")),
-    (Phase::Synthesis, include_str!("../templates/synthesis.md.j2")),
+    (
+        Phase::Synthesis,
+        include_str!("../templates/synthesis.md.j2"),
+    ),
     (Phase::Qa, include_str!("../templates/qa.md.j2")),
 ];
 
@@ -49,7 +52,9 @@ pub enum PromptError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("template {name}: {message}\nhint: fix the template or delete it to use the built-in one")]
+    #[error(
+        "template {name}: {message}\nhint: fix the template or delete it to use the built-in one"
+    )]
     Template { name: String, message: String },
     #[error(
         "template {name} uses {variables}, which stagegate does not provide\nhint: the variables available are {}",
@@ -126,7 +131,11 @@ impl Prompts {
             environment.set_syntax(syntax);
         }
         for (phase, source) in EMBEDDED {
-            add_checked(&mut environment, phase.as_str().to_owned(), source.to_owned())?;
+            add_checked(
+                &mut environment,
+                phase.as_str().to_owned(),
+                source.to_owned(),
+            )?;
         }
         let mut per_agent = BTreeMap::new();
         if let Some(root) = repo_root {

@@ -8,7 +8,11 @@ use crate::prompt::NamedText;
 pub fn parse_verdict(output: &str) -> (Verdict, String) {
     let lines: Vec<&str> = output.lines().collect();
     let found = lines.iter().enumerate().rev().find_map(|(index, line)| {
-        let value = line.trim().trim_matches('`').trim().strip_prefix("VERDICT:")?;
+        let value = line
+            .trim()
+            .trim_matches('`')
+            .trim()
+            .strip_prefix("VERDICT:")?;
         let verdict = match value.trim().to_ascii_uppercase().as_str() {
             "PASS" => Verdict::Pass,
             "REWORK" => Verdict::Rework,
@@ -34,15 +38,15 @@ pub fn parse_verdict(output: &str) -> (Verdict, String) {
 pub fn structural_problems(required: &[String], artifacts: &[NamedText]) -> Vec<String> {
     required
         .iter()
-        .filter_map(|name| {
-            match artifacts.iter().find(|artifact| &artifact.name == name) {
+        .filter_map(
+            |name| match artifacts.iter().find(|artifact| &artifact.name == name) {
                 None => Some(format!("required artifact {name} was not written")),
                 Some(artifact) if artifact.content.trim().is_empty() => {
                     Some(format!("required artifact {name} is empty"))
                 }
                 Some(_) => None,
-            }
-        })
+            },
+        )
         .collect()
 }
 

@@ -79,7 +79,11 @@ impl Quorum {
 
     /// Why the quorum cannot hold any more, if it cannot.
     pub fn lost_reason(&self) -> Option<String> {
-        if let Some(agent) = self.required.iter().find(|agent| self.failed.contains(*agent)) {
+        if let Some(agent) = self
+            .required
+            .iter()
+            .find(|agent| self.failed.contains(*agent))
+        {
             return Some(format!("required agent {agent} failed"));
         }
         let still_possible = self.total - self.failed.len();

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_call::{Call, CallEnvironment, CallResult, millis, run_call};
-use crate::backend::{Failure, Phase};
+use crate::backend::{CallMaterials, Failure, Phase};
 use crate::event::{AgentFailure, Event, EventSink, SinkError, Verdict, now_ms};
 use crate::prompt::{
     AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, StageView,
@@ -45,7 +45,7 @@ pub struct StageContext {
     pub repo_root: PathBuf,
     pub feature_dir: PathBuf,
     /// The feature files the stage reads (spec.md, plan.md, …), already loaded.
-    pub inputs: Vec<NamedText>,
+    pub inputs: Arc<Vec<NamedText>>,
     pub prompts: Arc<Prompts>,
     /// Fires on Ctrl-C.
     pub cancel: CancellationToken,
@@ -177,7 +177,12 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 run_id: self.context.run_id.clone(),
                 stage: self.plan.id.clone(),
                 name: self.plan.name.clone(),
-                agents: self.plan.agents.iter().map(|agent| agent.id.clone()).collect(),
+                agents: self
+                    .plan
+                    .agents
+                    .iter()
+                    .map(|agent| agent.id.clone())
+                    .collect(),
                 concurrency: self.plan.concurrency,
                 quorum_needed,
                 at_ms: now_ms(),
@@ -218,7 +223,9 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
 
     // ----- parallel agents ------------------------------------------------------------
 
-    async fn run_agents(&mut self) -> Result<(Vec<AgentOutputView>, Vec<AgentFailure>), StageError> {
+    async fn run_agents(
+        &mut self,
+    ) -> Result<(Vec<AgentOutputView>, Vec<AgentFailure>), StageError> {
         let plan = self.plan;
         let required: BTreeSet<String> = plan
             .agents
@@ -246,7 +253,11 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             let failed: Vec<&AgentPlan> = plan
                 .agents
                 .iter()
-                .filter(|agent| results.get(&agent.id).is_none_or(|result| result.result.is_err()))
+                .filter(|agent| {
+                    results
+                        .get(&agent.id)
+                        .is_none_or(|result| result.result.is_err())
+                })
                 .collect();
             self.sink
                 .emit(&Event::SequentialPassStarted {
@@ -365,7 +376,11 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 }
                 permit = semaphore.clone().acquire_owned(), if !calls.is_empty() => {
                     let Ok(permit) = permit else { break };
-                    if let Some(call) = calls.pop_front() {
+                    // A permit freed by a call that ended on Ctrl-C can win this `biased`
+                    // select before the cancel branch below: a queued call must not start then.
+                    if self.stage_cancel.is_cancelled() {
+                        calls.clear();
+                    } else if let Some(call) = calls.pop_front() {
                         let environment = self.environment.clone();
                         let sender = sender.clone();
                         tasks.spawn(async move {
@@ -407,8 +422,10 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
     }
 
     fn note_attempts(&mut self, phase: Phase, result: &CallResult, artifact: Option<String>) {
-        self.next_attempt
-            .insert((phase, result.agent.clone(), artifact), result.last_attempt + 1);
+        self.next_attempt.insert(
+            (phase, result.agent.clone(), artifact),
+            result.last_attempt + 1,
+        );
     }
 
     fn first_attempt(&self, phase: Phase, agent: &str, artifact: Option<&str>) -> u32 {
@@ -419,12 +436,14 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
     }
 
     fn agent_call(&self, agent: &AgentPlan, max_tries: Option<u32>) -> Result<Call, StageError> {
-        let prompt = self.render(Phase::Agent, agent, &PhaseInputs::default())?;
+        let inputs = PhaseInputs::default();
+        let prompt = self.render(Phase::Agent, agent, &inputs)?;
         Ok(Call {
             agent: agent.clone(),
             phase: Phase::Agent,
             artifact: None,
             prompt: Arc::from(prompt),
+            materials: self.materials(agent, &inputs),
             first_attempt: self.first_attempt(Phase::Agent, &agent.id, None),
             max_tries,
             use_fallback: true,
@@ -566,13 +585,18 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             phase,
             artifact: artifact.map(str::to_owned),
             prompt: Arc::from(prompt),
+            materials: self.materials(agent, inputs),
             first_attempt: self.first_attempt(phase, &agent.id, artifact),
             max_tries: None,
             use_fallback: true,
         })
     }
 
-    async fn expect_success(&mut self, call: Call, phase: &'static str) -> Result<String, StageError> {
+    async fn expect_success(
+        &mut self,
+        call: Call,
+        phase: &'static str,
+    ) -> Result<String, StageError> {
         let result = self.run_one(call).await?;
         if self.timed_out || self.context.cancel.is_cancelled() {
             return Err(StageError::Interrupted);
@@ -581,6 +605,23 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             phase,
             agent: result.agent,
             failure,
+        })
+    }
+
+    fn materials(&self, agent: &AgentPlan, inputs: &PhaseInputs<'_>) -> Arc<CallMaterials> {
+        Arc::new(CallMaterials {
+            stage_name: self.plan.name.clone(),
+            role: agent.role.clone(),
+            task: agent.task.clone(),
+            required: self.plan.required.clone(),
+            inputs: self.context.inputs.clone(),
+            outputs: inputs.outputs.to_vec(),
+            failures: inputs.failures.to_vec(),
+            review: inputs.review.map(str::to_owned),
+            artifact: inputs.artifact.map(str::to_owned),
+            artifacts: inputs.artifacts.to_vec(),
+            feedback: inputs.feedback.map(str::to_owned),
+            previous: inputs.previous.map(str::to_owned),
         })
     }
 
@@ -638,13 +679,21 @@ fn is_skip(content: &str) -> bool {
 /// The engine's own section in the stage's summary artifact: every agent's outcome, so that a
 /// partial failure is visible to the person at the gate.
 fn append_agent_outcomes(content: &str, plan: &StagePlan, product: &StageProduct) -> String {
-    let mut section = String::from("\n\n## Agent outcomes\n\n| agent | role | outcome |\n|---|---|---|\n");
+    let mut section =
+        String::from("\n\n## Agent outcomes\n\n| agent | role | outcome |\n|---|---|---|\n");
     for agent in &plan.agents {
-        let outcome = match product.failures.iter().find(|failure| failure.agent == agent.id) {
+        let outcome = match product
+            .failures
+            .iter()
+            .find(|failure| failure.agent == agent.id)
+        {
             Some(failure) => format!("failed: {}", failure.reason.replace('|', "/")),
             None => "succeeded".to_owned(),
         };
-        section.push_str(&format!("| {} | {} | {} |\n", agent.id, agent.role, outcome));
+        section.push_str(&format!(
+            "| {} | {} | {} |\n",
+            agent.id, agent.role, outcome
+        ));
     }
     let total = plan.agents.len();
     let failed = product.failures.len();

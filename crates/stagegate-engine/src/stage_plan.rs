@@ -85,9 +85,13 @@ impl StagePlan {
 pub enum PlanError {
     #[error("unknown stage `{stage}`\nhint: the stages are {known}")]
     UnknownStage { stage: String, known: String },
-    #[error("stage `{stage}` names agent `{agent}`, which is not defined\nhint: add [agents.{agent}] with a role to stagegate.toml")]
+    #[error(
+        "stage `{stage}` names agent `{agent}`, which is not defined\nhint: add [agents.{agent}] with a role to stagegate.toml"
+    )]
     UnknownAgent { stage: String, agent: String },
-    #[error("agent `{agent}` uses backend `{backend}`, which is not defined\nhint: add [backends.{backend}] to stagegate.toml")]
+    #[error(
+        "agent `{agent}` uses backend `{backend}`, which is not defined\nhint: add [backends.{backend}] to stagegate.toml"
+    )]
     UnknownBackend { agent: String, backend: String },
     #[error(
         "agent `{agent}` uses backend `{backend}` of kind `{kind}`, which this build of stagegate cannot run yet\nhint: use a `command` backend (a CLI agent such as `claude -p`) or `mock` for a dry run, e.g. STAGEGATE_BACKEND=mock"
@@ -156,12 +160,14 @@ fn build_backend(
     settings: &BackendSettings,
 ) -> Result<Arc<dyn Backend>, PlanError> {
     match settings {
-        BackendSettings::Command { command, env } => CommandAgent::new(command.clone(), env.clone())
-            .map(|agent| Arc::new(agent.named(name)) as Arc<dyn Backend>)
-            .map_err(|error| PlanError::InvalidBackend {
-                backend: name.to_owned(),
-                message: error.to_string(),
-            }),
+        BackendSettings::Command { command, env } => {
+            CommandAgent::new(command.clone(), env.clone())
+                .map(|agent| Arc::new(agent.named(name)) as Arc<dyn Backend>)
+                .map_err(|error| PlanError::InvalidBackend {
+                    backend: name.to_owned(),
+                    message: error.to_string(),
+                })
+        }
         BackendSettings::Mock {
             latency,
             fail_attempts,
@@ -171,13 +177,13 @@ fn build_backend(
             *fail_attempts,
             output.clone(),
         ))),
-        BackendSettings::Builtin | BackendSettings::OpenAi { .. } | BackendSettings::Anthropic { .. } => {
-            Err(PlanError::UnavailableBackend {
-                agent: agent.to_owned(),
-                backend: name.to_owned(),
-                kind: settings.kind().to_owned(),
-            })
-        }
+        BackendSettings::Builtin
+        | BackendSettings::OpenAi { .. }
+        | BackendSettings::Anthropic { .. } => Err(PlanError::UnavailableBackend {
+            agent: agent.to_owned(),
+            backend: name.to_owned(),
+            kind: settings.kind().to_owned(),
+        }),
     }
 }
 
@@ -217,7 +223,11 @@ pub fn plan_stage(
         summary_artifact: stage_settings.summary_artifact.clone(),
         agents,
         reviewer: agent(registry, &stage_settings.reviewer, Some(timeouts.review))?,
-        synthesizer: agent(registry, &stage_settings.synthesizer, Some(timeouts.synthesis))?,
+        synthesizer: agent(
+            registry,
+            &stage_settings.synthesizer,
+            Some(timeouts.synthesis),
+        )?,
         qa: agent(registry, &stage_settings.qa, Some(timeouts.qa))?,
         concurrency: stage_settings.concurrency.max(1),
         min_success_ratio: settings.defaults.min_success_ratio,
@@ -235,14 +245,13 @@ fn plan_agent(
     phase_timeout: Option<Duration>,
     registry: &mut BackendRegistry,
 ) -> Result<AgentPlan, PlanError> {
-    let agent: &AgentSettings =
-        settings
-            .agents
-            .get(id)
-            .ok_or_else(|| PlanError::UnknownAgent {
-                stage: stage.id.clone(),
-                agent: id.to_owned(),
-            })?;
+    let agent: &AgentSettings = settings
+        .agents
+        .get(id)
+        .ok_or_else(|| PlanError::UnknownAgent {
+            stage: stage.id.clone(),
+            agent: id.to_owned(),
+        })?;
     let backend = registry.resolve(settings, id, &agent.backend)?;
     let fallback = agent
         .fallback

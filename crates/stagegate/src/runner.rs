@@ -361,7 +361,7 @@ impl Runner<'_> {
             run_id: self.run.id.clone(),
             repo_root: self.session.repo_root.clone(),
             feature_dir: self.feature.dir.clone(),
-            inputs,
+            inputs: Arc::new(inputs),
             prompts: self.prompts.clone(),
             cancel: self.cancel.clone(),
         }
