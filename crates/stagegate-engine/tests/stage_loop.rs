@@ -227,12 +227,12 @@ impl Harness {
             run_id: "run-1".to_owned(),
             repo_root: PathBuf::from("/nonexistent/repo"),
             feature_dir: PathBuf::from("/nonexistent/repo/specs/001-reports"),
-            inputs: vec![NamedText {
+            inputs: Arc::new(vec![NamedText {
                 name: "spec.md".to_owned(),
                 content: "# Reports\n\n- FR-001 the system MUST export reports.\n- FR-002 the \
                           system MUST export them as CSV.\n"
                     .to_owned(),
-            }],
+            }]),
             prompts: Arc::new(Prompts::embedded().expect("embedded templates load")),
             cancel: CancellationToken::new(),
         };
