@@ -96,23 +96,21 @@ impl Progress {
             )),
             Event::AttemptStarted {
                 identity, backend, ..
-            } => {
-                if self.mode == ProgressMode::Live {
-                    let bar = self.multi.add(ProgressBar::new_spinner());
-                    bar.set_style(self.style.clone());
-                    bar.set_message(format!(
-                        "{:<9} {} (attempt {}, {backend})",
-                        identity.phase.as_str(),
-                        label(
-                            identity.phase,
-                            &identity.agent,
-                            identity.artifact.as_deref()
-                        ),
-                        identity.attempt
-                    ));
-                    bar.enable_steady_tick(Duration::from_millis(120));
-                    self.running.insert(key(identity), bar);
-                }
+            } if self.mode == ProgressMode::Live => {
+                let bar = self.multi.add(ProgressBar::new_spinner());
+                bar.set_style(self.style.clone());
+                bar.set_message(format!(
+                    "{:<9} {} (attempt {}, {backend})",
+                    identity.phase.as_str(),
+                    label(
+                        identity.phase,
+                        &identity.agent,
+                        identity.artifact.as_deref()
+                    ),
+                    identity.attempt
+                ));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.running.insert(key(identity), bar);
             }
             Event::AttemptFinished {
                 identity,

@@ -396,7 +396,7 @@ impl Runner<'_> {
                     .map(|artifact| (artifact.name.clone(), artifact.content.clone()))
                     .collect(),
             };
-            let decision = terminal_gate::ask(&view)?;
+            let decision = terminal_gate::ask(&view);
             match decision {
                 Decision::Approve => {
                     let published = decide::approve(

@@ -6,8 +6,6 @@ use std::io::{IsTerminal, Write};
 use dialoguer::{Input, Select};
 use stagegate_engine::event::Verdict;
 
-use crate::error::AppError;
-
 /// What the person chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -42,7 +40,17 @@ pub fn can_prompt(no_input: bool) -> bool {
 }
 
 /// Asks until the person approves, rejects, modifies, or stops.
-pub fn ask(view: &GateView<'_>) -> Result<Decision, AppError> {
+pub fn ask(view: &GateView<'_>) -> Decision {
+    match ask_until_decided(view) {
+        Ok(decision) => decision,
+        Err(PromptStopped(why)) => {
+            eprintln!("\nthe gate prompt stopped ({why}); the gate stays pending");
+            Decision::Stop
+        }
+    }
+}
+
+fn ask_until_decided(view: &GateView<'_>) -> Result<Decision, PromptStopped> {
     let mut stderr = std::io::stderr();
     let _ = writeln!(stderr);
     let names: Vec<&str> = view
@@ -120,6 +128,10 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
-fn prompt_error(error: dialoguer::Error) -> AppError {
-    AppError::internal(format!("the gate prompt failed: {error}"))
+/// A prompt that cannot go on (Ctrl-C, the terminal went away) leaves the gate pending: the
+/// decision can still be taken later, so nothing is lost by stopping.
+fn prompt_error(error: dialoguer::Error) -> PromptStopped {
+    PromptStopped(error.to_string())
 }
+
+struct PromptStopped(String);
