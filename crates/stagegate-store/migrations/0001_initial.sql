@@ -93,3 +93,29 @@ CREATE TRIGGER approvals_are_append_only_update BEFORE UPDATE ON approvals
 BEGIN SELECT RAISE (ABORT, 'approvals are append-only'); END;
 CREATE TRIGGER approvals_are_append_only_delete BEFORE DELETE ON approvals
 BEGIN SELECT RAISE (ABORT, 'approvals are append-only'); END;
+
+-- Content-addressed outputs of agent calls. No foreign key to runs: an entry outlives the run that
+-- recorded it (another run reuses it) and `clear_cache` must not depend on the runs table.
+CREATE TABLE cache (
+    key             TEXT    NOT NULL PRIMARY KEY,
+    phase           TEXT    NOT NULL,
+    output          TEXT    NOT NULL,
+    output_hash     TEXT    NOT NULL,
+    run_id          TEXT    NOT NULL,
+    created_at_ms   INTEGER NOT NULL,
+    expires_at_ms   INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX cache_by_expiry ON cache (expires_at_ms);
+CREATE INDEX cache_by_run ON cache (run_id);
+
+-- One active run per feature directory and stage. A row whose process is gone is a stale lock,
+-- taken over by the next run (which marks the holder interrupted).
+CREATE TABLE locks (
+    feature_dir     TEXT    NOT NULL,
+    stage           TEXT    NOT NULL,
+    run_id          TEXT    NOT NULL,
+    pid             INTEGER NOT NULL,
+    acquired_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (feature_dir, stage)
+) STRICT;

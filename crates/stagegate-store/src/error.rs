@@ -125,6 +125,17 @@ pub enum StoreError {
         "cannot close the gate of run {run_id}, stage {stage} as pending\nhint: this is a bug in the caller; a gate closes as approved or rejected"
     )]
     ClosePending { run_id: String, stage: String },
+
+    /// Another run, whose process is still alive, is running this stage of this feature.
+    #[error(
+        "stage {stage} of {feature_dir} is already being run by run {run_id} (process {pid})\nhint: wait for run {run_id} to finish, or stop it (Ctrl-C in its terminal, or `kill {pid}`), then run again; `stagegate status` shows it"
+    )]
+    Locked {
+        feature_dir: String,
+        stage: String,
+        run_id: String,
+        pid: u32,
+    },
 }
 
 /// SQLite's primary result codes that the store tells apart (the low byte of the extended code).

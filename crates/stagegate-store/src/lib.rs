@@ -1,9 +1,10 @@
 //! stagegate's durable state.
 //!
 //! `.stagegate/` at the repository root holds an SQLite database (`state.db`: runs, the event log,
-//! attempts, gates, decisions, approvals bound to content hashes) and `runs/<run-id>/` with every
-//! attempt's prompt, output and stderr and the staged artifacts. The CLI's recorder appends each
-//! engine event here *before* acting on it, so the state after a crash is a replay of the log.
+//! attempts, gates, decisions, approvals bound to content hashes, the cache of agent outputs, the
+//! locks of running stages) and `runs/<run-id>/` with every attempt's prompt, output and stderr
+//! and the staged artifacts. The CLI's recorder appends each engine event here *before* acting on
+//! it, so the state after a crash is a replay of the log.
 //!
 //! This crate knows nothing of the engine: events arrive as `(kind, payload)` pairs.
 //!
@@ -24,8 +25,8 @@ pub use content_hash::{content_hash, file_hash};
 pub use error::StoreError;
 pub use publish::publish;
 pub use records::{
-    ApprovalRecord, AttemptRecord, DecisionKind, DecisionRecord, EventRecord, GateRecord,
-    GateState, NewRun, ParseNameError, RunRecord, RunState,
+    ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, EventRecord,
+    GateRecord, GateState, LockRecord, NewRun, ParseNameError, RunRecord, RunState,
 };
 pub use run_dir::{AttemptFiles, RunDir};
 pub use store::Store;

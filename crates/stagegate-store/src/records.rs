@@ -122,6 +122,34 @@ pub struct ApprovalRecord {
     pub approved_at_ms: i64,
 }
 
+/// A cached output of one agent call, found again by its key (a hash of everything that went
+/// into the call: the prompt, the inputs, the agent's settings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    pub key: String,
+    /// `agent`, `review`, `synthesis` or `qa`: the phases have their own time to live.
+    pub phase: String,
+    pub output: String,
+    /// [`content_hash`](crate::content_hash) of `output`.
+    pub output_hash: String,
+    /// The run that recorded it; that run reuses it even after it expires (on `resume`).
+    pub run_id: String,
+    pub created_at_ms: i64,
+    /// Valid while the clock is before this instant.
+    pub expires_at_ms: i64,
+}
+
+/// The lock a run holds on one stage of one feature directory while it runs that stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    pub feature_dir: String,
+    pub stage: String,
+    pub run_id: String,
+    /// The process running it; a lock whose process is gone is stale.
+    pub pid: u32,
+    pub acquired_at_ms: i64,
+}
+
 /// An unknown name for one of the store's enumerations.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {value:?}")]
@@ -233,8 +261,8 @@ mod tests {
 
     #[test]
     fn unknown_names_are_refused() {
-        let error = "paused".parse::<RunState>().unwrap_err();
-        assert_eq!(error.to_string(), "unknown run state \"paused\"");
+        let error = "stopped".parse::<RunState>().unwrap_err();
+        assert_eq!(error.to_string(), "unknown run state \"stopped\"");
         assert!("Approve".parse::<DecisionKind>().is_err());
     }
 }

@@ -10,9 +10,11 @@
 
 mod approvals;
 mod attempts;
+mod cache;
 mod decisions;
 mod events;
 mod gates;
+mod locks;
 mod runs;
 
 use std::path::{Path, PathBuf};

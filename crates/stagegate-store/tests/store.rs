@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde_json::json;
 use stagegate_store::{
-    ApprovalRecord, AttemptRecord, DecisionKind, DecisionRecord, GateRecord, GateState, NewRun,
-    RunState, Store, StoreError,
+    ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, GateRecord, GateState,
+    LockRecord, NewRun, RunState, Store, StoreError,
 };
 
 fn new_run(id: &str, created_at_ms: i64) -> NewRun {
@@ -76,6 +76,28 @@ fn approval(subject: &str, hash: &str, approved_at_ms: i64) -> ApprovalRecord {
         run_id: None,
         stage: None,
         approved_at_ms,
+    }
+}
+
+fn cache_entry(key: &str, run_id: &str, expires_at_ms: i64) -> CacheEntry {
+    CacheEntry {
+        key: key.to_owned(),
+        phase: "agent".to_owned(),
+        output: format!("output of {key}"),
+        output_hash: format!("hash of {key}"),
+        run_id: run_id.to_owned(),
+        created_at_ms: expires_at_ms - 900_000,
+        expires_at_ms,
+    }
+}
+
+fn lock(run_id: &str, pid: u32) -> LockRecord {
+    LockRecord {
+        feature_dir: "specs/001-login".to_owned(),
+        stage: "plan".to_owned(),
+        run_id: run_id.to_owned(),
+        pid,
+        acquired_at_ms: 1_000,
     }
 }
 
@@ -629,4 +651,264 @@ async fn error_messages_name_the_file_and_the_fix() {
              stagegate never deletes or overwrites it"
         )
     );
+}
+
+#[tokio::test]
+async fn cache_entries_round_trip_and_replace_on_the_same_key() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    let entry = cache_entry("k1", "r1", 2_000_000);
+    store.put_cache(&entry).await.unwrap();
+    assert_eq!(store.cache_entries(1_000_000, None).await.unwrap(), [entry]);
+
+    let replacement = CacheEntry {
+        phase: "review".to_owned(),
+        output: "newer output".to_owned(),
+        output_hash: "newer hash".to_owned(),
+        ..cache_entry("k1", "r2", 3_000_000)
+    };
+    store.put_cache(&replacement).await.unwrap();
+    assert_eq!(
+        store.cache_entries(1_000_000, None).await.unwrap(),
+        [replacement]
+    );
+}
+
+#[tokio::test]
+async fn cache_entries_skip_expired_ones_except_the_runs_own() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    let valid = cache_entry("a-valid", "r1", 2_000);
+    let expired_of_r1 = cache_entry("b-expired-r1", "r1", 1_000);
+    let expired_of_r2 = cache_entry("c-expired-r2", "r2", 1_000);
+    let expiring_now = cache_entry("d-expiring-now", "r2", 1_500);
+    for entry in [&valid, &expired_of_r1, &expired_of_r2, &expiring_now] {
+        store.put_cache(entry).await.unwrap();
+    }
+
+    // Valid means `expires_at_ms > now_ms`: an entry expiring at this very instant is gone.
+    assert_eq!(
+        store.cache_entries(1_500, None).await.unwrap(),
+        std::slice::from_ref(&valid)
+    );
+    assert_eq!(
+        store.cache_entries(1_500, Some("r1")).await.unwrap(),
+        [valid.clone(), expired_of_r1.clone()]
+    );
+    assert_eq!(
+        store.cache_entries(1_500, Some("r3")).await.unwrap(),
+        std::slice::from_ref(&valid)
+    );
+    assert_eq!(
+        store.cache_entries(500, None).await.unwrap(),
+        [valid, expired_of_r1, expired_of_r2, expiring_now]
+    );
+}
+
+#[tokio::test]
+async fn prune_and_clear_count_what_they_delete() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    for (key, expires_at_ms) in [("k1", 1_000), ("k2", 1_500), ("k3", 2_000), ("k4", 3_000)] {
+        store
+            .put_cache(&cache_entry(key, "r1", expires_at_ms))
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(store.prune_cache(500).await.unwrap(), 0);
+    assert_eq!(store.prune_cache(1_500).await.unwrap(), 2);
+    assert_eq!(store.prune_cache(1_500).await.unwrap(), 0);
+    // Pruning removes a run's own expired entries too: it is for the old, not for resume.
+    let left = store.cache_entries(0, None).await.unwrap();
+    let keys: Vec<&str> = left.iter().map(|entry| entry.key.as_str()).collect();
+    assert_eq!(keys, ["k3", "k4"]);
+
+    assert_eq!(store.clear_cache().await.unwrap(), 2);
+    assert_eq!(store.clear_cache().await.unwrap(), 0);
+    assert!(store.cache_entries(0, Some("r1")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_free_lock_is_taken_and_listed() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    assert!(store.locks().await.unwrap().is_empty());
+
+    let taken = store
+        .acquire_lock(&lock("r1", 41), |_| panic!("nobody to ask about"))
+        .await
+        .unwrap();
+    assert_eq!(taken, None);
+    assert_eq!(store.locks().await.unwrap(), [lock("r1", 41)]);
+
+    // Another stage of the same feature is another lock.
+    let prep = LockRecord {
+        stage: "prep".to_owned(),
+        ..lock("r2", 42)
+    };
+    assert_eq!(store.acquire_lock(&prep, |_| true).await.unwrap(), None);
+    assert_eq!(store.locks().await.unwrap(), [lock("r1", 41), prep]);
+}
+
+#[tokio::test]
+async fn a_lock_held_by_a_live_run_is_refused_with_its_name() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.acquire_lock(&lock("r1", 41), |_| true).await.unwrap();
+
+    let error = store
+        .acquire_lock(&lock("r2", 42), |pid| {
+            assert_eq!(pid, 41);
+            true
+        })
+        .await
+        .unwrap_err();
+
+    match &error {
+        StoreError::Locked {
+            feature_dir,
+            stage,
+            run_id,
+            pid,
+        } => {
+            assert_eq!(feature_dir, "specs/001-login");
+            assert_eq!(stage, "plan");
+            assert_eq!(run_id, "r1");
+            assert_eq!(*pid, 41);
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(message.contains("run r1"), "{message}");
+    assert!(message.contains("41"), "{message}");
+    assert!(message.contains("\nhint: wait for run r1"), "{message}");
+    assert!(message.contains("`stagegate status`"), "{message}");
+    assert_eq!(store.locks().await.unwrap(), [lock("r1", 41)]);
+}
+
+#[tokio::test]
+async fn a_lock_of_a_dead_run_is_taken_over_and_its_holder_returned() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.acquire_lock(&lock("r1", 41), |_| true).await.unwrap();
+
+    let taken_over = store
+        .acquire_lock(&lock("r2", 42), |pid| pid != 41)
+        .await
+        .unwrap();
+
+    assert_eq!(taken_over, Some(lock("r1", 41)));
+    assert_eq!(store.locks().await.unwrap(), [lock("r2", 42)]);
+}
+
+#[tokio::test]
+async fn the_same_run_takes_its_own_lock_again() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.acquire_lock(&lock("r1", 41), |_| true).await.unwrap();
+
+    // The same process again: fine, whatever is_alive says.
+    let again = LockRecord {
+        acquired_at_ms: 2_000,
+        ..lock("r1", 41)
+    };
+    assert_eq!(store.acquire_lock(&again, |_| true).await.unwrap(), None);
+    assert_eq!(store.locks().await.unwrap(), [again]);
+
+    // `resume` from a new process after the first one died: taken, and not reported as taken
+    // over (the caller must not mark its own run interrupted).
+    assert_eq!(
+        store
+            .acquire_lock(&lock("r1", 43), |pid| pid != 41)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.locks().await.unwrap(), [lock("r1", 43)]);
+
+    // A second live process of the same run (two `resume`s at once) is refused.
+    let error = store
+        .acquire_lock(&lock("r1", 44), |_| true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Locked { run_id, pid: 43, .. } if run_id == "r1"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn only_the_holder_releases_a_lock() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.acquire_lock(&lock("r1", 41), |_| true).await.unwrap();
+
+    store
+        .release_lock("specs/001-login", "plan", "r2")
+        .await
+        .unwrap();
+    store
+        .release_lock("specs/001-login", "prep", "r1")
+        .await
+        .unwrap();
+    assert_eq!(store.locks().await.unwrap(), [lock("r1", 41)]);
+
+    store
+        .release_lock("specs/001-login", "plan", "r1")
+        .await
+        .unwrap();
+    assert!(store.locks().await.unwrap().is_empty());
+    // Releasing again is not an error.
+    store
+        .release_lock("specs/001-login", "plan", "r1")
+        .await
+        .unwrap();
+
+    // Free again: the next run takes it without anyone to take over.
+    assert_eq!(
+        store.acquire_lock(&lock("r2", 42), |_| true).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_handles_racing_for_a_lock_exactly_one_wins() {
+    let directory = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        let state_dir = directory.path().join(format!("round-{round}"));
+        let first = open(&state_dir).await;
+        let second = open(&state_dir).await;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, store) in [first.clone(), second.clone()].into_iter().enumerate() {
+            let barrier = barrier.clone();
+            tasks.spawn(async move {
+                let run_id = format!("r{index}");
+                let pid = 100 + u32::try_from(index).unwrap();
+                barrier.wait().await;
+                let result = store.acquire_lock(&lock(&run_id, pid), |_| true).await;
+                (run_id, result)
+            });
+        }
+        let mut winners = Vec::new();
+        let mut refused = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined.unwrap() {
+                (run_id, Ok(None)) => winners.push(run_id),
+                (run_id, Ok(Some(holder))) => panic!("{run_id} took over {holder:?}"),
+                (_, Err(StoreError::Locked { run_id, .. })) => refused.push(run_id),
+                (run_id, Err(error)) => panic!("{run_id}: {error:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}");
+        // The loser was told the winner's name.
+        assert_eq!(refused, winners, "round {round}");
+        let locks = second.locks().await.unwrap();
+        assert_eq!(locks.len(), 1);
+        assert_eq!(locks[0].run_id, winners[0]);
+        first.close().await;
+        second.close().await;
+    }
 }
