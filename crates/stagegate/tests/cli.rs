@@ -1,0 +1,16 @@
+//! End-to-end tests of the `stagegate` command: the real binary in a temporary git repository
+//! with a spec-kit feature and a scripted fake agent (`tests/fixtures/fake-agent.sh`) as every
+//! agent's `command` backend. See `cli/harness.rs`.
+
+#[path = "cli/agent_failures.rs"]
+mod agent_failures;
+#[path = "cli/configuration.rs"]
+mod configuration;
+#[path = "cli/gate.rs"]
+mod gate;
+#[path = "cli/harness.rs"]
+mod harness;
+#[path = "cli/scheduling.rs"]
+mod scheduling;
+#[path = "cli/stage_inputs.rs"]
+mod stage_inputs;

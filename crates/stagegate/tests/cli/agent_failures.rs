@@ -1,0 +1,198 @@
+//! Agents that fail, hang, or write too much or garbage: partial failure and quorum.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Calls, EXIT_STAGE_FAILED, FEATURE, TestRepo, poll, process_alive};
+
+/// The `status RUN --json` summary of one parallel agent.
+fn agent_summary(status: &Value, agent: &str) -> Value {
+    status["agents"]
+        .as_array()
+        .expect("status RUN --json has agents")
+        .iter()
+        .find(|summary| summary["agent"] == agent && summary["phase"] == "agent")
+        .unwrap_or_else(|| panic!("no {agent} in {status:#}"))
+        .clone()
+}
+
+fn failure_reason(status: &Value, agent: &str) -> String {
+    let summary = agent_summary(status, agent);
+    assert_ne!(
+        summary["outcome"], "ok",
+        "{agent} did not fail: {summary:#}"
+    );
+    summary["failure_reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{agent} failed without a reason: {summary:#}"))
+        .to_owned()
+}
+
+#[test]
+fn one_failing_agent_of_four_still_reaches_the_gate_and_is_reported() {
+    let repo = TestRepo::with_approved_spec().behaviour("estimation-scope-analyst", "fail-always");
+    let run = repo.run_plan_to_gate();
+
+    let status = repo.run_status(&run);
+    let reason = failure_reason(&status, "estimation-scope-analyst");
+    assert!(reason.contains("scripted failure"), "{reason}");
+    assert_eq!(
+        agent_summary(&status, "requirements-analyst")["outcome"],
+        "ok"
+    );
+
+    let summary =
+        std::fs::read_to_string(repo.run_dir(&run).join("plan/staged/planning-summary.md"))
+            .expect("staged planning-summary.md");
+    assert!(summary.contains("## Agent outcomes"), "{summary}");
+    let line = summary
+        .lines()
+        .find(|line| line.starts_with("| estimation-scope-analyst |"))
+        .unwrap_or_else(|| panic!("no outcome line for the agent:\n{summary}"));
+    assert!(line.contains("failed"), "{line}");
+    let line = summary
+        .lines()
+        .find(|line| line.starts_with("| requirements-analyst |"))
+        .expect("requirements-analyst's outcome line");
+    assert!(line.contains("succeeded"), "{line}");
+
+    // The quorum held, so there was no sequential pass: just the retries (defaults: 2).
+    let calls = repo.calls();
+    assert_eq!(
+        calls.of_agent("agent", "estimation-scope-analyst").len(),
+        3,
+        "{calls:#?}"
+    );
+    assert!(!repo.exists(&format!("{FEATURE}/plan.md")));
+}
+
+#[test]
+fn two_failing_agents_of_four_fail_the_stage_after_a_sequential_pass() {
+    let repo = TestRepo::with_approved_spec()
+        .behaviour("solution-architect", "fail-always")
+        .behaviour("risk-compliance-analyst", "fail-always");
+    let outcome = repo
+        .run(&["run", "plan", "--no-input"])
+        .expect_code(EXIT_STAGE_FAILED)
+        .stderr_has("too few agents succeeded")
+        .stderr_has("solution-architect")
+        .stderr_has("risk-compliance-analyst");
+    let run = outcome.run_id();
+
+    let calls = repo.calls();
+    assert!(calls.phase("review").is_empty(), "a review ran: {calls:#?}");
+    let parallel_end = |agent: &str| {
+        calls
+            .of_agent("agent", agent)
+            .iter()
+            .map(|call| call.key.attempt)
+            .max()
+            .expect("attempts")
+    };
+    for agent in ["solution-architect", "risk-compliance-analyst"] {
+        let attempts = calls.of_agent("agent", agent);
+        // Retries 2 → 3 attempts in parallel, then one more alone.
+        assert_eq!(attempts.len(), 4, "{agent}: {calls:#?}");
+        assert_eq!(parallel_end(agent), 4);
+        let sequential = attempts[3];
+        let others: Vec<_> = calls
+            .0
+            .iter()
+            .filter(|call| call.key != sequential.key)
+            .collect();
+        for other in others {
+            let apart = other.end() <= sequential.start || sequential.end() <= other.start;
+            assert!(
+                apart,
+                "{agent}'s sequential attempt overlaps {:?}: {calls:#?}",
+                other.key
+            );
+        }
+    }
+    // The other two agents are not asked again.
+    assert_eq!(calls.of_agent("agent", "requirements-analyst").len(), 1);
+
+    let status = repo.run_status(&run);
+    assert_eq!(status["run"]["state"], "failed", "{status:#}");
+    failure_reason(&status, "solution-architect");
+    failure_reason(&status, "risk-compliance-analyst");
+    assert!(
+        status["gates"]
+            .as_array()
+            .is_none_or(|gates| gates.is_empty())
+    );
+}
+
+#[test]
+fn a_hung_agent_is_killed_with_its_grandchild_and_the_run_goes_on() {
+    let repo = TestRepo::with_approved_spec()
+        .set("timeouts", "simple_check", "\"1s\"")
+        .set(
+            "agents.solution-architect",
+            "timeout_class",
+            "\"simple_check\"",
+        )
+        .set("agents.solution-architect", "retries", "0")
+        .behaviour("solution-architect", "hang");
+    let run = repo.run_plan_to_gate();
+
+    let grandchild = repo.wait_for_pid("solution-architect.grandchild.pid");
+    let gone = poll(Duration::from_secs(5), || {
+        (!process_alive(grandchild)).then_some(())
+    });
+    if gone.is_none() {
+        // Do not leave it behind for the next test run.
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &grandchild.to_string()])
+            .status();
+        panic!("the hung agent's grandchild {grandchild} is still running");
+    }
+
+    let calls = repo.calls();
+    let hung = calls.of_agent("agent", "solution-architect");
+    assert_eq!(hung.len(), 1, "retries = 0: {calls:#?}");
+    assert!(hung[0].end.is_none(), "the hung agent finished: {calls:#?}");
+    let reason = failure_reason(&repo.run_status(&run), "solution-architect");
+    assert!(reason.contains("timed out"), "{reason}");
+}
+
+#[test]
+fn an_agent_writing_past_the_output_cap_fails_and_the_run_goes_on() {
+    let repo = TestRepo::with_approved_spec().behaviour("risk-compliance-analyst", "huge");
+    let run = repo.run_plan_to_gate();
+    let status = repo.run_status(&run);
+    let reason = failure_reason(&status, "risk-compliance-analyst");
+    assert!(reason.contains("output exceeded"), "{reason}");
+    // A permanent failure: not retried.
+    assert_eq!(
+        agent_summary(&status, "risk-compliance-analyst")["attempts"],
+        1
+    );
+}
+
+#[test]
+fn an_agent_writing_bytes_that_are_not_utf8_fails_and_the_run_goes_on() {
+    let repo = TestRepo::with_approved_spec().behaviour("estimation-scope-analyst", "binary");
+    let run = repo.run_plan_to_gate();
+    let reason = failure_reason(&repo.run_status(&run), "estimation-scope-analyst");
+    assert!(reason.contains("UTF-8"), "{reason}");
+}
+
+#[test]
+fn a_command_backend_whose_program_does_not_exist_fails_the_stage_clearly() {
+    let repo = TestRepo::with_approved_spec().set(
+        "backends.fake",
+        "command",
+        "[\"stagegate-test-no-such-program\"]",
+    );
+    let outcome = repo
+        .run(&["run", "plan", "--no-input"])
+        .expect_code(EXIT_STAGE_FAILED)
+        .stderr_has("stagegate-test-no-such-program")
+        .stderr_has("not found");
+    let status = repo.run_status(&outcome.run_id());
+    let reason = failure_reason(&status, "requirements-analyst");
+    assert!(reason.contains("not found"), "{reason}");
+    assert!(Calls::max_overlap(&repo.calls().phase("agent")) == 0);
+}

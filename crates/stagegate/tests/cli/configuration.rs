@@ -1,0 +1,153 @@
+//! Configuration and usage errors (exit 2, pointing at the line), and a stage of one's own.
+
+use crate::harness::{EXIT_AWAITING_DECISION, EXIT_DONE, EXIT_USAGE, FEATURE, Outcome, TestRepo};
+
+/// Writes `stagegate.toml` as given and expects `run plan` to fail with a usage error that
+/// names the file and line, recording no run.
+fn bad_config(config: &str, line: usize) -> Outcome {
+    let repo = TestRepo::with_approved_spec();
+    repo.write("stagegate.toml", config);
+    let outcome = repo
+        .run(&["run", "plan", "--no-input"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has(&format!("stagegate.toml:{line}:"));
+    assert!(repo.calls().0.is_empty(), "an agent ran");
+    outcome
+}
+
+#[test]
+fn malformed_toml_is_a_usage_error_naming_the_line() {
+    bad_config(
+        "[defaults]\nbackend = \"mock\"\n[timeouts\ndefault = \"3s\"\n",
+        3,
+    );
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_a_usage_error_naming_the_line() {
+    bad_config(
+        "[defaults]\nbackend = \"mock\"\nconcurrency = \"three\"\n",
+        3,
+    )
+    .stderr_has("defaults.concurrency");
+}
+
+#[test]
+fn an_unknown_backend_on_an_agent_is_a_usage_error_naming_the_line() {
+    bad_config(
+        "[defaults]\nbackend = \"mock\"\n\n[agents.solution-architect]\nbackend = \"nosuch\"\n",
+        5,
+    )
+    .stderr_has("nosuch");
+}
+
+#[test]
+fn an_unknown_stage_is_a_usage_error_listing_the_stages() {
+    let repo = TestRepo::with_approved_spec();
+    repo.run(&["run", "nosuch", "--no-input"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("nosuch")
+        .stderr_has("plan");
+    assert_eq!(repo.run_count(), 0);
+}
+
+#[test]
+fn a_feature_directory_that_does_not_exist_is_a_usage_error() {
+    let repo = TestRepo::with_approved_spec();
+    repo.run(&["run", "plan", "--feature", "specs/nope", "--no-input"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("specs/nope");
+    assert_eq!(repo.run_count(), 0);
+    assert!(repo.calls().0.is_empty());
+}
+
+#[test]
+fn a_stage_defined_in_stagegate_toml_runs_to_its_gate() {
+    let repo = TestRepo::with_approved_spec()
+        .set(
+            "stages.security-audit",
+            "agents",
+            "[\"threat-modeler\", \"dependency-auditor\"]",
+        )
+        .set("stages.security-audit", "reviewer", "\"lead-reviewer-c\"")
+        .set(
+            "stages.security-audit",
+            "synthesizer",
+            "\"lead-synthesizer-c\"",
+        )
+        .set(
+            "stages.security-audit",
+            "required",
+            "[\"security_audit.md\"]",
+        )
+        .set("stages.security-audit", "optional", "[]")
+        .set(
+            "stages.security-audit",
+            "inputs",
+            "[\"spec.md\", \"plan.md\"]",
+        )
+        .set(
+            "stages.security-audit",
+            "question",
+            "\"Security audit complete. Approve to proceed?\"",
+        )
+        .set("stages.security-audit", "concurrency", "2")
+        .set("agents.threat-modeler", "role", "\"Threat Modeler\"")
+        .set(
+            "agents.threat-modeler",
+            "task",
+            "\"Model the threats to this feature and how to counter them\"",
+        )
+        .set(
+            "agents.dependency-auditor",
+            "role",
+            "\"Dependency Auditor\"",
+        )
+        .set(
+            "agents.dependency-auditor",
+            "task",
+            "\"List third-party dependencies and their risks\"",
+        );
+    // Its inputs include plan.md, made (and approved) at the plan gate.
+    let plan_run = repo.run_plan_to_gate();
+    repo.run(&["approve", &plan_run]).expect_code(EXIT_DONE);
+
+    let outcome = repo
+        .run(&["run", "security-audit", "--no-input"])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .stderr_has("Security audit complete. Approve to proceed?");
+    let run = outcome.run_id();
+    let calls = repo.calls();
+    let audit: Vec<_> = calls
+        .0
+        .iter()
+        .filter(|call| call.key.stage == "security-audit")
+        .collect();
+    let called = |phase: &str, agent: &str| {
+        audit
+            .iter()
+            .any(|call| call.key.phase == phase && call.key.agent == agent)
+    };
+    assert!(called("agent", "threat-modeler"), "{calls:#?}");
+    assert!(called("agent", "dependency-auditor"), "{calls:#?}");
+    assert!(called("review", "lead-reviewer-c"), "{calls:#?}");
+    assert!(called("synthesis", "lead-synthesizer-c"), "{calls:#?}");
+    assert!(called("qa", "main-agent"), "{calls:#?}");
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|call| call.key.phase == "agent")
+            .count(),
+        2
+    );
+    let prompt = repo.prompt_seen("security-audit", "agent", "threat-modeler", "-", 1);
+    assert!(prompt.contains("Threat Modeler"), "{prompt}");
+    assert!(
+        repo.run_dir(&run)
+            .join("security-audit/staged/security_audit.md")
+            .is_file()
+    );
+
+    repo.run(&["approve"]).expect_code(EXIT_DONE);
+    assert!(repo.exists(&format!("{FEATURE}/security_audit.md")));
+}

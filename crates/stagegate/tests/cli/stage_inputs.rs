@@ -1,0 +1,102 @@
+//! A stage whose input is missing or stale does not start (exit 5), says what is missing and
+//! how to get it, and leaves no run behind.
+
+use crate::harness::{
+    EXIT_AWAITING_DECISION, EXIT_DONE, EXIT_INPUT_MISSING, FEATURE, Outcome, TestRepo,
+};
+
+/// Runs `args`, expects exit 5 and no new run in the state database.
+fn refused(repo: &TestRepo, args: &[&str]) -> Outcome {
+    let runs = repo.run_count();
+    let outcome = repo.run(args).expect_code(EXIT_INPUT_MISSING);
+    assert_eq!(
+        repo.run_count(),
+        runs,
+        "a refused run was recorded: {outcome:?}"
+    );
+    outcome
+}
+
+#[test]
+fn plan_needs_an_approved_spec() {
+    let repo = TestRepo::new();
+    refused(&repo, &["run", "plan", "--no-input"])
+        .stderr_has("spec.md")
+        .stderr_has("stagegate approve spec");
+    assert!(repo.calls().0.is_empty(), "an agent ran");
+}
+
+#[test]
+fn plan_refuses_a_spec_edited_after_its_approval() {
+    let repo = TestRepo::with_approved_spec();
+    let spec = format!("{FEATURE}/spec.md");
+    let edited = format!(
+        "{}\n- **FR-004**: System MUST export albums.\n",
+        repo.read(&spec)
+    );
+    repo.write(&spec, &edited);
+    refused(&repo, &["run", "plan", "--no-input"])
+        .stderr_has("changed")
+        .stderr_has("stagegate approve spec");
+    // Approving the new content lets it run.
+    repo.run(&["approve", "spec"]).expect_code(EXIT_DONE);
+    repo.run_plan_to_gate();
+}
+
+#[test]
+fn a_missing_spec_stops_plan() {
+    let repo = TestRepo::new();
+    std::fs::remove_file(repo.path(&format!("{FEATURE}/spec.md"))).expect("remove spec.md");
+    refused(&repo, &["approve", "spec"]).stderr_has("spec.md");
+    refused(&repo, &["run", "plan", "--no-input"])
+        .stderr_has("spec.md does not exist")
+        .stderr_has("/speckit.specify");
+}
+
+#[test]
+fn prep_and_analyze_need_the_earlier_gates_and_current_inputs() {
+    let repo = TestRepo::with_approved_spec();
+
+    // prep before the plan gate approved plan.md.
+    refused(&repo, &["run", "prep", "--no-input"])
+        .stderr_has("plan.md")
+        .stderr_has("stagegate run plan");
+
+    let plan_run = repo.run_plan_to_gate();
+    // Still not approved: waiting at the gate is not an approval.
+    refused(&repo, &["run", "prep", "--no-input"]).stderr_has("plan.md");
+    repo.run(&["approve", &plan_run]).expect_code(EXIT_DONE);
+
+    // analyze with open tasks and no `approve implementation`.
+    refused(&repo, &["run", "analyze", "--no-input"])
+        .stderr_has("not complete")
+        .stderr_has("stagegate approve implementation");
+    repo.run(&["approve", "implementation"])
+        .expect_code(EXIT_DONE);
+    let analyze = repo
+        .run(&["run", "analyze", "--no-input"])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .run_id();
+    repo.run(&["reject", &analyze, "--reason", "not now"])
+        .expect_code(EXIT_DONE);
+
+    // spec.md changed since plan.md was approved: prep refuses, naming the change.
+    let spec = format!("{FEATURE}/spec.md");
+    let edited = format!(
+        "{}\n- **FR-004**: System MUST export albums.\n",
+        repo.read(&spec)
+    );
+    repo.write(&spec, &edited);
+    refused(&repo, &["run", "prep", "--no-input"])
+        .stderr_has("spec.md changed")
+        .stderr_has("stagegate run plan");
+    // Even with the new spec approved, plan.md was planned from the old one.
+    repo.run(&["approve", "spec"]).expect_code(EXIT_DONE);
+    refused(&repo, &["run", "prep", "--no-input"])
+        .stderr_has("spec.md changed since plan.md was approved");
+
+    // An approved artifact edited by hand is stale for analyze.
+    let plan = format!("{FEATURE}/plan.md");
+    repo.write(&plan, &format!("{}\nedited by hand\n", repo.read(&plan)));
+    refused(&repo, &["run", "analyze", "--no-input"]).stderr_has("plan.md changed");
+}
