@@ -37,6 +37,10 @@ pub(crate) struct Call {
     pub artifact: Option<String>,
     pub prompt: Arc<str>,
     pub materials: Arc<CallMaterials>,
+    /// What the call's output is cached under (see `cache_key`).
+    pub cache_key: String,
+    /// An earlier identical call's output: the call is answered from it, not run.
+    pub cached: Option<Arc<str>>,
     /// The attempt number of the first try (later calls for the same work continue counting).
     pub first_attempt: u32,
     /// At most this many tries on the primary backend; `None` = the retry policy's.
@@ -51,6 +55,57 @@ pub(crate) struct CallResult {
     pub result: Result<String, Failure>,
     /// The number of the last attempt made.
     pub last_attempt: u32,
+}
+
+/// Answers `call` from its cached output: one event, no backend call.
+pub(crate) fn answer_from_cache(
+    environment: &CallEnvironment,
+    call: &Call,
+    output: Arc<str>,
+) -> (CallResult, Event) {
+    let event = Event::CacheHit {
+        identity: identity(environment, call, call.first_attempt),
+        backend: call.agent.backend.name.clone(),
+        cache_key: call.cache_key.clone(),
+        output_bytes: output.len(),
+        output_hash: blake3::hash(output.as_bytes()).to_hex().to_string(),
+        confidence: parse_confidence(&output),
+        at_ms: now_ms(),
+        output: output.clone(),
+    };
+    let result = CallResult {
+        agent: call.agent.id.clone(),
+        result: Ok(output.to_string()),
+        last_attempt: call.first_attempt,
+    };
+    (result, event)
+}
+
+/// The key an agent call's output is cached under: a blake3 hash of everything that changes
+/// the output — the schema of this key, the backend's identity and settings, who is asked
+/// (phase, agent, artifact) and the rendered prompt, which holds the input files' content and
+/// the earlier phases' outputs (so a changed spec.md or plan.md changes every key).
+pub fn cache_key(
+    backend_fingerprint: &str,
+    phase: Phase,
+    agent: &str,
+    artifact: Option<&str>,
+    prompt: &str,
+) -> String {
+    const SCHEMA: &str = "stagegate-cache-v1";
+    let mut hasher = blake3::Hasher::new();
+    for part in [
+        SCHEMA,
+        backend_fingerprint,
+        phase.as_str(),
+        agent,
+        artifact.unwrap_or(""),
+        prompt,
+    ] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
 /// Runs `call` to its end, sending its events to `events`.
@@ -170,6 +225,7 @@ async fn attempt_once(
             output_hash,
             confidence,
             usage: outcome.usage,
+            cache_key: Some(call.cache_key.clone()),
             at_ms: now_ms(),
             output,
             stderr: Arc::from(outcome.stderr.as_slice()),

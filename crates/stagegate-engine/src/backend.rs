@@ -26,6 +26,12 @@ pub trait Backend: Send + Sync {
     /// The backend's kind (`command`, `mock`, ...), for events and metrics.
     fn kind(&self) -> &'static str;
 
+    /// What identifies this backend's answers beyond its kind (program and arguments, model,
+    /// settings), for cache keys: two backends with the same fingerprint answer alike.
+    fn fingerprint(&self) -> String {
+        self.kind().to_owned()
+    }
+
     /// Runs one attempt. Must return by `request.deadline` (as [`Failure::TimedOut`]) and
     /// soon after `request.cancel` fires (as [`Failure::Cancelled`]), leaving nothing running.
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome>;

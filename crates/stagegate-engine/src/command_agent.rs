@@ -130,6 +130,13 @@ impl Backend for CommandAgent {
         "command"
     }
 
+    /// The program and its arguments. The environment table is left out: it holds
+    /// configuration for the program (and perhaps secrets), rarely something that changes the
+    /// answer, and a key must never depend on a secret.
+    fn fingerprint(&self) -> String {
+        format!("command:{}\0{}", self.program, self.args.join("\0"))
+    }
+
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
         let command = self.command_for(&request);
         let program = Program {

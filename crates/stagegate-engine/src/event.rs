@@ -138,11 +138,28 @@ pub enum Event {
         confidence: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
+        /// What a successful output is cached under.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_key: Option<String>,
         at_ms: i64,
         #[serde(skip)]
         output: Arc<str>,
         #[serde(skip)]
         stderr: Arc<[u8]>,
+    },
+    /// A call answered from an earlier identical call's output, without running the agent.
+    CacheHit {
+        #[serde(flatten)]
+        identity: CallIdentity,
+        backend: String,
+        cache_key: String,
+        output_bytes: usize,
+        output_hash: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        confidence: Option<f64>,
+        at_ms: i64,
+        #[serde(skip)]
+        output: Arc<str>,
     },
     RetryScheduled {
         #[serde(flatten)]
@@ -255,6 +272,7 @@ impl Event {
             Event::StageStarted { .. } => "stage_started",
             Event::AttemptStarted { .. } => "attempt_started",
             Event::AttemptFinished { .. } => "attempt_finished",
+            Event::CacheHit { .. } => "cache_hit",
             Event::RetryScheduled { .. } => "retry_scheduled",
             Event::FallbackStarted { .. } => "fallback_started",
             Event::QuorumMet { .. } => "quorum_met",
@@ -276,6 +294,18 @@ impl Event {
 /// error stops the run (a recorder that cannot record must not let the run go on).
 pub trait EventSink {
     fn emit(&mut self, event: &Event) -> impl Future<Output = Result<(), SinkError>>;
+}
+
+/// Earlier outputs of identical calls, by cache key. The caller fills it (from the store's
+/// cache, or a run's own finished work when it resumes); the engine only looks things up.
+pub trait CallMemo: Send + Sync {
+    fn lookup(&self, key: &str) -> Option<Arc<str>>;
+}
+
+impl CallMemo for std::collections::HashMap<String, Arc<str>> {
+    fn lookup(&self, key: &str) -> Option<Arc<str>> {
+        self.get(key).cloned()
+    }
 }
 
 /// A subscriber could not take an event (typically: the state database could not be written).

@@ -37,6 +37,10 @@ impl Backend for MockAgent {
         "mock"
     }
 
+    fn fingerprint(&self) -> String {
+        format!("mock:{:?}", self.output)
+    }
+
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
         let latency = self.latency;
         let fail_attempts = self.fail_attempts;

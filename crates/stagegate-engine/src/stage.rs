@@ -28,9 +28,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent_call::{Call, CallEnvironment, CallResult, millis, run_call};
+use crate::agent_call::{
+    Call, CallEnvironment, CallResult, answer_from_cache, cache_key, millis, run_call,
+};
 use crate::backend::{CallMaterials, Failure, Phase};
-use crate::event::{AgentFailure, Event, EventSink, SinkError, Verdict, now_ms};
+use crate::event::{AgentFailure, CallMemo, Event, EventSink, SinkError, Verdict, now_ms};
 use crate::prompt::{
     AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, StageView,
 };
@@ -100,7 +102,19 @@ pub async fn run_stage<S: EventSink>(
     context: &StageContext,
     sink: &mut S,
 ) -> Result<StageProduct, StageError> {
+    run_stage_memoized(plan, context, sink, None).await
+}
+
+/// Runs `plan` like [`run_stage`], answering every call whose cache key `memo` knows from it
+/// instead of running the agent: the cache, and what a resumed run had already finished.
+pub async fn run_stage_memoized<S: EventSink>(
+    plan: &StagePlan,
+    context: &StageContext,
+    sink: &mut S,
+    memo: Option<&dyn CallMemo>,
+) -> Result<StageProduct, StageError> {
     let mut loop_state = StageLoop::new(plan, context, sink);
+    loop_state.memo = memo;
     loop_state.emit_stage_started().await?;
     let result = loop_state.run().await;
     loop_state.finish(result)
@@ -128,6 +142,7 @@ struct StageLoop<'a, S> {
     /// The next attempt number per work item (agent, or synthesizer and artifact).
     next_attempt: BTreeMap<(Phase, String, Option<String>), u32>,
     timed_out: bool,
+    memo: Option<&'a dyn CallMemo>,
 }
 
 impl<'a, S: EventSink> StageLoop<'a, S> {
@@ -151,6 +166,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             stage_cancel,
             next_attempt: BTreeMap::new(),
             timed_out: false,
+            memo: None,
         }
     }
 
@@ -355,6 +371,20 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         let mut finished = Vec::with_capacity(calls.len());
         let deadline = self.environment.stage_deadline;
         loop {
+            while calls.front().is_some_and(|call| call.cached.is_some()) {
+                let Some(mut call) = calls.pop_front() else {
+                    break;
+                };
+                let Some(output) = call.cached.take() else {
+                    continue;
+                };
+                let (result, event) = answer_from_cache(&self.environment, &call, output);
+                self.sink.emit(&event).await?;
+                if let Some(quorum) = quorum.as_deref_mut() {
+                    self.count(quorum, &result).await?;
+                }
+                finished.push(result);
+            }
             if calls.is_empty() && tasks.is_empty() {
                 break;
             }
@@ -438,12 +468,15 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
     fn agent_call(&self, agent: &AgentPlan, max_tries: Option<u32>) -> Result<Call, StageError> {
         let inputs = PhaseInputs::default();
         let prompt = self.render(Phase::Agent, agent, &inputs)?;
+        let (cache_key, cached) = self.look_up(Phase::Agent, agent, None, &prompt);
         Ok(Call {
             agent: agent.clone(),
             phase: Phase::Agent,
             artifact: None,
             prompt: Arc::from(prompt),
             materials: self.materials(agent, &inputs),
+            cache_key,
+            cached,
             first_attempt: self.first_attempt(Phase::Agent, &agent.id, None),
             max_tries,
             use_fallback: true,
@@ -580,12 +613,15 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         inputs: &PhaseInputs<'_>,
     ) -> Result<Call, StageError> {
         let prompt = self.render(phase, agent, inputs)?;
+        let (cache_key, cached) = self.look_up(phase, agent, artifact, &prompt);
         Ok(Call {
             agent: agent.clone(),
             phase,
             artifact: artifact.map(str::to_owned),
             prompt: Arc::from(prompt),
             materials: self.materials(agent, inputs),
+            cache_key,
+            cached,
             first_attempt: self.first_attempt(phase, &agent.id, artifact),
             max_tries: None,
             use_fallback: true,
@@ -606,6 +642,25 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             agent: result.agent,
             failure,
         })
+    }
+
+    /// The call's cache key, and its cached output when the memo has one.
+    fn look_up(
+        &self,
+        phase: Phase,
+        agent: &AgentPlan,
+        artifact: Option<&str>,
+        prompt: &str,
+    ) -> (String, Option<Arc<str>>) {
+        let key = cache_key(
+            &agent.backend.backend.fingerprint(),
+            phase,
+            &agent.id,
+            artifact,
+            prompt,
+        );
+        let cached = self.memo.and_then(|memo| memo.lookup(&key));
+        (key, cached)
     }
 
     fn materials(&self, agent: &AgentPlan, inputs: &PhaseInputs<'_>) -> Arc<CallMaterials> {

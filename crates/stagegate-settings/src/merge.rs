@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::raw::{
-    Layer, RawAgent, RawBackend, RawConfig, RawDefaults, RawStage, RawTimeouts, Sourced,
+    Layer, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawStage, RawTimeouts, Sourced,
 };
 
 /// Puts every value `top` sets over `base`, stamped with `layer`.
@@ -19,6 +19,7 @@ pub(crate) fn merge(base: &mut RawConfig, top: RawConfig, layer: &Layer) {
     set(&mut base.pipeline, top.pipeline, layer);
     merge_defaults(&mut base.defaults, top.defaults, layer);
     merge_timeouts(&mut base.timeouts, top.timeouts, layer);
+    merge_cache(&mut base.cache, top.cache, layer);
     merge_tables(&mut base.backends, top.backends, layer, merge_backend);
     merge_tables(&mut base.stages, top.stages, layer, merge_stage);
     merge_tables(&mut base.agents, top.agents, layer, merge_agent);
@@ -58,6 +59,10 @@ fn merge_defaults(base: &mut RawDefaults, top: RawDefaults, layer: &Layer) {
 fn merge_timeouts(base: &mut RawTimeouts, top: RawTimeouts, layer: &Layer) {
     set_each!(base, top, layer;
         default, complex_analysis, simple_check, review, synthesis, qa, stage, kill_grace);
+}
+
+fn merge_cache(base: &mut RawCache, top: RawCache, layer: &Layer) {
+    set_each!(base, top, layer; agent, review, synthesis, qa);
 }
 
 fn merge_backend(base: &mut RawBackend, top: RawBackend, layer: &Layer) {

@@ -88,6 +88,7 @@ pub(crate) struct RawConfig {
     pub(crate) pipeline: Option<NameList>,
     pub(crate) defaults: RawDefaults,
     pub(crate) timeouts: RawTimeouts,
+    pub(crate) cache: RawCache,
     pub(crate) backends: BTreeMap<String, RawBackend>,
     pub(crate) stages: BTreeMap<String, RawStage>,
     pub(crate) agents: BTreeMap<String, RawAgent>,
@@ -120,6 +121,16 @@ pub(crate) struct RawTimeouts {
     pub(crate) qa: Option<Sourced<RawDuration>>,
     pub(crate) stage: Option<Sourced<RawDuration>>,
     pub(crate) kill_grace: Option<Sourced<RawDuration>>,
+}
+
+/// `[cache]`: time to live of cached answers, per phase.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawCache {
+    pub(crate) agent: Option<Sourced<RawDuration>>,
+    pub(crate) review: Option<Sourced<RawDuration>>,
+    pub(crate) synthesis: Option<Sourced<RawDuration>>,
+    pub(crate) qa: Option<Sourced<RawDuration>>,
 }
 
 /// `[backends.NAME]`: the keys of every kind in one table, so that no `untagged` enum is needed;

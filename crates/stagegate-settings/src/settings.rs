@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct Settings {
     pub defaults: Defaults,
     pub timeouts: Timeouts,
+    /// `[cache]`: how long answers are reused.
+    pub cache: CacheTtls,
     /// Backends by name. Always holds at least `builtin` and `mock` (from the embedded defaults).
     pub backends: BTreeMap<String, BackendSettings>,
     /// Stages by id: the three built-in ones (`plan`, `prep`, `analyze`) and any of the user's.
@@ -87,6 +89,16 @@ impl Timeouts {
             TimeoutClass::SimpleCheck => self.simple_check,
         }
     }
+}
+
+/// `[cache]`: time to live of a cached answer, per phase (seed: agent outputs 15 min, reviews
+/// 10 min, syntheses 30 min). Zero turns caching off for the phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheTtls {
+    pub agent: Duration,
+    pub review: Duration,
+    pub synthesis: Duration,
+    pub qa: Duration,
 }
 
 /// `timeout_class` of an agent.

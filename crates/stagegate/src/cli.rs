@@ -32,6 +32,22 @@ pub enum Command {
     Status(StatusArgs),
     /// Show metrics over the runs in the store.
     Metrics(MetricsArgs),
+    /// Manage the cache of agent answers.
+    Cache(CacheArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub action: CacheAction,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum CacheAction {
+    /// Delete every cached answer.
+    Clear,
 }
 
 /// Options shared by commands that load the configuration and find the feature.

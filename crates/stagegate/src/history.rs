@@ -44,7 +44,7 @@ pub async fn load_product(
             .find(|attempt| {
                 attempt.phase == phase
                     && attempt.agent == agent
-                    && attempt.outcome.as_deref() == Some("ok")
+                    && matches!(attempt.outcome.as_deref(), Some("ok" | "cached"))
             })
             .copied()
     };

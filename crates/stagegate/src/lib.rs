@@ -59,6 +59,7 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
             let options = RunOptions {
                 no_input: args.output.no_input,
                 json: args.output.json,
+                refresh: args.refresh,
             };
             runner::start_run(&session, &args.stages, options).await
         }
@@ -75,6 +76,7 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
             let options = RunOptions {
                 no_input: args.output.no_input,
                 json: args.output.json,
+                refresh: false,
             };
             runner::modify_gate(&session, args.run.as_deref(), args.feedback, options).await
         }
@@ -83,12 +85,17 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
             let options = RunOptions {
                 no_input: args.output.no_input,
                 json: args.output.json,
+                refresh: false,
             };
             runner::resume_run(&session, &args.run, options).await
         }
         Command::Status(args) => {
             let session = Session::open(&args.common, None).await?;
             commands::status::status(&session, args.run.as_deref(), args.json).await
+        }
+        Command::Cache(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::cache::cache(&session, args.action).await
         }
         Command::Metrics(args) => {
             let session = Session::open(&args.common, None).await?;

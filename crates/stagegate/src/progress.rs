@@ -146,6 +146,15 @@ impl Progress {
                 };
                 self.line(&text);
             }
+            Event::CacheHit { identity, .. } => self.line(&format!(
+                "  ✓ {:<9} {} (cached)",
+                identity.phase.as_str(),
+                label(
+                    identity.phase,
+                    &identity.agent,
+                    identity.artifact.as_deref()
+                )
+            )),
             Event::RetryScheduled {
                 identity, delay_ms, ..
             } => self.line(&format!(

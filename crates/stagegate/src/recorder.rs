@@ -2,19 +2,69 @@
 //! it, attempts are indexed, and the texts (prompts, outputs, stderr, staged artifacts) go
 //! into the run's directory.
 
-use stagegate_engine::backend::CallIdentity;
+use stagegate_engine::backend::{CallIdentity, Phase};
 use stagegate_engine::event::{Event, EventSink, SinkError};
-use stagegate_store::{AttemptFiles, AttemptRecord, GateRecord, GateState, RunDir, Store};
+use stagegate_settings::CacheTtls;
+use stagegate_store::{
+    AttemptFiles, AttemptRecord, CacheEntry, GateRecord, GateState, RunDir, Store,
+};
 
 pub struct Recorder {
     store: Store,
     run_dir: RunDir,
+    /// How long a successful answer is cached, per phase; `None` records nothing in the cache.
+    cache_ttls: Option<CacheTtls>,
 }
 
 impl Recorder {
     pub fn new(store: Store, run_id: &str) -> Self {
         let run_dir = store.run_dir(run_id);
-        Recorder { store, run_dir }
+        Recorder {
+            store,
+            run_dir,
+            cache_ttls: None,
+        }
+    }
+
+    /// Also keeps every successful answer in the cache for its phase's time to live.
+    pub fn caching(mut self, ttls: CacheTtls) -> Self {
+        self.cache_ttls = Some(ttls);
+        self
+    }
+
+    async fn cache(
+        &self,
+        identity: &CallIdentity,
+        key: &str,
+        output: &str,
+        output_hash: &str,
+        at_ms: i64,
+    ) -> Result<(), String> {
+        let Some(ttls) = &self.cache_ttls else {
+            return Ok(());
+        };
+        let ttl = match identity.phase {
+            Phase::Agent => ttls.agent,
+            Phase::Review => ttls.review,
+            Phase::Synthesis => ttls.synthesis,
+            Phase::Qa => ttls.qa,
+        };
+        if ttl.is_zero() {
+            return Ok(());
+        }
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.store
+            .put_cache(&CacheEntry {
+                key: key.to_owned(),
+                phase: identity.phase.as_str().to_owned(),
+                output: output.to_owned(),
+                output_hash: output_hash.to_owned(),
+                run_id: identity.run_id.clone(),
+                created_at_ms: at_ms,
+                expires_at_ms: at_ms.saturating_add(ttl_ms),
+            })
+            .await
+            .map_err(|error| error.to_string())
     }
 
     async fn record(&mut self, event: &Event) -> Result<(), String> {
@@ -66,11 +116,15 @@ impl Recorder {
                 output_bytes,
                 output_hash,
                 confidence,
+                cache_key,
                 at_ms,
                 output,
                 stderr,
                 ..
             } => {
+                if let (Some(key), Some(hash)) = (cache_key, output_hash) {
+                    self.cache(identity, key, output, hash, *at_ms).await?;
+                }
                 self.write_files(
                     identity,
                     &AttemptFiles {
@@ -93,6 +147,43 @@ impl Recorder {
                         outcome: Some(status.as_str().to_owned()),
                         failure_reason: failure.as_ref().map(ToString::to_string),
                         output_hash: output_hash.clone(),
+                        output_bytes: Some(i64::try_from(*output_bytes).unwrap_or(i64::MAX)),
+                        confidence: *confidence,
+                    })
+                    .await
+                    .map_err(|error| error.to_string())?;
+            }
+            Event::CacheHit {
+                identity,
+                backend,
+                output_bytes,
+                output_hash,
+                confidence,
+                at_ms,
+                output,
+                ..
+            } => {
+                self.write_files(
+                    identity,
+                    &AttemptFiles {
+                        prompt: None,
+                        output: Some(output.as_bytes()),
+                        stderr: None,
+                    },
+                )?;
+                self.store
+                    .record_attempt(&AttemptRecord {
+                        run_id: identity.run_id.clone(),
+                        stage: identity.stage.clone(),
+                        phase: identity.phase.as_str().to_owned(),
+                        agent: attempt_key(identity),
+                        attempt: identity.attempt,
+                        backend: backend.clone(),
+                        started_at_ms: *at_ms,
+                        finished_at_ms: Some(*at_ms),
+                        outcome: Some("cached".to_owned()),
+                        failure_reason: None,
+                        output_hash: Some(output_hash.clone()),
                         output_bytes: Some(i64::try_from(*output_bytes).unwrap_or(i64::MAX)),
                         confidence: *confidence,
                     })
@@ -181,6 +272,7 @@ pub fn run_id_of(event: &Event) -> &str {
     match event {
         Event::AttemptStarted { identity, .. }
         | Event::AttemptFinished { identity, .. }
+        | Event::CacheHit { identity, .. }
         | Event::RetryScheduled { identity, .. } => &identity.run_id,
         Event::RunStarted { run_id, .. }
         | Event::StageStarted { run_id, .. }

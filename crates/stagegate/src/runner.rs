@@ -1,15 +1,16 @@
 //! Runs stages in order, each up to its gate, and the gate itself; wires the engine's events to
 //! the recorder, the display and the `--json` printer; maps how it ended to an exit code.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use stagegate_engine::event::{Event, EventSink, StageEnd, now_ms};
 use stagegate_engine::prompt::{NamedText, Prompts};
 use stagegate_engine::stage::{
-    StageContext, StageError, StageProduct, duration_ms, rework, run_stage,
+    StageContext, StageError, StageProduct, duration_ms, rework, run_stage_memoized,
 };
 use stagegate_engine::stage_plan::{BackendRegistry, StagePlan, plan_stage};
-use stagegate_store::{GateState, NewRun, RunRecord, RunState};
+use stagegate_store::{GateState, LockRecord, NewRun, RunRecord, RunState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +33,8 @@ use crate::workspace::Feature;
 pub struct RunOptions {
     pub no_input: bool,
     pub json: bool,
+    /// Ignore the cache (a run still reuses its own finished work when resumed).
+    pub refresh: bool,
 }
 
 /// `stagegate run STAGE...`
@@ -51,17 +54,20 @@ pub async fn start_run(
         .stage(&stages[0])
         .ok_or_else(|| AppError::usage(format!("unknown stage {}", stages[0])))?;
     check_stage_inputs(&session.store, &session.settings, &feature, first).await?;
+    let run_id = new_run_id();
+    lock_stage(session, &feature, &stages[0], &run_id).await?;
 
     let run = session
         .store
         .create_run(&NewRun {
-            id: new_run_id(),
+            id: run_id,
             feature_dir: feature.key.clone(),
             stages: stages.clone(),
             settings_json: settings_summary(&session.settings, &stages),
             created_at_ms: now_ms(),
         })
         .await?;
+    session.store.prune_cache(now_ms()).await?;
     let mut sink = subscribers(session, &run, options);
     emit(
         &mut sink,
@@ -154,20 +160,36 @@ impl Runner<'_> {
         sink: &mut Subscribers,
     ) -> Result<Exit, AppError> {
         for plan in &plans[from..] {
-            let store = &self.session.store;
-            let stage_settings = self
-                .session
-                .settings
-                .stage(&plan.id)
-                .ok_or_else(|| AppError::usage(format!("unknown stage {}", plan.id)))?;
-            let started = Instant::now();
-            let inputs = match check_stage_inputs(
-                store,
-                &self.session.settings,
-                &self.feature,
-                stage_settings,
-            )
-            .await
+            lock_stage(self.session, &self.feature, &plan.id, &self.run.id).await?;
+            let step = self.run_one_stage(plan, sink).await;
+            self.session
+                .store
+                .release_lock(&self.feature.key, &plan.id, &self.run.id)
+                .await?;
+            if let Some(exit) = step? {
+                return Ok(exit);
+            }
+        }
+        self.finish(sink).await
+    }
+
+    /// Runs one stage through its gate: `None` to go on with the next stage, or how the run
+    /// ends here.
+    async fn run_one_stage(
+        &self,
+        plan: &StagePlan,
+        sink: &mut Subscribers,
+    ) -> Result<Option<Exit>, AppError> {
+        let store = &self.session.store;
+        let stage_settings = self
+            .session
+            .settings
+            .stage(&plan.id)
+            .ok_or_else(|| AppError::usage(format!("unknown stage {}", plan.id)))?;
+        let started = Instant::now();
+        let inputs =
+            match check_stage_inputs(store, &self.session.settings, &self.feature, stage_settings)
+                .await
             {
                 Ok(inputs) => inputs,
                 Err(error) => {
@@ -185,23 +207,23 @@ impl Runner<'_> {
                     return Err(error);
                 }
             };
-            store
-                .update_run(&self.run.id, RunState::Running, Some(&plan.id))
-                .await?;
-            let context = self.context(inputs);
-            let product = match run_stage(plan, &context, sink).await {
-                Ok(product) => product,
-                Err(error) => return self.stage_error(plan, error, started, sink).await,
-            };
-            match self.gate(plan, product, sink, true).await? {
-                GateEnd::Approved => {
-                    self.stage_finished(plan, StageEnd::Approved, started, None, sink)
-                        .await?;
-                }
-                other => return self.end_at_gate(plan, other, sink).await,
+        store
+            .update_run(&self.run.id, RunState::Running, Some(&plan.id))
+            .await?;
+        let context = self.context(inputs);
+        let memo = self.memo().await?;
+        let product = match run_stage_memoized(plan, &context, sink, Some(&memo)).await {
+            Ok(product) => product,
+            Err(error) => return self.stage_error(plan, error, started, sink).await.map(Some),
+        };
+        match self.gate(plan, product, sink, true).await? {
+            GateEnd::Approved => {
+                self.stage_finished(plan, StageEnd::Approved, started, None, sink)
+                    .await?;
             }
+            other => return self.end_at_gate(plan, other, sink).await.map(Some),
         }
-        self.finish(sink).await
+        Ok(None)
     }
 
     async fn finish(&self, sink: &mut Subscribers) -> Result<Exit, AppError> {
@@ -354,6 +376,21 @@ impl Runner<'_> {
             },
         )
         .await
+    }
+
+    /// Earlier answers to reuse: the unexpired cache (unless `--refresh`) and everything this
+    /// run already finished (so a resumed run redoes nothing).
+    async fn memo(&self) -> Result<HashMap<String, Arc<str>>, AppError> {
+        let entries = self
+            .session
+            .store
+            .cache_entries(now_ms(), Some(&self.run.id))
+            .await?;
+        Ok(entries
+            .into_iter()
+            .filter(|entry| !self.options.refresh || entry.run_id == self.run.id)
+            .map(|entry| (entry.key, Arc::from(entry.output)))
+            .collect())
     }
 
     fn context(&self, inputs: Vec<NamedText>) -> StageContext {
@@ -573,7 +610,8 @@ pub async fn modify_gate(
 
 fn subscribers(session: &Session, run: &RunRecord, options: RunOptions) -> Subscribers {
     Subscribers {
-        recorder: Recorder::new(session.store.clone(), &run.id),
+        recorder: Recorder::new(session.store.clone(), &run.id)
+            .caching(session.settings.cache.clone()),
         progress: Progress::new(ProgressMode::detect(options.json)),
         json: options.json.then_some(JsonLines),
     }
@@ -638,6 +676,49 @@ pub fn decide_commands(run_id: &str) -> Vec<String> {
         format!("stagegate modify {run_id} --feedback \"...\""),
         format!("stagegate resume {run_id}"),
     ]
+}
+
+/// Takes the lock of `stage` on this feature for `run_id`: one active run per feature and
+/// stage. A lock left by a dead process is taken over and its run marked interrupted.
+async fn lock_stage(
+    session: &Session,
+    feature: &Feature,
+    stage: &str,
+    run_id: &str,
+) -> Result<(), AppError> {
+    let lock = LockRecord {
+        feature_dir: feature.key.clone(),
+        stage: stage.to_owned(),
+        run_id: run_id.to_owned(),
+        pid: std::process::id(),
+        acquired_at_ms: now_ms(),
+    };
+    let store = &session.store;
+    let previous = store.acquire_lock(&lock, process_is_alive).await?;
+    if let Some(previous) = previous
+        && let Some(run) = store.run(&previous.run_id).await?
+        && run.state == RunState::Running
+    {
+        store
+            .update_run(&run.id, RunState::Interrupted, run.current_stage.as_deref())
+            .await?;
+        eprintln!(
+            "note: run {} (process {}) had stopped without finishing; it is marked interrupted\nhint: `stagegate resume {}` continues it",
+            run.id, previous.pid, run.id
+        );
+    }
+    Ok(())
+}
+
+/// Whether a process exists (signal 0; "not permitted" still means it exists).
+pub fn process_is_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(errno) => errno == nix::errno::Errno::EPERM,
+    }
 }
 
 /// `YYYYMMDD-HHMMSS-xxxx`: sortable, readable, and a plain directory name.

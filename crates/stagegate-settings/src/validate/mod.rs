@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{ConfigError, ConfigErrorKind, Problem};
 use crate::raw::{Layer, Location, RawConfig, Sourced};
-use crate::settings::{Defaults, Origin, Settings, Timeouts};
+use crate::settings::{CacheTtls, Defaults, Origin, Settings, Timeouts};
 use crate::source_file::Sources;
 use crate::suggest::{did_you_mean, quoted_list};
 use crate::warning::ConfigWarning;
@@ -35,6 +35,7 @@ pub(crate) fn validate(
     };
     let defaults = validator.defaults()?;
     let timeouts = validator.timeouts()?;
+    let cache = validator.cache()?;
     let backends = validator.backends()?;
     let agents = validator.agents(&defaults)?;
     let stages = validator.stages(&defaults)?;
@@ -42,6 +43,7 @@ pub(crate) fn validate(
     let settings = Settings {
         defaults,
         timeouts,
+        cache,
         backends,
         stages,
         agents,
@@ -287,6 +289,27 @@ impl Validator<'_> {
             stage: timeout(&raw.stage, "stage", true)?,
             // No grace at all (straight to SIGKILL) is a legitimate choice.
             kill_grace: timeout(&raw.kill_grace, "kill_grace", false)?,
+        })
+    }
+
+    fn cache(&mut self) -> Result<CacheTtls, ConfigError> {
+        let config = self.raw;
+        let raw = &config.cache;
+        let table = Table {
+            path: &["cache"],
+            declared_in: Some(&Layer::Defaults),
+        };
+        let missing = "the built-in defaults.toml should set every [cache] key; set it in stagegate.toml meanwhile";
+        // A zero time to live turns the cache off for that phase.
+        let mut ttl = |value, key: &str| {
+            let value = self.require(value, table, key, missing)?;
+            self.duration(value, &format!("cache.{key}"), false)
+        };
+        Ok(CacheTtls {
+            agent: ttl(&raw.agent, "agent")?,
+            review: ttl(&raw.review, "review")?,
+            synthesis: ttl(&raw.synthesis, "synthesis")?,
+            qa: ttl(&raw.qa, "qa")?,
         })
     }
 

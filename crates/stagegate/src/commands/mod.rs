@@ -2,6 +2,7 @@
 //! runner, which they share.
 
 pub mod approve;
+pub mod cache;
 pub mod metrics;
 pub mod reject;
 pub mod status;

@@ -18,8 +18,24 @@ pub async fn status(session: &Session, run_id: Option<&str>, json: bool) -> Resu
     }
 }
 
+/// A run recorded as running whose process is gone was interrupted (killed, or the machine
+/// stopped); the record cannot say so itself.
+async fn effective_states(session: &Session, runs: &mut [RunRecord]) -> Result<(), AppError> {
+    let locks = session.store.locks().await?;
+    for run in runs.iter_mut().filter(|run| run.state == RunState::Running) {
+        let alive = locks
+            .iter()
+            .any(|lock| lock.run_id == run.id && crate::runner::process_is_alive(lock.pid));
+        if !alive {
+            run.state = RunState::Interrupted;
+        }
+    }
+    Ok(())
+}
+
 async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
-    let runs = session.store.runs().await?;
+    let mut runs = session.store.runs().await?;
+    effective_states(session, &mut runs).await?;
     let pending = session.store.pending_gates().await?;
     if json {
         let values: Vec<_> = runs
@@ -89,7 +105,8 @@ async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
 }
 
 async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, AppError> {
-    let run = find_run(session, run_id).await?;
+    let mut run = find_run(session, run_id).await?;
+    effective_states(session, std::slice::from_mut(&mut run)).await?;
     let store = &session.store;
     let attempts = store.attempts(&run.id).await?;
     let decisions = store.decisions(&run.id).await?;
