@@ -76,6 +76,8 @@ fn two_failing_agents_of_four_fail_the_stage_after_a_sequential_pass() {
         .run(&["run", "plan", "--no-input"])
         .expect_code(EXIT_STAGE_FAILED)
         .stderr_has("too few agents succeeded")
+        .stderr_has("3 of 4 must succeed")
+        .stderr_has("one at a time")
         .stderr_has("solution-architect")
         .stderr_has("risk-compliance-analyst");
     let run = outcome.run_id();

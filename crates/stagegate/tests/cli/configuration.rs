@@ -151,3 +151,30 @@ fn a_stage_defined_in_stagegate_toml_runs_to_its_gate() {
     repo.run(&["approve"]).expect_code(EXIT_DONE);
     assert!(repo.exists(&format!("{FEATURE}/security_audit.md")));
 }
+
+#[test]
+fn config_names_the_file_read_instead_of_stagegate_toml() {
+    let repo = TestRepo::with_approved_spec();
+    repo.write("other.toml", "[defaults]\nbackend = 3\n");
+    repo.run(&["run", "plan", "--config", "other.toml", "--no-input"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("other.toml:2:")
+        .stderr_has("defaults.backend");
+    assert_eq!(repo.run_count(), 0);
+}
+
+#[test]
+fn an_unknown_key_is_a_warning_naming_its_line_with_a_suggestion() {
+    let repo = TestRepo::with_approved_spec().set("stages.plan", "concurrensy", "2");
+    let line = repo
+        .read("stagegate.toml")
+        .lines()
+        .position(|line| line.starts_with("concurrensy"))
+        .expect("the misspelt key")
+        + 1;
+    repo.run(&["run", "plan", "--no-input"])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .stderr_has(&format!("stagegate.toml:{line}:"))
+        .stderr_has("stages.plan.concurrensy")
+        .stderr_has("concurrency");
+}

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::harness::{
-    EXIT_AWAITING_DECISION, EXIT_DONE, EXIT_USAGE, FEATURE, PLAN_AGENTS, TestRepo,
+    EXIT_AWAITING_DECISION, EXIT_DONE, EXIT_REJECTED, EXIT_USAGE, FEATURE, PLAN_AGENTS, TestRepo,
 };
 
 /// The decisions `status RUN --json` lists, as (kind, the whole record).
@@ -79,6 +79,16 @@ fn a_plan_run_stops_at_its_gate_and_approving_publishes_the_artifacts() {
             assert!(run_dir.join(dir).join(file).is_file(), "no {dir}/{file}");
         }
     }
+    // `CONFIDENCE: 0.9` in an output is recorded as its confidence.
+    let status = repo.run_status(&run);
+    let confidences: Vec<_> = status["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .filter(|agent| agent["phase"] == "agent")
+        .map(|agent| agent["confidence"].as_f64())
+        .collect();
+    assert_eq!(confidences, vec![Some(0.9); 4], "{status:#}");
     let pending = &repo.status()["runs"][0]["pending_gate"];
     assert_eq!(pending["stage"], "plan", "{pending:#}");
 
@@ -169,6 +179,9 @@ fn a_rejection_needs_a_reason_keeps_it_and_publishes_nothing() {
     for artifact in ["plan.md", "planning-summary.md"] {
         assert!(!repo.exists(&format!("{FEATURE}/{artifact}")));
     }
+    // A rejected run ends with exit 4 when resumed.
+    repo.run(&["resume", &run, "--no-input"])
+        .expect_code(EXIT_REJECTED);
     // A decided gate cannot be approved any more.
     assert_ne!(repo.run(&["approve", &run]).code, EXIT_DONE);
     assert!(!repo.exists(&format!("{FEATURE}/plan.md")));
@@ -332,4 +345,34 @@ fn resume_after_an_approval_from_another_process_runs_the_next_stage() {
 
     repo.run(&["approve"]).expect_code(EXIT_DONE);
     assert!(repo.exists(&format!("{FEATURE}/implementation_plan.md")));
+}
+
+#[test]
+fn a_decision_without_a_run_id_needs_exactly_one_pending_gate() {
+    let repo = TestRepo::with_approved_spec();
+    repo.run(&["approve"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("no gate is waiting");
+    let first = repo.run_plan_to_gate();
+    let second = repo.run_plan_to_gate();
+    assert_ne!(first, second);
+    repo.run(&["approve"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has(&first)
+        .stderr_has(&second);
+    repo.run(&["reject", "--reason", "which one?"])
+        .expect_code(EXIT_USAGE);
+    assert!(!repo.exists(&format!("{FEATURE}/plan.md")));
+
+    repo.run(&["reject", &first, "--reason", "superseded"])
+        .expect_code(EXIT_DONE);
+    // Now one is left, and it is the one decided.
+    repo.run(&["approve"])
+        .expect_code(EXIT_DONE)
+        .stderr_has(&second);
+    assert_eq!(
+        repo.read(&format!("{FEATURE}/plan.md")),
+        std::fs::read_to_string(repo.run_dir(&second).join("plan/staged/plan.md"))
+            .expect("staged plan.md")
+    );
 }

@@ -123,3 +123,29 @@ fn a_failed_attempt_is_retried_after_the_backoff_and_the_run_goes_on() {
             .contains("scripted failure")
     );
 }
+
+#[test]
+fn a_qa_rework_verdict_sends_its_feedback_back_to_the_synthesizer() {
+    let repo = TestRepo::with_approved_spec().behaviour("main-agent", "verdict-rework-once");
+    let run = repo.run_plan_to_gate();
+    let calls = repo.calls();
+    let plan = calls.synthesis_of("plan.md");
+    let qa = calls.phase("qa");
+    assert_eq!((plan.len(), qa.len()), (2, 2), "{calls:#?}");
+    // synthesis → QA (REWORK) → synthesis again → QA (PASS).
+    assert!(qa[0].end() <= plan[1].start, "{calls:#?}");
+    assert!(plan[1].end() <= qa[1].start, "{calls:#?}");
+    let prompt = repo.prompt_seen("plan", "synthesis", "lead-synthesizer-a", "plan.md", 2);
+    assert!(
+        prompt.contains("The plan misses a rollout section."),
+        "the QA feedback is not in the second synthesis prompt:\n{prompt}"
+    );
+    let first = repo.prompt_seen("plan", "synthesis", "lead-synthesizer-a", "plan.md", 1);
+    assert!(!first.contains("rollout"), "{first}");
+    let staged = std::fs::read_to_string(repo.run_dir(&run).join("plan/staged/plan.md"))
+        .expect("staged plan.md");
+    assert!(
+        staged.contains("call 2"),
+        "the reworked plan.md is not staged: {staged}"
+    );
+}
