@@ -105,6 +105,11 @@ pub enum PlanError {
     InvalidBackend { backend: String, message: String },
 }
 
+/// Builds a backend of a kind the engine itself does not implement (`builtin`, `openai`,
+/// `anthropic` live in their own crates): `None` when the kind is not this factory's.
+pub type BackendFactory =
+    Box<dyn Fn(&str, &BackendSettings) -> Option<Result<Arc<dyn Backend>, String>> + Send + Sync>;
+
 /// Builds each backend once, on first use, so that a backend nobody in the stage uses never
 /// has to be runnable.
 #[derive(Default)]
@@ -112,11 +117,18 @@ pub struct BackendRegistry {
     built: BTreeMap<String, Arc<dyn Backend>>,
     /// Replaces backends by name: tests and benchmarks inject their own.
     overrides: BTreeMap<String, Arc<dyn Backend>>,
+    factories: Vec<BackendFactory>,
 }
 
 impl BackendRegistry {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Lets `factory` build the kinds it knows, before the engine's own.
+    pub fn with_factory(mut self, factory: BackendFactory) -> Self {
+        self.factories.push(factory);
+        self
     }
 
     /// Uses `backend` whenever `name` is asked for.
@@ -145,7 +157,20 @@ impl BackendRegistry {
                     agent: agent.to_owned(),
                     backend: name.to_owned(),
                 })?;
-        let backend = build_backend(agent, name, backend_settings)?;
+        let from_factory = self
+            .factories
+            .iter()
+            .find_map(|factory| factory(name, backend_settings));
+        let backend = match from_factory {
+            Some(Ok(backend)) => backend,
+            Some(Err(message)) => {
+                return Err(PlanError::InvalidBackend {
+                    backend: name.to_owned(),
+                    message,
+                });
+            }
+            None => build_backend(agent, name, backend_settings)?,
+        };
         self.built.insert(name.to_owned(), backend.clone());
         Ok(BackendHandle {
             name: name.to_owned(),

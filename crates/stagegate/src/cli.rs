@@ -34,6 +34,47 @@ pub enum Command {
     Metrics(MetricsArgs),
     /// Manage the cache of agent answers.
     Cache(CacheArgs),
+    /// List runs: stages, feature, state, when, and the decisions taken.
+    Runs(RunsArgs),
+    /// Print what an agent attempt received and answered (prompt, output, stderr).
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// The agent (or reviewer, synthesizer `lead-synthesizer-a.plan.md`, `main-agent`); every
+    /// attempt of the run is listed when left out.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// The attempt number; the last one when left out.
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// The stage, when the agent ran in several.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Which file to print.
+    #[arg(long, value_enum, default_value_t = ShowFile::Output)]
+    pub file: ShowFile,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ShowFile {
+    Prompt,
+    Output,
+    Stderr,
 }
 
 #[derive(Debug, Args)]

@@ -93,6 +93,14 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
             let session = Session::open(&args.common, None).await?;
             commands::status::status(&session, args.run.as_deref(), args.json).await
         }
+        Command::Runs(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::runs::runs(&session, args.json).await
+        }
+        Command::Show(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::show::show(&session, &args).await
+        }
         Command::Cache(args) => {
             let session = Session::open(&args.common, None).await?;
             commands::cache::cache(&session, args.action).await

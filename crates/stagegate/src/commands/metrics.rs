@@ -914,7 +914,7 @@ mod tests {
         }
     }
 
-    fn agent_attempt(agent: &str, number: u32, backend: &str) -> Attempt<'_> {
+    fn agent_attempt<'a>(agent: &'a str, number: u32, backend: &'a str) -> Attempt<'a> {
         Attempt {
             stage: "plan",
             phase: "agent",

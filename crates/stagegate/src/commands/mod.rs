@@ -5,4 +5,6 @@ pub mod approve;
 pub mod cache;
 pub mod metrics;
 pub mod reject;
+pub mod runs;
+pub mod show;
 pub mod status;

@@ -1,0 +1,76 @@
+//! `stagegate runs [--json]`: the history, newest first, with each run's decisions.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::error::{AppError, Exit};
+use crate::session::Session;
+
+pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
+    let store = &session.store;
+    let runs = store.runs().await?;
+    let mut rows = Vec::new();
+    for run in &runs {
+        let decisions = store.decisions(&run.id).await?;
+        let last = decisions.last().map(|decision| {
+            let detail = decision
+                .reason
+                .as_deref()
+                .or(decision.note.as_deref())
+                .map(|text| format!(": {text}"))
+                .unwrap_or_default();
+            format!("{} {}{detail}", decision.stage, decision.kind.as_str())
+        });
+        rows.push((run, last, decisions.len()));
+    }
+    if json {
+        let values: Vec<_> = rows
+            .iter()
+            .map(|(run, last, count)| {
+                json!({
+                    "id": run.id,
+                    "stages": run.stages,
+                    "feature_dir": run.feature_dir,
+                    "state": run.state.as_str(),
+                    "created_at_ms": run.created_at_ms,
+                    "last_decision": last,
+                    "decisions": count,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
+        );
+        return Ok(Exit::Done);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<22} {:<20} {:<18} {:<28} {:<20} decision",
+        "run", "stages", "state", "feature", "started"
+    );
+    for (run, last, _) in rows {
+        let started = u64::try_from(run.created_at_ms)
+            .map(|millis| {
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis),
+                )
+                .to_string()
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<22} {:<20} {:<18} {:<28} {:<20} {}",
+            run.id,
+            run.stages.join(","),
+            run.state.as_str(),
+            run.feature_dir,
+            started,
+            last.unwrap_or_else(|| "-".to_owned())
+        );
+    }
+    print!("{out}");
+    Ok(Exit::Done)
+}

@@ -1,0 +1,78 @@
+//! `stagegate show RUN [--agent ID] [--attempt N] [--file prompt|output|stderr]`
+
+use std::fmt::Write as _;
+
+use crate::cli::{ShowArgs, ShowFile};
+use crate::error::{AppError, Exit};
+use crate::runner::find_run;
+use crate::session::Session;
+
+pub async fn show(session: &Session, args: &ShowArgs) -> Result<Exit, AppError> {
+    let run = find_run(session, &args.run).await?;
+    let attempts = session.store.attempts(&run.id).await?;
+    let Some(agent) = &args.agent else {
+        let mut out = String::new();
+        for attempt in &attempts {
+            let _ = writeln!(
+                out,
+                "{:<9} {:<9} {:<40} attempt {} {}{}",
+                attempt.stage,
+                attempt.phase,
+                attempt.agent,
+                attempt.attempt,
+                attempt.outcome.as_deref().unwrap_or("running"),
+                attempt
+                    .failure_reason
+                    .as_deref()
+                    .map(|reason| format!(" ({reason})"))
+                    .unwrap_or_default()
+            );
+        }
+        print!("{out}");
+        return Ok(Exit::Done);
+    };
+    let chosen = attempts
+        .iter()
+        .filter(|attempt| &attempt.agent == agent)
+        .filter(|attempt| {
+            args.stage
+                .as_ref()
+                .is_none_or(|stage| &attempt.stage == stage)
+        })
+        .filter(|attempt| args.attempt.is_none_or(|number| attempt.attempt == number))
+        .max_by_key(|attempt| (attempt.started_at_ms, attempt.attempt))
+        .ok_or_else(|| {
+            AppError::usage(format!(
+                "run {} has no attempt of {agent}{}\nhint: `stagegate show {}` lists every attempt",
+                run.id,
+                args.attempt
+                    .map(|number| format!(" numbered {number}"))
+                    .unwrap_or_default(),
+                run.id
+            ))
+        })?;
+    let file = match args.file {
+        ShowFile::Prompt => "prompt.md",
+        ShowFile::Output => "output.md",
+        ShowFile::Stderr => "stderr.txt",
+    };
+    let path = session
+        .store
+        .run_dir(&run.id)
+        .attempt_dir(&chosen.stage, &chosen.phase, &chosen.agent, chosen.attempt)
+        .join(file);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&bytes);
+            Ok(Exit::Done)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(AppError::usage(format!(
+                "{} does not exist (the attempt wrote no {file})",
+                session.relative(&path).display()
+            )))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
