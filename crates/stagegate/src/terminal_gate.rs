@@ -79,8 +79,9 @@ fn ask_until_decided(view: &GateView<'_>) -> Result<Decision, PromptStopped> {
         "decide later (stop here)",
     ];
     loop {
+        // The seed's question, exactly: dialoguer's own prompt line would add a colon to it.
+        let _ = writeln!(stderr, "{}", view.question);
         let choice = Select::new()
-            .with_prompt(view.question)
             .items(choices)
             .default(0)
             .interact_opt()

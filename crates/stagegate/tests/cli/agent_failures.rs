@@ -198,3 +198,71 @@ fn a_command_backend_whose_program_does_not_exist_fails_the_stage_clearly() {
     assert!(reason.contains("not found"), "{reason}");
     assert!(Calls::max_overlap(&repo.calls().phase("agent")) == 0);
 }
+
+#[test]
+fn ctrl_c_stops_the_agents_and_the_run_can_be_resumed() {
+    let mut repo = TestRepo::with_approved_spec();
+    for agent in crate::harness::PLAN_AGENTS {
+        repo = repo.behaviour(agent, "hang");
+    }
+    let mut child = repo.spawn(&["run", "plan", "--no-input"]);
+    // Wait until three agents (the stage's concurrency) are running.
+    let started = poll(Duration::from_secs(20), || {
+        let pids: Vec<u32> = crate::harness::PLAN_AGENTS
+            .iter()
+            .filter_map(|agent| {
+                std::fs::read_to_string(repo.fake_dir.join(format!("{agent}.grandchild.pid")))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        (pids.len() == 3).then_some(pids)
+    });
+    let Some(grandchildren) = started else {
+        let _ = child.kill();
+        panic!("the agents did not start");
+    };
+    let interrupt = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupt.success());
+    let exited = poll(Duration::from_secs(20), || child.try_wait().ok().flatten());
+    let Some(status) = exited else {
+        let _ = child.kill();
+        panic!("stagegate did not stop on SIGINT");
+    };
+    let output = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !status.success() && status.code() != Some(10),
+        "{status:?}\n{stderr}"
+    );
+    let run = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("run ")?.split_whitespace().next())
+        .expect("the run id on stderr")
+        .to_owned();
+    assert!(
+        stderr.contains(&format!("stagegate resume {run}")),
+        "{stderr}"
+    );
+    for pid in grandchildren {
+        let gone = poll(Duration::from_secs(5), || {
+            (!process_alive(pid)).then_some(())
+        });
+        assert!(gone.is_some(), "agent grandchild {pid} survived Ctrl-C");
+    }
+    assert_eq!(repo.run_status(&run)["run"]["state"], "interrupted");
+
+    // The agents behave now; the run picks up where it stopped.
+    for agent in crate::harness::PLAN_AGENTS {
+        std::fs::remove_file(repo.fake_dir.join(format!("{agent}.behaviour")))
+            .expect("remove a behaviour");
+    }
+    repo.run(&["resume", &run, "--no-input"])
+        .expect_code(crate::harness::EXIT_AWAITING_DECISION);
+    assert!(repo.run_dir(&run).join("plan/staged/plan.md").is_file());
+}

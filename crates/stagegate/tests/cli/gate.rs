@@ -41,6 +41,9 @@ fn a_plan_run_stops_at_its_gate_and_approving_publishes_the_artifacts() {
         .expect_code(EXIT_AWAITING_DECISION);
     let run = outcome.run_id();
     outcome
+        // Plain progress lines: stderr is not a terminal.
+        .stderr_has("Stage A: Planning/Spec (plan): 4 agents")
+        .stderr_has("requirements-analyst")
         .stderr_has("Planning artifacts synthesized. Approve to proceed?")
         .stderr_has(&format!("stagegate approve {run}"))
         .stderr_has(&format!("stagegate reject {run} --reason"))
@@ -114,6 +117,10 @@ fn json_mode_prints_one_event_per_line_with_the_commands_at_the_gate() {
     let outcome = repo
         .run(&["run", "plan", "--no-input", "--json"])
         .expect_code(EXIT_AWAITING_DECISION);
+    assert!(
+        !outcome.stderr.contains("Stage A: Planning/Spec (plan)"),
+        "progress lines with --json: {outcome:?}"
+    );
     let events = outcome.json_lines();
     let kinds: Vec<&str> = events
         .iter()

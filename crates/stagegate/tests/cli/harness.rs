@@ -225,6 +225,25 @@ impl TestRepo {
         }
     }
 
+    /// Starts `stagegate ARGS...` in the background (same environment as [`TestRepo::run`]).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("stagegate"));
+        command
+            .current_dir(&self.root)
+            .args(args)
+            .env_remove("SPECIFY_FEATURE_DIRECTORY")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("STAGEGATE_") {
+                command.env_remove(&name);
+            }
+        }
+        command.spawn().expect("start stagegate")
+    }
+
     /// `stagegate run plan --no-input` up to the plan gate; returns the run id.
     pub fn run_plan_to_gate(&self) -> String {
         self.run(&["run", "plan", "--no-input"])
