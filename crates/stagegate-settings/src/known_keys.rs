@@ -5,7 +5,9 @@ use serde::Deserialize;
 use serde::de::value::Error;
 use serde::de::{Deserializer, Error as _, Visitor};
 
-use crate::raw::{RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawStage, RawTimeouts};
+use crate::raw::{
+    RawAdaptive, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawStage, RawTimeouts,
+};
 
 /// The keys valid at a key path's parent: for `["stages", "plan", "concurency"]`, the keys of a
 /// stage table.
@@ -20,6 +22,7 @@ pub(crate) fn keys_beside(path: &[String]) -> &'static [&'static str] {
         ["defaults"] => struct_fields::<RawDefaults>(),
         ["timeouts"] => struct_fields::<RawTimeouts>(),
         ["cache"] => struct_fields::<RawCache>(),
+        ["adaptive"] => struct_fields::<RawAdaptive>(),
         ["backends", _] => struct_fields::<RawBackend>(),
         ["stages", _] => struct_fields::<RawStage>(),
         ["agents", _] => struct_fields::<RawAgent>(),

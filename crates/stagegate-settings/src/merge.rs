@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 
 use crate::raw::{
-    Layer, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawStage, RawTimeouts, Sourced,
+    Layer, RawAdaptive, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawStage,
+    RawTimeouts, Sourced,
 };
 
 /// Puts every value `top` sets over `base`, stamped with `layer`.
@@ -20,6 +21,7 @@ pub(crate) fn merge(base: &mut RawConfig, top: RawConfig, layer: &Layer) {
     merge_defaults(&mut base.defaults, top.defaults, layer);
     merge_timeouts(&mut base.timeouts, top.timeouts, layer);
     merge_cache(&mut base.cache, top.cache, layer);
+    merge_adaptive(&mut base.adaptive, top.adaptive, layer);
     merge_tables(&mut base.backends, top.backends, layer, merge_backend);
     merge_tables(&mut base.stages, top.stages, layer, merge_stage);
     merge_tables(&mut base.agents, top.agents, layer, merge_agent);
@@ -63,6 +65,11 @@ fn merge_timeouts(base: &mut RawTimeouts, top: RawTimeouts, layer: &Layer) {
 
 fn merge_cache(base: &mut RawCache, top: RawCache, layer: &Layer) {
     set_each!(base, top, layer; agent, review, synthesis, qa);
+}
+
+fn merge_adaptive(base: &mut RawAdaptive, top: RawAdaptive, layer: &Layer) {
+    set_each!(base, top, layer;
+        enabled, complexity_threshold, uncertainty_threshold, failure_rate, timeout_rate);
 }
 
 fn merge_backend(base: &mut RawBackend, top: RawBackend, layer: &Layer) {

@@ -89,6 +89,7 @@ pub(crate) struct RawConfig {
     pub(crate) defaults: RawDefaults,
     pub(crate) timeouts: RawTimeouts,
     pub(crate) cache: RawCache,
+    pub(crate) adaptive: RawAdaptive,
     pub(crate) backends: BTreeMap<String, RawBackend>,
     pub(crate) stages: BTreeMap<String, RawStage>,
     pub(crate) agents: BTreeMap<String, RawAgent>,
@@ -131,6 +132,17 @@ pub(crate) struct RawCache {
     pub(crate) review: Option<Sourced<RawDuration>>,
     pub(crate) synthesis: Option<Sourced<RawDuration>>,
     pub(crate) qa: Option<Sourced<RawDuration>>,
+}
+
+/// `[adaptive]`: the thresholds of the adaptive rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawAdaptive {
+    pub(crate) enabled: Option<Sourced<bool>>,
+    pub(crate) complexity_threshold: Option<Sourced<i64>>,
+    pub(crate) uncertainty_threshold: Option<Sourced<i64>>,
+    pub(crate) failure_rate: Option<Sourced<f64>>,
+    pub(crate) timeout_rate: Option<Sourced<f64>>,
 }
 
 /// `[backends.NAME]`: the keys of every kind in one table, so that no `untagged` enum is needed;

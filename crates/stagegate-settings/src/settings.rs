@@ -14,6 +14,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// `[cache]`: how long answers are reused.
     pub cache: CacheTtls,
+    /// `[adaptive]`: the thresholds of the seed's adaptive rules.
+    pub adaptive: AdaptiveRules,
     /// Backends by name. Always holds at least `builtin` and `mock` (from the embedded defaults).
     pub backends: BTreeMap<String, BackendSettings>,
     /// Stages by id: the three built-in ones (`plan`, `prep`, `analyze`) and any of the user's.
@@ -99,6 +101,20 @@ pub struct CacheTtls {
     pub review: Duration,
     pub synthesis: Duration,
     pub qa: Duration,
+}
+
+/// `[adaptive]`: when the seed's adaptive rules change a stage's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptiveRules {
+    pub enabled: bool,
+    /// Complexity score (0–100) above which a stage runs as "high complexity".
+    pub complexity_threshold: u32,
+    /// Uncertainty score (0–100) above which a stage gets a discovery step.
+    pub uncertainty_threshold: u32,
+    /// Share of failed agents, while a stage runs, above which its concurrency is lowered.
+    pub failure_rate: f64,
+    /// Share of timed-out attempts above which the remaining timeouts are raised.
+    pub timeout_rate: f64,
 }
 
 /// `timeout_class` of an agent.

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{ConfigError, ConfigErrorKind, Problem};
 use crate::raw::{Layer, Location, RawConfig, Sourced};
-use crate::settings::{CacheTtls, Defaults, Origin, Settings, Timeouts};
+use crate::settings::{AdaptiveRules, CacheTtls, Defaults, Origin, Settings, Timeouts};
 use crate::source_file::Sources;
 use crate::suggest::{did_you_mean, quoted_list};
 use crate::warning::ConfigWarning;
@@ -36,6 +36,7 @@ pub(crate) fn validate(
     let defaults = validator.defaults()?;
     let timeouts = validator.timeouts()?;
     let cache = validator.cache()?;
+    let adaptive = validator.adaptive()?;
     let backends = validator.backends()?;
     let agents = validator.agents(&defaults)?;
     let stages = validator.stages(&defaults)?;
@@ -44,6 +45,7 @@ pub(crate) fn validate(
         defaults,
         timeouts,
         cache,
+        adaptive,
         backends,
         stages,
         agents,
@@ -310,6 +312,44 @@ impl Validator<'_> {
             review: ttl(&raw.review, "review")?,
             synthesis: ttl(&raw.synthesis, "synthesis")?,
             qa: ttl(&raw.qa, "qa")?,
+        })
+    }
+
+    fn adaptive(&mut self) -> Result<AdaptiveRules, ConfigError> {
+        let config = self.raw;
+        let raw = &config.adaptive;
+        let table = Table {
+            path: &["adaptive"],
+            declared_in: Some(&Layer::Defaults),
+        };
+        let missing = "the built-in defaults.toml should set every [adaptive] key; set it in stagegate.toml meanwhile";
+        let enabled = self.require(&raw.enabled, table, "enabled", missing)?;
+        self.note("adaptive.enabled", &enabled.location);
+        let enabled = enabled.value;
+        let complexity = self.require(
+            &raw.complexity_threshold,
+            table,
+            "complexity_threshold",
+            missing,
+        )?;
+        let complexity_threshold = self.count(complexity, "adaptive.complexity_threshold", 0)?;
+        let uncertainty = self.require(
+            &raw.uncertainty_threshold,
+            table,
+            "uncertainty_threshold",
+            missing,
+        )?;
+        let uncertainty_threshold = self.count(uncertainty, "adaptive.uncertainty_threshold", 0)?;
+        let failure_rate = self.require(&raw.failure_rate, table, "failure_rate", missing)?;
+        let failure_rate = self.ratio(failure_rate, "adaptive.failure_rate")?;
+        let timeout_rate = self.require(&raw.timeout_rate, table, "timeout_rate", missing)?;
+        let timeout_rate = self.ratio(timeout_rate, "adaptive.timeout_rate")?;
+        Ok(AdaptiveRules {
+            enabled,
+            complexity_threshold,
+            uncertainty_threshold,
+            failure_rate,
+            timeout_rate,
         })
     }
 
