@@ -15,6 +15,7 @@ use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use stagegate_engine::adaptive::Adaptation;
 use stagegate_engine::backend::Phase;
 use stagegate_engine::event::{Event, EventSink, NullSink, SinkError};
 use stagegate_engine::mock_agent::MockAgent;
@@ -502,6 +503,7 @@ fn stage_plan(agents: usize, limit: usize, latency: Duration) -> StagePlan {
         synthesis_iterations: 1,
         output_cap_bytes: 1 << 20,
         kill_grace: Duration::from_secs(2),
+        adaptation: Adaptation::default(),
     }
 }
 

@@ -118,6 +118,10 @@ pub struct CallMaterials {
     pub feedback: Option<String>,
     /// The artifact's previous version on a rework.
     pub previous: Option<String>,
+    /// Extra instructions from the adaptive rules for this phase.
+    pub guidance: Vec<String>,
+    /// The discovery step's unknowns and assumptions, when the inputs were uncertain.
+    pub discovery: Option<String>,
 }
 
 /// Tokens a model reported for one call.

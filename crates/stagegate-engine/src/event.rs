@@ -115,6 +115,16 @@ pub enum Event {
         quorum_needed: usize,
         at_ms: i64,
     },
+    /// An adaptive rule changed the stage's settings.
+    Adjusted {
+        run_id: String,
+        stage: String,
+        setting: String,
+        from: String,
+        to: String,
+        reason: String,
+        at_ms: i64,
+    },
     AttemptStarted {
         #[serde(flatten)]
         identity: CallIdentity,
@@ -270,6 +280,7 @@ impl Event {
         match self {
             Event::RunStarted { .. } => "run_started",
             Event::StageStarted { .. } => "stage_started",
+            Event::Adjusted { .. } => "adjusted",
             Event::AttemptStarted { .. } => "attempt_started",
             Event::AttemptFinished { .. } => "attempt_finished",
             Event::CacheHit { .. } => "cache_hit",

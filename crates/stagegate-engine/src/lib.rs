@@ -7,6 +7,7 @@
 //! one stream.
 
 mod agent_call;
+pub mod adaptive;
 pub mod backend;
 mod bounded_output;
 pub mod command_agent;

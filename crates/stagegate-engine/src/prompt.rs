@@ -31,7 +31,9 @@ const EMBEDDED: [(Phase, &str); 4] = [
 ];
 
 /// Variables every template may use.
-const PROVIDED: [&str; 10] = [
+const PROVIDED: [&str; 12] = [
+    "guidance",
+    "discovery",
     "stage",
     "agent",
     "inputs",
@@ -115,6 +117,10 @@ pub struct PromptContext<'a> {
     pub artifacts: &'a [NamedText],
     pub feedback: Option<&'a str>,
     pub previous: Option<&'a str>,
+    /// Extra instructions from the adaptive rules for this phase.
+    pub guidance: &'a [String],
+    /// The discovery step's unknowns and assumptions, when the inputs were uncertain.
+    pub discovery: Option<&'a str>,
 }
 
 impl Prompts {
@@ -287,6 +293,8 @@ mod tests {
             artifacts: &[],
             feedback: None,
             previous: None,
+            guidance: &[],
+            discovery: None,
         }
     }
 

@@ -31,8 +31,11 @@ use tokio_util::sync::CancellationToken;
 use crate::agent_call::{
     Call, CallEnvironment, CallResult, answer_from_cache, cache_key, millis, run_call,
 };
+use crate::adaptive::{Adjustment, LiveRules, humanize};
 use crate::backend::{CallMaterials, Failure, Phase};
-use crate::event::{AgentFailure, CallMemo, Event, EventSink, SinkError, Verdict, now_ms};
+use crate::event::{
+    AgentFailure, AttemptStatus, CallMemo, Event, EventSink, SinkError, Verdict, now_ms,
+};
 use crate::prompt::{
     AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, StageView,
 };
@@ -66,6 +69,9 @@ pub struct StageProduct {
     pub qa_feedback: String,
     /// Synthesis rounds so far (1 + reworks).
     pub iterations: u32,
+    /// The next attempt number of each call made so far, by (phase, agent, artifact), so that
+    /// a later rework numbers its calls after them instead of over them.
+    pub next_attempts: BTreeMap<(Phase, String, Option<String>), u32>,
 }
 
 /// Why a stage did not reach its gate.
@@ -92,9 +98,6 @@ pub enum StageError {
     Sink(#[from] SinkError),
 }
 
-fn humanize(duration: Duration) -> String {
-    format!("{}s", duration.as_secs_f64())
-}
 
 /// Runs `plan` from its parallel agents to its QA verdict.
 pub async fn run_stage<S: EventSink>(
@@ -143,6 +146,8 @@ struct StageLoop<'a, S> {
     next_attempt: BTreeMap<(Phase, String, Option<String>), u32>,
     timed_out: bool,
     memo: Option<&'a dyn CallMemo>,
+    /// The discovery step's output, for the agents' prompts.
+    discovery: Option<String>,
 }
 
 impl<'a, S: EventSink> StageLoop<'a, S> {
@@ -167,6 +172,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             next_attempt: BTreeMap::new(),
             timed_out: false,
             memo: None,
+            discovery: None,
         }
     }
 
@@ -176,6 +182,11 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         result: Result<StageProduct, StageError>,
     ) -> Result<StageProduct, StageError> {
         self.stage_cancel.cancel();
+        // An attempt capped at the stage deadline can end at the very instant the deadline
+        // passes, before the loop saw the deadline itself: that is still the stage timing out.
+        if Instant::now() >= self.environment.stage_deadline {
+            self.timed_out = true;
+        }
         match result {
             Err(_) if self.timed_out => Err(StageError::TimedOut {
                 limit: self.plan.stage_timeout,
@@ -204,10 +215,29 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 at_ms: now_ms(),
             })
             .await?;
+        for adjustment in &self.plan.adaptation.adjustments {
+            self.emit_adjustment(adjustment.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn emit_adjustment(&mut self, adjustment: Adjustment) -> Result<(), StageError> {
+        self.sink
+            .emit(&Event::Adjusted {
+                run_id: self.context.run_id.clone(),
+                stage: self.plan.id.clone(),
+                setting: adjustment.setting,
+                from: adjustment.from,
+                to: adjustment.to,
+                reason: adjustment.reason,
+                at_ms: now_ms(),
+            })
+            .await?;
         Ok(())
     }
 
     async fn run(&mut self) -> Result<StageProduct, StageError> {
+        self.run_discovery().await?;
         let (outputs, failures) = self.run_agents().await?;
         let review = self.run_review(&outputs, &failures).await?;
         let mut product = StageProduct {
@@ -218,8 +248,10 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             verdict: Verdict::Rework,
             qa_feedback: String::new(),
             iterations: 0,
+            next_attempts: BTreeMap::new(),
         };
         self.synthesize_and_check(&mut product, None).await?;
+        product.next_attempts = self.next_attempt.clone();
         Ok(product)
     }
 
@@ -229,15 +261,26 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         feedback: &str,
     ) -> Result<StageProduct, StageError> {
         let mut product = previous.clone();
-        // A person's feedback earns a full set of QA reworks of its own.
-        product.iterations = 0;
+        self.next_attempt = previous.next_attempts.clone();
         self.synthesize_and_check(&mut product, Some(feedback.to_owned()))
             .await?;
-        product.iterations += previous.iterations;
+        product.next_attempts = self.next_attempt.clone();
         Ok(product)
     }
 
-    // ----- parallel agents ------------------------------------------------------------
+    // ----- discovery and parallel agents -----------------------------------------------
+
+    /// The discovery step of uncertain inputs: its unknowns and assumptions go to every agent.
+    /// It informs; it does not gate: a failed discovery leaves the agents without it.
+    async fn run_discovery(&mut self) -> Result<(), StageError> {
+        let Some(discovery) = &self.plan.adaptation.discovery else {
+            return Ok(());
+        };
+        let call = self.agent_call(discovery, None)?;
+        let result = self.run_one(call).await?;
+        self.discovery = result.result.ok();
+        Ok(())
+    }
 
     async fn run_agents(
         &mut self,
@@ -370,6 +413,12 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         let mut tasks = JoinSet::new();
         let mut finished = Vec::with_capacity(calls.len());
         let deadline = self.environment.stage_deadline;
+        // The live adaptive rules watch the parallel agents only (the phase with a quorum).
+        let mut live = quorum
+            .is_some()
+            .then_some(self.plan.adaptation.live)
+            .flatten()
+            .map(|rules| LiveState::new(rules, limit));
         loop {
             while calls.front().is_some_and(|call| call.cached.is_some()) {
                 let Some(mut call) = calls.pop_front() else {
@@ -390,7 +439,18 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             }
             tokio::select! {
                 biased;
-                Some(event) = receiver.recv() => self.sink.emit(&event).await?,
+                Some(event) = receiver.recv() => {
+                    if let (Some(live), Event::AttemptFinished { status, .. }) = (live.as_mut(), &event) {
+                        live.attempts += 1;
+                        live.timeouts += usize::from(*status == AttemptStatus::TimedOut);
+                    }
+                    self.sink.emit(&event).await?;
+                    if let Some(live) = live.as_mut()
+                        && let Some(adjustment) = live.raise_timeouts(&mut calls)
+                    {
+                        self.emit_adjustment(adjustment).await?;
+                    }
+                }
                 joined = tasks.join_next(), if !tasks.is_empty() => {
                     let Some(joined) = joined else { continue };
                     self.drain(&mut receiver).await?;
@@ -401,6 +461,13 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                     })?;
                     if let Some(quorum) = quorum.as_deref_mut() {
                         self.count(quorum, &result).await?;
+                    }
+                    if let Some(live) = live.as_mut() {
+                        live.calls += 1;
+                        live.failures += usize::from(result.result.is_err());
+                        if let Some(adjustment) = live.lower_concurrency(&semaphore, !calls.is_empty()) {
+                            self.emit_adjustment(adjustment).await?;
+                        }
                     }
                     finished.push(result);
                 }
@@ -474,7 +541,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             phase: Phase::Agent,
             artifact: None,
             prompt: Arc::from(prompt),
-            materials: self.materials(agent, &inputs),
+            materials: self.materials(Phase::Agent, agent, &inputs),
             cache_key,
             cached,
             first_attempt: self.first_attempt(Phase::Agent, &agent.id, None),
@@ -505,13 +572,17 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         product: &mut StageProduct,
         mut feedback: Option<String>,
     ) -> Result<(), StageError> {
+        // Each call (the first synthesis, or a person's feedback) earns its own QA reworks;
+        // `product.iterations` keeps counting across them for the events and the record.
+        let mut rounds = 0;
         loop {
+            rounds += 1;
             product.iterations += 1;
             product.artifacts = self.synthesize(product, feedback.as_deref()).await?;
             let (verdict, qa_feedback) = self.check(product).await?;
             product.verdict = verdict;
             product.qa_feedback = qa_feedback;
-            if verdict == Verdict::Pass || product.iterations > self.plan.synthesis_iterations {
+            if verdict == Verdict::Pass || rounds > self.plan.synthesis_iterations {
                 return Ok(());
             }
             feedback = Some(product.qa_feedback.clone());
@@ -619,7 +690,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             phase,
             artifact: artifact.map(str::to_owned),
             prompt: Arc::from(prompt),
-            materials: self.materials(agent, inputs),
+            materials: self.materials(phase, agent, inputs),
             cache_key,
             cached,
             first_attempt: self.first_attempt(phase, &agent.id, artifact),
@@ -634,6 +705,9 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         phase: &'static str,
     ) -> Result<String, StageError> {
         let result = self.run_one(call).await?;
+        if Instant::now() >= self.environment.stage_deadline {
+            self.timed_out = true;
+        }
         if self.timed_out || self.context.cancel.is_cancelled() {
             return Err(StageError::Interrupted);
         }
@@ -652,6 +726,10 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         artifact: Option<&str>,
         prompt: &str,
     ) -> (String, Option<Arc<str>>) {
+        // Without a memo nobody caches: skip hashing every prompt.
+        let Some(memo) = self.memo else {
+            return (String::new(), None);
+        };
         let key = cache_key(
             &agent.backend.backend.fingerprint(),
             phase,
@@ -659,11 +737,16 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             artifact,
             prompt,
         );
-        let cached = self.memo.and_then(|memo| memo.lookup(&key));
+        let cached = memo.lookup(&key);
         (key, cached)
     }
 
-    fn materials(&self, agent: &AgentPlan, inputs: &PhaseInputs<'_>) -> Arc<CallMaterials> {
+    fn materials(
+        &self,
+        phase: Phase,
+        agent: &AgentPlan,
+        inputs: &PhaseInputs<'_>,
+    ) -> Arc<CallMaterials> {
         Arc::new(CallMaterials {
             stage_name: self.plan.name.clone(),
             role: agent.role.clone(),
@@ -677,7 +760,23 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             artifacts: inputs.artifacts.to_vec(),
             feedback: inputs.feedback.map(str::to_owned),
             previous: inputs.previous.map(str::to_owned),
+            guidance: self.guidance(phase).to_vec(),
+            discovery: self.discovery_for(phase).map(str::to_owned),
         })
+    }
+
+    fn guidance(&self, phase: Phase) -> &[String] {
+        let guidance = &self.plan.adaptation.guidance;
+        match phase {
+            Phase::Agent => &guidance.agent,
+            Phase::Review => &guidance.review,
+            Phase::Synthesis => &guidance.synthesis,
+            Phase::Qa => &guidance.qa,
+        }
+    }
+
+    fn discovery_for(&self, phase: Phase) -> Option<&str> {
+        (phase == Phase::Agent).then_some(self.discovery.as_deref()).flatten()
     }
 
     fn render(
@@ -708,8 +807,82 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             artifacts: inputs.artifacts,
             feedback: inputs.feedback,
             previous: inputs.previous,
+            guidance: self.guidance(phase),
+            discovery: self.discovery_for(phase),
         };
         Ok(self.context.prompts.render(phase, &agent.id, &context)?)
+    }
+}
+
+/// What the live adaptive rules have seen of the parallel agents so far; each rule acts once.
+struct LiveState {
+    rules: LiveRules,
+    limit: usize,
+    calls: usize,
+    failures: usize,
+    attempts: usize,
+    timeouts: usize,
+    lowered: bool,
+    raised: bool,
+}
+
+impl LiveState {
+    fn new(rules: LiveRules, limit: usize) -> Self {
+        LiveState {
+            rules,
+            limit,
+            calls: 0,
+            failures: 0,
+            attempts: 0,
+            timeouts: 0,
+            lowered: false,
+            raised: false,
+        }
+    }
+
+    /// More failures than the threshold, with agents still waiting: one fewer at once.
+    fn lower_concurrency(
+        &mut self,
+        semaphore: &Semaphore,
+        agents_waiting: bool,
+    ) -> Option<Adjustment> {
+        let rate = self.failures as f64 / self.calls.max(1) as f64;
+        if self.lowered || !agents_waiting || self.limit <= 1 || rate <= self.rules.failure_rate {
+            return None;
+        }
+        self.lowered = true;
+        semaphore.forget_permits(1);
+        Some(Adjustment {
+            setting: "concurrency".into(),
+            from: self.limit.to_string(),
+            to: (self.limit - 1).to_string(),
+            reason: format!(
+                "failure rate {:.2} > {:.2} ({} of {} agents failed)",
+                rate, self.rules.failure_rate, self.failures, self.calls
+            ),
+        })
+    }
+
+    /// More timeouts than the threshold: the agents not started yet get 50 % longer.
+    fn raise_timeouts(&mut self, calls: &mut VecDeque<Call>) -> Option<Adjustment> {
+        let rate = self.timeouts as f64 / self.attempts.max(1) as f64;
+        if self.raised || calls.is_empty() || rate <= self.rules.timeout_rate {
+            return None;
+        }
+        self.raised = true;
+        let before = calls.front().map(|call| call.agent.timeout)?;
+        for call in calls.iter_mut() {
+            call.agent.timeout = call.agent.timeout.mul_f64(1.5);
+        }
+        Some(Adjustment {
+            setting: "remaining timeouts".into(),
+            from: humanize(before),
+            to: humanize(before.mul_f64(1.5)),
+            reason: format!(
+                "timeout rate {:.2} > {:.2} ({} of {} attempts timed out)",
+                rate, self.rules.timeout_rate, self.timeouts, self.attempts
+            ),
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use stagegate_settings::{AgentSettings, BackendSettings, Settings, StageSettings};
 
+use crate::adaptive::Adaptation;
 use crate::backend::Backend;
 use crate::command_agent::CommandAgent;
 use crate::mock_agent::MockAgent;
@@ -63,6 +64,8 @@ pub struct StagePlan {
     pub synthesis_iterations: u32,
     pub output_cap_bytes: u64,
     pub kill_grace: Duration,
+    /// What the adaptive rules changed and added (see `adaptive.rs`); empty by default.
+    pub adaptation: Adaptation,
 }
 
 impl StagePlan {
@@ -260,6 +263,7 @@ pub fn plan_stage(
         synthesis_iterations: settings.defaults.synthesis_iterations,
         output_cap_bytes: settings.defaults.output_cap_bytes,
         kill_grace: timeouts.kill_grace,
+        adaptation: Adaptation::default(),
     })
 }
 
@@ -299,4 +303,48 @@ fn plan_agent(
             defaults.agent_memory_bytes
         },
     })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A stage of four mock agents, for unit tests of what works on plans.
+    pub(crate) fn plan_with_mock(concurrency: usize) -> StagePlan {
+        let backend = BackendHandle {
+            name: "mock".into(),
+            backend: Arc::new(MockAgent::new(Duration::ZERO, 0, None)),
+        };
+        let agent = |id: &str, timeout: u64| AgentPlan {
+            id: id.into(),
+            role: id.into(),
+            task: format!("the task of {id}"),
+            backend: backend.clone(),
+            fallback: None,
+            timeout: Duration::from_secs(timeout),
+            retry: RetryPolicy::new(2, Duration::from_secs(1)),
+            required: false,
+            memory_limit_bytes: 256_000_000,
+        };
+        StagePlan {
+            id: "plan".into(),
+            name: "Stage A".into(),
+            question: "Approve?".into(),
+            required: vec!["plan.md".into()],
+            optional: Vec::new(),
+            inputs: vec!["spec.md".into()],
+            summary_artifact: "plan.md".into(),
+            agents: ["a", "b", "c", "d"].iter().map(|id| agent(id, 30)).collect(),
+            reviewer: agent("reviewer", 15),
+            synthesizer: agent("synthesizer", 20),
+            qa: agent("qa", 10),
+            concurrency,
+            min_success_ratio: 0.75,
+            stage_timeout: Duration::from_secs(120),
+            synthesis_iterations: 1,
+            output_cap_bytes: 1 << 20,
+            kill_grace: Duration::from_secs(2),
+            adaptation: Adaptation::default(),
+        }
+    }
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use stagegate_engine::adaptive::Adaptation;
 use stagegate_engine::backend::{
     AgentOutcome, AgentRequest, Backend, BoxFuture, CallIdentity, Failure, Phase,
 };
@@ -222,6 +223,7 @@ impl Harness {
             synthesis_iterations: 1,
             output_cap_bytes: 1 << 20,
             kill_grace: 2 * SECOND,
+            adaptation: Adaptation::default(),
         };
         let context = StageContext {
             run_id: "run-1".to_owned(),

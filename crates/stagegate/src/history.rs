@@ -2,6 +2,9 @@
 //! review, the staged artifacts and the last QA verdict. Used when a gate is decided or
 //! reworked by a later process than the one that ran the stage.
 
+use std::collections::BTreeMap;
+
+use stagegate_engine::backend::Phase;
 use stagegate_engine::event::{AgentFailure, Verdict};
 use stagegate_engine::prompt::{AgentOutputView, NamedText};
 use stagegate_engine::stage::StageProduct;
@@ -82,7 +85,9 @@ pub async fn load_product(
         artifacts.push(NamedText { name, content });
     }
     let (verdict, qa_feedback, iterations) = last_verdict(store, run_id, &plan.id).await?;
+    let next_attempts = next_attempts(&of_stage, plan);
     Ok(StageProduct {
+        next_attempts,
         outputs,
         failures,
         review,
@@ -91,6 +96,36 @@ pub async fn load_product(
         qa_feedback,
         iterations,
     })
+}
+
+/// The next attempt number of every call the stage made, so that a rework numbers its calls
+/// after them (their files and records are never overwritten).
+fn next_attempts(
+    attempts: &[&AttemptRecord],
+    plan: &StagePlan,
+) -> BTreeMap<(Phase, String, Option<String>), u32> {
+    let mut next = BTreeMap::new();
+    for attempt in attempts {
+        let phase = match attempt.phase.as_str() {
+            "agent" => Phase::Agent,
+            "review" => Phase::Review,
+            "synthesis" => Phase::Synthesis,
+            _ => Phase::Qa,
+        };
+        // Syntheses are filed as `<synthesizer>.<artifact>` (see the recorder).
+        let (agent, artifact) = match attempt
+            .agent
+            .strip_prefix(&format!("{}.", plan.synthesizer.id))
+        {
+            Some(artifact) if phase == Phase::Synthesis => {
+                (plan.synthesizer.id.clone(), Some(artifact.to_owned()))
+            }
+            _ => (attempt.agent.clone(), None),
+        };
+        let entry = next.entry((phase, agent, artifact)).or_insert(1);
+        *entry = (*entry).max(attempt.attempt + 1);
+    }
+    next
 }
 
 /// The stage's last QA verdict from the event log.

@@ -13,6 +13,7 @@ mod pending;
 mod progress;
 mod recorder;
 mod runner;
+mod scores;
 mod session;
 mod settings_summary;
 mod stage_inputs;

@@ -146,6 +146,13 @@ impl Progress {
                 };
                 self.line(&text);
             }
+            Event::Adjusted {
+                setting,
+                from,
+                to,
+                reason,
+                ..
+            } => self.line(&format!("  adjusted {setting} {from} → {to}: {reason}")),
             Event::CacheHit { identity, .. } => self.line(&format!(
                 "  ✓ {:<9} {} (cached)",
                 identity.phase.as_str(),

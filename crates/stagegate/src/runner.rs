@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use stagegate_engine::adaptive::{Resources, adapt};
 use stagegate_engine::event::{Event, EventSink, StageEnd, now_ms};
 use stagegate_engine::prompt::{NamedText, Prompts};
 use stagegate_engine::stage::{
@@ -210,6 +211,8 @@ impl Runner<'_> {
         store
             .update_run(&self.run.id, RunState::Running, Some(&plan.id))
             .await?;
+        let adapted = self.adapted(plan, &inputs);
+        let plan = &adapted;
         let context = self.context(inputs);
         let memo = self.memo().await?;
         let product = match run_stage_memoized(plan, &context, sink, Some(&memo)).await {
@@ -378,6 +381,18 @@ impl Runner<'_> {
         .await
     }
 
+    /// The plan with the adaptive rules applied to these inputs and this machine.
+    fn adapted(&self, plan: &StagePlan, inputs: &[NamedText]) -> StagePlan {
+        let mut plan = plan.clone();
+        adapt(
+            &mut plan,
+            &self.session.settings.adaptive,
+            crate::scores::input_scores(inputs),
+            Resources::detect(),
+        );
+        plan
+    }
+
     /// Earlier answers to reuse: the unexpired cache (unless `--refresh`) and everything this
     /// run already finished (so a resumed run redoes nothing).
     async fn memo(&self) -> Result<HashMap<String, Arc<str>>, AppError> {
@@ -528,8 +543,9 @@ impl Runner<'_> {
                 .ok_or_else(|| AppError::usage(format!("unknown stage {}", plan.id)))?,
         )
         .await?;
+        let adapted = self.adapted(plan, &inputs);
         let context = self.context(inputs);
-        let reworked = match rework(plan, &context, sink, product, feedback).await {
+        let reworked = match rework(&adapted, &context, sink, product, feedback).await {
             Ok(reworked) => reworked,
             Err(error) => {
                 return Err(AppError::StageFailed {
