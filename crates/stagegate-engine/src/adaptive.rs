@@ -150,10 +150,10 @@ fn high_complexity(plan: &mut StagePlan, reason: &str, adjustments: &mut Vec<Adj
         .first()
         .map(|agent| agent.timeout)
         .unwrap_or(plan.reviewer.timeout);
-    for agent in plan
-        .agents
-        .iter_mut()
-        .chain([&mut plan.reviewer, &mut plan.synthesizer, &mut plan.qa])
+    for agent in
+        plan.agents
+            .iter_mut()
+            .chain([&mut plan.reviewer, &mut plan.synthesizer, &mut plan.qa])
     {
         agent.timeout = longer(agent.timeout);
     }
@@ -268,7 +268,7 @@ fn change(setting: &str, from: impl ToString, to: impl ToString, reason: &str) -
 
 pub(crate) fn humanize(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         format!("{millis}ms")
@@ -350,7 +350,11 @@ mod tests {
         );
         assert_eq!(plan.concurrency, 1);
         assert!(plan.optional.is_empty());
-        assert!(plan.adaptation.adjustments[0].reason.contains("MB available"));
+        assert!(
+            plan.adaptation.adjustments[0]
+                .reason
+                .contains("MB available")
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! subscribers (the terminal display, the `--json` printer, the store's recorder) consume the
 //! one stream.
 
-mod agent_call;
 pub mod adaptive;
+mod agent_call;
 pub mod backend;
 mod bounded_output;
 pub mod command_agent;

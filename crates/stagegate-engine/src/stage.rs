@@ -28,10 +28,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::adaptive::{Adjustment, LiveRules, humanize};
 use crate::agent_call::{
     Call, CallEnvironment, CallResult, answer_from_cache, cache_key, millis, run_call,
 };
-use crate::adaptive::{Adjustment, LiveRules, humanize};
 use crate::backend::{CallMaterials, Failure, Phase};
 use crate::event::{
     AgentFailure, AttemptStatus, CallMemo, Event, EventSink, SinkError, Verdict, now_ms,
@@ -97,7 +97,6 @@ pub enum StageError {
     #[error("could not record the run: {0}")]
     Sink(#[from] SinkError),
 }
-
 
 /// Runs `plan` from its parallel agents to its QA verdict.
 pub async fn run_stage<S: EventSink>(
@@ -776,7 +775,9 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
     }
 
     fn discovery_for(&self, phase: Phase) -> Option<&str> {
-        (phase == Phase::Agent).then_some(self.discovery.as_deref()).flatten()
+        (phase == Phase::Agent)
+            .then_some(self.discovery.as_deref())
+            .flatten()
     }
 
     fn render(

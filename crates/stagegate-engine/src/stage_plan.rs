@@ -334,7 +334,10 @@ pub(crate) mod tests {
             optional: Vec::new(),
             inputs: vec!["spec.md".into()],
             summary_artifact: "plan.md".into(),
-            agents: ["a", "b", "c", "d"].iter().map(|id| agent(id, 30)).collect(),
+            agents: ["a", "b", "c", "d"]
+                .iter()
+                .map(|id| agent(id, 30))
+                .collect(),
             reviewer: agent("reviewer", 15),
             synthesizer: agent("synthesizer", 20),
             qa: agent("qa", 10),

@@ -1,6 +1,23 @@
 //! The `stagegate` command: parses arguments, resolves settings, wires the engine's events to
 //! the recorder, the display and the `--json` printer, and maps outcomes to exit codes.
 
+/// `println!` for data on stdout that never panics: a reader that went away (`| head`) is not
+/// an error of ours, and a run must not die half-way over it.
+macro_rules! stdout_line {
+    ($($argument:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($argument)*);
+    }};
+}
+
+/// `print!` for data on stdout that never panics (see `stdout_line!`).
+macro_rules! stdout_text {
+    ($($argument:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($argument)*);
+    }};
+}
+
 mod cli;
 mod commands;
 mod decide;

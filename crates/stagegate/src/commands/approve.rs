@@ -102,7 +102,7 @@ async fn approve_gate(
         .update_run(&run.id, state, Some(&stage))
         .await?;
     for (name, hash) in &published {
-        println!("{}/{name} {}", feature.key, &hash[..hash.len().min(12)]);
+        stdout_line!("{}/{name} {}", feature.key, &hash[..hash.len().min(12)]);
     }
     eprintln!(
         "approved the {stage} gate of run {}: published {} file(s) into {}",

@@ -39,7 +39,7 @@ pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
                 })
             })
             .collect();
-        println!(
+        stdout_line!(
             "{}",
             serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
         );
@@ -71,6 +71,6 @@ pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
             last.unwrap_or_else(|| "-".to_owned())
         );
     }
-    print!("{out}");
+    stdout_text!("{out}");
     Ok(Exit::Done)
 }

@@ -28,7 +28,7 @@ pub async fn show(session: &Session, args: &ShowArgs) -> Result<Exit, AppError> 
                     .unwrap_or_default()
             );
         }
-        print!("{out}");
+        stdout_text!("{out}");
         return Ok(Exit::Done);
     };
     let chosen = attempts

@@ -54,14 +54,14 @@ async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
                 })
             })
             .collect();
-        println!(
+        stdout_line!(
             "{}",
             serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
         );
         return Ok(Exit::Done);
     }
     if runs.is_empty() {
-        println!("no runs yet\nhint: `stagegate run plan` starts one");
+        stdout_line!("no runs yet\nhint: `stagegate run plan` starts one");
         return Ok(Exit::Done);
     }
     let mut out = String::new();
@@ -100,7 +100,7 @@ async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
             run.id
         );
     }
-    print!("{out}");
+    stdout_text!("{out}");
     Ok(Exit::Done)
 }
 
@@ -129,7 +129,7 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
             "decisions": decisions,
             "commands": pending_commands(&run, &gates),
         });
-        println!(
+        stdout_line!(
             "{}",
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
@@ -208,7 +208,7 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
             let _ = writeln!(out, "  {command}");
         }
     }
-    print!("{out}");
+    stdout_text!("{out}");
     Ok(Exit::Done)
 }
 

@@ -269,7 +269,6 @@ fn modify_with_feedback_reworks_through_the_synthesizer_and_records_the_diff() {
 /// each synthesis". A rework starts the synthesizer's and QA's attempt numbers at 1 again, so
 /// the first synthesis's `attempt-1/` is overwritten by the rework's.
 #[test]
-#[ignore = "bug: a rework (modify --feedback) restarts attempt numbers at 1 and overwrites the first synthesis's attempt-1 files and attempt records"]
 fn a_rework_keeps_the_first_synthesis_in_the_run_directory() {
     let repo = TestRepo::with_approved_spec();
     let run = repo.run_plan_to_gate();
