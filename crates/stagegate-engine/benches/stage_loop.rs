@@ -407,6 +407,8 @@ fn costs(agents: usize) -> Result<Costs, String> {
             artifacts: &[],
             feedback: None,
             previous: None,
+            guidance: &[],
+            discovery: None,
         };
         let phase = if outputs.is_empty() {
             Phase::Agent
