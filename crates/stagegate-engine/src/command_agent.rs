@@ -112,7 +112,7 @@ impl CommandAgent {
             // Not inherited either: a stagegate running inside an agent must not leak its own.
             None => command.env_remove("STAGEGATE_ARTIFACT"),
         };
-        cap_memory(&mut command, request.memory_limit_bytes);
+        confine_child(&mut command, request.memory_limit_bytes);
         command
     }
 
@@ -153,7 +153,8 @@ struct Program {
     setting: String,
 }
 
-/// Caps the child's data segment (heap) with `RLIMIT_DATA`, set between fork and exec.
+/// Confines the child between fork and exec: it dies with stagegate (`PR_SET_PDEATHSIG`), and
+/// its data segment (heap) is capped with `RLIMIT_DATA`.
 ///
 /// Not `RLIMIT_AS`: Node reserves far more address space than it uses, and a 512 MiB address
 /// space limit kills `claude` (a Node program) at start-up. A limit of 0 means no cap. The limit
@@ -162,20 +163,32 @@ struct Program {
 #[expect(
     unsafe_code,
     reason = "`pre_exec` is unsafe because the closure runs between fork and exec; it only calls \
-              getrlimit and setrlimit, which are async-signal-safe, and allocates nothing"
+              prctl, getppid, getrlimit and setrlimit, which are async-signal-safe, and \
+              allocates nothing"
 )]
-fn cap_memory(command: &mut Command, limit_bytes: u64) {
+fn confine_child(command: &mut Command, limit_bytes: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
-    if limit_bytes == 0 {
-        return;
-    }
-    // SAFETY: see the `expect` reason: no allocation, no locks, only two system calls.
+    // Also: if stagegate itself is killed (`kill -9`, the terminal closed), the agent gets
+    // SIGKILL instead of running on as an orphan. The parent's pid is taken before the fork so
+    // that a parent that died before `prctl` took effect is noticed too.
+    #[cfg(target_os = "linux")]
+    let parent = nix::unistd::getpid();
+    // SAFETY: see the `expect` reason: no allocation, no locks, only system calls.
     unsafe {
         command.pre_exec(move || {
-            let (_, hard) = getrlimit(Resource::RLIMIT_DATA)?;
-            let limit = limit_bytes.min(hard);
-            setrlimit(Resource::RLIMIT_DATA, limit, limit)?;
+            #[cfg(target_os = "linux")]
+            {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+                if nix::unistd::getppid() != parent {
+                    return Err(io::Error::from_raw_os_error(nix::libc::ESRCH));
+                }
+            }
+            if limit_bytes != 0 {
+                let (_, hard) = getrlimit(Resource::RLIMIT_DATA)?;
+                let limit = limit_bytes.min(hard);
+                setrlimit(Resource::RLIMIT_DATA, limit, limit)?;
+            }
             Ok(())
         });
     }
