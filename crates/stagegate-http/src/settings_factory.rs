@@ -1,0 +1,48 @@
+//! Builds the `openai` and `anthropic` backends from `[backends.NAME]` settings, in the shape of
+//! the engine's `BackendFactory`: `BackendRegistry::new().with_factory(Box::new(backend_from_settings))`.
+
+use std::sync::Arc;
+
+use stagegate_engine::backend::Backend;
+use stagegate_settings::BackendSettings;
+
+use crate::anthropic::AnthropicAgent;
+use crate::openai::OpenAiAgent;
+
+/// The backend `name` describes, when its kind is `openai` or `anthropic`; `None` for other kinds.
+/// The error is a message for the user about the settings.
+pub fn backend_from_settings(
+    name: &str,
+    settings: &BackendSettings,
+) -> Option<Result<Arc<dyn Backend>, String>> {
+    match settings {
+        BackendSettings::OpenAi {
+            base_url,
+            model,
+            api_key_env,
+            temperature,
+            max_tokens,
+        } => Some(
+            OpenAiAgent::new(
+                base_url,
+                model,
+                api_key_env.as_deref(),
+                *temperature,
+                *max_tokens,
+            )
+            .map(|agent| Arc::new(agent.named(name)) as Arc<dyn Backend>)
+            .map_err(|error| error.to_string()),
+        ),
+        BackendSettings::Anthropic {
+            base_url,
+            model,
+            api_key_env,
+            max_tokens,
+        } => Some(
+            AnthropicAgent::new(base_url, model, api_key_env, *max_tokens)
+                .map(|agent| Arc::new(agent.named(name)) as Arc<dyn Backend>)
+                .map_err(|error| error.to_string()),
+        ),
+        _ => None,
+    }
+}
