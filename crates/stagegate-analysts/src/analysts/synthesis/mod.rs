@@ -1,0 +1,211 @@
+//! The synthesizers: one writer per artifact name, whoever the synthesizer is (a user's own
+//! stage reusing `lead-synthesizer-c` still gets its `quality_report.md`). Unknown artifacts
+//! get a structured document combining the outputs and the review; directory artifacts
+//! (`contracts/`, `test_fixtures/`) are skipped, as the engine allows for optional artifacts.
+//!
+//! The writers recompute from the spec what the role agents derived (the same functions), so
+//! an artifact stays complete when an agent failed; they take from the outputs and the review
+//! what only those hold (conflicts, gaps, agent confidence) and say which agents contributed.
+
+mod data_model;
+mod implementation_plan;
+mod optional;
+mod plan;
+mod planning_summary;
+mod quality_report;
+mod research;
+
+use crate::analysts::{Call, report};
+use crate::markdown::{self, BlockKind};
+use crate::speckit::feature::base_name;
+use crate::text;
+
+pub(crate) fn write(call: &Call<'_>) -> String {
+    let artifact = call
+        .materials()
+        .artifact
+        .clone()
+        .or_else(|| call.request.identity.artifact.clone())
+        .unwrap_or_default();
+    if artifact.ends_with('/') {
+        return "SKIP".to_owned();
+    }
+    let mut out = match base_name(&artifact) {
+        "plan.md" => plan::write(call),
+        "planning-summary.md" => planning_summary::write(call),
+        "research.md" => research::write(call),
+        "data-model.md" => data_model::write(call),
+        "implementation_plan.md" => implementation_plan::write(call),
+        "quality_report.md" => quality_report::write(call),
+        "coverage_report.html" => return optional::coverage_html(call),
+        "security_scan.json" => return optional::security_json(call),
+        _ => generic(call, &artifact),
+    };
+    out.push_str(&revisions(call));
+    out
+}
+
+/// The items (list entries) of a `## heading` section of a markdown text.
+pub(crate) fn section_items(source: &str, heading: &str) -> Vec<String> {
+    let mut inside = false;
+    let mut items = Vec::new();
+    for block in markdown::parse(source).blocks {
+        match block.kind {
+            BlockKind::Heading { level } if level <= 2 => {
+                inside = level == 2 && block.text.eq_ignore_ascii_case(heading);
+            }
+            BlockKind::Item { .. } if inside => items.push(block.text),
+            _ => {}
+        }
+    }
+    items
+}
+
+/// `## Sources`: which agents contributed, which failed, and the review's conflicts and gaps.
+pub(crate) fn sources(call: &Call<'_>) -> String {
+    let materials = call.materials();
+    let mut out = String::from("## Sources\n\n");
+    if materials.outputs.is_empty() && materials.failures.is_empty() {
+        out.push_str("Synthesized from the feature files alone (no agent outputs were given).\n\n");
+    } else {
+        let contributed: Vec<String> = materials
+            .outputs
+            .iter()
+            .map(|output| format!("`{}` ({})", output.agent, output.role))
+            .collect();
+        if !contributed.is_empty() {
+            out.push_str(&format!("Contributions from {}.\n", contributed.join(", ")));
+        }
+        for failure in &materials.failures {
+            out.push_str(&format!(
+                "`{}` failed ({}); its part was rebuilt from the spec.\n",
+                failure.agent,
+                text::truncate(&failure.reason, 100)
+            ));
+        }
+        out.push('\n');
+    }
+    if let Some(review) = &materials.review {
+        let mut notes: Vec<String> = Vec::new();
+        for heading in ["Conflicts", "Gaps"] {
+            notes.extend(
+                section_items(review, heading)
+                    .into_iter()
+                    .map(|item| format!("{heading}: {item}")),
+            );
+        }
+        if !notes.is_empty() {
+            out.push_str("Review notes taken into account:\n\n");
+            out.push_str(&report::bullets(&notes, ""));
+        }
+    }
+    out
+}
+
+/// `## Revisions`: each feedback point quoted, with what the rework did about it.
+fn revisions(call: &Call<'_>) -> String {
+    let Some(feedback) = call.materials().feedback.as_deref() else {
+        return String::new();
+    };
+    // QA's own feedback lists its problems in a section; a person's is free text.
+    let problems = section_items(feedback, "Problems");
+    let points: Vec<&str> = if problems.is_empty() {
+        feedback
+            .lines()
+            .map(|line| line.trim().trim_start_matches(['-', '*', '•']).trim())
+            .filter(|line| {
+                !line.is_empty()
+                    && !line.starts_with(['#', '|', '_'])
+                    && !line.starts_with("VERDICT")
+            })
+            .take(50)
+            .collect()
+    } else {
+        problems.iter().map(String::as_str).take(50).collect()
+    };
+    if points.is_empty() {
+        return String::new();
+    }
+    let spec = &call.feature.spec;
+    let mut out = String::from("## Revisions\n\n");
+    for point in points {
+        out.push_str(&format!("> {point}\n\n"));
+        let mut ids = text::ids(point, "FR-");
+        ids.extend(text::ids(point, "SC-"));
+        let lower = point.to_lowercase();
+        let response = if !ids.is_empty() {
+            let (known, unknown): (Vec<&String>, Vec<&String>) =
+                ids.iter().partition(|id| spec.requirement(id).is_some());
+            let mut parts = Vec::new();
+            if !known.is_empty() {
+                let names: Vec<&str> = known.iter().map(|id| id.as_str()).collect();
+                parts.push(format!("{} now traced in this artifact", names.join(", ")));
+            }
+            if !unknown.is_empty() {
+                let names: Vec<&str> = unknown.iter().map(|id| id.as_str()).collect();
+                parts.push(format!(
+                    "{} not defined in spec.md, so not added",
+                    names.join(", ")
+                ));
+            }
+            parts.join("; ")
+        } else if lower.contains("missing")
+            || lower.contains("section")
+            || lower.contains("heading")
+        {
+            "Regenerated with every required section; see the sections above.".to_owned()
+        } else if lower.contains("clarification") || lower.contains("question") {
+            "Every open [NEEDS CLARIFICATION] is listed under Open Questions.".to_owned()
+        } else {
+            "Not something the built-in synthesizer can change by itself: kept here so that the person at the gate can edit it (`stagegate modify`).".to_owned()
+        };
+        out.push_str(&format!("Change: {response}\n\n"));
+    }
+    out
+}
+
+/// An artifact the built-in pipeline does not know: the outputs combined under headings.
+fn generic(call: &Call<'_>, artifact: &str) -> String {
+    let materials = call.materials();
+    let title = artifact.trim_end_matches(".md").replace(['_', '-'], " ");
+    let mut out = format!("# {}: {}\n\n", capitalize(&title), call.feature.name);
+    if !materials.task.is_empty() {
+        out.push_str(&format!("_{}_\n\n", materials.task));
+    }
+    if let Some(review) = &materials.review {
+        let guidance = section_items(review, "Synthesis Guidance");
+        if !guidance.is_empty() {
+            out.push_str("## Guidance\n\n");
+            out.push_str(&report::bullets(&guidance, ""));
+        }
+    }
+    for output in &materials.outputs {
+        out.push_str(&format!("## {}\n\n", output.role));
+        // The agents' own `#` title and confidence lines are dropped; their sections nest.
+        for line in output.output.lines() {
+            if line.starts_with("# ")
+                || line.starts_with("CONFIDENCE:")
+                || line.starts_with("_Confidence basis")
+            {
+                continue;
+            }
+            if line.starts_with("## ") {
+                out.push('#');
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(&report::open_questions(&call.feature, "Open Questions"));
+    out.push_str(&sources(call));
+    out
+}
+
+fn capitalize(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
+}

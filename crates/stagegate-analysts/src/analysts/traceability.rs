@@ -1,0 +1,267 @@
+//! Traceability by key words: which stories and acceptance scenarios a requirement speaks
+//! about, and which tasks implement it.
+//!
+//! Rule: a requirement belongs to a story when they share at least two key words that are not
+//! common to every story (one, when the requirement has at most three key words), keeping the
+//! stories with at least half the best overlap. A task implements a requirement when it names
+//! the id, or shares at least two key words that occur in at most half of the requirements.
+//! Matching by words is crude but deterministic and explainable: each match lists the words.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::speckit::{Requirement, Spec, Task, UserStory};
+use crate::text;
+
+/// A requirement and what it was traced to.
+pub(crate) struct Trace<'a> {
+    pub(crate) requirement: &'a Requirement,
+    /// `(story, overlap)`, best first.
+    pub(crate) stories: Vec<&'a UserStory>,
+    /// `US1-AS2` labels of matching scenarios.
+    pub(crate) scenarios: Vec<String>,
+    /// The words that made the match.
+    pub(crate) words: Vec<String>,
+}
+
+/// Requirements above this count are matched against stories by id order only for the first
+/// ones; keeps megabyte specs linear-ish.
+const TRACE_LIMIT: usize = 2_000;
+
+fn story_keywords(story: &UserStory) -> BTreeSet<String> {
+    let mut words = text::keywords(&story.title);
+    words.extend(text::keywords(&story.narrative));
+    for scenario in &story.scenarios {
+        words.extend(text::keywords(&scenario.text));
+    }
+    words
+}
+
+/// Traces every requirement (FR then SC) to stories and scenarios.
+pub(crate) fn trace(spec: &Spec) -> Vec<Trace<'_>> {
+    let story_words: Vec<BTreeSet<String>> = spec.stories.iter().map(story_keywords).collect();
+    // Words every story shares say nothing about which story a requirement belongs to.
+    let common: BTreeSet<String> = if story_words.len() >= 2 {
+        story_words
+            .iter()
+            .skip(1)
+            .fold(story_words[0].clone(), |shared, words| {
+                shared.intersection(words).cloned().collect()
+            })
+    } else {
+        BTreeSet::new()
+    };
+    let scenario_words: Vec<Vec<BTreeSet<String>>> = spec
+        .stories
+        .iter()
+        .map(|story| {
+            story
+                .scenarios
+                .iter()
+                .map(|scenario| text::keywords(&scenario.text))
+                .collect()
+        })
+        .collect();
+    spec.requirements
+        .iter()
+        .chain(&spec.success_criteria)
+        .enumerate()
+        .map(|(index, requirement)| {
+            if index >= TRACE_LIMIT {
+                return Trace {
+                    requirement,
+                    stories: Vec::new(),
+                    scenarios: Vec::new(),
+                    words: Vec::new(),
+                };
+            }
+            let words: BTreeSet<String> = text::keywords(&requirement.text)
+                .into_iter()
+                .filter(|word| !common.contains(word))
+                .collect();
+            let needed = if words.len() <= 3 { 1 } else { 2 };
+            let mut overlaps: Vec<(usize, usize)> = story_words
+                .iter()
+                .enumerate()
+                .map(|(story, story_words)| (story, words.intersection(story_words).count()))
+                .filter(|(_, overlap)| *overlap >= needed)
+                .collect();
+            overlaps.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let best = overlaps.first().map_or(0, |(_, overlap)| *overlap);
+            overlaps.retain(|(_, overlap)| overlap * 2 >= best);
+            overlaps.truncate(3);
+            let mut matched_words = BTreeSet::new();
+            let mut scenarios = Vec::new();
+            for (story, _) in &overlaps {
+                matched_words.extend(words.intersection(&story_words[*story]).cloned());
+                for (number, scenario) in scenario_words[*story].iter().enumerate() {
+                    if words.intersection(scenario).count() >= needed {
+                        scenarios.push(format!(
+                            "{}-AS{}",
+                            spec.stories[*story].label(),
+                            number + 1
+                        ));
+                    }
+                }
+            }
+            Trace {
+                requirement,
+                stories: overlaps
+                    .iter()
+                    .map(|(story, _)| &spec.stories[*story])
+                    .collect(),
+                scenarios,
+                words: matched_words.into_iter().collect(),
+            }
+        })
+        .collect()
+}
+
+/// Which tasks implement each requirement, and which tasks implement none.
+pub(crate) struct Coverage {
+    /// Per requirement (FR then SC, spec order): the task ids and whether by id or by words.
+    pub(crate) rows: Vec<CoverageRow>,
+    /// Tasks matched to no requirement and labelled with no story.
+    pub(crate) unmapped: Vec<usize>,
+}
+
+pub(crate) struct CoverageRow {
+    pub(crate) id: String,
+    pub(crate) summary: String,
+    pub(crate) tasks: Vec<String>,
+    pub(crate) by_id: bool,
+}
+
+impl Coverage {
+    /// Share of requirements with at least one task, in percent (100 when there are none).
+    pub(crate) fn percent(&self) -> f64 {
+        if self.rows.is_empty() {
+            return 100.0;
+        }
+        let covered = self.rows.iter().filter(|row| !row.tasks.is_empty()).count();
+        covered as f64 * 100.0 / self.rows.len() as f64
+    }
+}
+
+/// Matches requirements to tasks (see the module documentation for the rule).
+pub(crate) fn coverage(spec: &Spec, tasks: &[Task]) -> Coverage {
+    let requirements: Vec<&Requirement> = spec
+        .requirements
+        .iter()
+        .chain(&spec.success_criteria)
+        .collect();
+    let requirement_words: Vec<BTreeSet<String>> = requirements
+        .iter()
+        .map(|requirement| text::keywords(&requirement.text))
+        .collect();
+    // Document frequency: a word in more than half the requirements does not discriminate.
+    let mut frequency: HashMap<&str, usize> = HashMap::new();
+    for words in &requirement_words {
+        for word in words {
+            *frequency.entry(word.as_str()).or_default() += 1;
+        }
+    }
+    let limit = (requirements.len() / 2).max(1);
+    // An index from word to the tasks holding it keeps this linear in the words.
+    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+    for (position, task) in tasks.iter().enumerate() {
+        for word in text::keywords(&task.description) {
+            let postings = index.entry(word).or_default();
+            if postings.len() < 1_000 {
+                postings.push(position);
+            }
+        }
+    }
+    let mut by_requirement: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (position, task) in tasks.iter().enumerate() {
+        for id in &task.requirements {
+            by_requirement
+                .entry(id.as_str())
+                .or_default()
+                .push(position);
+        }
+    }
+    let mut task_used = vec![false; tasks.len()];
+    let mut rows = Vec::with_capacity(requirements.len());
+    for (requirement, words) in requirements.iter().zip(&requirement_words) {
+        let mut by_id: Vec<usize> = by_requirement
+            .get(requirement.id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let explicit = !by_id.is_empty();
+        if !explicit {
+            let mut counts: HashMap<usize, usize> = HashMap::new();
+            for word in words {
+                if frequency.get(word.as_str()).copied().unwrap_or(0) > limit && limit > 1 {
+                    continue;
+                }
+                for task in index.get(word).into_iter().flatten() {
+                    *counts.entry(*task).or_default() += 1;
+                }
+            }
+            by_id = counts
+                .into_iter()
+                .filter(|(_, count)| *count >= 2)
+                .map(|(task, _)| task)
+                .collect();
+            by_id.sort_unstable();
+        }
+        for task in &by_id {
+            task_used[*task] = true;
+        }
+        rows.push(CoverageRow {
+            id: requirement.id.clone(),
+            summary: text::summary(&requirement.text, 70),
+            tasks: by_id.iter().map(|task| tasks[*task].id.clone()).collect(),
+            by_id: explicit,
+        });
+    }
+    let unmapped = tasks
+        .iter()
+        .enumerate()
+        .filter(|(position, task)| !task_used[*position] && task.story.is_none())
+        .map(|(position, _)| position)
+        .collect();
+    Coverage { rows, unmapped }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::speckit::TaskList;
+
+    const SPEC: &str = include_str!("../../../../examples/specs/001-team-photo-albums/spec.md");
+    const TASKS: &str = include_str!("../../../../examples/specs/001-team-photo-albums/tasks.md");
+
+    #[test]
+    fn requirements_meet_their_stories() {
+        let spec = Spec::parse(SPEC);
+        let traces = trace(&spec);
+        assert_eq!(traces.len(), 16);
+        let fr005 = &traces[4];
+        assert_eq!(fr005.requirement.id, "FR-005");
+        assert_eq!(fr005.stories[0].number, 2, "{:?}", fr005.words);
+        let fr007 = &traces[6];
+        assert_eq!(fr007.stories[0].number, 3, "{:?}", fr007.words);
+    }
+
+    #[test]
+    fn tasks_cover_requirements_by_id_and_words() {
+        let spec = Spec::parse(SPEC);
+        let tasks = TaskList::parse(TASKS);
+        let coverage = coverage(&spec, &tasks.tasks);
+        let row = |id: &str| coverage.rows.iter().find(|row| row.id == id).expect(id);
+        assert!(row("FR-008").by_id);
+        assert!(row("FR-008").tasks.contains(&"T014".to_owned()));
+        assert!(
+            row("FR-010").tasks.contains(&"T015".to_owned()),
+            "{:?}",
+            row("FR-010").tasks
+        );
+        assert!(
+            row("FR-011").tasks.contains(&"T012".to_owned()),
+            "{:?}",
+            row("FR-011").tasks
+        );
+        assert!(coverage.percent() > 50.0);
+    }
+}

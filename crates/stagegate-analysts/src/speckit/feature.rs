@@ -1,0 +1,106 @@
+//! A feature as the analysts see it: every spec-kit file a call was given, parsed once.
+
+use stagegate_engine::prompt::NamedText;
+
+use crate::speckit::{Checklist, Constitution, Plan, Spec, TaskList};
+
+/// The parsed feature files of one call.
+#[derive(Debug, Clone, Default)]
+pub struct Feature {
+    /// The feature's display name (spec title, branch, else `"Feature"`).
+    pub name: String,
+    pub spec: Spec,
+    /// Whether a `spec.md` was among the inputs at all.
+    pub has_spec: bool,
+    pub plan: Option<Plan>,
+    pub tasks: Option<TaskList>,
+    pub constitution: Option<Constitution>,
+    /// `(file name, checklist)`.
+    pub checklists: Vec<(String, Checklist)>,
+    /// The raw text of every input, by file name, for analysts that scan words.
+    pub texts: Vec<NamedText>,
+}
+
+/// The last path component of a name (`specs/001/plan.md` → `plan.md`).
+pub(crate) fn base_name(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name)
+}
+
+impl Feature {
+    /// Parses the inputs by file name. `extra` are files looked at when the inputs lack them
+    /// (a stage's own synthesized `plan.md`, for instance); inputs win.
+    pub fn from_files(inputs: &[NamedText], extra: &[NamedText]) -> Feature {
+        let mut feature = Feature::default();
+        for file in inputs.iter().chain(extra) {
+            let base = base_name(&file.name).to_lowercase();
+            let content = file.content.as_str();
+            match base.as_str() {
+                "spec.md" if !feature.has_spec => {
+                    feature.spec = Spec::parse(content);
+                    feature.has_spec = true;
+                }
+                "plan.md" if feature.plan.is_none() => feature.plan = Some(Plan::parse(content)),
+                "tasks.md" if feature.tasks.is_none() => {
+                    feature.tasks = Some(TaskList::parse(content));
+                }
+                _ if base.ends_with("constitution.md") && feature.constitution.is_none() => {
+                    feature.constitution = Some(Constitution::parse(content));
+                }
+                _ if file.name.to_lowercase().contains("checklist") => {
+                    feature
+                        .checklists
+                        .push((file.name.clone(), Checklist::parse(content)));
+                }
+                _ => {}
+            }
+            if !feature.texts.iter().any(|text| text.name == file.name) {
+                feature.texts.push(file.clone());
+            }
+        }
+        if !feature.has_spec {
+            feature
+                .spec
+                .notes
+                .push("no spec.md among the inputs".to_owned());
+        }
+        feature.name = feature
+            .spec
+            .feature_name()
+            .or_else(|| feature.plan.as_ref().and_then(|plan| plan.title.clone()))
+            .unwrap_or_else(|| "Feature".to_owned());
+        feature
+    }
+
+    /// A raw input by base name.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.texts
+            .iter()
+            .find(|file| base_name(&file.name).eq_ignore_ascii_case(name))
+            .map(|file| file.content.as_str())
+    }
+
+    /// Every note of every parsed file, prefixed with the file it is about.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self
+            .spec
+            .notes
+            .iter()
+            .map(|note| format!("spec.md: {note}"))
+            .collect();
+        if let Some(plan) = &self.plan {
+            notes.extend(plan.notes.iter().map(|note| format!("plan.md: {note}")));
+        }
+        if let Some(tasks) = &self.tasks {
+            notes.extend(tasks.notes.iter().map(|note| format!("tasks.md: {note}")));
+        }
+        if let Some(constitution) = &self.constitution {
+            notes.extend(
+                constitution
+                    .notes
+                    .iter()
+                    .map(|note| format!("constitution: {note}")),
+            );
+        }
+        notes
+    }
+}
