@@ -38,6 +38,19 @@ pub enum Command {
     Runs(RunsArgs),
     /// Print what an agent attempt received and answered (prompt, output, stderr).
     Show(ShowArgs),
+    /// Write a self-contained HTML report of a run: timeline, verdicts, decisions, metrics.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]

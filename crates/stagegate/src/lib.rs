@@ -119,6 +119,10 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
             let session = Session::open(&args.common, None).await?;
             commands::show::show(&session, &args).await
         }
+        Command::Report(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::report::report(&session, &args.run, &args.html).await
+        }
         Command::Cache(args) => {
             let session = Session::open(&args.common, None).await?;
             commands::cache::cache(&session, args.action).await

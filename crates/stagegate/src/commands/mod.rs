@@ -5,6 +5,7 @@ pub mod approve;
 pub mod cache;
 pub mod metrics;
 pub mod reject;
+pub mod report;
 pub mod runs;
 pub mod show;
 pub mod status;

@@ -1,0 +1,359 @@
+//! `stagegate report RUN --html FILE`: one self-contained HTML page about a run, readable
+//! without JavaScript: the stages, every attempt on an SVG timeline (a bar per attempt from
+//! start to end, coloured by outcome; retries and cache hits visible), QA verdicts, decisions
+//! with reasons and diffs, the resolved settings and adaptive adjustments, and the metrics.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use stagegate_store::{AttemptRecord, DecisionRecord, EventRecord, RunRecord, atomic_write};
+
+use crate::error::{AppError, Exit};
+use crate::runner::find_run;
+use crate::session::Session;
+
+pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit, AppError> {
+    let run = find_run(session, run_id).await?;
+    let store = &session.store;
+    let attempts = store.attempts(&run.id).await?;
+    let events = store.events(&run.id).await?;
+    let decisions = store.decisions(&run.id).await?;
+    let metrics = crate::commands::metrics::compute(
+        std::slice::from_ref(&run),
+        &attempts,
+        &events,
+        &decisions,
+    );
+    let metrics_json =
+        serde_json::to_string_pretty(&crate::commands::metrics::render_json(&metrics))
+            .unwrap_or_default();
+    let page = render(&run, &attempts, &events, &decisions, &metrics_json);
+    let path = session.cwd.join(html);
+    atomic_write(&path, page.as_bytes())
+        .map_err(|error| AppError::internal(format!("cannot write {}: {error}", path.display())))?;
+    eprintln!("wrote {}", path.display());
+    Ok(Exit::Done)
+}
+
+/// The whole page.
+pub fn render(
+    run: &RunRecord,
+    attempts: &[AttemptRecord],
+    events: &[EventRecord],
+    decisions: &[DecisionRecord],
+    metrics_json: &str,
+) -> String {
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>stagegate run {id}</title><style>{STYLE}</style></head><body>\n\
+         <h1>Run {id}</h1>\n<p>Feature <code>{feature}</code> · stages {stages} · state <b>{state}</b></p>\n",
+        id = escape(&run.id),
+        feature = escape(&run.feature_dir),
+        stages = escape(&run.stages.join(" → ")),
+        state = escape(run.state.as_str()),
+    );
+    page.push_str("<h2>Timeline</h2>\n");
+    page.push_str(&timeline(attempts));
+    page.push_str(&legend());
+    page.push_str(&attempt_table(attempts));
+    page.push_str(&verdicts_and_adjustments(events));
+    page.push_str(&decision_list(decisions));
+    let _ = write!(
+        page,
+        "<h2>Settings</h2>\n<pre>{}</pre>\n<h2>Metrics</h2>\n<pre>{}</pre>\n</body></html>\n",
+        escape(&serde_json::to_string_pretty(&run.settings_json).unwrap_or_default()),
+        escape(metrics_json)
+    );
+    page
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:90%}\
+pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:85%}code{background:#f6f6f6}\
+.ok{color:#1a7f37}.failed,.timed_out{color:#cf222e}.cached{color:#0969da}\
+.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1em;height:1em;margin-right:.3em;vertical-align:middle}";
+
+fn colour(outcome: Option<&str>) -> &'static str {
+    match outcome {
+        Some("ok") => "#2da44e",
+        Some("cached") => "#0969da",
+        Some("timed_out") => "#d4a72c",
+        Some("failed") => "#cf222e",
+        Some("cancelled") => "#8c959f",
+        _ => "#6e7781",
+    }
+}
+
+fn legend() -> String {
+    let mut legend = String::from("<p class=\"legend\">");
+    for outcome in ["ok", "cached", "failed", "timed_out", "cancelled"] {
+        let _ = write!(
+            legend,
+            "<span><i style=\"background:{}\"></i>{outcome}</span>",
+            colour(Some(outcome))
+        );
+    }
+    legend.push_str("</p>\n");
+    legend
+}
+
+/// An SVG with a row per attempt; x is time since the first attempt started.
+fn timeline(attempts: &[AttemptRecord]) -> String {
+    if attempts.is_empty() {
+        return "<p>No attempts were recorded.</p>\n".to_owned();
+    }
+    let start = attempts.iter().map(|a| a.started_at_ms).min().unwrap_or(0);
+    let end = attempts
+        .iter()
+        .map(|a| a.finished_at_ms.unwrap_or(a.started_at_ms))
+        .max()
+        .unwrap_or(start)
+        .max(start + 1);
+    let span = (end - start) as f64;
+    let (label_width, bar_width, row) = (330.0, 820.0, 18.0);
+    let height = row * attempts.len() as f64 + 30.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" role=\"img\" aria-label=\"attempt timeline\">\n",
+        label_width + bar_width + 10.0
+    );
+    for (index, attempt) in attempts.iter().enumerate() {
+        let y = index as f64 * row + 4.0;
+        let x = label_width + (attempt.started_at_ms - start) as f64 / span * bar_width;
+        let finished = attempt.finished_at_ms.unwrap_or(attempt.started_at_ms);
+        let width = ((finished - attempt.started_at_ms) as f64 / span * bar_width).max(2.0);
+        let label = format!(
+            "{} {} {} #{}",
+            attempt.stage, attempt.phase, attempt.agent, attempt.attempt
+        );
+        let tooltip = format!(
+            "{label}: {} in {} ms{}",
+            attempt.outcome.as_deref().unwrap_or("running"),
+            finished - attempt.started_at_ms,
+            attempt
+                .failure_reason
+                .as_deref()
+                .map(|reason| format!(" ({reason})"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            svg,
+            "<text x=\"0\" y=\"{}\" font-size=\"11\">{}</text><rect x=\"{x:.1}\" y=\"{y}\" width=\"{width:.1}\" height=\"{}\" fill=\"{}\"><title>{}</title></rect>",
+            y + 11.0,
+            escape(&label),
+            row - 4.0,
+            colour(attempt.outcome.as_deref()),
+            escape(&tooltip)
+        );
+    }
+    let _ = writeln!(
+        svg,
+        "<text x=\"{label_width}\" y=\"{}\" font-size=\"11\">0 s</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{:.1} s</text></svg>",
+        height - 4.0,
+        label_width + bar_width,
+        height - 4.0,
+        span / 1000.0
+    );
+    svg
+}
+
+fn attempt_table(attempts: &[AttemptRecord]) -> String {
+    let mut table = String::from(
+        "<h2>Attempts</h2>\n<table><tr><th>stage</th><th>phase</th><th>agent</th><th>attempt</th><th>backend</th><th>outcome</th><th>ms</th><th>bytes</th><th>confidence</th><th>failure</th></tr>\n",
+    );
+    for attempt in attempts {
+        let outcome = attempt.outcome.as_deref().unwrap_or("running");
+        let _ = writeln!(
+            table,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{outcome}\">{outcome}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&attempt.stage),
+            escape(&attempt.phase),
+            escape(&attempt.agent),
+            attempt.attempt,
+            escape(&attempt.backend),
+            attempt
+                .finished_at_ms
+                .map(|end| (end - attempt.started_at_ms).to_string())
+                .unwrap_or_default(),
+            attempt
+                .output_bytes
+                .map(|b| b.to_string())
+                .unwrap_or_default(),
+            attempt
+                .confidence
+                .map(|c| format!("{c:.2}"))
+                .unwrap_or_default(),
+            escape(attempt.failure_reason.as_deref().unwrap_or("")),
+        );
+    }
+    table.push_str("</table>\n");
+    table
+}
+
+fn verdicts_and_adjustments(events: &[EventRecord]) -> String {
+    let mut html = String::from("<h2>QA verdicts and adjustments</h2>\n<ul>\n");
+    let text = |event: &EventRecord, key: &str| {
+        event
+            .payload
+            .get(key)
+            .map(|value| match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    };
+    for event in events {
+        match event.kind.as_str() {
+            "qa_verdict" => {
+                let _ = writeln!(
+                    html,
+                    "<li>{} QA round {}: <b>{}</b><pre>{}</pre></li>",
+                    escape(&text(event, "stage")),
+                    escape(&text(event, "iteration")),
+                    escape(&text(event, "verdict").to_uppercase()),
+                    escape(&text(event, "feedback"))
+                );
+            }
+            "adjusted" => {
+                let _ = writeln!(
+                    html,
+                    "<li>{} adjusted {} {} → {}: {}</li>",
+                    escape(&text(event, "stage")),
+                    escape(&text(event, "setting")),
+                    escape(&text(event, "from")),
+                    escape(&text(event, "to")),
+                    escape(&text(event, "reason"))
+                );
+            }
+            "quorum_lost" | "sequential_pass_started" | "fallback_started" => {
+                let _ = writeln!(
+                    html,
+                    "<li>{} {}: {}</li>",
+                    escape(&text(event, "stage")),
+                    escape(&event.kind.replace('_', " ")),
+                    escape(&event.payload.to_string())
+                );
+            }
+            _ => {}
+        }
+    }
+    html.push_str("</ul>\n");
+    html
+}
+
+fn decision_list(decisions: &[DecisionRecord]) -> String {
+    let mut html = String::from("<h2>Decisions</h2>\n");
+    if decisions.is_empty() {
+        html.push_str("<p>No decision yet.</p>\n");
+        return html;
+    }
+    html.push_str("<ul>\n");
+    for decision in decisions {
+        let detail = decision
+            .reason
+            .as_deref()
+            .or(decision.note.as_deref())
+            .unwrap_or("");
+        let _ = write!(
+            html,
+            "<li>{} <b>{}</b> by {}{}",
+            escape(&decision.stage),
+            escape(decision.kind.as_str()),
+            escape(&decision.decided_by),
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", escape(detail))
+            }
+        );
+        if let Some(diff) = decision.diff.as_deref().filter(|diff| !diff.is_empty()) {
+            let _ = write!(html, "<pre>{}</pre>", escape(diff));
+        }
+        html.push_str("</li>\n");
+    }
+    html.push_str("</ul>\n");
+    html
+}
+
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stagegate_store::{DecisionKind, RunState};
+
+    fn attempt(agent: &str, attempt: u32, outcome: &str, start: i64, end: i64) -> AttemptRecord {
+        AttemptRecord {
+            run_id: "r".into(),
+            stage: "plan".into(),
+            phase: "agent".into(),
+            agent: agent.into(),
+            attempt,
+            backend: "fake".into(),
+            started_at_ms: start,
+            finished_at_ms: Some(end),
+            outcome: Some(outcome.into()),
+            failure_reason: (outcome != "ok" && outcome != "cached").then(|| "boom <x>".into()),
+            output_hash: None,
+            output_bytes: Some(10),
+            confidence: Some(0.5),
+        }
+    }
+
+    #[test]
+    fn the_page_shows_retries_timeouts_cache_hits_and_a_rejection() {
+        let run = RunRecord {
+            id: "r".into(),
+            feature_dir: "specs/001-x".into(),
+            stages: vec!["plan".into()],
+            state: RunState::Rejected,
+            current_stage: Some("plan".into()),
+            settings_json: serde_json::json!({"defaults": {"concurrency": 3}}),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        };
+        let attempts = vec![
+            attempt("a", 1, "failed", 0, 100),
+            attempt("a", 2, "ok", 1100, 1200),
+            attempt("b", 1, "timed_out", 0, 3000),
+            attempt("c", 1, "cached", 50, 50),
+        ];
+        let decisions = vec![DecisionRecord {
+            id: Some(1),
+            run_id: "r".into(),
+            stage: "plan".into(),
+            kind: DecisionKind::Reject,
+            reason: Some("too vague".into()),
+            note: None,
+            diff: None,
+            decided_by: "me".into(),
+            decided_at_ms: 5000,
+        }];
+        let page = render(&run, &attempts, &[], &decisions, "{}");
+        assert!(page.contains("<svg"), "a timeline");
+        assert_eq!(page.matches("<rect ").count(), 4, "a bar per attempt");
+        assert!(
+            page.contains("plan agent a #2"),
+            "the retry has its own bar"
+        );
+        assert!(page.contains(colour(Some("timed_out"))));
+        assert!(page.contains(colour(Some("cached"))));
+        assert!(page.contains("<b>reject</b> by me: too vague"));
+        assert!(page.contains("boom &lt;x&gt;"), "text is escaped");
+        assert!(!page.contains("<script"), "readable without JavaScript");
+    }
+}
