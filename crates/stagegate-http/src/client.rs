@@ -121,7 +121,7 @@ impl Transport {
                 let after_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 AgentOutcome::failure(Failure::TimedOut { after_ms })
             }
-            outcome = self.attempt::<W>(body, output_cap) => outcome,
+            outcome = self.attempt::<W>(body, output_cap, deadline) => outcome,
         }
     }
 
@@ -129,6 +129,7 @@ impl Transport {
         &self,
         body: serde_json::Value,
         output_cap: u64,
+        deadline: Instant,
     ) -> AgentOutcome {
         let key = match &self.key {
             None => None,
@@ -137,6 +138,20 @@ impl Transport {
                 None => return AgentOutcome::failure(self.missing_key(source)),
             },
         };
+        if let Some(until) = self.pause.paused_until()
+            && until >= deadline
+        {
+            // Waiting could only end in a timeout: say so now, so that the retry policy (which
+            // honours `retry_after_ms`) or the fallback backend can act on it at once.
+            let remaining = until.saturating_duration_since(Instant::now());
+            let remaining_ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
+            return AgentOutcome::failure(Failure::RateLimited {
+                message: format!(
+                    "the server's rate limit holds this backend for {remaining_ms} ms more, past this attempt's deadline"
+                ),
+                retry_after_ms: Some(remaining_ms),
+            });
+        }
         let mut outcome = match self.send::<W>(body, key.as_deref(), output_cap).await {
             Ok(answer) => answer.into_outcome(),
             Err(failure) => AgentOutcome::failure(failure),
@@ -226,7 +241,7 @@ impl Transport {
             )
         } else if error.is_connect() {
             format!(
-                "could not reach {endpoint}: {}; is the server running and base_url right?",
+                "could not reach {endpoint}: {}; is the server running, and is base_url right?",
                 error_chain(error)
             )
         } else {

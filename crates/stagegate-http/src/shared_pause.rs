@@ -4,7 +4,11 @@
 //! and retry on its own schedule, hammering a server that asked for quiet. With it, the first 429
 //! (or 529) sets `paused_until` from the `Retry-After` header and every later attempt on the same
 //! backend, already queued or newly started, waits until then before it sends anything. The wait
-//! itself is bounded by each attempt's deadline and cancellation, which the caller races it with.
+//! itself is bounded by each attempt's cancellation, which the caller races it with; an attempt
+//! whose deadline falls inside the pause does not wait at all but fails at once as rate limited
+//! with the rest of the pause as its `retry_after_ms` (see `client`), so that the engine's retry
+//! policy or the fallback backend can act without sitting out a doomed attempt. Without a
+//! `Retry-After` header there is no pause: the engine's own backoff spaces the retries.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

@@ -86,7 +86,7 @@ async fn a_rate_limit_pauses_every_later_call_on_the_backend() {
 }
 
 #[tokio::test]
-async fn a_paused_call_still_ends_at_its_deadline() {
+async fn a_pause_past_the_deadline_fails_at_once_as_rate_limited() {
     let server = Server::start(vec![
         Reply::json(429, r#"{"error":{"message":"slow down"}}"#).with_header("retry-after", "30"),
     ])
@@ -104,14 +104,45 @@ async fn a_paused_call_still_ends_at_its_deadline() {
         "{outcome:?}"
     );
     let started = Instant::now();
-    let outcome = agent
-        .run(request("Check", Duration::from_millis(200)))
-        .await;
+    let outcome = agent.run(request("Check", TIMEOUT)).await;
+    match outcome.result {
+        Err(Failure::RateLimited {
+            message,
+            retry_after_ms: Some(remaining),
+        }) => {
+            assert!((25_000..=30_000).contains(&remaining), "{remaining}");
+            assert!(
+                message.contains("past this attempt's deadline"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a rate limit, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(server.requests().len(), 1, "nothing sent during the pause");
+}
+
+#[tokio::test]
+async fn a_paused_call_can_be_cancelled() {
+    let server = Server::start(vec![
+        Reply::json(429, r#"{"error":{"message":"slow down"}}"#).with_header("retry-after", "5"),
+    ])
+    .await;
+    let agent = agent(&server.base_url);
+    let outcome = agent.run(request("Check", TIMEOUT)).await;
     assert!(
-        matches!(outcome.result, Err(Failure::TimedOut { .. })),
+        matches!(outcome.result, Err(Failure::RateLimited { .. })),
         "{outcome:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let call = request("Check", TIMEOUT);
+    let cancel = call.cancel.clone();
+    let started = Instant::now();
+    let waiting = tokio::spawn(agent.run(call));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cancel.cancel();
+    let outcome = waiting.await.expect("the call's task");
+    assert_eq!(outcome.result, Err(Failure::Cancelled));
+    assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(server.requests().len(), 1, "nothing sent during the pause");
 }
 
