@@ -7,6 +7,11 @@
 //! deadline passes, the attempt is cancelled, or stdout grows past the output cap. In every case
 //! whatever is left of the process group is stopped before the attempt returns (see
 //! `process_group`), so an attempt never leaves anything running.
+//!
+//! A CLI coding agent in its headless JSON mode prints an envelope rather than the bare answer;
+//! the backend's `output_format` says how to read it ([`crate::output_format`]). A backend tied to
+//! a spec-kit integration honours spec-kit's `SPECKIT_INTEGRATION_<KEY>_EXECUTABLE` and
+//! `_EXTRA_ARGS` variables ([`apply_speckit_integration`]).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -18,12 +23,14 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
+use stagegate_settings::OutputFormat;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, Command};
 use tokio::time::{Instant, sleep_until};
 
 use crate::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
 use crate::bounded_output::{CappedOutput, OverCap, TailBuffer};
+use crate::output_format::parse_output;
 use crate::process_group::{GroupEnd, ProcessGroupGuard, terminate_group};
 
 /// How much of a program's stderr is kept: the end, where the reason for a failure usually is.
@@ -46,6 +53,11 @@ pub enum CommandAgentError {
         "the backend's command is empty; give the program and its arguments, e.g. command = [\"claude\", \"-p\"]"
     )]
     EmptyCommand,
+    /// A `SPECKIT_INTEGRATION_<KEY>_EXTRA_ARGS` value with an unclosed quote.
+    #[error(
+        "{variable} has an unclosed quote ({reason}); group words with matching single or double quotes, e.g. '--flag \"two words\"'"
+    )]
+    ExtraArguments { variable: String, reason: String },
 }
 
 /// An agent that is a program run once per attempt. See the module documentation.
@@ -54,6 +66,8 @@ pub struct CommandAgent {
     program: String,
     args: Vec<String>,
     env: BTreeMap<String, String>,
+    /// How stdout is read.
+    output_format: OutputFormat,
     /// The backend's name in `stagegate.toml`, so that messages can say which setting to fix.
     name: Option<String>,
 }
@@ -75,8 +89,15 @@ impl CommandAgent {
             program,
             args: command.collect(),
             env,
+            output_format: OutputFormat::Text,
             name: None,
         })
+    }
+
+    /// Reads stdout as `format` says (`text` unless told otherwise).
+    pub fn with_output_format(mut self, format: OutputFormat) -> Self {
+        self.output_format = format;
+        self
     }
 
     /// Names the backend (`[backends.NAME]`), so that a missing program's message points at
@@ -134,7 +155,13 @@ impl Backend for CommandAgent {
     /// configuration for the program (and perhaps secrets), rarely something that changes the
     /// answer, and a key must never depend on a secret.
     fn fingerprint(&self) -> String {
-        format!("command:{}\0{}", self.program, self.args.join("\0"))
+        let mut fingerprint = format!("command:{}\0{}", self.program, self.args.join("\0"));
+        // The cached answer is the parsed one; text keeps the keys it always had.
+        if self.output_format != OutputFormat::Text {
+            fingerprint.push_str("\0output_format=");
+            fingerprint.push_str(self.output_format.as_str());
+        }
+        fingerprint
     }
 
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
@@ -142,6 +169,7 @@ impl Backend for CommandAgent {
         let program = Program {
             name: self.program.clone(),
             setting: self.setting(),
+            output_format: self.output_format,
         };
         Box::pin(run_attempt(command, program, request))
     }
@@ -151,6 +179,7 @@ impl Backend for CommandAgent {
 struct Program {
     name: String,
     setting: String,
+    output_format: OutputFormat,
 }
 
 /// Confines the child between fork and exec: it dies with stagegate (`PR_SET_PDEATHSIG`), and
@@ -311,6 +340,7 @@ async fn run_attempt(
         );
     }
     let stderr = stderr_tail.into_bytes();
+    let mut usage = None;
     let result = match (stop, over_cap_later) {
         (Stop::Cancelled, _) => Err(Failure::Cancelled),
         (Stop::Deadline, _) => Err(Failure::TimedOut {
@@ -324,13 +354,17 @@ async fn run_attempt(
             program.name
         ))),
         (Stop::Exited(Ok(status)), None) => {
-            exit_result(status, answer.into_bytes(), &stderr, &program)
+            exit_result(status, answer.into_bytes(), &stderr, &program).and_then(|stdout| {
+                let parsed = parse_output(program.output_format, stdout)?;
+                usage = parsed.usage;
+                Ok(parsed.answer)
+            })
         }
     };
     AgentOutcome {
         result,
         stderr,
-        usage: None,
+        usage,
     }
 }
 
@@ -480,6 +514,105 @@ fn readable_size(bytes: u64) -> String {
         }
     }
     format!("{bytes} bytes")
+}
+
+/// The name of one of spec-kit's per-integration variables: `SPECKIT_INTEGRATION_<KEY>_<SUFFIX>`,
+/// the key upper-cased with `-` as `_` (`cursor-agent` → `SPECKIT_INTEGRATION_CURSOR_AGENT_…`).
+pub fn speckit_variable(integration: &str, suffix: &str) -> String {
+    format!(
+        "SPECKIT_INTEGRATION_{}_{suffix}",
+        integration.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// Applies spec-kit's overrides for `integration` to `command` the way spec-kit does when it runs
+/// the agent: `SPECKIT_INTEGRATION_<KEY>_EXECUTABLE` replaces the program and
+/// `SPECKIT_INTEGRATION_<KEY>_EXTRA_ARGS` (split like a POSIX shell would, quotes grouping words)
+/// is appended. Unset or blank variables change nothing. `lookup` reads a variable, so that the
+/// environment is passed in rather than read here.
+pub fn apply_speckit_integration(
+    mut command: Vec<String>,
+    integration: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, CommandAgentError> {
+    let executable = lookup(&speckit_variable(integration, "EXECUTABLE"))
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty());
+    if let Some(executable) = executable {
+        match command.first_mut() {
+            Some(program) => *program = executable,
+            None => command.push(executable),
+        }
+    }
+    let variable = speckit_variable(integration, "EXTRA_ARGS");
+    if let Some(extra) = lookup(&variable).filter(|value| !value.trim().is_empty()) {
+        let arguments = split_arguments(&extra)
+            .map_err(|reason| CommandAgentError::ExtraArguments { variable, reason })?;
+        command.extend(arguments);
+    }
+    Ok(command)
+}
+
+/// Splits a command line into words as a POSIX shell would, without expanding anything:
+/// whitespace separates words, `'…'` is literal, `"…"` is literal except for `\"`, `\\`, `\$` and
+/// `` \` ``, and a backslash outside quotes escapes the next character.
+fn split_arguments(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut characters = text.chars();
+    while let Some(character) = characters.next() {
+        match character {
+            ' ' | '\t' | '\n' | '\r' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match characters.next() {
+                        Some('\'') => break,
+                        Some(quoted) => word.push(quoted),
+                        None => return Err("a single quote is never closed".to_owned()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match characters.next() {
+                        Some('"') => break,
+                        Some('\\') => match characters.next() {
+                            Some(escaped @ ('"' | '\\' | '$' | '`')) => word.push(escaped),
+                            Some(other) => {
+                                word.push('\\');
+                                word.push(other);
+                            }
+                            None => return Err("a double quote is never closed".to_owned()),
+                        },
+                        Some(quoted) => word.push(quoted),
+                        None => return Err("a double quote is never closed".to_owned()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(escaped) = characters.next() {
+                    word.push(escaped);
+                }
+            }
+            other => {
+                in_word = true;
+                word.push(other);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
 }
 
 #[cfg(test)]
@@ -870,6 +1003,161 @@ mod tests {
         attempt.abort();
         assert!(attempt.await.is_err_and(|error| error.is_cancelled()));
         assert_gone(grandchild).await;
+    }
+
+    #[tokio::test]
+    async fn a_claude_json_envelope_gives_the_answer_and_the_usage() {
+        let dir = TempDir::new().expect("tempdir");
+        let path = script(
+            dir.path(),
+            "claude.sh",
+            r#"cat > /dev/null
+printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the answer","usage":{"input_tokens":12,"output_tokens":34},"total_cost_usd":0.01}'"#,
+        );
+        let outcome = script_agent(&path)
+            .with_output_format(OutputFormat::ClaudeJson)
+            .run(request(dir.path(), "prompt"))
+            .await;
+        assert_eq!(outcome.result, Ok("the answer".to_owned()));
+        assert_eq!(
+            outcome.usage,
+            Some(crate::backend::Usage {
+                input_tokens: 12,
+                output_tokens: 34,
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn text_where_json_was_expected_is_retryable() {
+        let dir = TempDir::new().expect("tempdir");
+        let outcome = agent(&["echo", "Error: not logged in"])
+            .with_output_format(OutputFormat::GeminiJson)
+            .run(request(dir.path(), ""))
+            .await;
+        assert_eq!(
+            outcome.result,
+            Err(Failure::retryable(
+                "the output was not the expected gemini-json JSON (not valid JSON); it began: \
+                 Error: not logged in"
+            ))
+        );
+    }
+
+    #[test]
+    fn the_output_format_is_part_of_the_fingerprint_unless_text() {
+        let text = agent(&["claude", "-p"]);
+        assert_eq!(text.fingerprint(), "command:claude\0-p");
+        let json = agent(&["claude", "-p"]).with_output_format(OutputFormat::ClaudeJson);
+        assert_eq!(
+            json.fingerprint(),
+            "command:claude\0-p\0output_format=claude-json"
+        );
+    }
+
+    fn environment(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn words(parts: &[&str]) -> Vec<String> {
+        parts.iter().map(|part| (*part).to_owned()).collect()
+    }
+
+    #[test]
+    fn speckit_variables_are_named_after_the_integration_key() {
+        assert_eq!(
+            speckit_variable("cursor-agent", "EXECUTABLE"),
+            "SPECKIT_INTEGRATION_CURSOR_AGENT_EXECUTABLE"
+        );
+        assert_eq!(
+            speckit_variable("claude", "EXTRA_ARGS"),
+            "SPECKIT_INTEGRATION_CLAUDE_EXTRA_ARGS"
+        );
+    }
+
+    #[test]
+    fn speckit_executable_replaces_the_program_and_extra_args_are_appended() {
+        let command = words(&["cursor-agent", "-p", "--output-format", "json"]);
+        let lookup = environment(&[
+            (
+                "SPECKIT_INTEGRATION_CURSOR_AGENT_EXECUTABLE",
+                " /opt/cursor/bin/cursor-agent ",
+            ),
+            (
+                "SPECKIT_INTEGRATION_CURSOR_AGENT_EXTRA_ARGS",
+                "--model  sonnet-4 --append 'two words' \"a \\\"b\\\"\" c\\ d",
+            ),
+            // Another integration's variables do nothing here.
+            ("SPECKIT_INTEGRATION_CLAUDE_EXECUTABLE", "/usr/bin/false"),
+        ]);
+        assert_eq!(
+            apply_speckit_integration(command, "cursor-agent", lookup),
+            Ok(words(&[
+                "/opt/cursor/bin/cursor-agent",
+                "-p",
+                "--output-format",
+                "json",
+                "--model",
+                "sonnet-4",
+                "--append",
+                "two words",
+                "a \"b\"",
+                "c d",
+            ]))
+        );
+    }
+
+    #[test]
+    fn unset_or_blank_speckit_variables_change_nothing() {
+        let command = words(&["claude", "-p"]);
+        assert_eq!(
+            apply_speckit_integration(command.clone(), "claude", environment(&[])),
+            Ok(command.clone())
+        );
+        let blank = environment(&[
+            ("SPECKIT_INTEGRATION_CLAUDE_EXECUTABLE", "  "),
+            ("SPECKIT_INTEGRATION_CLAUDE_EXTRA_ARGS", " \t"),
+        ]);
+        assert_eq!(
+            apply_speckit_integration(command.clone(), "claude", blank),
+            Ok(command)
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_in_extra_args_is_an_error_naming_the_variable() {
+        let lookup = environment(&[("SPECKIT_INTEGRATION_CODEX_EXTRA_ARGS", "--flag 'open")]);
+        let error = apply_speckit_integration(words(&["codex", "exec", "-"]), "codex", lookup)
+            .expect_err("an unclosed quote");
+        assert_eq!(
+            error,
+            CommandAgentError::ExtraArguments {
+                variable: "SPECKIT_INTEGRATION_CODEX_EXTRA_ARGS".to_owned(),
+                reason: "a single quote is never closed".to_owned(),
+            }
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("SPECKIT_INTEGRATION_CODEX_EXTRA_ARGS has an unclosed quote")
+        );
+    }
+
+    #[test]
+    fn arguments_split_like_a_shell_without_expansion() {
+        assert_eq!(split_arguments(""), Ok(Vec::new()));
+        assert_eq!(split_arguments("  a  b "), Ok(words(&["a", "b"])));
+        assert_eq!(split_arguments("''"), Ok(words(&[""])));
+        assert_eq!(
+            split_arguments("'$HOME' \"x\\n\""),
+            Ok(words(&["$HOME", "x\\n"]))
+        );
+        assert_eq!(split_arguments("a'b'\"c\""), Ok(words(&["abc"])));
+        assert!(split_arguments("\"open").is_err());
     }
 
     #[test]

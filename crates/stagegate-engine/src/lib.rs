@@ -13,6 +13,7 @@ mod bounded_output;
 pub mod command_agent;
 pub mod event;
 pub mod mock_agent;
+pub mod output_format;
 mod process_group;
 pub mod prompt;
 pub mod qa_check;

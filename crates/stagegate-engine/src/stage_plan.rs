@@ -10,7 +10,7 @@ use stagegate_settings::{AgentSettings, BackendSettings, Settings, StageSettings
 
 use crate::adaptive::Adaptation;
 use crate::backend::Backend;
-use crate::command_agent::CommandAgent;
+use crate::command_agent::{CommandAgent, CommandAgentError, apply_speckit_integration};
 use crate::mock_agent::MockAgent;
 use crate::retry_policy::RetryPolicy;
 
@@ -188,13 +188,33 @@ fn build_backend(
     settings: &BackendSettings,
 ) -> Result<Arc<dyn Backend>, PlanError> {
     match settings {
-        BackendSettings::Command { command, env } => {
-            CommandAgent::new(command.clone(), env.clone())
-                .map(|agent| Arc::new(agent.named(name)) as Arc<dyn Backend>)
-                .map_err(|error| PlanError::InvalidBackend {
-                    backend: name.to_owned(),
-                    message: error.to_string(),
+        BackendSettings::Command {
+            command,
+            env,
+            output_format,
+            speckit_integration,
+        } => {
+            let invalid = |error: CommandAgentError| PlanError::InvalidBackend {
+                backend: name.to_owned(),
+                message: error.to_string(),
+            };
+            // spec-kit's variables are read now, as the stage starts, like spec-kit reads them
+            // each time it runs the agent.
+            let command = match speckit_integration {
+                Some(integration) => {
+                    apply_speckit_integration(command.clone(), integration, |variable| {
+                        std::env::var(variable).ok()
+                    })
+                    .map_err(invalid)?
+                }
+                None => command.clone(),
+            };
+            CommandAgent::new(command, env.clone())
+                .map(|agent| {
+                    Arc::new(agent.with_output_format(*output_format).named(name))
+                        as Arc<dyn Backend>
                 })
+                .map_err(invalid)
         }
         BackendSettings::Mock {
             latency,

@@ -82,9 +82,16 @@ fn merge_backend(base: &mut RawBackend, top: RawBackend, layer: &Layer) {
     if kind_changes {
         *base = RawBackend::default();
     }
+    // The output format describes what the command prints, so a layer that replaces the command
+    // without naming its format gets the default (`text`) rather than the format of a command it
+    // no longer runs: `[backends.claude] command = ["claude", "-p"]` prints text, not the
+    // built-in preset's JSON envelope.
+    if top.command.is_some() && top.output_format.is_none() {
+        base.output_format = None;
+    }
     base.declared_in = Some(layer.clone());
     set_each!(base, top, layer;
-        kind, command, env, base_url, model, api_key_env, temperature, max_tokens, latency,
+        kind, command, env, output_format, speckit_integration, base_url, model, api_key_env, temperature, max_tokens, latency,
         fail_attempts, output);
 }
 

@@ -153,6 +153,11 @@ pub(crate) struct RawBackend {
     pub(crate) kind: Option<Sourced<String>>,
     pub(crate) command: Option<NameList>,
     pub(crate) env: Option<Sourced<BTreeMap<String, String>>>,
+    /// `command`: how to read the program's stdout (`text`, `claude-json`, `gemini-json`).
+    pub(crate) output_format: Option<Sourced<String>>,
+    /// `command`: the spec-kit integration key whose `SPECKIT_INTEGRATION_<KEY>_*` variables
+    /// apply to the command (`claude`, `cursor-agent`).
+    pub(crate) speckit_integration: Option<Sourced<String>>,
     pub(crate) base_url: Option<Sourced<String>>,
     pub(crate) model: Option<Sourced<String>>,
     pub(crate) api_key_env: Option<Sourced<String>>,

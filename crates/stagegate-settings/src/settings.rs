@@ -137,6 +137,12 @@ pub enum BackendSettings {
         command: Vec<String>,
         /// Extra environment variables for the program.
         env: BTreeMap<String, String>,
+        /// How to read the program's stdout.
+        output_format: OutputFormat,
+        /// The spec-kit integration key (`claude`, `cursor-agent`) whose
+        /// `SPECKIT_INTEGRATION_<KEY>_EXECUTABLE` and `_EXTRA_ARGS` variables apply to the
+        /// command when the backend is built.
+        speckit_integration: Option<String>,
     },
     /// OpenAI-compatible chat completions.
     OpenAi {
@@ -161,6 +167,42 @@ pub enum BackendSettings {
         /// Fixed output; when absent the mock writes a short deterministic text naming the call.
         output: Option<String>,
     },
+}
+
+/// `output_format` of a `command` backend: what its stdout holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// The answer itself.
+    #[default]
+    Text,
+    /// `claude -p --output-format json`'s result envelope (`{"type":"result","result":…}`);
+    /// `cursor-agent -p --output-format json` writes the same shape.
+    ClaudeJson,
+    /// `gemini --output-format json`'s object (`{"response":…,"stats":…}`).
+    GeminiJson,
+}
+
+impl OutputFormat {
+    /// Every format, in the order the documentation lists them.
+    pub const ALL: [OutputFormat; 3] = [
+        OutputFormat::Text,
+        OutputFormat::ClaudeJson,
+        OutputFormat::GeminiJson,
+    ];
+
+    /// The name as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Text => "text",
+            OutputFormat::ClaudeJson => "claude-json",
+            OutputFormat::GeminiJson => "gemini-json",
+        }
+    }
+
+    /// The format with this configuration name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|format| format.as_str() == name)
+    }
 }
 
 impl BackendSettings {

@@ -8,7 +8,7 @@ use miette::Diagnostic;
 
 use super::*;
 use crate::error::ConfigErrorKind;
-use crate::settings::{BackendSettings, Origin, TimeoutClass};
+use crate::settings::{BackendSettings, Origin, OutputFormat, TimeoutClass};
 use crate::warning::WarningReason;
 
 /// A temporary repository with `stagegate.toml` holding `text`.
@@ -103,7 +103,8 @@ fn defaults_hold_the_seeds_numbers() {
     );
 
     let backends = &loaded.settings.backends;
-    assert_eq!(backends.len(), 2);
+    // builtin, mock and the CLI agents' presets (see `presets_run_cli_agents_headless`).
+    assert_eq!(backends.len(), 9);
     assert_eq!(backends["builtin"], BackendSettings::Builtin);
     assert_eq!(
         backends["mock"],
@@ -389,6 +390,10 @@ fn the_product_example_loads() {
         BackendSettings::Command {
             command: strings(&["claude", "-p"]),
             env: BTreeMap::new(),
+            // The example's own command prints text: the preset's JSON format does not linger.
+            output_format: OutputFormat::Text,
+            // The built-in preset's integration key stays: the spec-kit variables still apply.
+            speckit_integration: Some("claude".to_owned()),
         }
     );
     assert_eq!(
@@ -600,6 +605,106 @@ fn a_user_backend_of_another_kind_replaces_the_built_in_one() {
     assert_eq!(loaded.settings.backends["mock"].kind(), "command");
 }
 
+#[test]
+fn presets_run_cli_agents_headless() {
+    let backends = load_defaults().settings.backends;
+    let preset = |name: &str| match &backends[name] {
+        BackendSettings::Command {
+            command,
+            output_format,
+            speckit_integration,
+            ..
+        } => (command.clone(), *output_format, speckit_integration.clone()),
+        other => panic!("{name} is a {} backend", other.kind()),
+    };
+    assert_eq!(
+        preset("claude"),
+        (
+            strings(&["claude", "-p", "--output-format", "json"]),
+            OutputFormat::ClaudeJson,
+            Some("claude".to_owned())
+        )
+    );
+    assert_eq!(
+        preset("codex"),
+        (
+            strings(&["codex", "exec", "-"]),
+            OutputFormat::Text,
+            Some("codex".to_owned())
+        )
+    );
+    assert_eq!(preset("gemini").1, OutputFormat::GeminiJson);
+    assert_eq!(preset("cursor-agent").1, OutputFormat::ClaudeJson);
+    for name in ["qwen", "opencode", "copilot"] {
+        let (command, format, integration) = preset(name);
+        assert_eq!(command[0], name);
+        assert_eq!(format, OutputFormat::Text);
+        assert_eq!(integration.as_deref(), Some(name));
+    }
+}
+
+#[test]
+fn a_user_command_backend_can_name_a_format_and_an_integration() {
+    let repository = Repository::with_config(
+        "[defaults]\nbackend = \"mine\"\n\n[backends.mine]\nkind = \"command\"\n\
+         command = [\"/opt/claude/bin/claude\", \"-p\", \"--output-format\", \"json\"]\n\
+         output_format = \"claude-json\"\nspeckit_integration = \"claude\"\n",
+    );
+    let loaded = repository.load().expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let BackendSettings::Command {
+        output_format,
+        speckit_integration,
+        ..
+    } = &loaded.settings.backends["mine"]
+    else {
+        panic!("a command backend");
+    };
+    assert_eq!(*output_format, OutputFormat::ClaudeJson);
+    assert_eq!(speckit_integration.as_deref(), Some("claude"));
+}
+
+#[test]
+fn overriding_only_a_presets_arguments_keeps_its_format() {
+    // Not a new command: only `env` changes, so the preset's JSON format still describes it.
+    let repository =
+        Repository::with_config("[backends.claude]\nenv = { CLAUDE_CODE_MAX_TURNS = \"3\" }\n");
+    let loaded = repository.load().expect("loads");
+    let BackendSettings::Command { output_format, .. } = &loaded.settings.backends["claude"] else {
+        panic!("a command backend");
+    };
+    assert_eq!(*output_format, OutputFormat::ClaudeJson);
+}
+
+#[test]
+fn an_unknown_output_format_suggests_the_close_one() {
+    let text =
+        "[backends.x]\nkind = \"command\"\ncommand = [\"x\"]\noutput_format = \"claude_json\"\n";
+    let repository = Repository::with_config(text);
+    let error = repository.load_error();
+    assert_file_error(
+        &error,
+        &repository,
+        ConfigErrorKind::InvalidValue,
+        4,
+        "unknown output format \"claude_json\" for backends.x.output_format",
+    );
+    let help = error
+        .help()
+        .map(|help| help.to_string())
+        .unwrap_or_default();
+    assert!(help.contains("did you mean \"claude-json\"?"), "{help}");
+}
+
+#[test]
+fn output_format_on_another_kind_is_warned_about() {
+    let repository =
+        Repository::with_config("[backends.dry]\nkind = \"mock\"\noutput_format = \"text\"\n");
+    let loaded = repository.load().expect("loads");
+    assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+    assert_eq!(loaded.warnings[0].path, "backends.dry.output_format");
+}
+
 // --- errors ----------------------------------------------------------------------------------
 
 /// Asserts that `error` is about `stagegate.toml` at `line`, of `kind`, and that its message
@@ -673,7 +778,8 @@ fn an_unknown_backend_names_its_line_and_column() {
         .help()
         .map(|help| help.to_string())
         .unwrap_or_default();
-    assert!(help.contains("\"builtin\" and \"mock\""), "{help}");
+    assert!(help.contains("\"builtin\""), "{help}");
+    assert!(help.contains("\"mock\""), "{help}");
 }
 
 #[test]
@@ -825,14 +931,15 @@ fn an_empty_command_is_an_error() {
 
 #[test]
 fn a_command_backend_needs_a_command() {
-    let repository = Repository::with_config("\n[backends.claude]\nkind = \"command\"\n");
+    // `claude` would not do: the built-in preset of that name has a command.
+    let repository = Repository::with_config("\n[backends.my-agent]\nkind = \"command\"\n");
     let error = repository.load_error();
     assert_file_error(
         &error,
         &repository,
         ConfigErrorKind::MissingKey,
         2,
-        "backends.claude has no `command`",
+        "backends.my-agent has no `command`",
     );
 }
 

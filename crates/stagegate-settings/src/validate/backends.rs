@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigErrorKind, Problem};
 use crate::raw::{Location, RawBackend, Sourced};
-use crate::settings::BackendSettings;
+use crate::settings::{BackendSettings, OutputFormat};
 use crate::suggest::{did_you_mean, quoted_list};
 use crate::warning::{ConfigWarning, WarningReason};
 
@@ -22,7 +22,13 @@ const ANTHROPIC_MAX_TOKENS: u32 = 4096;
 /// The keys each kind reads; any other key that is set gets a warning.
 fn keys_of_kind(kind: &str) -> &'static [&'static str] {
     match kind {
-        "command" => &["kind", "command", "env"],
+        "command" => &[
+            "kind",
+            "command",
+            "env",
+            "output_format",
+            "speckit_integration",
+        ],
         "openai" => &[
             "kind",
             "base_url",
@@ -46,6 +52,8 @@ fn keys_set(raw: &RawBackend) -> Vec<(&'static str, &Location)> {
         ("kind", at(&raw.kind)),
         ("command", at(&raw.command)),
         ("env", at(&raw.env)),
+        ("output_format", at(&raw.output_format)),
+        ("speckit_integration", at(&raw.speckit_integration)),
         ("base_url", at(&raw.base_url)),
         ("model", at(&raw.model)),
         ("api_key_env", at(&raw.api_key_env)),
@@ -140,6 +148,8 @@ impl Validator<'_> {
                         .as_ref()
                         .map(|env| env.value.clone())
                         .unwrap_or_default(),
+                    output_format: self.output_format(raw, &prefix)?,
+                    speckit_integration: self.speckit_integration(raw, &prefix)?,
                 }
             }
             "openai" => BackendSettings::OpenAi {
@@ -207,6 +217,66 @@ impl Validator<'_> {
                 suggestion: None,
             });
         }
+    }
+
+    /// `output_format`: how the command's stdout is read; `text` when left out.
+    fn output_format(&self, raw: &RawBackend, prefix: &str) -> Result<OutputFormat, ConfigError> {
+        let Some(format) = &raw.output_format else {
+            return Ok(OutputFormat::Text);
+        };
+        if let Some(known) = OutputFormat::from_name(format.value.trim()) {
+            return Ok(known);
+        }
+        let names = OutputFormat::ALL.map(OutputFormat::as_str);
+        let mut help = String::new();
+        if let Some(suggestion) = did_you_mean(&format.value, names) {
+            help.push_str(&format!("did you mean \"{suggestion}\"? "));
+        }
+        help.push_str(&format!(
+            "output_format must be one of {}",
+            quoted_list(names)
+        ));
+        Err(self.fail(
+            &format.location,
+            Problem::new(
+                ConfigErrorKind::InvalidValue,
+                format!(
+                    "unknown output format \"{}\" for {prefix}.output_format",
+                    format.value
+                ),
+                "not an output format",
+            )
+            .help(help),
+        ))
+    }
+
+    /// `speckit_integration`: a spec-kit integration key (`claude`, `cursor-agent`), which names
+    /// the `SPECKIT_INTEGRATION_<KEY>_EXECUTABLE` / `_EXTRA_ARGS` variables.
+    fn speckit_integration(
+        &self,
+        raw: &RawBackend,
+        prefix: &str,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(key) = &raw.speckit_integration else {
+            return Ok(None);
+        };
+        let name = key.value.trim();
+        let is_key = !name.is_empty()
+            && name.chars().all(|character| {
+                character.is_ascii_alphanumeric() || character == '-' || character == '_'
+            });
+        if !is_key {
+            return Err(self.fail(
+                &key.location,
+                Problem::new(
+                    ConfigErrorKind::InvalidValue,
+                    format!("{prefix}.speckit_integration must be a spec-kit integration key"),
+                    "not an integration key",
+                )
+                .help("write the key spec-kit uses for the agent, such as \"claude\", \"codex\" or \"cursor-agent\""),
+            ));
+        }
+        Ok(Some(name.to_owned()))
     }
 
     fn base_url(
