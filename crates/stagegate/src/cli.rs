@@ -40,6 +40,20 @@ pub enum Command {
     Show(ShowArgs),
     /// Write a self-contained HTML report of a run: timeline, verdicts, decisions, metrics.
     Report(ReportArgs),
+    /// Write a stagegate.toml that uses what this machine has (a CLI agent, an API key, a local
+    /// server), saying what it chose and why.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Replace an existing stagegate.toml (and the extension's files).
+    #[arg(long)]
+    pub force: bool,
+    /// Also install stagegate as a spec-kit extension: command files under
+    /// .specify/extensions/stagegate/ and hooks in .specify/extensions.yml.
+    #[arg(long)]
+    pub speckit_extension: bool,
 }
 
 #[derive(Debug, Args)]

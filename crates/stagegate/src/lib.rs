@@ -127,6 +127,7 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
             let session = Session::open(&args.common, None).await?;
             commands::cache::cache(&session, args.action).await
         }
+        Command::Init(args) => commands::init::init(args.force, args.speckit_extension),
         Command::Metrics(args) => {
             let session = Session::open(&args.common, None).await?;
             commands::metrics::metrics(&session, args.format).await

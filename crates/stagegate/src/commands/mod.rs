@@ -3,6 +3,7 @@
 
 pub mod approve;
 pub mod cache;
+pub mod init;
 pub mod metrics;
 pub mod reject;
 pub mod report;
