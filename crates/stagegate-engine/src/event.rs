@@ -115,6 +115,17 @@ pub enum Event {
         quorum_needed: usize,
         at_ms: i64,
     },
+    /// The complexity and uncertainty scores of the stage's inputs, with how they came about.
+    InputsScored {
+        run_id: String,
+        stage: String,
+        complexity: u32,
+        uncertainty: u32,
+        /// `62/100 (requirements 11 → 12.8, …)` for each score.
+        complexity_parts: String,
+        uncertainty_parts: String,
+        at_ms: i64,
+    },
     /// An adaptive rule changed the stage's settings.
     Adjusted {
         run_id: String,
@@ -280,6 +291,7 @@ impl Event {
         match self {
             Event::RunStarted { .. } => "run_started",
             Event::StageStarted { .. } => "stage_started",
+            Event::InputsScored { .. } => "inputs_scored",
             Event::Adjusted { .. } => "adjusted",
             Event::AttemptStarted { .. } => "attempt_started",
             Event::AttemptFinished { .. } => "attempt_finished",

@@ -146,6 +146,13 @@ impl Progress {
                 };
                 self.line(&text);
             }
+            Event::InputsScored {
+                complexity,
+                uncertainty,
+                ..
+            } => self.line(&format!(
+                "  inputs: complexity {complexity}/100, uncertainty {uncertainty}/100"
+            )),
             Event::Adjusted {
                 setting,
                 from,

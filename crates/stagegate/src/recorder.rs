@@ -277,6 +277,7 @@ pub fn run_id_of(event: &Event) -> &str {
         Event::RunStarted { run_id, .. }
         | Event::StageStarted { run_id, .. }
         | Event::Adjusted { run_id, .. }
+        | Event::InputsScored { run_id, .. }
         | Event::FallbackStarted { run_id, .. }
         | Event::QuorumMet { run_id, .. }
         | Event::QuorumLost { run_id, .. }

@@ -4,13 +4,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use stagegate_analysts::BuiltinAgent;
+use stagegate_analysts::scores::Scores;
 use stagegate_engine::adaptive::{Resources, adapt};
+use stagegate_engine::backend::Backend;
 use stagegate_engine::event::{Event, EventSink, StageEnd, now_ms};
 use stagegate_engine::prompt::{NamedText, Prompts};
 use stagegate_engine::stage::{
     StageContext, StageError, StageProduct, duration_ms, rework, run_stage_memoized,
 };
-use stagegate_engine::stage_plan::{BackendRegistry, StagePlan, plan_stage};
+use stagegate_engine::stage_plan::{BackendFactory, BackendRegistry, StagePlan, plan_stage};
+use stagegate_settings::BackendSettings;
 use stagegate_store::{GateState, LockRecord, NewRun, RunRecord, RunState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +26,7 @@ use crate::history::load_product;
 use crate::json_lines::JsonLines;
 use crate::progress::{Progress, ProgressMode};
 use crate::recorder::Recorder;
+use crate::scores::{input_scores, score_inputs, scored_event};
 use crate::session::Session;
 use crate::settings_summary::settings_summary;
 use crate::stage_inputs::check_stage_inputs;
@@ -211,7 +216,10 @@ impl Runner<'_> {
         store
             .update_run(&self.run.id, RunState::Running, Some(&plan.id))
             .await?;
-        let adapted = self.adapted(plan, &inputs);
+        let inputs = with_constitution(&self.session.repo_root, inputs);
+        let scores = score_inputs(&inputs);
+        emit(sink, scored_event(&self.run.id, &plan.id, &scores)).await?;
+        let adapted = self.adapted(plan, &scores);
         let plan = &adapted;
         let context = self.context(inputs);
         let memo = self.memo().await?;
@@ -382,12 +390,12 @@ impl Runner<'_> {
     }
 
     /// The plan with the adaptive rules applied to these inputs and this machine.
-    fn adapted(&self, plan: &StagePlan, inputs: &[NamedText]) -> StagePlan {
+    fn adapted(&self, plan: &StagePlan, scores: &Scores) -> StagePlan {
         let mut plan = plan.clone();
         adapt(
             &mut plan,
             &self.session.settings.adaptive,
-            crate::scores::input_scores(inputs),
+            Some(input_scores(scores)),
             Resources::detect(),
         );
         plan
@@ -543,7 +551,8 @@ impl Runner<'_> {
                 .ok_or_else(|| AppError::usage(format!("unknown stage {}", plan.id)))?,
         )
         .await?;
-        let adapted = self.adapted(plan, &inputs);
+        let inputs = with_constitution(&self.session.repo_root, inputs);
+        let adapted = self.adapted(plan, &score_inputs(&inputs));
         let context = self.context(inputs);
         let reworked = match rework(&adapted, &context, sink, product, feedback).await {
             Ok(reworked) => reworked,
@@ -677,11 +686,44 @@ pub fn resolve_stage_ids(session: &Session, names: &[String]) -> Result<Vec<Stri
 }
 
 fn plan_stages(session: &Session, stages: &[String]) -> Result<Vec<StagePlan>, AppError> {
-    let mut registry = BackendRegistry::new();
+    let mut registry = backend_registry();
     stages
         .iter()
         .map(|stage| plan_stage(&session.settings, stage, &mut registry).map_err(AppError::from))
         .collect()
+}
+
+/// Where spec-kit keeps the project's constitution, relative to the repository root.
+const CONSTITUTION: &str = ".specify/memory/constitution.md";
+
+/// The stage's inputs plus the project's constitution when there is one: every agent works
+/// within its principles (it is context, not a stage input that could be missing).
+fn with_constitution(repo_root: &std::path::Path, mut inputs: Vec<NamedText>) -> Vec<NamedText> {
+    let already = inputs
+        .iter()
+        .any(|input| input.name.ends_with("constitution.md"));
+    if let (false, Ok(content)) = (
+        already,
+        std::fs::read_to_string(repo_root.join(CONSTITUTION)),
+    ) {
+        inputs.push(NamedText {
+            name: "constitution.md".to_owned(),
+            content,
+        });
+    }
+    inputs
+}
+
+/// The engine's own backends (`command`, `mock`) plus the built-in analysts and the HTTP
+/// model backends, which live in their own crates.
+pub fn backend_registry() -> BackendRegistry {
+    let builtin: BackendFactory = Box::new(|_name, settings| {
+        matches!(settings, BackendSettings::Builtin)
+            .then(|| Ok(Arc::new(BuiltinAgent::new()) as Arc<dyn Backend>))
+    });
+    BackendRegistry::new()
+        .with_factory(builtin)
+        .with_factory(Box::new(stagegate_http::backend_from_settings))
 }
 
 /// The commands that decide a pending gate.

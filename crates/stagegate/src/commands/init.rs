@@ -669,7 +669,7 @@ fn add_hooks(existing: Option<&str>) -> HooksUpdate {
         }
         insertions.push((hooks_at + 1, block.trim_end().to_owned()));
     }
-    insertions.sort_by(|left, right| right.0.cmp(&left.0));
+    insertions.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
     for (at, item) in insertions {
         lines.insert(at, item);
     }
