@@ -100,15 +100,13 @@ cp -- "$script_dir/$feature/spec.md" "$script_dir/$feature/tasks.md" "$feature/"
 cp -- "$script_dir/constitution.md" .specify/memory/constitution.md
 
 cat >stagegate.toml <<'TOML'
-# Written by stagegate's examples/demo.sh: every agent, reviewer, synthesizer and the QA check
-# run on the mock backend, so the demo needs no model and no network.
-# The built-in offline analysts (backend = "builtin") replace this once they land.
+# Written by stagegate's examples/demo.sh. Every agent, reviewer, synthesizer and the QA check
+# run on the built-in offline analysts (the default backend), so the demo needs no model and no
+# network. To use a CLI agent instead: `stagegate init`, or e.g.
+#   [defaults]
+#   backend = "claude"
 [defaults]
-backend = "mock"
-
-[backends.mock]
-kind = "mock"
-latency = "300ms"
+backend = "builtin"
 TOML
 
 printf '.stagegate/\n' >.gitignore
