@@ -37,3 +37,6 @@ impl Backend for BuiltinAgent {
         Box::pin(async move { outcome })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -92,6 +92,7 @@ pub(crate) fn keywords(text: &str) -> BTreeSet<String> {
 /// Ids like `FR-001` (`prefix` = `"FR-"`) in a text, in order, without repeats.
 pub(crate) fn ids(text: &str, prefix: &str) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let mut start = 0;
     while let Some(offset) = text[start..].find(prefix) {
         let at = start + offset;
@@ -106,7 +107,7 @@ pub(crate) fn ids(text: &str, prefix: &str) -> Vec<String> {
             .count();
         if before_ok && digits > 0 {
             let id = &text[at..digits_start + digits];
-            if !found.iter().any(|existing| existing == id) {
+            if seen.insert(id) {
                 found.push(id.to_owned());
             }
         }

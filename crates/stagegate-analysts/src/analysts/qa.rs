@@ -7,6 +7,8 @@
 //! valid for its format. Everything else (open questions not carried forward, success criteria
 //! not named, empty optional sections) is a warning for the person at the gate.
 
+use std::collections::HashSet;
+
 use stagegate_engine::prompt::NamedText;
 
 use crate::analysts::Call;
@@ -222,10 +224,14 @@ fn check_artifact(
         }
     }
     if TRACING.contains(&name) {
+        let named: HashSet<String> = text::ids(content, "FR-")
+            .into_iter()
+            .chain(text::ids(content, "SC-"))
+            .collect();
         let missing: Vec<&str> = requirement_ids
             .iter()
             .copied()
-            .filter(|id| text::ids(content, "FR-").iter().all(|found| found != id))
+            .filter(|id| !named.contains(*id))
             .collect();
         findings.check(
             &artifact.name,
@@ -242,7 +248,7 @@ fn check_artifact(
         let missing_criteria: Vec<&str> = criterion_ids
             .iter()
             .copied()
-            .filter(|id| !content.contains(id))
+            .filter(|id| !named.contains(*id))
             .collect();
         if !missing_criteria.is_empty() {
             findings.warnings.push(format!(

@@ -57,6 +57,7 @@ impl Feature {
                 feature.texts.push(file.clone());
             }
         }
+        feature.bound();
         if !feature.has_spec {
             feature
                 .spec
@@ -69,6 +70,41 @@ impl Feature {
             .or_else(|| feature.plan.as_ref().and_then(|plan| plan.title.clone()))
             .unwrap_or_else(|| "Feature".to_owned());
         feature
+    }
+
+    /// Keeps the analysis of huge inputs fast: the analysts compare requirements with stories
+    /// and tasks pairwise, so beyond these counts they look at the first ones only, and say so.
+    fn bound(&mut self) {
+        fn keep<T>(items: &mut Vec<T>, limit: usize, what: &str, notes: &mut Vec<String>) {
+            if items.len() > limit {
+                notes.push(format!(
+                    "only the first {limit} of {} {what} were analyzed",
+                    items.len()
+                ));
+                items.truncate(limit);
+            }
+        }
+        let spec = &mut self.spec;
+        let mut notes = Vec::new();
+        keep(&mut spec.stories, 300, "user stories", &mut notes);
+        keep(&mut spec.requirements, 1_500, "functional requirements", &mut notes);
+        keep(&mut spec.success_criteria, 500, "success criteria", &mut notes);
+        keep(&mut spec.open_questions, 500, "clarification markers", &mut notes);
+        keep(&mut spec.edge_cases, 300, "edge cases", &mut notes);
+        keep(&mut spec.entities, 100, "key entities", &mut notes);
+        keep(&mut spec.assumptions, 300, "assumptions", &mut notes);
+        keep(&mut spec.placeholders, 300, "placeholders", &mut notes);
+        keep(&mut spec.unnumbered_requirements, 300, "unnumbered requirements", &mut notes);
+        keep(&mut spec.duplicate_ids, 300, "duplicated ids", &mut notes);
+        for story in &mut spec.stories {
+            story.scenarios.truncate(50);
+        }
+        spec.notes.extend(notes);
+        if let Some(tasks) = &mut self.tasks {
+            let mut notes = Vec::new();
+            keep(&mut tasks.tasks, 2_000, "tasks", &mut notes);
+            tasks.notes.extend(notes);
+        }
     }
 
     /// A raw input by base name.

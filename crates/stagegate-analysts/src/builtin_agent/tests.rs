@@ -1,0 +1,448 @@
+//! The analysts end to end through the backend: every role of the default pipeline on the
+//! example feature, stage by stage as the engine would call them, plus hostile inputs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stagegate_engine::backend::{AgentRequest, Backend, CallIdentity, CallMaterials, Phase};
+use stagegate_engine::event::AgentFailure;
+use stagegate_engine::prompt::{AgentOutputView, NamedText};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::BuiltinAgent;
+
+const SPEC: &str = include_str!("../../../../examples/specs/001-team-photo-albums/spec.md");
+const TASKS: &str = include_str!("../../../../examples/specs/001-team-photo-albums/tasks.md");
+
+fn named(name: &str, content: &str) -> NamedText {
+    NamedText {
+        name: name.to_owned(),
+        content: content.to_owned(),
+    }
+}
+
+fn request(stage: &str, phase: Phase, agent: &str, materials: CallMaterials) -> AgentRequest {
+    AgentRequest {
+        identity: CallIdentity {
+            run_id: "run-1".to_owned(),
+            stage: stage.to_owned(),
+            phase,
+            agent: agent.to_owned(),
+            attempt: 1,
+            artifact: materials.artifact.clone(),
+        },
+        prompt: String::new(),
+        repo_root: PathBuf::from("/repo"),
+        feature_dir: PathBuf::from("/repo/specs/001-team-photo-albums"),
+        deadline: Instant::now() + Duration::from_secs(30),
+        cancel: CancellationToken::new(),
+        memory_limit_bytes: 0,
+        output_cap_bytes: 1 << 20,
+        kill_grace: Duration::from_secs(2),
+        materials: Arc::new(materials),
+    }
+}
+
+/// The materials of a stage's calls over `inputs`.
+fn base(stage: &str, inputs: &[NamedText]) -> CallMaterials {
+    let required = match stage {
+        "plan" => vec!["plan.md".to_owned(), "planning-summary.md".to_owned()],
+        "prep" => vec!["implementation_plan.md".to_owned()],
+        _ => vec!["quality_report.md".to_owned()],
+    };
+    CallMaterials {
+        stage_name: format!("stage {stage}"),
+        role: "Role".to_owned(),
+        task: "Do the task.".to_owned(),
+        required,
+        inputs: Arc::new(inputs.to_vec()),
+        ..CallMaterials::default()
+    }
+}
+
+const AGENTS: &[(&str, &[&str])] = &[
+    (
+        "plan",
+        &["requirements-analyst", "solution-architect", "risk-compliance-analyst", "estimation-scope-analyst"],
+    ),
+    ("prep", &["core-implementer", "integrations-engineer", "test-engineer", "docs-engineer"]),
+    (
+        "analyze",
+        &["completeness-reviewer", "feasibility-reviewer", "security-reviewer", "consistency-reviewer"],
+    ),
+];
+
+fn reviewer(stage: &str) -> &'static str {
+    match stage {
+        "plan" => "lead-reviewer-a",
+        "prep" => "integration-reviewer-b",
+        _ => "lead-reviewer-c",
+    }
+}
+
+fn synthesizer(stage: &str) -> &'static str {
+    match stage {
+        "plan" => "lead-synthesizer-a",
+        "prep" => "lead-synthesizer-b",
+        _ => "lead-synthesizer-c",
+    }
+}
+
+/// Everything one stage produces: agent outputs, review, artifacts and the QA answer.
+struct StageRun {
+    outputs: Vec<AgentOutputView>,
+    review: String,
+    artifacts: Vec<NamedText>,
+    qa: String,
+}
+
+fn run_stage(stage: &str, inputs: &[NamedText], artifacts: &[&str], skip_agent: Option<&str>) -> StageRun {
+    let agent = BuiltinAgent::new();
+    let agents = AGENTS.iter().find(|(id, _)| *id == stage).map(|(_, agents)| *agents).unwrap_or(&[]);
+    let mut outputs = Vec::new();
+    let mut failures = Vec::new();
+    for id in agents {
+        if Some(*id) == skip_agent {
+            failures.push(AgentFailure {
+                agent: (*id).to_owned(),
+                reason: "timed out after 30000 ms".to_owned(),
+            });
+            continue;
+        }
+        let text = agent.answer(&request(stage, Phase::Agent, id, base(stage, inputs)));
+        outputs.push(AgentOutputView {
+            agent: (*id).to_owned(),
+            role: (*id).to_owned(),
+            output: text,
+        });
+    }
+    let review = agent.answer(&request(
+        stage,
+        Phase::Review,
+        reviewer(stage),
+        CallMaterials {
+            outputs: outputs.clone(),
+            failures: failures.clone(),
+            ..base(stage, inputs)
+        },
+    ));
+    let mut written = Vec::new();
+    for name in artifacts {
+        let text = agent.answer(&request(
+            stage,
+            Phase::Synthesis,
+            synthesizer(stage),
+            CallMaterials {
+                outputs: outputs.clone(),
+                failures: failures.clone(),
+                review: Some(review.clone()),
+                artifact: Some((*name).to_owned()),
+                ..base(stage, inputs)
+            },
+        ));
+        written.push(named(name, &text));
+    }
+    let qa = agent.answer(&request(
+        stage,
+        Phase::Qa,
+        "main-agent",
+        CallMaterials {
+            artifacts: written.clone(),
+            ..base(stage, inputs)
+        },
+    ));
+    StageRun {
+        outputs,
+        review,
+        artifacts: written,
+        qa,
+    }
+}
+
+fn confidence_of(text: &str) -> f64 {
+    let line = text.lines().last().unwrap_or("");
+    let value = line.strip_prefix("CONFIDENCE: ").unwrap_or_else(|| panic!("no confidence line: {line}"));
+    assert_eq!(value.len(), 4, "{value}");
+    value.parse().expect("a number")
+}
+
+fn all_ids() -> Vec<String> {
+    let mut ids: Vec<String> = (1..=11).map(|n| format!("FR-{n:03}")).collect();
+    ids.extend((1..=5).map(|n| format!("SC-{n:03}")));
+    ids
+}
+
+#[test]
+fn stage_a_analysts_review_synthesis_and_qa() {
+    let inputs = [named("spec.md", SPEC)];
+    let run = run_stage("plan", &inputs, &["plan.md", "planning-summary.md", "research.md", "data-model.md", "contracts/"], None);
+    for output in &run.outputs {
+        let confidence = confidence_of(&output.output);
+        assert!((0.1..=0.95).contains(&confidence), "{}", output.agent);
+        assert!(confidence < 0.9, "two open questions lower it: {}", output.agent);
+    }
+    let requirements = &run.outputs[0].output;
+    for id in all_ids() {
+        assert!(requirements.contains(&format!("| {id} |")), "{id} not traced:\n{requirements}");
+    }
+    assert!(requirements.contains("NEEDS CLARIFICATION: notification channel"));
+    assert!(requirements.contains("| FR-008 |"));
+    for section in ["## Objectives", "## Success Metrics", "## Dependencies", "## Constraints", "## Open Questions"] {
+        assert!(requirements.contains(section), "{section}");
+    }
+    let architect = &run.outputs[1].output;
+    for section in ["## Components", "## Data Model", "## Interfaces", "## Alternatives and Trade-offs"] {
+        assert!(architect.contains(section), "{section}");
+    }
+    assert!(architect.contains("**Share Link**"));
+    let risks = &run.outputs[2].output;
+    assert!(risks.contains("Authentication and access control"));
+    assert!(risks.contains("Personal data and privacy"));
+    assert!(risks.contains("## Edge Cases"));
+    let estimate = &run.outputs[3].output;
+    assert!(estimate.contains("P1 stories (MVP)") && estimate.contains("person-days"));
+
+    assert!(run.review.contains("## Coverage by Agent") && run.review.contains("## Synthesis Guidance"));
+    let plan = &run.artifacts[0].content;
+    for heading in ["# Implementation Plan: Team Photo Albums", "## Summary", "## Technical Context", "## Constitution Check", "## Project Structure", "## Complexity Tracking"] {
+        assert!(plan.contains(heading), "{heading}\n{plan}");
+    }
+    assert!(plan.contains("**Problem**") && plan.contains("**Solution**") && plan.contains("**Implementation**"));
+    for id in all_ids() {
+        assert!(plan.contains(&id), "{id}");
+    }
+    let research = &run.artifacts[2].content;
+    assert!(research.contains("in-app only") && research.contains("**Decision**"));
+    let data_model = &run.artifacts[3].content;
+    assert!(data_model.contains("## Share Link") && data_model.contains("**Relationships**"));
+    assert_eq!(run.artifacts[4].content, "SKIP");
+    assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
+}
+
+#[test]
+fn stage_b_from_the_approved_plan() {
+    let plan = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md"], None).artifacts[0].content.clone();
+    let inputs = [named("spec.md", SPEC), named("plan.md", &plan)];
+    let run = run_stage("prep", &inputs, &["implementation_plan.md", "test_fixtures/"], None);
+    let core = &run.outputs[0].output;
+    assert!(core.contains("## Modules and Files"), "{core}");
+    let integrations = &run.outputs[1].output;
+    assert!(integrations.contains("## API Contracts") && integrations.contains("## Configuration"));
+    assert!(integrations.contains("fr_002.max_mb"), "{integrations}");
+    let tests = &run.outputs[2].output;
+    assert!(tests.contains("a signed-in team member"), "one test per scenario keeps its Given");
+    assert_eq!(tests.matches("| acceptance |").count(), 10);
+    assert!(run.outputs[3].output.contains("## Migration Notes"));
+    let implementation = &run.artifacts[0].content;
+    for heading in ["## Approach", "## Tasks", "## Dependencies"] {
+        assert!(implementation.contains(heading), "{heading}");
+    }
+    assert!(implementation.contains("- [ ] T001"), "{implementation}");
+    assert!(implementation.contains("[US1]"));
+    assert_eq!(run.artifacts[1].content, "SKIP");
+    assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
+}
+
+#[test]
+fn stage_c_quality_review() {
+    let plan = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md"], None).artifacts[0].content.clone();
+    let inputs = [named("spec.md", SPEC), named("plan.md", &plan), named("tasks.md", TASKS)];
+    let run = run_stage("analyze", &inputs, &["quality_report.md", "coverage_report.html", "security_scan.json"], None);
+    let header = "| ID | Category | Severity | Location | Summary | Recommendation |";
+    let mut categories = std::collections::BTreeSet::new();
+    for output in &run.outputs {
+        assert!(output.output.contains("## Metrics"), "{}", output.agent);
+        assert!(output.output.contains("Coverage %"), "{}", output.agent);
+        for category in ["Duplication", "Ambiguity", "Underspecification", "Constitution Alignment", "Coverage Gap", "Inconsistency"] {
+            if output.output.contains(&format!("| {category} |")) {
+                categories.insert(category);
+            }
+        }
+        if !output.output.contains("No findings in this scope") {
+            assert!(output.output.contains(header), "{}", output.agent);
+        }
+    }
+    assert!(categories.contains("Ambiguity") && categories.contains("Coverage Gap"), "{categories:?}");
+    let consistency = &run.outputs[3].output;
+    assert!(consistency.contains("NEEDS CLARIFICATION: notification channel"), "{consistency}");
+    assert!(run.review.contains("## Prioritized Issues"), "{}", run.review);
+    let first_severity = run
+        .review
+        .lines()
+        .find(|line| line.starts_with("| P1 |"))
+        .expect("a first issue");
+    assert!(first_severity.contains("HIGH") || first_severity.contains("CRITICAL"), "{first_severity}");
+    let report = &run.artifacts[0].content;
+    for heading in ["## Issues", "## Impact", "## Resolution", "## Coverage", "## Metrics"] {
+        assert!(report.contains(heading), "{heading}");
+    }
+    assert!(report.contains("- Total Requirements: 16"), "{report}");
+    assert!(report.contains("- Total Tasks: 16"));
+    let html = &run.artifacts[1].content;
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("FR-011"));
+    let json: serde_json::Value = serde_json::from_str(&run.artifacts[2].content).expect("valid JSON");
+    assert!(json["risks"].as_array().is_some_and(|risks| !risks.is_empty()));
+    assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
+}
+
+#[test]
+fn same_input_same_bytes() {
+    let inputs = [named("spec.md", SPEC), named("tasks.md", TASKS)];
+    for (stage, _) in AGENTS {
+        let first = run_stage(stage, &inputs, &["plan.md", "implementation_plan.md", "quality_report.md"], None);
+        let second = run_stage(stage, &inputs, &["plan.md", "implementation_plan.md", "quality_report.md"], None);
+        for (a, b) in first.outputs.iter().zip(&second.outputs) {
+            assert_eq!(a.output, b.output, "{}", a.agent);
+        }
+        assert_eq!(first.review, second.review);
+        for (a, b) in first.artifacts.iter().zip(&second.artifacts) {
+            assert_eq!(a.content, b.content, "{}", a.name);
+        }
+        assert_eq!(first.qa, second.qa);
+    }
+}
+
+#[test]
+fn a_failed_agent_is_a_gap_and_the_plan_still_passes() {
+    let run = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md", "planning-summary.md"], Some("requirements-analyst"));
+    assert!(run.review.contains("`requirements-analyst` failed"), "{}", run.review);
+    assert!(run.artifacts[0].content.contains("`requirements-analyst` failed"));
+    assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
+}
+
+#[test]
+fn qa_asks_for_rework_on_missing_structure_and_the_rework_answers_it() {
+    let agent = BuiltinAgent::new();
+    let inputs = [named("spec.md", SPEC)];
+    let broken = named("plan.md", "# Implementation Plan: x\n\n## Summary\n\nFR-001 only.\n\n## Technical Context\n\n");
+    let qa = agent.answer(&request(
+        "plan",
+        Phase::Qa,
+        "main-agent",
+        CallMaterials {
+            artifacts: vec![broken],
+            ..base("plan", &inputs)
+        },
+    ));
+    assert!(qa.ends_with("VERDICT: REWORK\n"), "{qa}");
+    assert!(qa.contains("lacks the required section `## Constitution Check`"));
+    assert!(qa.contains("section `## Technical Context` is empty"));
+    assert!(qa.contains("does not trace FR-002"));
+    assert!(qa.contains("planning-summary.md is missing"));
+    let (verdict, feedback) = stagegate_engine::qa_check::parse_verdict(&qa);
+    assert_eq!(verdict, stagegate_engine::event::Verdict::Rework);
+
+    let reworked = agent.answer(&request(
+        "plan",
+        Phase::Synthesis,
+        "lead-synthesizer-a",
+        CallMaterials {
+            artifact: Some("plan.md".to_owned()),
+            feedback: Some(feedback),
+            previous: Some("old".to_owned()),
+            ..base("plan", &inputs)
+        },
+    ));
+    assert!(reworked.contains("## Revisions"), "{reworked}");
+    assert!(reworked.contains("> plan.md does not trace FR-002"), "{reworked}");
+    assert!(reworked.contains("now traced in this artifact"));
+}
+
+#[test]
+fn unknown_agents_fall_back_by_phase_and_role() {
+    let agent = BuiltinAgent::new();
+    let inputs = [named("spec.md", SPEC)];
+    let mut materials = base("security-audit", &inputs);
+    materials.role = "Threat Modeler".to_owned();
+    let threat = agent.answer(&request("security-audit", Phase::Agent, "threat-modeler", materials));
+    assert!(threat.contains("## Risks"), "{threat}");
+    let mut materials = base("security-audit", &inputs);
+    materials.role = "Librarian".to_owned();
+    materials.task = "Catalogue the terms the feature uses".to_owned();
+    let other = agent.answer(&request("security-audit", Phase::Agent, "librarian", materials));
+    assert!(other.contains("## Task") && other.ends_with('\n'));
+    confidence_of(&other);
+    let mut materials = base("security-audit", &inputs);
+    materials.artifact = Some("security_audit.md".to_owned());
+    let audit = agent.answer(&request("security-audit", Phase::Synthesis, "lead-synthesizer-c", materials));
+    assert!(audit.starts_with("# Security audit: Team Photo Albums"), "{audit}");
+}
+
+#[test]
+fn hostile_inputs_never_panic() {
+    let mut big = String::new();
+    while big.len() < 2 << 20 {
+        big.push_str("- **FR-001**: System MUST be fast and secure [NEEDS CLARIFICATION: ???\r\n### User Story 1 (Priority: P1)\r\n1. Given x When y Then z\r\n");
+    }
+    let odd = [
+        String::new(),
+        "\0\u{1}\u{2}binary".to_owned(),
+        "{\"not\": \"markdown\"}".to_owned(),
+        "# Feature Specification: ünïcödé ✓\n\n- **FR-1**: é[NEEDS CLARIFICATION".to_owned(),
+        "|||\n```\n- [ ] T1 [US\n## \n### User Story (Priority: P)\n1. Given".to_owned(),
+        big,
+    ];
+    let agent = BuiltinAgent::new();
+    for content in &odd {
+        let inputs = [named("spec.md", content), named("tasks.md", content), named("plan.md", content)];
+        for (stage, agents) in AGENTS {
+            let started = std::time::Instant::now();
+            for id in *agents {
+                let text = agent.answer(&request(stage, Phase::Agent, id, base(stage, &inputs)));
+                confidence_of(&text);
+            }
+            for artifact in ["plan.md", "planning-summary.md", "research.md", "data-model.md", "implementation_plan.md", "quality_report.md", "coverage_report.html", "security_scan.json"] {
+                let mut materials = base(stage, &inputs);
+                materials.artifact = Some(artifact.to_owned());
+                materials.feedback = Some(content.clone());
+                let text = agent.answer(&request(stage, Phase::Synthesis, synthesizer(stage), materials));
+                assert!(!text.is_empty());
+            }
+            let review = agent.answer(&request(stage, Phase::Review, reviewer(stage), base(stage, &inputs)));
+            confidence_of(&review);
+            let mut materials = base(stage, &inputs);
+            materials.artifacts = vec![named("plan.md", content), named("security_scan.json", content)];
+            let qa = agent.answer(&request(stage, Phase::Qa, "main-agent", materials));
+            assert!(qa.ends_with("VERDICT: PASS\n") || qa.ends_with("VERDICT: REWORK\n"));
+            assert!(started.elapsed() < Duration::from_secs(60), "stage {stage} took {:?}", started.elapsed());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_backend_answers_and_honours_cancellation() {
+    let agent = BuiltinAgent::new();
+    assert_eq!(agent.kind(), "builtin");
+    let inputs = [named("spec.md", SPEC)];
+    let outcome = agent.run(request("plan", Phase::Agent, "requirements-analyst", base("plan", &inputs))).await;
+    assert!(outcome.result.expect("an answer").contains("# Requirements Analysis"));
+    let cancelled = request("plan", Phase::Agent, "requirements-analyst", base("plan", &inputs));
+    cancelled.cancel.cancel();
+    let outcome = agent.run(cancelled).await;
+    assert_eq!(outcome.result, Err(stagegate_engine::backend::Failure::Cancelled));
+}
+
+/// `STAGEGATE_PRINT_ANALYSTS=1 cargo test -p stagegate-analysts print -- --nocapture` shows
+/// every output of the example feature, for reading them.
+#[test]
+fn print_outputs_when_asked() {
+    if std::env::var_os("STAGEGATE_PRINT_ANALYSTS").is_none() {
+        return;
+    }
+    let plan = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md", "planning-summary.md", "research.md", "data-model.md"], None);
+    let plan_text = plan.artifacts[0].content.clone();
+    let prep = run_stage("prep", &[named("spec.md", SPEC), named("plan.md", &plan_text)], &["implementation_plan.md"], None);
+    let analyze = run_stage("analyze", &[named("spec.md", SPEC), named("plan.md", &plan_text), named("tasks.md", TASKS)], &["quality_report.md", "security_scan.json"], None);
+    for run in [plan, prep, analyze] {
+        for output in &run.outputs {
+            println!("=================== {}\n{}", output.agent, output.output);
+        }
+        println!("=================== review\n{}", run.review);
+        for artifact in &run.artifacts {
+            println!("=================== {}\n{}", artifact.name, artifact.content);
+        }
+        println!("=================== qa\n{}", run.qa);
+    }
+}
