@@ -10,6 +10,8 @@ mod configuration;
 mod gate;
 #[path = "cli/harness.rs"]
 mod harness;
+#[path = "cli/init.rs"]
+mod init;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/stage_inputs.rs"]
