@@ -40,6 +40,8 @@ CREATE TABLE attempts (
     output_hash     TEXT,
     output_bytes    INTEGER,
     confidence      REAL,
+    input_tokens    INTEGER,
+    output_tokens   INTEGER,
     PRIMARY KEY (run_id, stage, phase, agent, attempt)
 ) STRICT;
 

@@ -71,6 +71,10 @@ pub struct AttemptRecord {
     pub output_bytes: Option<i64>,
     /// The agent's `CONFIDENCE:` line, 0.0 to 1.0.
     pub confidence: Option<f64>,
+    /// Tokens the model reported reading, when the backend reports usage.
+    pub input_tokens: Option<i64>,
+    /// Tokens the model reported writing.
+    pub output_tokens: Option<i64>,
 }
 
 /// The approval gate of one stage of a run.

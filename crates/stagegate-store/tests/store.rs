@@ -38,6 +38,8 @@ fn attempt(run_id: &str, agent: &str, number: u32) -> AttemptRecord {
         output_hash: None,
         output_bytes: None,
         confidence: None,
+        input_tokens: None,
+        output_tokens: None,
     }
 }
 
@@ -265,6 +267,8 @@ async fn attempts_upsert_on_their_identity() {
         output_hash: Some(stagegate_store::content_hash(b"partial")),
         output_bytes: Some(7),
         confidence: Some(0.75),
+        input_tokens: Some(1200),
+        output_tokens: Some(340),
         ..started.clone()
     };
     store.record_attempt(&finished).await.unwrap();

@@ -103,6 +103,8 @@ impl Recorder {
                         output_hash: None,
                         output_bytes: None,
                         confidence: None,
+                        input_tokens: None,
+                        output_tokens: None,
                     })
                     .await
                     .map_err(|error| error.to_string())?;
@@ -116,6 +118,7 @@ impl Recorder {
                 output_bytes,
                 output_hash,
                 confidence,
+                usage,
                 cache_key,
                 at_ms,
                 output,
@@ -149,6 +152,8 @@ impl Recorder {
                         output_hash: output_hash.clone(),
                         output_bytes: Some(i64::try_from(*output_bytes).unwrap_or(i64::MAX)),
                         confidence: *confidence,
+                        input_tokens: usage.map(|usage| tokens(usage.input_tokens)),
+                        output_tokens: usage.map(|usage| tokens(usage.output_tokens)),
                     })
                     .await
                     .map_err(|error| error.to_string())?;
@@ -186,6 +191,9 @@ impl Recorder {
                         output_hash: Some(output_hash.clone()),
                         output_bytes: Some(i64::try_from(*output_bytes).unwrap_or(i64::MAX)),
                         confidence: *confidence,
+                        // A cache hit costs no tokens.
+                        input_tokens: None,
+                        output_tokens: None,
                     })
                     .await
                     .map_err(|error| error.to_string())?;
@@ -256,6 +264,10 @@ impl EventSink for Recorder {
             .await
             .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
     }
+}
+
+fn tokens(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// The key an attempt is filed under: the agent, and for a synthesis also the artifact

@@ -12,13 +12,15 @@ impl Store {
         let mut transaction = self.begin_write(operation).await?;
         sqlx::query(
             "INSERT INTO attempts (run_id, stage, phase, agent, attempt, backend, started_at_ms, \
-             finished_at_ms, outcome, failure_reason, output_hash, output_bytes, confidence) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             finished_at_ms, outcome, failure_reason, output_hash, output_bytes, confidence, \
+             input_tokens, output_tokens) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (run_id, stage, phase, agent, attempt) DO UPDATE SET \
              backend = excluded.backend, started_at_ms = excluded.started_at_ms, \
              finished_at_ms = excluded.finished_at_ms, outcome = excluded.outcome, \
              failure_reason = excluded.failure_reason, output_hash = excluded.output_hash, \
-             output_bytes = excluded.output_bytes, confidence = excluded.confidence",
+             output_bytes = excluded.output_bytes, confidence = excluded.confidence, \
+             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens",
         )
         .bind(&attempt.run_id)
         .bind(&attempt.stage)
@@ -33,6 +35,8 @@ impl Store {
         .bind(&attempt.output_hash)
         .bind(attempt.output_bytes)
         .bind(attempt.confidence)
+        .bind(attempt.input_tokens)
+        .bind(attempt.output_tokens)
         .execute(&mut *transaction)
         .await
         .map_err(|error| self.write_error(operation, &attempt.run_id, error))?;
@@ -46,7 +50,8 @@ impl Store {
     pub async fn attempts(&self, run_id: &str) -> Result<Vec<AttemptRecord>, crate::StoreError> {
         let rows = sqlx::query(
             "SELECT run_id, stage, phase, agent, attempt, backend, started_at_ms, finished_at_ms, \
-             outcome, failure_reason, output_hash, output_bytes, confidence FROM attempts \
+             outcome, failure_reason, output_hash, output_bytes, confidence, input_tokens, \
+             output_tokens FROM attempts \
              WHERE run_id = ? ORDER BY rowid",
         )
         .bind(run_id)
@@ -71,6 +76,8 @@ impl Store {
                     output_hash: self.column(row, "output_hash")?,
                     output_bytes: self.column(row, "output_bytes")?,
                     confidence: self.column(row, "confidence")?,
+                    input_tokens: self.column(row, "input_tokens")?,
+                    output_tokens: self.column(row, "output_tokens")?,
                 })
             })
             .collect()

@@ -911,6 +911,8 @@ mod tests {
             output_hash: None,
             output_bytes: None,
             confidence: None,
+            input_tokens: None,
+            output_tokens: None,
         }
     }
 

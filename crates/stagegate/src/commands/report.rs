@@ -311,6 +311,8 @@ mod tests {
             output_hash: None,
             output_bytes: Some(10),
             confidence: Some(0.5),
+            input_tokens: None,
+            output_tokens: None,
         }
     }
 

@@ -124,6 +124,8 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
                 "stage": summary.stage, "phase": summary.phase, "agent": summary.agent,
                 "attempts": summary.attempts, "outcome": summary.outcome, "failure_reason": summary.failure_reason,
                 "duration_ms": summary.duration_ms, "confidence": summary.confidence,
+                "input_tokens": summary.tokens.map(|tokens| tokens.0),
+                "output_tokens": summary.tokens.map(|tokens| tokens.1),
             })).collect::<Vec<_>>(),
             "gates": gates,
             "decisions": decisions,
@@ -160,11 +162,15 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
         for summary in agents.iter().filter(|summary| &summary.stage == stage) {
             let _ = writeln!(
                 out,
-                "  {:<9} {:<40} {:<10} attempts {}{}",
+                "  {:<9} {:<40} {:<10} attempts {}{}{}",
                 summary.phase,
                 summary.agent,
                 summary.outcome,
                 summary.attempts,
+                summary
+                    .tokens
+                    .map(|(input, output)| format!("  tokens {input} in / {output} out"))
+                    .unwrap_or_default(),
                 summary
                     .failure_reason
                     .as_deref()
@@ -232,6 +238,8 @@ struct AgentSummary {
     failure_reason: Option<String>,
     duration_ms: i64,
     confidence: Option<f64>,
+    /// Tokens read and written over every attempt, when the backend reported them.
+    tokens: Option<(i64, i64)>,
 }
 
 fn agent_summaries(attempts: &[AttemptRecord]) -> Vec<AgentSummary> {
@@ -275,6 +283,10 @@ fn agent_summaries(attempts: &[AttemptRecord]) -> Vec<AgentSummary> {
                     .filter_map(|attempt| Some(attempt.finished_at_ms? - attempt.started_at_ms))
                     .sum(),
                 confidence: last.and_then(|attempt| attempt.confidence),
+                tokens: attempts
+                    .iter()
+                    .filter_map(|attempt| Some((attempt.input_tokens?, attempt.output_tokens?)))
+                    .reduce(|(input, output), (more_in, more_out)| (input + more_in, output + more_out)),
             }
         })
         .collect()
