@@ -213,6 +213,7 @@ impl Store {
 /// Looks at an existing database without changing it: a read-only connection, no journal-mode
 /// switch, two reads. Refuses newer schemas, foreign databases and files that are not databases.
 async fn inspect_existing(path: &Path) -> Result<(), StoreError> {
+    check_header(path)?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
@@ -224,6 +225,34 @@ async fn inspect_existing(path: &Path) -> Result<(), StoreError> {
     // Closing a read-only connection cannot change the file; its error adds nothing.
     let _ = connection.close().await;
     result
+}
+
+/// A non-empty file that does not start with SQLite's header is not a database, whatever a
+/// `-wal` file left beside it holds: SQLite would read the first page from that WAL and go on
+/// over the garbage (and a later checkpoint would write into the file). An empty file is a new
+/// database; a file that cannot be read is left to SQLite to report.
+fn check_header(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read as _;
+    const MAGIC: &[u8] = b"SQLite format 3\0";
+    let mut header = Vec::with_capacity(MAGIC.len());
+    let Ok(file) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    if file
+        .take(MAGIC.len() as u64)
+        .read_to_end(&mut header)
+        .is_err()
+    {
+        return Ok(());
+    }
+    if header.is_empty() || header == MAGIC {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt {
+        path: path.to_path_buf(),
+        // SQLite's own words for the same finding.
+        detail: "file is not a database".to_owned(),
+    })
 }
 
 async fn inspect_connection(

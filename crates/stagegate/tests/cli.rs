@@ -6,6 +6,8 @@
 mod agent_failures;
 #[path = "cli/configuration.rs"]
 mod configuration;
+#[path = "cli/durability.rs"]
+mod durability;
 #[path = "cli/gate.rs"]
 mod gate;
 #[path = "cli/harness.rs"]

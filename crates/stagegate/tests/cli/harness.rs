@@ -18,6 +18,7 @@ use tempfile::TempDir;
 
 /// The exit codes of PRODUCT.md §3.
 pub const EXIT_DONE: i32 = 0;
+pub const EXIT_INTERNAL: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_STAGE_FAILED: i32 = 3;
 pub const EXIT_REJECTED: i32 = 4;
@@ -338,6 +339,44 @@ impl TestRepo {
             .unwrap_or_else(|error| panic!("read {}: {error}", path.display()))
     }
 
+    /// `status --json`, or `None` when the command fails (a reader can lose a race with the
+    /// process writing the state database; pollers try again).
+    pub fn try_status(&self) -> Option<Value> {
+        let outcome = self.run(&["status", "--json"]);
+        (outcome.code == EXIT_DONE)
+            .then(|| serde_json::from_str(&outcome.stdout).ok())
+            .flatten()
+    }
+
+    /// `status RUN --json`, or `None` when the command fails (see [`TestRepo::try_status`]).
+    pub fn try_run_status(&self, run_id: &str) -> Option<Value> {
+        let outcome = self.run(&["status", run_id, "--json"]);
+        (outcome.code == EXIT_DONE)
+            .then(|| serde_json::from_str(&outcome.stdout).ok())
+            .flatten()
+    }
+
+    /// The pid of the fake agent `agent` once its call in `phase` started (behaviour
+    /// `started-then-sleep`), waiting for it up to a deadline.
+    pub fn wait_until_started(&self, agent: &str, phase: &str) -> u32 {
+        self.wait_for_pid(&format!("{agent}.{phase}.started"))
+    }
+
+    /// Kills the background `sleep` a `started-then-sleep` call of `agent` in `phase` left
+    /// behind (it outlives its fake agent when stagegate is killed), if it still runs.
+    pub fn kill_leftover_sleep(&self, agent: &str, phase: &str) {
+        let path = self.fake_dir.join(format!("{agent}.{phase}.sleep.pid"));
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            && process_alive(pid)
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    }
+
     /// Reads a pid the fake agent wrote, waiting for it up to a deadline.
     pub fn wait_for_pid(&self, file: &str) -> u32 {
         let path = self.fake_dir.join(file);
@@ -361,6 +400,48 @@ pub fn poll<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<
             return None;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Calls `probe` until it answers or `limit` passes; fails the test naming `what` otherwise.
+pub fn wait_until<T>(limit: Duration, what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    poll(limit, probe).unwrap_or_else(|| panic!("gave up after {limit:?} waiting for {what}"))
+}
+
+/// Kills a process started with [`TestRepo::spawn`] with SIGKILL (`kill -9`: no cleanup runs)
+/// and reaps it.
+pub fn kill_9(child: &mut std::process::Child) {
+    // `Child::kill` sends SIGKILL on Unix.
+    child.kill().expect("kill -9 stagegate");
+    let status = child.wait().expect("reap stagegate");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "stagegate ended before it was killed: {status:?}"
+    );
+}
+
+/// Waits up to `limit` for a process started with [`TestRepo::spawn`] (`args` are its
+/// arguments, for messages) to end by itself, and collects how it ended. Its output must fit
+/// the pipes' buffers (progress lines and a stage's JSON events do).
+pub fn wait_for_exit(mut child: std::process::Child, args: &[&str], limit: Duration) -> Outcome {
+    let ended = poll(limit, || child.try_wait().expect("wait for stagegate"));
+    if ended.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "`stagegate {}` did not end within {limit:?}",
+            args.join(" ")
+        );
+    }
+    let output = child
+        .wait_with_output()
+        .expect("collect stagegate's output");
+    Outcome {
+        args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
