@@ -147,6 +147,8 @@ struct StageLoop<'a, S> {
     memo: Option<&'a dyn CallMemo>,
     /// The discovery step's output, for the agents' prompts.
     discovery: Option<String>,
+    /// Every adaptive adjustment made so far, for the summary artifact.
+    adjustments_made: Vec<Adjustment>,
 }
 
 impl<'a, S: EventSink> StageLoop<'a, S> {
@@ -172,6 +174,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             timed_out: false,
             memo: None,
             discovery: None,
+            adjustments_made: Vec::new(),
         }
     }
 
@@ -221,6 +224,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
     }
 
     async fn emit_adjustment(&mut self, adjustment: Adjustment) -> Result<(), StageError> {
+        self.adjustments_made.push(adjustment.clone());
         self.sink
             .emit(&Event::Adjusted {
                 run_id: self.context.run_id.clone(),
@@ -620,7 +624,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 }
             };
             let content = if name == plan.summary_artifact {
-                append_agent_outcomes(&content, plan, product)
+                append_agent_outcomes(&content, plan, product, &self.adjustments_made)
             } else {
                 content
             };
@@ -907,7 +911,12 @@ fn is_skip(content: &str) -> bool {
 
 /// The engine's own section in the stage's summary artifact: every agent's outcome, so that a
 /// partial failure is visible to the person at the gate.
-fn append_agent_outcomes(content: &str, plan: &StagePlan, product: &StageProduct) -> String {
+fn append_agent_outcomes(
+    content: &str,
+    plan: &StagePlan,
+    product: &StageProduct,
+    adjustments: &[Adjustment],
+) -> String {
     let mut section =
         String::from("\n\n## Agent outcomes\n\n| agent | role | outcome |\n|---|---|---|\n");
     for agent in &plan.agents {
@@ -931,6 +940,12 @@ fn append_agent_outcomes(content: &str, plan: &StagePlan, product: &StageProduct
             "\nPartial failure: {failed} of {total} agents failed; the quorum ({} of {total}) held and the review was told which.\n",
             crate::quorum::needed_successes(total, plan.min_success_ratio)
         ));
+    }
+    if !adjustments.is_empty() {
+        section.push_str("\n## Adaptive adjustments\n\n");
+        for adjustment in adjustments {
+            section.push_str(&format!("- {adjustment}\n"));
+        }
     }
     format!("{}{}", content.trim_end(), section)
 }

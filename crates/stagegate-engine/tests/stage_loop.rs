@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stagegate_engine::adaptive::Adaptation;
+use stagegate_engine::adaptive::{Adaptation, LiveRules};
 use stagegate_engine::backend::{
     AgentOutcome, AgentRequest, Backend, BoxFuture, CallIdentity, Failure, Phase,
 };
@@ -1246,4 +1246,78 @@ async fn ctrl_c_interrupts_the_synthesis() {
     assert_eq!(syntheses.len(), 1, "no retry after a cancel");
     assert_eq!(syntheses[0].ended, t0 + 5 * SECOND);
     assert!(of_phase(&calls, Phase::Qa).is_empty());
+}
+
+// ----- adaptive rules while the agents run -----------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_rate_above_the_threshold_lowers_the_concurrency_for_the_agents_left() {
+    let agents = ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"];
+    let mut harness = Harness::new(
+        &agents,
+        &[
+            ("a1", Behavior::FailPermanent),
+            ("a2", Behavior::FailPermanent),
+        ],
+    );
+    harness.plan.min_success_ratio = 0.5;
+    harness.plan.adaptation.live = Some(LiveRules {
+        failure_rate: 0.3,
+        timeout_rate: 0.2,
+    });
+    let (result, events) = harness.run().await;
+    result.expect("6 of 8 meet a 50 % quorum");
+    let adjusted: Vec<(&str, &str, &str)> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Adjusted {
+                setting, from, to, ..
+            } => Some((setting.as_str(), from.as_str(), to.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(adjusted, vec![("concurrency", "3", "2")], "lowered once");
+    // The agents started after the adjustment never ran more than 2 at once.
+    let calls = harness.calls();
+    let agent_calls = of_phase(&calls, Phase::Agent);
+    let later: Vec<&CallRecord> = agent_calls
+        .iter()
+        .copied()
+        .filter(|call| ["a5", "a6", "a7", "a8"].contains(&call.identity.agent.as_str()))
+        .collect();
+    assert!(max_in_flight(&later) <= 2, "{later:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_rate_above_the_threshold_lengthens_the_remaining_timeouts() {
+    let agents = ["h1", "s2", "s3", "s4", "s5"];
+    let mut harness = Harness::new(
+        &agents,
+        &[
+            ("h1", Behavior::Hang),
+            ("s2", succeed(Duration::from_millis(10), "quick")),
+            ("s3", succeed(Duration::from_millis(10), "quick")),
+            ("s4", succeed(Duration::from_millis(10), "quick")),
+            ("s5", succeed(Duration::from_millis(10), "quick")),
+        ],
+    );
+    for id in agents {
+        harness.agent_mut(id).retry = RetryPolicy::new(0, SECOND);
+    }
+    harness.plan.min_success_ratio = 0.5;
+    harness.plan.concurrency = 1;
+    harness.plan.adaptation.live = Some(LiveRules {
+        failure_rate: 1.0,
+        timeout_rate: 0.2,
+    });
+    let (result, events) = harness.run().await;
+    result.expect("4 of 5 succeed");
+    let raised = events.iter().any(|event| {
+        matches!(event, Event::Adjusted { setting, from, to, .. }
+            if setting == "remaining timeouts" && from == "30s" && to == "45s")
+    });
+    assert!(raised, "{events:#?}");
+    let calls = harness.calls();
+    let s4 = attempts_of(&calls, "s4");
+    assert_eq!(s4[0].deadline - s4[0].started, 45 * SECOND);
 }

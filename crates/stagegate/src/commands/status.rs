@@ -117,6 +117,13 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
         }
     }
     let agents = agent_summaries(&attempts);
+    let events = store.events(&run.id).await?;
+    // What shaped each stage: its input scores and the adaptive adjustments, from the log.
+    let shaping: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|event| matches!(event.kind.as_str(), "inputs_scored" | "adjusted"))
+        .map(|event| &event.payload)
+        .collect();
     if json {
         let value = json!({
             "run": run,
@@ -129,6 +136,7 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
             })).collect::<Vec<_>>(),
             "gates": gates,
             "decisions": decisions,
+            "scores_and_adjustments": shaping,
             "commands": pending_commands(&run, &gates),
         });
         stdout_line!(
@@ -159,6 +167,34 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
                 None => "not started",
             }
         );
+        for payload in shaping
+            .iter()
+            .filter(|payload| payload.get("stage").and_then(|value| value.as_str()) == Some(stage))
+        {
+            let text = |key: &str| {
+                payload
+                    .get(key)
+                    .map(|value| {
+                        value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_owned)
+                    })
+                    .unwrap_or_default()
+            };
+            if payload.get("complexity_parts").is_some() {
+                let _ = writeln!(out, "  complexity  {}", text("complexity_parts"));
+                let _ = writeln!(out, "  uncertainty {}", text("uncertainty_parts"));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  adjusted {} {} → {}: {}",
+                    text("setting"),
+                    text("from"),
+                    text("to"),
+                    text("reason")
+                );
+            }
+        }
         for summary in agents.iter().filter(|summary| &summary.stage == stage) {
             let _ = writeln!(
                 out,
@@ -286,7 +322,9 @@ fn agent_summaries(attempts: &[AttemptRecord]) -> Vec<AgentSummary> {
                 tokens: attempts
                     .iter()
                     .filter_map(|attempt| Some((attempt.input_tokens?, attempt.output_tokens?)))
-                    .reduce(|(input, output), (more_in, more_out)| (input + more_in, output + more_out)),
+                    .reduce(|(input, output), (more_in, more_out)| {
+                        (input + more_in, output + more_out)
+                    }),
             }
         })
         .collect()
