@@ -122,14 +122,14 @@ pub(crate) fn parse(source: &str) -> Document {
         // A plain line: it continues the item or paragraph above, unless it starts a bold label
         // (`**Created**: …`), which spec-kit writes one per line without blank lines between.
         let starts_label = trimmed.starts_with("**") || trimmed.starts_with("__");
-        if continuable && !starts_label {
-            if let Some(last) = document.blocks.last_mut() {
-                if matches!(last.kind, BlockKind::Item { .. } | BlockKind::Paragraph) {
-                    last.text.push(' ');
-                    last.text.push_str(trimmed);
-                    continue;
-                }
-            }
+        if continuable
+            && !starts_label
+            && let Some(last) = document.blocks.last_mut()
+            && matches!(last.kind, BlockKind::Item { .. } | BlockKind::Paragraph)
+        {
+            last.text.push(' ');
+            last.text.push_str(trimmed);
+            continue;
         }
         document.blocks.push(Block {
             kind: BlockKind::Paragraph,
@@ -331,10 +331,8 @@ pub(crate) fn sections(document: &Document) -> Vec<(String, bool)> {
                 }
             }
             _ => {
-                if open {
-                    if let Some(last) = sections.last_mut() {
-                        last.1 = true;
-                    }
+                if open && let Some(last) = sections.last_mut() {
+                    last.1 = true;
                 }
             }
         }

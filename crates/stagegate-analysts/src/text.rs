@@ -56,10 +56,10 @@ pub(crate) const VAGUE_WORDS: &[&str] = &[
 /// Placeholders that mark unfinished text.
 pub(crate) const PLACEHOLDERS: &[&str] = &["TODO", "TBD", "TKTK", "???", "XXX", "FIXME"];
 
-/// Words of a text: runs of letters, digits, `-` and `'`, lower-cased.
+/// Words of a text: runs of letters, digits and `-`, lower-cased (`album's` → `album`, `s`).
 pub(crate) fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\''))
-        .map(|word| word.trim_matches(|c| c == '-' || c == '\'').to_lowercase())
+    text.split(|c: char| !(c.is_alphanumeric() || c == '-'))
+        .map(|word| word.trim_matches('-').to_lowercase())
         .filter(|word| !word.is_empty())
 }
 

@@ -53,7 +53,7 @@ const CROSS_CUTTING: &[(&[&str], &str, &str)] = &[
         "storing uploaded files and serving them back",
     ),
     (
-        &["notify", "notification", "email", "send", "message"],
+        &["notify", "notification", "email", "send"],
         "Notification delivery",
         "producing and delivering notifications",
     ),
@@ -77,12 +77,16 @@ const CROSS_CUTTING: &[(&[&str], &str, &str)] = &[
 pub(crate) fn components(spec: &Spec) -> Vec<Component> {
     let traces = traceability::trace(spec);
     let mut components = Vec::new();
+    // A story's component is named after the entities its title names that no earlier story's
+    // component owns ("Comment on photos" → "Comment service"), else after the title.
+    let mut owned: Vec<String> = Vec::new();
     for story in &spec.stories {
-        let mentioned: Vec<String> =
-            entities_in(spec, &format!("{} {}", story.title, story.narrative))
-                .iter()
-                .map(|entity| entity.name.clone())
-                .collect();
+        let mentioned: Vec<String> = entities_in(spec, &story.title)
+            .iter()
+            .map(|entity| entity.name.clone())
+            .filter(|name| !owned.contains(name))
+            .collect();
+        owned.extend(mentioned.iter().cloned());
         let name = if mentioned.is_empty() {
             format!("{} service", story.title)
         } else {
@@ -263,14 +267,18 @@ pub(crate) fn entity_models(spec: &Spec) -> Vec<EntityModel> {
         .map(|entity| {
             let lower = entity.description.to_lowercase();
             let mut fields = vec!["id".to_owned()];
-            for opening in [
-                "has its ",
-                "has a ",
-                "has an ",
-                "has ",
-                "records ",
-                "with its ",
-            ] {
+            // "records who created and revoked it" → created_by, revoked_by.
+            if let Some(at) = lower.find("records who ") {
+                let clause = lower[at + "records who ".len()..]
+                    .split([';', '.'])
+                    .next()
+                    .unwrap_or("");
+                for verb in clause.split([',', ' ']).filter(|word| word.ends_with("ed")) {
+                    fields.push(format!("{verb}_by"));
+                    fields.push(format!("{verb}_at"));
+                }
+            }
+            for opening in ["has its ", "has a ", "has an ", "has ", "with its "] {
                 let mut start = 0;
                 while let Some(offset) = lower[start..].find(opening) {
                     let at = start + offset + opening.len();
@@ -278,6 +286,7 @@ pub(crate) fn entity_models(spec: &Spec) -> Vec<EntityModel> {
                     for part in clause.split([',']).flat_map(|part| part.split(" and ")) {
                         let field = part
                             .trim()
+                            .trim_start_matches("one or more ")
                             .trim_start_matches("its ")
                             .trim_start_matches("a ")
                             .trim_start_matches("an ")
@@ -301,14 +310,17 @@ pub(crate) fn entity_models(spec: &Spec) -> Vec<EntityModel> {
                     let name = other.name.to_lowercase();
                     let position = lower.find(&name)?;
                     let before = &lower[..position];
-                    let cardinality =
-                        if before.ends_with("one or more ") || before.ends_with("many ") {
-                            "has many"
-                        } else if before.ends_with("one ") || before.ends_with("a ") {
-                            "belongs to one"
-                        } else {
-                            "refers to"
-                        };
+                    let plural = lower[position + name.len()..].starts_with('s');
+                    let cardinality = if plural
+                        || before.ends_with("one or more ")
+                        || before.ends_with("many ")
+                    {
+                        "has many"
+                    } else if before.ends_with("one ") || before.ends_with("a ") {
+                        "belongs to one"
+                    } else {
+                        "refers to"
+                    };
                     Some(format!("{cardinality} {}", other.name))
                 })
                 .collect();

@@ -136,10 +136,10 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
                 .collect();
             let purpose = if lower.contains("test") {
                 "tests"
-            } else if lower.contains("model") || !entities.is_empty() {
-                "data structures"
             } else if lower.contains("service") {
                 "business rules"
+            } else if lower.contains("model") || !entities.is_empty() {
+                "data structures"
             } else if lower.contains("page")
                 || lower.contains("component")
                 || lower.contains("frontend")

@@ -643,19 +643,21 @@ pub(crate) fn analyze(feature: &Feature) -> Analysis {
                 );
             }
         }
-        if let Some(story) = &task.story {
-            if feature.has_spec && !spec.stories.is_empty() && !story_labels.contains(story) {
-                builder.add(
-                    Category::Inconsistency,
-                    Severity::Medium,
-                    task.id.clone(),
-                    format!(
-                        "{} is labelled [{story}], which is not a story of the spec",
-                        task.id
-                    ),
-                    "Relabel the task with an existing story",
-                );
-            }
+        if let Some(story) = &task.story
+            && feature.has_spec
+            && !spec.stories.is_empty()
+            && !story_labels.contains(story)
+        {
+            builder.add(
+                Category::Inconsistency,
+                Severity::Medium,
+                task.id.clone(),
+                format!(
+                    "{} is labelled [{story}], which is not a story of the spec",
+                    task.id
+                ),
+                "Relabel the task with an existing story",
+            );
         }
         for dependency in &task.depends_on {
             match task_ids.iter().position(|id| id == dependency) {

@@ -48,11 +48,16 @@ pub(crate) fn read_findings(agent: &str, output: &str) -> Vec<MergedFinding> {
             }
             Some(names) => {
                 let column = |name: &str| names.iter().position(|header| header.contains(name));
-                let (Some(severity_at), Some(summary_at)) = (
-                    column("severity"),
-                    column("summary").or_else(|| column("evidence")),
-                ) else {
+                let Some(severity_at) = column("severity") else {
                     continue;
+                };
+                // A risk register has no summary: its category says what, its evidence where.
+                let (summary_at, location_at) = match column("summary") {
+                    Some(at) => (at, column("location")),
+                    None => match (column("category"), column("evidence")) {
+                        (Some(category), evidence) => (category, evidence),
+                        (None, _) => continue,
+                    },
                 };
                 let cell = |at: Option<usize>| {
                     at.and_then(|at| cells.get(at)).cloned().unwrap_or_default()
@@ -63,7 +68,7 @@ pub(crate) fn read_findings(agent: &str, output: &str) -> Vec<MergedFinding> {
                 found.push(MergedFinding {
                     severity,
                     category: cell(column("category")),
-                    location: cell(column("location")),
+                    location: cell(location_at),
                     summary: cells.get(summary_at).cloned().unwrap_or_default(),
                     recommendation: cell(column("recommendation").or_else(|| column("mitigation"))),
                     reporters: vec![agent.to_owned()],
@@ -249,13 +254,12 @@ pub(crate) fn review(call: &Call<'_>) -> String {
     if let (Some(low), Some(high)) = (
         confidences.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
         confidences.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
-    ) {
-        if high.1 - low.1 >= 0.25 {
-            conflicts.push(format!(
+    ) && high.1 - low.1 >= 0.25
+    {
+        conflicts.push(format!(
                 "Confidence differs widely: {} {:.2} vs {} {:.2}; prefer the better-grounded output where they disagree",
                 low.0, low.1, high.0, high.1
             ));
-        }
     }
     let partial: Vec<String> = mentioned_by
         .iter()
@@ -316,8 +320,14 @@ pub(crate) fn review(call: &Call<'_>) -> String {
             out.push_str("### Critical Findings\n\n");
             for finding in merged.iter().filter(|f| f.severity == Severity::Critical) {
                 out.push_str(&format!(
-                    "- {} ({}): {}\n",
-                    finding.location, finding.category, finding.summary
+                    "- {} — {}: {}\n",
+                    finding.category,
+                    if finding.location.is_empty() {
+                        "(no location)"
+                    } else {
+                        &finding.location
+                    },
+                    finding.summary
                 ));
             }
             out.push('\n');

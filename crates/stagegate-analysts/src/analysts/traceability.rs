@@ -4,7 +4,8 @@
 //! Rule: a requirement belongs to a story when they share at least two key words that are not
 //! common to every story (one, when the requirement has at most three key words), keeping the
 //! stories with at least half the best overlap. A task implements a requirement when it names
-//! the id, or shares at least two key words that occur in at most half of the requirements.
+//! the id, or shares at least two key words that occur in at most half of the requirements (one
+//! is enough when the task is labelled with a story the requirement was traced to).
 //! Matching by words is crude but deterministic and explainable: each match lists the words.
 
 use std::collections::{BTreeSet, HashMap};
@@ -180,9 +181,11 @@ pub(crate) fn coverage(spec: &Spec, tasks: &[Task]) -> Coverage {
                 .push(position);
         }
     }
+    let traces = trace(spec);
     let mut task_used = vec![false; tasks.len()];
     let mut rows = Vec::with_capacity(requirements.len());
-    for (requirement, words) in requirements.iter().zip(&requirement_words) {
+    for ((requirement, words), trace) in requirements.iter().zip(&requirement_words).zip(&traces) {
+        let stories: Vec<String> = trace.stories.iter().map(|story| story.label()).collect();
         let mut by_id: Vec<usize> = by_requirement
             .get(requirement.id.as_str())
             .cloned()
@@ -200,7 +203,13 @@ pub(crate) fn coverage(spec: &Spec, tasks: &[Task]) -> Coverage {
             }
             by_id = counts
                 .into_iter()
-                .filter(|(_, count)| *count >= 2)
+                .filter(|(task, count)| {
+                    let same_story = tasks[*task]
+                        .story
+                        .as_ref()
+                        .is_some_and(|label| stories.contains(label));
+                    *count >= 2 || (same_story && *count >= 1)
+                })
                 .map(|(task, _)| task)
                 .collect();
             by_id.sort_unstable();

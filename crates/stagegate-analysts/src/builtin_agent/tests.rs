@@ -65,12 +65,30 @@ fn base(stage: &str, inputs: &[NamedText]) -> CallMaterials {
 const AGENTS: &[(&str, &[&str])] = &[
     (
         "plan",
-        &["requirements-analyst", "solution-architect", "risk-compliance-analyst", "estimation-scope-analyst"],
+        &[
+            "requirements-analyst",
+            "solution-architect",
+            "risk-compliance-analyst",
+            "estimation-scope-analyst",
+        ],
     ),
-    ("prep", &["core-implementer", "integrations-engineer", "test-engineer", "docs-engineer"]),
+    (
+        "prep",
+        &[
+            "core-implementer",
+            "integrations-engineer",
+            "test-engineer",
+            "docs-engineer",
+        ],
+    ),
     (
         "analyze",
-        &["completeness-reviewer", "feasibility-reviewer", "security-reviewer", "consistency-reviewer"],
+        &[
+            "completeness-reviewer",
+            "feasibility-reviewer",
+            "security-reviewer",
+            "consistency-reviewer",
+        ],
     ),
 ];
 
@@ -98,9 +116,18 @@ struct StageRun {
     qa: String,
 }
 
-fn run_stage(stage: &str, inputs: &[NamedText], artifacts: &[&str], skip_agent: Option<&str>) -> StageRun {
+fn run_stage(
+    stage: &str,
+    inputs: &[NamedText],
+    artifacts: &[&str],
+    skip_agent: Option<&str>,
+) -> StageRun {
     let agent = BuiltinAgent::new();
-    let agents = AGENTS.iter().find(|(id, _)| *id == stage).map(|(_, agents)| *agents).unwrap_or(&[]);
+    let agents = AGENTS
+        .iter()
+        .find(|(id, _)| *id == stage)
+        .map(|(_, agents)| *agents)
+        .unwrap_or(&[]);
     let mut outputs = Vec::new();
     let mut failures = Vec::new();
     for id in agents {
@@ -163,7 +190,9 @@ fn run_stage(stage: &str, inputs: &[NamedText], artifacts: &[&str], skip_agent: 
 
 fn confidence_of(text: &str) -> f64 {
     let line = text.lines().last().unwrap_or("");
-    let value = line.strip_prefix("CONFIDENCE: ").unwrap_or_else(|| panic!("no confidence line: {line}"));
+    let value = line
+        .strip_prefix("CONFIDENCE: ")
+        .unwrap_or_else(|| panic!("no confidence line: {line}"));
     assert_eq!(value.len(), 4, "{value}");
     value.parse().expect("a number")
 }
@@ -177,23 +206,52 @@ fn all_ids() -> Vec<String> {
 #[test]
 fn stage_a_analysts_review_synthesis_and_qa() {
     let inputs = [named("spec.md", SPEC)];
-    let run = run_stage("plan", &inputs, &["plan.md", "planning-summary.md", "research.md", "data-model.md", "contracts/"], None);
+    let run = run_stage(
+        "plan",
+        &inputs,
+        &[
+            "plan.md",
+            "planning-summary.md",
+            "research.md",
+            "data-model.md",
+            "contracts/",
+        ],
+        None,
+    );
     for output in &run.outputs {
         let confidence = confidence_of(&output.output);
         assert!((0.1..=0.95).contains(&confidence), "{}", output.agent);
-        assert!(confidence < 0.9, "two open questions lower it: {}", output.agent);
+        assert!(
+            confidence < 0.9,
+            "two open questions lower it: {}",
+            output.agent
+        );
     }
     let requirements = &run.outputs[0].output;
     for id in all_ids() {
-        assert!(requirements.contains(&format!("| {id} |")), "{id} not traced:\n{requirements}");
+        assert!(
+            requirements.contains(&format!("| {id} |")),
+            "{id} not traced:\n{requirements}"
+        );
     }
     assert!(requirements.contains("NEEDS CLARIFICATION: notification channel"));
     assert!(requirements.contains("| FR-008 |"));
-    for section in ["## Objectives", "## Success Metrics", "## Dependencies", "## Constraints", "## Open Questions"] {
+    for section in [
+        "## Objectives",
+        "## Success Metrics",
+        "## Dependencies",
+        "## Constraints",
+        "## Open Questions",
+    ] {
         assert!(requirements.contains(section), "{section}");
     }
     let architect = &run.outputs[1].output;
-    for section in ["## Components", "## Data Model", "## Interfaces", "## Alternatives and Trade-offs"] {
+    for section in [
+        "## Components",
+        "## Data Model",
+        "## Interfaces",
+        "## Alternatives and Trade-offs",
+    ] {
         assert!(architect.contains(section), "{section}");
     }
     assert!(architect.contains("**Share Link**"));
@@ -204,12 +262,25 @@ fn stage_a_analysts_review_synthesis_and_qa() {
     let estimate = &run.outputs[3].output;
     assert!(estimate.contains("P1 stories (MVP)") && estimate.contains("person-days"));
 
-    assert!(run.review.contains("## Coverage by Agent") && run.review.contains("## Synthesis Guidance"));
+    assert!(
+        run.review.contains("## Coverage by Agent") && run.review.contains("## Synthesis Guidance")
+    );
     let plan = &run.artifacts[0].content;
-    for heading in ["# Implementation Plan: Team Photo Albums", "## Summary", "## Technical Context", "## Constitution Check", "## Project Structure", "## Complexity Tracking"] {
+    for heading in [
+        "# Implementation Plan: Team Photo Albums",
+        "## Summary",
+        "## Technical Context",
+        "## Constitution Check",
+        "## Project Structure",
+        "## Complexity Tracking",
+    ] {
         assert!(plan.contains(heading), "{heading}\n{plan}");
     }
-    assert!(plan.contains("**Problem**") && plan.contains("**Solution**") && plan.contains("**Implementation**"));
+    assert!(
+        plan.contains("**Problem**")
+            && plan.contains("**Solution**")
+            && plan.contains("**Implementation**")
+    );
     for id in all_ids() {
         assert!(plan.contains(&id), "{id}");
     }
@@ -223,16 +294,26 @@ fn stage_a_analysts_review_synthesis_and_qa() {
 
 #[test]
 fn stage_b_from_the_approved_plan() {
-    let plan = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md"], None).artifacts[0].content.clone();
+    let plan = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md"], None).artifacts[0]
+        .content
+        .clone();
     let inputs = [named("spec.md", SPEC), named("plan.md", &plan)];
-    let run = run_stage("prep", &inputs, &["implementation_plan.md", "test_fixtures/"], None);
+    let run = run_stage(
+        "prep",
+        &inputs,
+        &["implementation_plan.md", "test_fixtures/"],
+        None,
+    );
     let core = &run.outputs[0].output;
     assert!(core.contains("## Modules and Files"), "{core}");
     let integrations = &run.outputs[1].output;
     assert!(integrations.contains("## API Contracts") && integrations.contains("## Configuration"));
     assert!(integrations.contains("fr_002.max_mb"), "{integrations}");
     let tests = &run.outputs[2].output;
-    assert!(tests.contains("a signed-in team member"), "one test per scenario keeps its Given");
+    assert!(
+        tests.contains("a signed-in team member"),
+        "one test per scenario keeps its Given"
+    );
     assert_eq!(tests.matches("| acceptance |").count(), 10);
     assert!(run.outputs[3].output.contains("## Migration Notes"));
     let implementation = &run.artifacts[0].content;
@@ -247,15 +328,37 @@ fn stage_b_from_the_approved_plan() {
 
 #[test]
 fn stage_c_quality_review() {
-    let plan = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md"], None).artifacts[0].content.clone();
-    let inputs = [named("spec.md", SPEC), named("plan.md", &plan), named("tasks.md", TASKS)];
-    let run = run_stage("analyze", &inputs, &["quality_report.md", "coverage_report.html", "security_scan.json"], None);
+    let plan = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md"], None).artifacts[0]
+        .content
+        .clone();
+    let inputs = [
+        named("spec.md", SPEC),
+        named("plan.md", &plan),
+        named("tasks.md", TASKS),
+    ];
+    let run = run_stage(
+        "analyze",
+        &inputs,
+        &[
+            "quality_report.md",
+            "coverage_report.html",
+            "security_scan.json",
+        ],
+        None,
+    );
     let header = "| ID | Category | Severity | Location | Summary | Recommendation |";
     let mut categories = std::collections::BTreeSet::new();
     for output in &run.outputs {
         assert!(output.output.contains("## Metrics"), "{}", output.agent);
         assert!(output.output.contains("Coverage %"), "{}", output.agent);
-        for category in ["Duplication", "Ambiguity", "Underspecification", "Constitution Alignment", "Coverage Gap", "Inconsistency"] {
+        for category in [
+            "Duplication",
+            "Ambiguity",
+            "Underspecification",
+            "Constitution Alignment",
+            "Coverage Gap",
+            "Inconsistency",
+        ] {
             if output.output.contains(&format!("| {category} |")) {
                 categories.insert(category);
             }
@@ -264,26 +367,50 @@ fn stage_c_quality_review() {
             assert!(output.output.contains(header), "{}", output.agent);
         }
     }
-    assert!(categories.contains("Ambiguity") && categories.contains("Coverage Gap"), "{categories:?}");
+    assert!(
+        categories.contains("Ambiguity") && categories.contains("Coverage Gap"),
+        "{categories:?}"
+    );
     let consistency = &run.outputs[3].output;
-    assert!(consistency.contains("NEEDS CLARIFICATION: notification channel"), "{consistency}");
-    assert!(run.review.contains("## Prioritized Issues"), "{}", run.review);
+    assert!(
+        consistency.contains("NEEDS CLARIFICATION: notification channel"),
+        "{consistency}"
+    );
+    assert!(
+        run.review.contains("## Prioritized Issues"),
+        "{}",
+        run.review
+    );
     let first_severity = run
         .review
         .lines()
         .find(|line| line.starts_with("| P1 |"))
         .expect("a first issue");
-    assert!(first_severity.contains("HIGH") || first_severity.contains("CRITICAL"), "{first_severity}");
+    assert!(
+        first_severity.contains("HIGH") || first_severity.contains("CRITICAL"),
+        "{first_severity}"
+    );
     let report = &run.artifacts[0].content;
-    for heading in ["## Issues", "## Impact", "## Resolution", "## Coverage", "## Metrics"] {
+    for heading in [
+        "## Issues",
+        "## Impact",
+        "## Resolution",
+        "## Coverage",
+        "## Metrics",
+    ] {
         assert!(report.contains(heading), "{heading}");
     }
     assert!(report.contains("- Total Requirements: 16"), "{report}");
     assert!(report.contains("- Total Tasks: 16"));
     let html = &run.artifacts[1].content;
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("FR-011"));
-    let json: serde_json::Value = serde_json::from_str(&run.artifacts[2].content).expect("valid JSON");
-    assert!(json["risks"].as_array().is_some_and(|risks| !risks.is_empty()));
+    let json: serde_json::Value =
+        serde_json::from_str(&run.artifacts[2].content).expect("valid JSON");
+    assert!(
+        json["risks"]
+            .as_array()
+            .is_some_and(|risks| !risks.is_empty())
+    );
     assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
 }
 
@@ -291,8 +418,18 @@ fn stage_c_quality_review() {
 fn same_input_same_bytes() {
     let inputs = [named("spec.md", SPEC), named("tasks.md", TASKS)];
     for (stage, _) in AGENTS {
-        let first = run_stage(stage, &inputs, &["plan.md", "implementation_plan.md", "quality_report.md"], None);
-        let second = run_stage(stage, &inputs, &["plan.md", "implementation_plan.md", "quality_report.md"], None);
+        let first = run_stage(
+            stage,
+            &inputs,
+            &["plan.md", "implementation_plan.md", "quality_report.md"],
+            None,
+        );
+        let second = run_stage(
+            stage,
+            &inputs,
+            &["plan.md", "implementation_plan.md", "quality_report.md"],
+            None,
+        );
         for (a, b) in first.outputs.iter().zip(&second.outputs) {
             assert_eq!(a.output, b.output, "{}", a.agent);
         }
@@ -306,9 +443,22 @@ fn same_input_same_bytes() {
 
 #[test]
 fn a_failed_agent_is_a_gap_and_the_plan_still_passes() {
-    let run = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md", "planning-summary.md"], Some("requirements-analyst"));
-    assert!(run.review.contains("`requirements-analyst` failed"), "{}", run.review);
-    assert!(run.artifacts[0].content.contains("`requirements-analyst` failed"));
+    let run = run_stage(
+        "plan",
+        &[named("spec.md", SPEC)],
+        &["plan.md", "planning-summary.md"],
+        Some("requirements-analyst"),
+    );
+    assert!(
+        run.review.contains("`requirements-analyst` failed"),
+        "{}",
+        run.review
+    );
+    assert!(
+        run.artifacts[0]
+            .content
+            .contains("`requirements-analyst` failed")
+    );
     assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
 }
 
@@ -316,7 +466,10 @@ fn a_failed_agent_is_a_gap_and_the_plan_still_passes() {
 fn qa_asks_for_rework_on_missing_structure_and_the_rework_answers_it() {
     let agent = BuiltinAgent::new();
     let inputs = [named("spec.md", SPEC)];
-    let broken = named("plan.md", "# Implementation Plan: x\n\n## Summary\n\nFR-001 only.\n\n## Technical Context\n\n");
+    let broken = named(
+        "plan.md",
+        "# Implementation Plan: x\n\n## Summary\n\nFR-001 only.\n\n## Technical Context\n\n",
+    );
     let qa = agent.answer(&request(
         "plan",
         Phase::Qa,
@@ -346,7 +499,10 @@ fn qa_asks_for_rework_on_missing_structure_and_the_rework_answers_it() {
         },
     ));
     assert!(reworked.contains("## Revisions"), "{reworked}");
-    assert!(reworked.contains("> plan.md does not trace FR-002"), "{reworked}");
+    assert!(
+        reworked.contains("> plan.md does not trace FR-002"),
+        "{reworked}"
+    );
     assert!(reworked.contains("now traced in this artifact"));
 }
 
@@ -356,18 +512,36 @@ fn unknown_agents_fall_back_by_phase_and_role() {
     let inputs = [named("spec.md", SPEC)];
     let mut materials = base("security-audit", &inputs);
     materials.role = "Threat Modeler".to_owned();
-    let threat = agent.answer(&request("security-audit", Phase::Agent, "threat-modeler", materials));
+    let threat = agent.answer(&request(
+        "security-audit",
+        Phase::Agent,
+        "threat-modeler",
+        materials,
+    ));
     assert!(threat.contains("## Risks"), "{threat}");
     let mut materials = base("security-audit", &inputs);
     materials.role = "Librarian".to_owned();
     materials.task = "Catalogue the terms the feature uses".to_owned();
-    let other = agent.answer(&request("security-audit", Phase::Agent, "librarian", materials));
+    let other = agent.answer(&request(
+        "security-audit",
+        Phase::Agent,
+        "librarian",
+        materials,
+    ));
     assert!(other.contains("## Task") && other.ends_with('\n'));
     confidence_of(&other);
     let mut materials = base("security-audit", &inputs);
     materials.artifact = Some("security_audit.md".to_owned());
-    let audit = agent.answer(&request("security-audit", Phase::Synthesis, "lead-synthesizer-c", materials));
-    assert!(audit.starts_with("# Security audit: Team Photo Albums"), "{audit}");
+    let audit = agent.answer(&request(
+        "security-audit",
+        Phase::Synthesis,
+        "lead-synthesizer-c",
+        materials,
+    ));
+    assert!(
+        audit.starts_with("# Security audit: Team Photo Albums"),
+        "{audit}"
+    );
 }
 
 #[test]
@@ -386,27 +560,57 @@ fn hostile_inputs_never_panic() {
     ];
     let agent = BuiltinAgent::new();
     for content in &odd {
-        let inputs = [named("spec.md", content), named("tasks.md", content), named("plan.md", content)];
+        let inputs = [
+            named("spec.md", content),
+            named("tasks.md", content),
+            named("plan.md", content),
+        ];
         for (stage, agents) in AGENTS {
             let started = std::time::Instant::now();
             for id in *agents {
                 let text = agent.answer(&request(stage, Phase::Agent, id, base(stage, &inputs)));
                 confidence_of(&text);
             }
-            for artifact in ["plan.md", "planning-summary.md", "research.md", "data-model.md", "implementation_plan.md", "quality_report.md", "coverage_report.html", "security_scan.json"] {
+            for artifact in [
+                "plan.md",
+                "planning-summary.md",
+                "research.md",
+                "data-model.md",
+                "implementation_plan.md",
+                "quality_report.md",
+                "coverage_report.html",
+                "security_scan.json",
+            ] {
                 let mut materials = base(stage, &inputs);
                 materials.artifact = Some(artifact.to_owned());
                 materials.feedback = Some(content.clone());
-                let text = agent.answer(&request(stage, Phase::Synthesis, synthesizer(stage), materials));
+                let text = agent.answer(&request(
+                    stage,
+                    Phase::Synthesis,
+                    synthesizer(stage),
+                    materials,
+                ));
                 assert!(!text.is_empty());
             }
-            let review = agent.answer(&request(stage, Phase::Review, reviewer(stage), base(stage, &inputs)));
+            let review = agent.answer(&request(
+                stage,
+                Phase::Review,
+                reviewer(stage),
+                base(stage, &inputs),
+            ));
             confidence_of(&review);
             let mut materials = base(stage, &inputs);
-            materials.artifacts = vec![named("plan.md", content), named("security_scan.json", content)];
+            materials.artifacts = vec![
+                named("plan.md", content),
+                named("security_scan.json", content),
+            ];
             let qa = agent.answer(&request(stage, Phase::Qa, "main-agent", materials));
             assert!(qa.ends_with("VERDICT: PASS\n") || qa.ends_with("VERDICT: REWORK\n"));
-            assert!(started.elapsed() < Duration::from_secs(60), "stage {stage} took {:?}", started.elapsed());
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "stage {stage} took {:?}",
+                started.elapsed()
+            );
         }
     }
 }
@@ -416,12 +620,32 @@ async fn the_backend_answers_and_honours_cancellation() {
     let agent = BuiltinAgent::new();
     assert_eq!(agent.kind(), "builtin");
     let inputs = [named("spec.md", SPEC)];
-    let outcome = agent.run(request("plan", Phase::Agent, "requirements-analyst", base("plan", &inputs))).await;
-    assert!(outcome.result.expect("an answer").contains("# Requirements Analysis"));
-    let cancelled = request("plan", Phase::Agent, "requirements-analyst", base("plan", &inputs));
+    let outcome = agent
+        .run(request(
+            "plan",
+            Phase::Agent,
+            "requirements-analyst",
+            base("plan", &inputs),
+        ))
+        .await;
+    assert!(
+        outcome
+            .result
+            .expect("an answer")
+            .contains("# Requirements Analysis")
+    );
+    let cancelled = request(
+        "plan",
+        Phase::Agent,
+        "requirements-analyst",
+        base("plan", &inputs),
+    );
     cancelled.cancel.cancel();
     let outcome = agent.run(cancelled).await;
-    assert_eq!(outcome.result, Err(stagegate_engine::backend::Failure::Cancelled));
+    assert_eq!(
+        outcome.result,
+        Err(stagegate_engine::backend::Failure::Cancelled)
+    );
 }
 
 /// `STAGEGATE_PRINT_ANALYSTS=1 cargo test -p stagegate-analysts print -- --nocapture` shows
@@ -431,17 +655,44 @@ fn print_outputs_when_asked() {
     if std::env::var_os("STAGEGATE_PRINT_ANALYSTS").is_none() {
         return;
     }
-    let plan = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md", "planning-summary.md", "research.md", "data-model.md"], None);
+    let plan = run_stage(
+        "plan",
+        &[named("spec.md", SPEC)],
+        &[
+            "plan.md",
+            "planning-summary.md",
+            "research.md",
+            "data-model.md",
+        ],
+        None,
+    );
     let plan_text = plan.artifacts[0].content.clone();
-    let prep = run_stage("prep", &[named("spec.md", SPEC), named("plan.md", &plan_text)], &["implementation_plan.md"], None);
-    let analyze = run_stage("analyze", &[named("spec.md", SPEC), named("plan.md", &plan_text), named("tasks.md", TASKS)], &["quality_report.md", "security_scan.json"], None);
+    let prep = run_stage(
+        "prep",
+        &[named("spec.md", SPEC), named("plan.md", &plan_text)],
+        &["implementation_plan.md"],
+        None,
+    );
+    let analyze = run_stage(
+        "analyze",
+        &[
+            named("spec.md", SPEC),
+            named("plan.md", &plan_text),
+            named("tasks.md", TASKS),
+        ],
+        &["quality_report.md", "security_scan.json"],
+        None,
+    );
     for run in [plan, prep, analyze] {
         for output in &run.outputs {
             println!("=================== {}\n{}", output.agent, output.output);
         }
         println!("=================== review\n{}", run.review);
         for artifact in &run.artifacts {
-            println!("=================== {}\n{}", artifact.name, artifact.content);
+            println!(
+                "=================== {}\n{}",
+                artifact.name, artifact.content
+            );
         }
         println!("=================== qa\n{}", run.qa);
     }

@@ -87,14 +87,34 @@ impl Feature {
         let spec = &mut self.spec;
         let mut notes = Vec::new();
         keep(&mut spec.stories, 300, "user stories", &mut notes);
-        keep(&mut spec.requirements, 1_500, "functional requirements", &mut notes);
-        keep(&mut spec.success_criteria, 500, "success criteria", &mut notes);
-        keep(&mut spec.open_questions, 500, "clarification markers", &mut notes);
+        keep(
+            &mut spec.requirements,
+            1_500,
+            "functional requirements",
+            &mut notes,
+        );
+        keep(
+            &mut spec.success_criteria,
+            500,
+            "success criteria",
+            &mut notes,
+        );
+        keep(
+            &mut spec.open_questions,
+            500,
+            "clarification markers",
+            &mut notes,
+        );
         keep(&mut spec.edge_cases, 300, "edge cases", &mut notes);
         keep(&mut spec.entities, 100, "key entities", &mut notes);
         keep(&mut spec.assumptions, 300, "assumptions", &mut notes);
         keep(&mut spec.placeholders, 300, "placeholders", &mut notes);
-        keep(&mut spec.unnumbered_requirements, 300, "unnumbered requirements", &mut notes);
+        keep(
+            &mut spec.unnumbered_requirements,
+            300,
+            "unnumbered requirements",
+            &mut notes,
+        );
         keep(&mut spec.duplicate_ids, 300, "duplicated ids", &mut notes);
         for story in &mut spec.stories {
             story.scenarios.truncate(50);

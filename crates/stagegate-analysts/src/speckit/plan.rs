@@ -112,11 +112,12 @@ impl Plan {
                     Section::ConstitutionCheck => {
                         plan.constitution_check.push(markdown::plain(&block.text));
                     }
-                    Section::ComplexityTracking if block.kind == BlockKind::TableRow => {
-                        if !markdown::is_separator_row(&block.text) {
-                            plan.complexity_tracking
-                                .push(markdown::table_cells(&block.text));
-                        }
+                    Section::ComplexityTracking
+                        if block.kind == BlockKind::TableRow
+                            && !markdown::is_separator_row(&block.text) =>
+                    {
+                        plan.complexity_tracking
+                            .push(markdown::table_cells(&block.text));
                     }
                     _ => {}
                 },

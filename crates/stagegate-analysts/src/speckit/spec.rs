@@ -448,10 +448,10 @@ impl Reader<'_> {
                 let lower = plain.to_lowercase();
                 let looks_like_scenario = text::contains_word(&lower, "given")
                     && (text::contains_word(&lower, "then") || text::contains_word(&lower, "when"));
-                if let Some(story) = self.spec.stories.last_mut() {
-                    if self.in_acceptance || looks_like_scenario {
-                        story.scenarios.push(scenario(&plain, line));
-                    }
+                if let Some(story) = self.spec.stories.last_mut()
+                    && (self.in_acceptance || looks_like_scenario)
+                {
+                    story.scenarios.push(scenario(&plain, line));
                 }
             }
             Section::EdgeCases => self.spec.edge_cases.push(located),
@@ -483,25 +483,25 @@ impl Reader<'_> {
 
     fn paragraph(&mut self, raw: &str) {
         let label = markdown::bold_label(raw);
-        if self.section == Section::Preamble || self.spec.stories.is_empty() {
-            if let Some((name, value)) = &label {
-                let value = markdown::plain(value);
-                match name.to_lowercase().as_str() {
-                    "feature branch" => {
-                        self.spec.branch = Some(value.trim_matches('`').to_owned());
-                    }
-                    "created" => self.spec.created = Some(value),
-                    "input" => {
-                        let description = value
-                            .strip_prefix("User description:")
-                            .unwrap_or(&value)
-                            .trim()
-                            .trim_matches('"')
-                            .to_owned();
-                        self.spec.description = Some(description);
-                    }
-                    _ => {}
+        if (self.section == Section::Preamble || self.spec.stories.is_empty())
+            && let Some((name, value)) = &label
+        {
+            let value = markdown::plain(value);
+            match name.to_lowercase().as_str() {
+                "feature branch" => {
+                    self.spec.branch = Some(value.trim_matches('`').to_owned());
                 }
+                "created" => self.spec.created = Some(value),
+                "input" => {
+                    let description = value
+                        .strip_prefix("User description:")
+                        .unwrap_or(&value)
+                        .trim()
+                        .trim_matches('"')
+                        .to_owned();
+                    self.spec.description = Some(description);
+                }
+                _ => {}
             }
         }
         if self.section != Section::Stories {
