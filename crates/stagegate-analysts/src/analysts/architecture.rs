@@ -498,20 +498,15 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
     let flows: Vec<String> = spec
         .stories
         .iter()
-        .map(|story| {
-            let entities: Vec<String> =
-                entities_in(spec, &format!("{} {}", story.title, story.narrative))
-                    .iter()
-                    .map(|entity| entity.name.clone())
-                    .collect();
+        .enumerate()
+        .map(|(index, story)| {
+            // The first components are the stories', in story order.
+            let service = components
+                .get(index)
+                .map_or_else(|| "service".to_owned(), |component| component.name.clone());
             format!(
-                "{}: user → user interface → {} → storage{}",
+                "{}: user → user interface → {service} → storage{}",
                 story.label(),
-                if entities.is_empty() {
-                    "service".to_owned()
-                } else {
-                    format!("{} service", entities.join(" & "))
-                },
                 if story.narrative.to_lowercase().contains("notif") {
                     " → notification delivery"
                 } else {

@@ -320,14 +320,18 @@ pub(crate) fn review(call: &Call<'_>) -> String {
             out.push_str("### Critical Findings\n\n");
             for finding in merged.iter().filter(|f| f.severity == Severity::Critical) {
                 out.push_str(&format!(
-                    "- {} — {}: {}\n",
+                    "- {} — {}{}\n",
                     finding.category,
                     if finding.location.is_empty() {
                         "(no location)"
                     } else {
                         &finding.location
                     },
-                    finding.summary
+                    if finding.summary == finding.category {
+                        String::new()
+                    } else {
+                        format!(": {}", finding.summary)
+                    }
                 ));
             }
             out.push('\n');
