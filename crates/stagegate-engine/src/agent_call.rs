@@ -71,6 +71,7 @@ pub(crate) fn answer_from_cache(
         output_hash: blake3::hash(output.as_bytes()).to_hex().to_string(),
         confidence: parse_confidence(&output),
         at_ms: now_ms(),
+        prompt: call.prompt.clone(),
         output: output.clone(),
     };
     let result = CallResult {

@@ -179,6 +179,9 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         confidence: Option<f64>,
         at_ms: i64,
+        /// The prompt this call would have sent, kept beside the cached answer.
+        #[serde(skip)]
+        prompt: Arc<str>,
         #[serde(skip)]
         output: Arc<str>,
     },

@@ -6,7 +6,8 @@ use serde::de::value::Error;
 use serde::de::{Deserializer, Error as _, Visitor};
 
 use crate::raw::{
-    RawAdaptive, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawStage, RawTimeouts,
+    RawAdaptive, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawPrice, RawStage,
+    RawTimeouts,
 };
 
 /// The keys valid at a key path's parent: for `["stages", "plan", "concurency"]`, the keys of a
@@ -23,6 +24,7 @@ pub(crate) fn keys_beside(path: &[String]) -> &'static [&'static str] {
         ["timeouts"] => struct_fields::<RawTimeouts>(),
         ["cache"] => struct_fields::<RawCache>(),
         ["adaptive"] => struct_fields::<RawAdaptive>(),
+        ["prices", _] => struct_fields::<RawPrice>(),
         ["backends", _] => struct_fields::<RawBackend>(),
         ["stages", _] => struct_fields::<RawStage>(),
         ["agents", _] => struct_fields::<RawAgent>(),

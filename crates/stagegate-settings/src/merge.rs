@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::raw::{
-    Layer, RawAdaptive, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawStage,
+    Layer, RawAdaptive, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawPrice, RawStage,
     RawTimeouts, Sourced,
 };
 
@@ -25,6 +25,7 @@ pub(crate) fn merge(base: &mut RawConfig, top: RawConfig, layer: &Layer) {
     merge_tables(&mut base.backends, top.backends, layer, merge_backend);
     merge_tables(&mut base.stages, top.stages, layer, merge_stage);
     merge_tables(&mut base.agents, top.agents, layer, merge_agent);
+    merge_tables(&mut base.prices, top.prices, layer, merge_price);
 }
 
 /// Sets one key when the top layer has it.
@@ -106,4 +107,8 @@ fn merge_agent(base: &mut RawAgent, top: RawAgent, layer: &Layer) {
     base.declared_in = Some(layer.clone());
     set_each!(base, top, layer;
         role, task, backend, fallback, timeout_class, required, large_context, retries);
+}
+
+fn merge_price(base: &mut RawPrice, top: RawPrice, layer: &Layer) {
+    set_each!(base, top, layer; input_per_mtok, output_per_mtok);
 }

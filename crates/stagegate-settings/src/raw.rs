@@ -90,6 +90,7 @@ pub(crate) struct RawConfig {
     pub(crate) timeouts: RawTimeouts,
     pub(crate) cache: RawCache,
     pub(crate) adaptive: RawAdaptive,
+    pub(crate) prices: BTreeMap<String, RawPrice>,
     pub(crate) backends: BTreeMap<String, RawBackend>,
     pub(crate) stages: BTreeMap<String, RawStage>,
     pub(crate) agents: BTreeMap<String, RawAgent>,
@@ -143,6 +144,14 @@ pub(crate) struct RawAdaptive {
     pub(crate) uncertainty_threshold: Option<Sourced<i64>>,
     pub(crate) failure_rate: Option<Sourced<f64>>,
     pub(crate) timeout_rate: Option<Sourced<f64>>,
+}
+
+/// `[prices.BACKEND]`: what a backend's tokens cost, for the cost shown beside the tokens.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawPrice {
+    pub(crate) input_per_mtok: Option<Sourced<f64>>,
+    pub(crate) output_per_mtok: Option<Sourced<f64>>,
 }
 
 /// `[backends.NAME]`: the keys of every kind in one table, so that no `untagged` enum is needed;

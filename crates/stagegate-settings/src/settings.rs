@@ -16,6 +16,8 @@ pub struct Settings {
     pub cache: CacheTtls,
     /// `[adaptive]`: the thresholds of the seed's adaptive rules.
     pub adaptive: AdaptiveRules,
+    /// `[prices.BACKEND]`: what a backend's tokens cost; backends without one cost nothing.
+    pub prices: BTreeMap<String, Price>,
     /// Backends by name. Always holds at least `builtin` and `mock` (from the embedded defaults).
     pub backends: BTreeMap<String, BackendSettings>,
     /// Stages by id: the three built-in ones (`plan`, `prep`, `analyze`) and any of the user's.
@@ -115,6 +117,21 @@ pub struct AdaptiveRules {
     pub failure_rate: f64,
     /// Share of timed-out attempts above which the remaining timeouts are raised.
     pub timeout_rate: f64,
+}
+
+/// What a million tokens cost on a backend, in the currency the user thinks in (USD usually).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+impl Price {
+    pub fn cost(&self, input_tokens: i64, output_tokens: i64) -> f64 {
+        (input_tokens.max(0) as f64 * self.input_per_mtok
+            + output_tokens.max(0) as f64 * self.output_per_mtok)
+            / 1_000_000.0
+    }
 }
 
 /// `timeout_class` of an agent.

@@ -165,13 +165,14 @@ impl Recorder {
                 output_hash,
                 confidence,
                 at_ms,
+                prompt,
                 output,
                 ..
             } => {
                 self.write_files(
                     identity,
                     &AttemptFiles {
-                        prompt: None,
+                        prompt: Some(prompt),
                         output: Some(output.as_bytes()),
                         stderr: None,
                     },

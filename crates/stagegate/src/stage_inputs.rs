@@ -40,11 +40,13 @@ pub async fn check_stage_inputs(
     let mut inputs = Vec::new();
     for name in &stage.inputs {
         let path = feature.dir.join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(content) => {
+        // Read as bytes: a feature file that is not valid UTF-8 is still read (bad bytes become
+        // U+FFFD) and its oddities reported by the agents, rather than stopping the stage.
+        match std::fs::read(&path) {
+            Ok(bytes) => {
                 inputs.push(NamedText {
                     name: name.clone(),
-                    content,
+                    content: String::from_utf8_lossy(&bytes).into_owned(),
                 });
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
@@ -134,22 +136,17 @@ async fn check_spec(store: &Store, feature: &Feature) -> Result<Vec<String>, App
     Ok(problems)
 }
 
-/// The checks a spec must pass before anything is planned from it.
+/// The check a spec must pass before anything is planned from it: it has content. A spec in
+/// another structure (no spec-kit headings, not even markdown) is still planned from: the
+/// analysts report what they could not read as findings, and the person sees them at the gate.
 fn validate_spec(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    if text.trim().is_empty() {
-        return Some(format!(
+    let text = String::from_utf8_lossy(&std::fs::read(path).ok()?).into_owned();
+    text.trim().is_empty().then(|| {
+        format!(
             "- {} is empty\n  hint: write the specification first (`/speckit.specify`)",
             path.display()
-        ));
-    }
-    if !text.lines().any(|line| line.trim_start().starts_with('#')) {
-        return Some(format!(
-            "- {} has no markdown heading; it does not look like a specification\n  hint: use spec-kit's spec template",
-            path.display()
-        ));
-    }
-    None
+        )
+    })
 }
 
 /// An artifact a gate made must still be what the gate approved, and so must the inputs that

@@ -1303,3 +1303,27 @@ fn per_agent_values_resolve_through_the_defaults() {
     );
     assert_eq!(settings.origins["defaults.retries"].to_string(), "default");
 }
+
+#[test]
+fn prices_give_a_cost_per_backend() {
+    let repo =
+        Repository::with_config("[prices.mock]\ninput_per_mtok = 3.0\noutput_per_mtok = 15.0\n");
+    let settings = repo.load().expect("loads").settings;
+    let price = settings.prices.get("mock").expect("a price for mock");
+    assert!((price.cost(1_000_000, 100_000) - 4.5).abs() < 1e-9);
+    assert!(
+        load_defaults().settings.prices.is_empty(),
+        "no prices by default"
+    );
+}
+
+#[test]
+fn a_negative_price_is_refused_with_its_line() {
+    let text = "[prices.mock]\ninput_per_mtok = -1.0\n";
+    let error = Repository::with_config(text).load_error();
+    assert_eq!(error.line(), Some(line_of(text, "input_per_mtok")));
+    assert!(
+        error.to_string().contains("prices.mock.input_per_mtok"),
+        "{error}"
+    );
+}

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{ConfigError, ConfigErrorKind, Problem};
 use crate::raw::{Layer, Location, RawConfig, Sourced};
-use crate::settings::{AdaptiveRules, CacheTtls, Defaults, Origin, Settings, Timeouts};
+use crate::settings::{AdaptiveRules, CacheTtls, Defaults, Origin, Price, Settings, Timeouts};
 use crate::source_file::Sources;
 use crate::suggest::{did_you_mean, quoted_list};
 use crate::warning::ConfigWarning;
@@ -37,6 +37,7 @@ pub(crate) fn validate(
     let timeouts = validator.timeouts()?;
     let cache = validator.cache()?;
     let adaptive = validator.adaptive()?;
+    let prices = validator.prices()?;
     let backends = validator.backends()?;
     let agents = validator.agents(&defaults)?;
     let stages = validator.stages(&defaults)?;
@@ -46,6 +47,7 @@ pub(crate) fn validate(
         timeouts,
         cache,
         adaptive,
+        prices,
         backends,
         stages,
         agents,
@@ -351,6 +353,45 @@ impl Validator<'_> {
             failure_rate,
             timeout_rate,
         })
+    }
+
+    fn prices(&mut self) -> Result<BTreeMap<String, Price>, ConfigError> {
+        let config = self.raw;
+        let mut prices = BTreeMap::new();
+        for (backend, raw) in &config.prices {
+            let mut per_mtok =
+                |value: &Option<Sourced<f64>>, key: &str| -> Result<f64, ConfigError> {
+                    let Some(value) = value else {
+                        return Ok(0.0);
+                    };
+                    let path = format!("prices.{backend}.{key}");
+                    if !(value.value >= 0.0 && value.value.is_finite()) {
+                        return Err(self.fail(
+                            &value.location,
+                            Problem::new(
+                                ConfigErrorKind::OutOfRange,
+                                format!("{path} must be a price of 0 or more, not {}", value.value),
+                                "not a price",
+                            )
+                            .help(format!(
+                                "set {path} to what a million tokens cost, e.g. 3.0"
+                            )),
+                        ));
+                    }
+                    self.note(&path, &value.location);
+                    Ok(value.value)
+                };
+            let input_per_mtok = per_mtok(&raw.input_per_mtok, "input_per_mtok")?;
+            let output_per_mtok = per_mtok(&raw.output_per_mtok, "output_per_mtok")?;
+            prices.insert(
+                backend.clone(),
+                Price {
+                    input_per_mtok,
+                    output_per_mtok,
+                },
+            );
+        }
+        Ok(prices)
     }
 
     fn pipeline(&mut self) -> Result<Vec<String>, ConfigError> {

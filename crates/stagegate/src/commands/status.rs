@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::json;
+use stagegate_settings::Price;
 use stagegate_store::{AttemptRecord, GateState, RunRecord, RunState};
 
 use crate::error::{AppError, Exit};
@@ -116,7 +117,7 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
             gates.push(gate);
         }
     }
-    let agents = agent_summaries(&attempts);
+    let agents = agent_summaries(&attempts, &session.settings.prices);
     let events = store.events(&run.id).await?;
     // What shaped each stage: its input scores and the adaptive adjustments, from the log.
     let shaping: Vec<&serde_json::Value> = events
@@ -133,6 +134,7 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
                 "duration_ms": summary.duration_ms, "confidence": summary.confidence,
                 "input_tokens": summary.tokens.map(|tokens| tokens.0),
                 "output_tokens": summary.tokens.map(|tokens| tokens.1),
+                "cost": summary.cost,
             })).collect::<Vec<_>>(),
             "gates": gates,
             "decisions": decisions,
@@ -206,7 +208,11 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
                 summary
                     .tokens
                     .map(|(input, output)| format!("  tokens {input} in / {output} out"))
-                    .unwrap_or_default(),
+                    .unwrap_or_default()
+                    + &summary
+                        .cost
+                        .map(|cost| format!("  cost {cost:.4}"))
+                        .unwrap_or_default(),
                 summary
                     .failure_reason
                     .as_deref()
@@ -276,9 +282,14 @@ struct AgentSummary {
     confidence: Option<f64>,
     /// Tokens read and written over every attempt, when the backend reported them.
     tokens: Option<(i64, i64)>,
+    /// What those tokens cost, by `[prices.BACKEND]`; none without a price.
+    cost: Option<f64>,
 }
 
-fn agent_summaries(attempts: &[AttemptRecord]) -> Vec<AgentSummary> {
+fn agent_summaries(
+    attempts: &[AttemptRecord],
+    prices: &BTreeMap<String, Price>,
+) -> Vec<AgentSummary> {
     let mut grouped: BTreeMap<(usize, String, String, String), Vec<&AttemptRecord>> =
         BTreeMap::new();
     let phase_order = |phase: &str| match phase {
@@ -319,6 +330,13 @@ fn agent_summaries(attempts: &[AttemptRecord]) -> Vec<AgentSummary> {
                     .filter_map(|attempt| Some(attempt.finished_at_ms? - attempt.started_at_ms))
                     .sum(),
                 confidence: last.and_then(|attempt| attempt.confidence),
+                cost: attempts
+                    .iter()
+                    .filter_map(|attempt| {
+                        let price = prices.get(&attempt.backend)?;
+                        Some(price.cost(attempt.input_tokens?, attempt.output_tokens?))
+                    })
+                    .reduce(|total, cost| total + cost),
                 tokens: attempts
                     .iter()
                     .filter_map(|attempt| Some((attempt.input_tokens?, attempt.output_tokens?)))

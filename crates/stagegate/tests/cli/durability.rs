@@ -738,7 +738,6 @@ fn a_deleted_run_directory_makes_approve_fail_cleanly() {
 /// PRODUCT.md §2: the run directory keeps what every agent received. An attempt answered from
 /// the cache writes its output but no `prompt.md`, so `show --file prompt` fails for it.
 #[test]
-#[ignore = "bug: a cache hit records no prompt.md (Event::CacheHit carries no prompt; recorder.rs writes only the output)"]
 fn show_prints_the_prompt_of_an_attempt_answered_from_the_cache() {
     let repo = TestRepo::with_approved_spec();
     let first = repo.run_plan_to_gate();
