@@ -40,9 +40,27 @@ pub enum Command {
     Show(ShowArgs),
     /// Write a self-contained HTML report of a run: timeline, verdicts, decisions, metrics.
     Report(ReportArgs),
+    /// Serve a local web dashboard of the runs, where pending gates can be decided.
+    Serve(ServeArgs),
     /// Write a stagegate.toml that uses what this machine has (a CLI agent, an API key, a local
     /// server), saying what it chose and why.
     Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on; port 0 picks a free port (the bound address is printed).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:7878")]
+    pub addr: std::net::SocketAddr,
+    /// Listen on this port of the loopback address instead of `--addr`.
+    #[arg(long, value_name = "PORT", conflicts_with = "addr")]
+    pub port: Option<u16>,
+    /// Allow an address other than loopback (anyone who can reach it and has the token can
+    /// decide gates).
+    #[arg(long)]
+    pub allow_remote: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@ mod progress;
 mod recorder;
 mod runner;
 mod scores;
+mod serve;
 mod session;
 mod settings_summary;
 mod stage_inputs;
@@ -126,6 +127,10 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
         Command::Cache(args) => {
             let session = Session::open(&args.common, None).await?;
             commands::cache::cache(&session, args.action).await
+        }
+        Command::Serve(args) => {
+            let session = Session::open(&args.common, None).await?;
+            serve::serve(session, &args).await
         }
         Command::Init(args) => commands::init::init(args.force, args.speckit_extension),
         Command::Metrics(args) => {

@@ -16,5 +16,7 @@ mod harness;
 mod init;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/stage_inputs.rs"]
 mod stage_inputs;

@@ -69,7 +69,7 @@ pub fn render(
     page
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:90%}\
 pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:85%}code{background:#f6f6f6}\
 .ok{color:#1a7f37}.failed,.timed_out{color:#cf222e}.cached{color:#0969da}\
@@ -86,7 +86,7 @@ fn colour(outcome: Option<&str>) -> &'static str {
     }
 }
 
-fn legend() -> String {
+pub(crate) fn legend() -> String {
     let mut legend = String::from("<p class=\"legend\">");
     for outcome in ["ok", "cached", "failed", "timed_out", "cancelled"] {
         let _ = write!(
@@ -100,7 +100,7 @@ fn legend() -> String {
 }
 
 /// An SVG with a row per attempt; x is time since the first attempt started.
-fn timeline(attempts: &[AttemptRecord]) -> String {
+pub(crate) fn timeline(attempts: &[AttemptRecord]) -> String {
     if attempts.is_empty() {
         return "<p>No attempts were recorded.</p>\n".to_owned();
     }
@@ -158,7 +158,7 @@ fn timeline(attempts: &[AttemptRecord]) -> String {
     svg
 }
 
-fn attempt_table(attempts: &[AttemptRecord]) -> String {
+pub(crate) fn attempt_table(attempts: &[AttemptRecord]) -> String {
     let mut table = String::from(
         "<h2>Attempts</h2>\n<table><tr><th>stage</th><th>phase</th><th>agent</th><th>attempt</th><th>backend</th><th>outcome</th><th>ms</th><th>bytes</th><th>confidence</th><th>failure</th></tr>\n",
     );
@@ -191,7 +191,7 @@ fn attempt_table(attempts: &[AttemptRecord]) -> String {
     table
 }
 
-fn verdicts_and_adjustments(events: &[EventRecord]) -> String {
+pub(crate) fn verdicts_and_adjustments(events: &[EventRecord]) -> String {
     let mut html = String::from("<h2>QA verdicts and adjustments</h2>\n<ul>\n");
     let text = |event: &EventRecord, key: &str| {
         event
@@ -242,7 +242,7 @@ fn verdicts_and_adjustments(events: &[EventRecord]) -> String {
     html
 }
 
-fn decision_list(decisions: &[DecisionRecord]) -> String {
+pub(crate) fn decision_list(decisions: &[DecisionRecord]) -> String {
     let mut html = String::from("<h2>Decisions</h2>\n");
     if decisions.is_empty() {
         html.push_str("<p>No decision yet.</p>\n");
@@ -276,7 +276,7 @@ fn decision_list(decisions: &[DecisionRecord]) -> String {
     html
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         match character {

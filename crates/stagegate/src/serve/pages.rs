@@ -1,0 +1,464 @@
+//! The dashboard's HTML: server-rendered, every text escaped, readable without JavaScript.
+//! The run page reuses the report's sections (attempts, QA verdicts, decisions) and adds the
+//! pending gate: its question, the staged artifacts with their diff against the feature
+//! directory, and the three decision forms.
+
+use std::fmt::Write as _;
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use stagegate_store::{
+    AttemptRecord, DecisionRecord, EventRecord, GateRecord, GateState, RunRecord,
+};
+
+use crate::commands::report::{
+    STYLE, attempt_table, decision_list, escape, verdicts_and_adjustments,
+};
+use crate::decide::artifact_diff;
+
+use super::Dashboard;
+use super::routes::Refusal;
+
+/// How many of the run's latest events the page lists before the live stream takes over.
+const RECENT_EVENTS: usize = 30;
+
+/// An HTML response that is never cached, never framed and never sends the URL (with its
+/// token) as a referrer.
+pub fn html(page: String) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+/// `/runs/<id>?token=...`
+pub fn run_link(run_id: &str, token: &str) -> String {
+    format!("/runs/{}?token={token}", path_segment(run_id))
+}
+
+/// Percent-encodes everything but unreserved characters (run ids are plain, but a link must
+/// never break on one that is not).
+fn path_segment(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+    }
+    encoded
+}
+
+fn layout(title: &str, token: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"referrer\" content=\"no-referrer\"><title>{title}</title>\
+         <style>{STYLE}{EXTRA_STYLE}</style></head><body>\n\
+         <nav><a href=\"/?token={token}\">runs</a> · <a href=\"/metrics?token={token}\">metrics</a></nav>\n\
+         {body}</body></html>\n",
+        title = escape(title),
+        token = escape(token),
+    )
+}
+
+const EXTRA_STYLE: &str = "nav{margin-bottom:1em}form{margin:.5em 0;padding:.5em;border:1px solid #ddd}\
+textarea{width:100%;min-height:4em}.diff{background:#fffbe6}.question{font-size:120%}";
+
+/// `/`: every run, and the gates waiting for a decision.
+pub fn index(runs: &[RunRecord], pending: &[GateRecord], token: &str) -> String {
+    let mut body = String::from("<h1>stagegate runs</h1>\n");
+    if pending.is_empty() {
+        body.push_str("<p>No gate is waiting for a decision.</p>\n");
+    } else {
+        body.push_str("<h2>Waiting for a decision</h2>\n<ul>\n");
+        for gate in pending {
+            let _ = writeln!(
+                body,
+                "<li><a href=\"{}\">run {}</a> at the <b>{}</b> gate: {} (since {})</li>",
+                escape(&run_link(&gate.run_id, token)),
+                escape(&gate.run_id),
+                escape(&gate.stage),
+                escape(&gate.question),
+                when(gate.opened_at_ms)
+            );
+        }
+        body.push_str("</ul>\n");
+    }
+    body.push_str("<h2>Runs</h2>\n");
+    if runs.is_empty() {
+        body.push_str("<p>No runs yet: <code>stagegate run plan</code> starts one.</p>\n");
+        return layout("stagegate runs", token, &body);
+    }
+    body.push_str(
+        "<table><tr><th>run</th><th>stages</th><th>state</th><th>stage</th><th>feature</th><th>started</th><th>updated</th></tr>\n",
+    );
+    for run in runs {
+        let _ = writeln!(
+            body,
+            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&run_link(&run.id, token)),
+            escape(&run.id),
+            escape(&run.stages.join(" → ")),
+            escape(run.state.as_str()),
+            escape(run.current_stage.as_deref().unwrap_or("-")),
+            escape(&run.feature_dir),
+            when(run.created_at_ms),
+            when(run.updated_at_ms)
+        );
+    }
+    body.push_str("</table>\n");
+    layout("stagegate runs", token, &body)
+}
+
+/// Everything the run page shows, read from the store and the run's directory.
+pub struct RunView {
+    run: RunRecord,
+    attempts: Vec<AttemptRecord>,
+    events: Vec<EventRecord>,
+    decisions: Vec<DecisionRecord>,
+    gates: Vec<GateRecord>,
+    pending: Option<PendingGate>,
+    token: String,
+}
+
+/// The gate waiting for a decision, with what the person decides on.
+struct PendingGate {
+    gate: GateRecord,
+    artifacts: Vec<StagedArtifact>,
+    csrf: String,
+}
+
+struct StagedArtifact {
+    name: String,
+    content: String,
+    /// The diff from the version in the feature directory; `None` when there is none there.
+    diff: Option<String>,
+}
+
+impl RunView {
+    pub async fn load(dashboard: &Dashboard, run: RunRecord) -> Result<Self, Refusal> {
+        let session = &dashboard.session;
+        let store = &session.store;
+        let mut gates = Vec::new();
+        for stage in &run.stages {
+            if let Some(gate) = store.gate(&run.id, stage).await? {
+                gates.push(gate);
+            }
+        }
+        let pending = match gates.iter().find(|gate| gate.state == GateState::Pending) {
+            Some(gate) => {
+                let feature = session.feature_of_run(&run.feature_dir);
+                let staged = store
+                    .run_dir(&run.id)
+                    .staged_artifacts(&gate.stage)
+                    .map_err(crate::error::AppError::from)?;
+                let artifacts = staged
+                    .into_iter()
+                    .map(|(name, path)| {
+                        let content = read_text(&path);
+                        let diff = std::fs::read(feature.dir.join(&name)).ok().map(|current| {
+                            artifact_diff(&name, &String::from_utf8_lossy(&current), &content)
+                        });
+                        StagedArtifact {
+                            name,
+                            content,
+                            diff,
+                        }
+                    })
+                    .collect();
+                Some(PendingGate {
+                    csrf: dashboard.token.csrf(&run.id, &gate.stage),
+                    gate: gate.clone(),
+                    artifacts,
+                })
+            }
+            None => None,
+        };
+        Ok(RunView {
+            attempts: store.attempts(&run.id).await?,
+            events: store.events(&run.id).await?,
+            decisions: store.decisions(&run.id).await?,
+            gates,
+            pending,
+            token: dashboard.token.as_str().to_owned(),
+            run,
+        })
+    }
+}
+
+fn read_text(path: &std::path::Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => format!("(cannot read {}: {error})", path.display()),
+    }
+}
+
+/// `/runs/<id>`
+pub fn run(view: &RunView) -> String {
+    let run = &view.run;
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "<h1>Run {}</h1>\n<p>Feature <code>{}</code> · state <b>{}</b> · started {} · updated {}</p>",
+        escape(&run.id),
+        escape(&run.feature_dir),
+        escape(run.state.as_str()),
+        when(run.created_at_ms),
+        when(run.updated_at_ms)
+    );
+    body.push_str(&stages(view));
+    if let Some(pending) = &view.pending {
+        body.push_str(&gate_section(run, pending, &view.token));
+    }
+    body.push_str(&attempt_table(&view.attempts));
+    body.push_str(&verdicts_and_adjustments(&view.events));
+    body.push_str(&decision_list(&view.decisions));
+    body.push_str(&live_section(run, &view.events, &view.token));
+    layout(&format!("stagegate run {}", run.id), &view.token, &body)
+}
+
+fn stages(view: &RunView) -> String {
+    let run = &view.run;
+    let mut html = String::from("<h2>Stages</h2>\n<ol>\n");
+    for stage in &run.stages {
+        let gate = view.gates.iter().find(|gate| &gate.stage == stage);
+        let state = match gate.map(|gate| gate.state) {
+            Some(GateState::Approved) => "approved",
+            Some(GateState::Rejected) => "rejected",
+            Some(GateState::Pending) => "waiting at the gate",
+            None if run.current_stage.as_deref() == Some(stage) => run.state.as_str(),
+            None => "not started",
+        };
+        let _ = writeln!(html, "<li><b>{}</b>: {}</li>", escape(stage), escape(state));
+    }
+    html.push_str("</ol>\n");
+    html
+}
+
+/// The question, the staged artifacts (and their diffs), and the three decision forms.
+fn gate_section(run: &RunRecord, pending: &PendingGate, token: &str) -> String {
+    let stage = &pending.gate.stage;
+    let mut html = format!(
+        "<h2 id=\"gate\">Gate: {}</h2>\n<p class=\"question\">{}</p>\n",
+        escape(stage),
+        escape(&pending.gate.question)
+    );
+    for artifact in &pending.artifacts {
+        let _ = writeln!(
+            html,
+            "<h3>{}</h3>\n<details open><summary>staged content</summary><pre>{}</pre></details>",
+            escape(&artifact.name),
+            escape(&artifact.content)
+        );
+        match artifact.diff.as_deref() {
+            Some("") => {
+                html.push_str("<p>Identical to the version in the feature directory.</p>\n")
+            }
+            Some(diff) => {
+                let _ = writeln!(
+                    html,
+                    "<details><summary>changes against {}/{}</summary><pre class=\"diff\">{}</pre></details>",
+                    escape(&run.feature_dir),
+                    escape(&artifact.name),
+                    escape(diff)
+                );
+            }
+            None => html.push_str("<p>New: the feature directory has no version of it yet.</p>\n"),
+        }
+    }
+    let action = |decision: &str| escape(&format!("/runs/{}/{decision}", path_segment(&run.id)));
+    let hidden = format!(
+        "<input type=\"hidden\" name=\"token\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"stage\" value=\"{}\">",
+        escape(token),
+        escape(&pending.csrf),
+        escape(stage)
+    );
+    let _ = write!(
+        html,
+        "<form id=\"approve\" method=\"post\" action=\"{approve}\">{hidden}\
+         <label>Note (optional) <input name=\"note\" size=\"60\"></label> \
+         <button type=\"submit\">Approve and publish</button></form>\n\
+         <form id=\"reject\" method=\"post\" action=\"{reject}\">{hidden}\
+         <label>Reason (required)<textarea name=\"reason\" required></textarea></label>\
+         <button type=\"submit\">Reject</button></form>\n\
+         <form id=\"modify\" method=\"post\" action=\"{modify}\">{hidden}\
+         <label>Feedback for the synthesizer (required; the artifacts are reworked and checked by QA again)\
+         <textarea name=\"feedback\" required></textarea></label>\
+         <button type=\"submit\">Rework</button></form>\n",
+        approve = action("approve"),
+        reject = action("reject"),
+        modify = action("modify"),
+    );
+    html
+}
+
+/// The run's latest events, followed live when scripts run (the stream starts after the last
+/// one listed, so nothing is shown twice).
+fn live_section(run: &RunRecord, events: &[EventRecord], token: &str) -> String {
+    let last = events.last().map_or(0, |event| event.seq);
+    let stream = format!(
+        "/runs/{}/events?token={token}&after={last}",
+        path_segment(&run.id)
+    );
+    let mut html = format!(
+        "<h2>Events</h2>\n<p>The latest {RECENT_EVENTS}; new ones appear here as the run goes on (reload without JavaScript).</p>\n<ol id=\"live\" data-stream=\"{}\">\n",
+        escape(&stream)
+    );
+    for event in events
+        .iter()
+        .skip(events.len().saturating_sub(RECENT_EVENTS))
+    {
+        let _ = writeln!(
+            html,
+            "<li value=\"{}\">{} {}</li>",
+            event.seq,
+            escape(&event.kind),
+            escape(&event_subject(&event.payload))
+        );
+    }
+    html.push_str("</ol>\n");
+    html.push_str(LIVE_SCRIPT);
+    html
+}
+
+/// What an event is about: its stage and, for a call, the agent (the same words the script
+/// writes for live events).
+fn event_subject(payload: &serde_json::Value) -> String {
+    let identity = payload.get("identity");
+    let field = |key: &str| {
+        payload
+            .get(key)
+            .or_else(|| identity.and_then(|identity| identity.get(key)))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+    };
+    [field("stage"), field("phase"), field("agent")]
+        .into_iter()
+        .filter(|text| !text.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Appends each streamed event to the list (text only: nothing from the stream becomes HTML).
+const LIVE_SCRIPT: &str = r#"<script>
+(function () {
+  var list = document.getElementById("live");
+  if (!list || !window.EventSource) { return; }
+  var source = new EventSource(list.getAttribute("data-stream"));
+  source.onmessage = function (message) {
+    var event = JSON.parse(message.data);
+    var payload = event.payload || {};
+    var identity = payload.identity || {};
+    var words = [event.kind];
+    ["stage", "phase", "agent"].forEach(function (key) {
+      var value = payload[key] || identity[key];
+      if (typeof value === "string" && value) { words.push(value); }
+    });
+    var item = document.createElement("li");
+    item.value = event.seq;
+    item.textContent = words.join(" ");
+    list.appendChild(item);
+  };
+})();
+</script>
+"#;
+
+fn when(at_ms: i64) -> String {
+    let Ok(millis) = u64::try_from(at_ms) else {
+        return "-".to_owned();
+    };
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stagegate_store::RunState;
+
+    fn run_record(id: &str) -> RunRecord {
+        RunRecord {
+            id: id.into(),
+            feature_dir: "specs/001-<x>".into(),
+            stages: vec!["plan".into()],
+            state: RunState::AwaitingDecision,
+            current_stage: Some("plan".into()),
+            settings_json: serde_json::json!({}),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn links_carry_the_token_and_encode_the_run_id() {
+        assert_eq!(run_link("2026-x", "abc"), "/runs/2026-x?token=abc");
+        assert_eq!(run_link("a/b c", "abc"), "/runs/a%2Fb%20c?token=abc");
+    }
+
+    #[test]
+    fn the_index_escapes_what_it_shows() {
+        let gate = GateRecord {
+            run_id: "r1".into(),
+            stage: "plan".into(),
+            question: "Approve <this>?".into(),
+            artifacts: vec![],
+            state: GateState::Pending,
+            opened_at_ms: 0,
+            closed_at_ms: None,
+        };
+        let page = index(&[run_record("r1")], &[gate], "tok");
+        assert!(page.contains("Approve &lt;this&gt;?"));
+        assert!(page.contains("specs/001-&lt;x&gt;"));
+        assert!(page.contains("href=\"/runs/r1?token=tok\""));
+        assert!(!page.contains("<script"), "the index needs no script");
+    }
+
+    #[test]
+    fn the_gate_section_has_three_forms_with_token_csrf_and_stage() {
+        let pending = PendingGate {
+            gate: GateRecord {
+                run_id: "r1".into(),
+                stage: "plan".into(),
+                question: "Planning artifacts synthesized. Approve to proceed?".into(),
+                artifacts: vec!["plan.md".into()],
+                state: GateState::Pending,
+                opened_at_ms: 0,
+                closed_at_ms: None,
+            },
+            artifacts: vec![StagedArtifact {
+                name: "plan.md".into(),
+                content: "# Plan <script>alert(1)</script>".into(),
+                diff: None,
+            }],
+            csrf: "c5rf".into(),
+        };
+        let html = gate_section(&run_record("r1"), &pending, "tok");
+        assert_eq!(html.matches("<form ").count(), 3);
+        assert_eq!(html.matches("name=\"csrf\" value=\"c5rf\"").count(), 3);
+        assert_eq!(html.matches("name=\"token\" value=\"tok\"").count(), 3);
+        assert!(html.contains("action=\"/runs/r1/approve\""));
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!html.contains("<script>alert"));
+    }
+
+    #[test]
+    fn an_event_is_summarized_by_stage_phase_and_agent() {
+        let payload = serde_json::json!({
+            "identity": {"stage": "plan", "phase": "agent", "agent": "solution-architect"}
+        });
+        assert_eq!(event_subject(&payload), "plan agent solution-architect");
+        assert_eq!(event_subject(&serde_json::json!({"stage": "plan"})), "plan");
+    }
+}
