@@ -74,7 +74,7 @@ fn layout(title: &str, token: &str, body: &str) -> String {
 }
 
 const EXTRA_STYLE: &str = "nav{margin-bottom:1em}form{margin:.5em 0;padding:.5em;border:1px solid #ddd}\
-textarea{width:100%;min-height:4em}.diff{background:#fffbe6}.question{font-size:120%}";
+textarea{width:100%;min-height:4em}pre{white-space:pre-wrap}.diff{background:#fffbe6}.question{font-size:120%}";
 
 /// `/`: every run, and the gates waiting for a decision.
 pub fn index(runs: &[RunRecord], pending: &[GateRecord], token: &str) -> String {
@@ -255,29 +255,6 @@ fn gate_section(run: &RunRecord, pending: &PendingGate, token: &str) -> String {
         escape(stage),
         escape(&pending.gate.question)
     );
-    for artifact in &pending.artifacts {
-        let _ = writeln!(
-            html,
-            "<h3>{}</h3>\n<details open><summary>staged content</summary><pre>{}</pre></details>",
-            escape(&artifact.name),
-            escape(&artifact.content)
-        );
-        match artifact.diff.as_deref() {
-            Some("") => {
-                html.push_str("<p>Identical to the version in the feature directory.</p>\n")
-            }
-            Some(diff) => {
-                let _ = writeln!(
-                    html,
-                    "<details><summary>changes against {}/{}</summary><pre class=\"diff\">{}</pre></details>",
-                    escape(&run.feature_dir),
-                    escape(&artifact.name),
-                    escape(diff)
-                );
-            }
-            None => html.push_str("<p>New: the feature directory has no version of it yet.</p>\n"),
-        }
-    }
     let action = |decision: &str| escape(&format!("/runs/{}/{decision}", path_segment(&run.id)));
     let hidden = format!(
         "<input type=\"hidden\" name=\"token\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"stage\" value=\"{}\">",
@@ -301,6 +278,30 @@ fn gate_section(run: &RunRecord, pending: &PendingGate, token: &str) -> String {
         reject = action("reject"),
         modify = action("modify"),
     );
+    html.push_str("<p>The staged artifacts, as they would be published:</p>\n");
+    for artifact in &pending.artifacts {
+        let _ = writeln!(
+            html,
+            "<h3>{}</h3>\n<details open><summary>staged content</summary><pre>{}</pre></details>",
+            escape(&artifact.name),
+            escape(&artifact.content)
+        );
+        match artifact.diff.as_deref() {
+            Some("") => {
+                html.push_str("<p>Identical to the version in the feature directory.</p>\n")
+            }
+            Some(diff) => {
+                let _ = writeln!(
+                    html,
+                    "<details open><summary>changes against {}/{}</summary><pre class=\"diff\">{}</pre></details>",
+                    escape(&run.feature_dir),
+                    escape(&artifact.name),
+                    escape(diff)
+                );
+            }
+            None => html.push_str("<p>New: the feature directory has no version of it yet.</p>\n"),
+        }
+    }
     html
 }
 
@@ -437,11 +438,18 @@ mod tests {
                 opened_at_ms: 0,
                 closed_at_ms: None,
             },
-            artifacts: vec![StagedArtifact {
-                name: "plan.md".into(),
-                content: "# Plan <script>alert(1)</script>".into(),
-                diff: None,
-            }],
+            artifacts: vec![
+                StagedArtifact {
+                    name: "plan.md".into(),
+                    content: "# Plan <script>alert(1)</script>".into(),
+                    diff: None,
+                },
+                StagedArtifact {
+                    name: "research.md".into(),
+                    content: "new <b>".into(),
+                    diff: Some(artifact_diff("research.md", "old\n", "new <b>\n")),
+                },
+            ],
             csrf: "c5rf".into(),
         };
         let html = gate_section(&run_record("r1"), &pending, "tok");
@@ -451,6 +459,13 @@ mod tests {
         assert!(html.contains("action=\"/runs/r1/approve\""));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<script>alert"));
+        assert!(html.contains("New: the feature directory has no version of it yet."));
+        assert!(html.contains("changes against specs/001-&lt;x&gt;/research.md"));
+        assert!(html.contains("-old\n+new &lt;b&gt;"), "{html}");
+        assert!(
+            html.find("<form id=\"approve\"") < html.find("<h3>plan.md</h3>"),
+            "the decision comes before the long artifacts"
+        );
     }
 
     #[test]

@@ -436,14 +436,17 @@ async fn check<'a>(
 }
 
 /// A decision that failed after the checks: the store refusing a decided gate (another
-/// process decided first) is a conflict; anything else is the server's failure.
+/// process decided first) or stage inputs that changed under a rework are conflicts with the
+/// repository's state; agents that failed the rework are a bad gateway; anything else is the
+/// server's failure.
 fn decision_failed(error: AppError) -> Refusal {
-    let message = error.to_string();
-    if message.contains("was already decided") {
-        Refusal::new(StatusCode::CONFLICT, message)
-    } else {
-        Refusal::internal(&error)
-    }
+    let status = match &error {
+        AppError::InputMissing { .. } => StatusCode::CONFLICT,
+        AppError::StageFailed { .. } => StatusCode::BAD_GATEWAY,
+        other if other.to_string().contains("was already decided") => StatusCode::CONFLICT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Refusal::new(status, error.to_string())
 }
 
 /// 303 to the run's page, which shows the decision.
