@@ -14,6 +14,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log every event of a run on stderr, as text or JSON lines (levels from STAGEGATE_LOG or
+    /// RUST_LOG, default info); turns the live display off.
+    #[arg(long, value_enum, global = true, value_name = "FORMAT")]
+    pub log_format: Option<crate::event_log::LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]

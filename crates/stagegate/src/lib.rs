@@ -23,6 +23,7 @@ mod commands;
 mod decide;
 mod editor;
 mod error;
+mod event_log;
 mod history;
 mod json_lines;
 mod metric_names;
@@ -61,7 +62,11 @@ pub fn main() -> ExitCode {
             return Exit::Internal.into();
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    if let Some(format) = cli.log_format {
+        event_log::install(format);
+    }
+    let logs = cli.log_format.is_some();
+    match runtime.block_on(dispatch(cli.command, logs)) {
         Ok(exit) => exit.into(),
         Err(error) => {
             let exit = error.exit();
@@ -71,7 +76,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<Exit, AppError> {
+async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
     match command {
         Command::Run(args) => {
             let session = Session::open(&args.common, args.concurrency).await?;
@@ -79,6 +84,7 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
                 no_input: args.output.no_input,
                 json: args.output.json,
                 refresh: args.refresh,
+                logs,
             };
             runner::start_run(&session, &args.stages, options).await
         }
@@ -96,6 +102,7 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
                 no_input: args.output.no_input,
                 json: args.output.json,
                 refresh: false,
+                logs,
             };
             runner::modify_gate(&session, args.run.as_deref(), args.feedback, options).await
         }
@@ -105,6 +112,7 @@ async fn dispatch(command: Command) -> Result<Exit, AppError> {
                 no_input: args.output.no_input,
                 json: args.output.json,
                 refresh: false,
+                logs,
             };
             runner::resume_run(&session, &args.run, options).await
         }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::decide::{self, artifact_diff};
 use crate::editor::edit_files;
 use crate::error::{AppError, Exit};
+use crate::event_log::EventLog;
 use crate::history::load_product;
 use crate::json_lines::JsonLines;
 use crate::progress::{Progress, ProgressMode};
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Ignore the cache (a run still reuses its own finished work when resumed).
     pub refresh: bool,
+    /// Structured logs of every event on stderr (`--log-format`).
+    pub logs: bool,
 }
 
 /// `stagegate run STAGE...`
@@ -637,8 +640,9 @@ fn subscribers(session: &Session, run: &RunRecord, options: RunOptions) -> Subsc
     Subscribers {
         recorder: Recorder::new(session.store.clone(), &run.id)
             .caching(session.settings.cache.clone()),
-        progress: Progress::new(ProgressMode::detect(options.json)),
+        progress: Progress::new(ProgressMode::detect(options.json || options.logs)),
         json: options.json.then_some(JsonLines),
+        log: options.logs.then_some(EventLog),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use stagegate_engine::event::{Event, EventSink, SinkError};
 
+use crate::event_log::EventLog;
 use crate::json_lines::JsonLines;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
@@ -11,6 +12,7 @@ pub struct Subscribers {
     pub recorder: Recorder,
     pub progress: Progress,
     pub json: Option<JsonLines>,
+    pub log: Option<EventLog>,
 }
 
 impl EventSink for Subscribers {
@@ -19,6 +21,9 @@ impl EventSink for Subscribers {
         self.progress.show(event);
         if let Some(json) = &mut self.json {
             json.emit(event).await?;
+        }
+        if let Some(log) = &mut self.log {
+            log.emit(event).await?;
         }
         Ok(())
     }
