@@ -12,8 +12,12 @@ mod durability;
 mod gate;
 #[path = "cli/harness.rs"]
 mod harness;
+#[path = "cli/http_backends.rs"]
+mod http_backends;
 #[path = "cli/init.rs"]
 mod init;
+#[path = "cli/loopback_server.rs"]
+mod loopback_server;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/serve.rs"]
