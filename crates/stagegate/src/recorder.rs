@@ -88,26 +88,8 @@ impl Recorder {
                         ..AttemptFiles::default()
                     },
                 )?;
-                self.store
-                    .record_attempt(&AttemptRecord {
-                        run_id: identity.run_id.clone(),
-                        stage: identity.stage.clone(),
-                        phase: identity.phase.as_str().to_owned(),
-                        agent: attempt_key(identity),
-                        attempt: identity.attempt,
-                        backend: backend.clone(),
-                        started_at_ms: *at_ms,
-                        finished_at_ms: None,
-                        outcome: None,
-                        failure_reason: None,
-                        output_hash: None,
-                        output_bytes: None,
-                        confidence: None,
-                        input_tokens: None,
-                        output_tokens: None,
-                    })
-                    .await
-                    .map_err(|error| error.to_string())?;
+                self.record_attempt(attempt_record(identity, backend, *at_ms))
+                    .await?;
             }
             Event::AttemptFinished {
                 identity,
@@ -137,26 +119,18 @@ impl Recorder {
                     },
                 )?;
                 let started = at_ms - i64::try_from(*duration_ms).unwrap_or(0);
-                self.store
-                    .record_attempt(&AttemptRecord {
-                        run_id: identity.run_id.clone(),
-                        stage: identity.stage.clone(),
-                        phase: identity.phase.as_str().to_owned(),
-                        agent: attempt_key(identity),
-                        attempt: identity.attempt,
-                        backend: backend.clone(),
-                        started_at_ms: started,
-                        finished_at_ms: Some(*at_ms),
-                        outcome: Some(status.as_str().to_owned()),
-                        failure_reason: failure.as_ref().map(ToString::to_string),
-                        output_hash: output_hash.clone(),
-                        output_bytes: Some(i64::try_from(*output_bytes).unwrap_or(i64::MAX)),
-                        confidence: *confidence,
-                        input_tokens: usage.map(|usage| tokens(usage.input_tokens)),
-                        output_tokens: usage.map(|usage| tokens(usage.output_tokens)),
-                    })
-                    .await
-                    .map_err(|error| error.to_string())?;
+                self.record_attempt(AttemptRecord {
+                    finished_at_ms: Some(*at_ms),
+                    outcome: Some(status.as_str().to_owned()),
+                    failure_reason: failure.as_ref().map(ToString::to_string),
+                    output_hash: output_hash.clone(),
+                    output_bytes: Some(count(*output_bytes)),
+                    confidence: *confidence,
+                    input_tokens: usage.map(|usage| count(usage.input_tokens)),
+                    output_tokens: usage.map(|usage| count(usage.output_tokens)),
+                    ..attempt_record(identity, backend, started)
+                })
+                .await?;
             }
             Event::CacheHit {
                 identity,
@@ -177,27 +151,16 @@ impl Recorder {
                         stderr: None,
                     },
                 )?;
-                self.store
-                    .record_attempt(&AttemptRecord {
-                        run_id: identity.run_id.clone(),
-                        stage: identity.stage.clone(),
-                        phase: identity.phase.as_str().to_owned(),
-                        agent: attempt_key(identity),
-                        attempt: identity.attempt,
-                        backend: backend.clone(),
-                        started_at_ms: *at_ms,
-                        finished_at_ms: Some(*at_ms),
-                        outcome: Some("cached".to_owned()),
-                        failure_reason: None,
-                        output_hash: Some(output_hash.clone()),
-                        output_bytes: Some(i64::try_from(*output_bytes).unwrap_or(i64::MAX)),
-                        confidence: *confidence,
-                        // A cache hit costs no tokens.
-                        input_tokens: None,
-                        output_tokens: None,
-                    })
-                    .await
-                    .map_err(|error| error.to_string())?;
+                // A cache hit takes no time and costs no tokens.
+                self.record_attempt(AttemptRecord {
+                    finished_at_ms: Some(*at_ms),
+                    outcome: Some("cached".to_owned()),
+                    output_hash: Some(output_hash.clone()),
+                    output_bytes: Some(count(*output_bytes)),
+                    confidence: *confidence,
+                    ..attempt_record(identity, backend, *at_ms)
+                })
+                .await?;
             }
             Event::ArtifactSynthesized {
                 stage,
@@ -234,6 +197,13 @@ impl Recorder {
         Ok(())
     }
 
+    async fn record_attempt(&self, attempt: AttemptRecord) -> Result<(), String> {
+        self.store
+            .record_attempt(&attempt)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
     fn write_files(&self, identity: &CallIdentity, files: &AttemptFiles<'_>) -> Result<(), String> {
         self.run_dir
             .write_attempt(
@@ -267,8 +237,29 @@ impl EventSink for Recorder {
     }
 }
 
-fn tokens(count: u64) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
+fn count(value: impl TryInto<i64>) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+/// An attempt as it stands when it starts: who, on which backend, since when.
+fn attempt_record(identity: &CallIdentity, backend: &str, started_at_ms: i64) -> AttemptRecord {
+    AttemptRecord {
+        run_id: identity.run_id.clone(),
+        stage: identity.stage.clone(),
+        phase: identity.phase.as_str().to_owned(),
+        agent: attempt_key(identity),
+        attempt: identity.attempt,
+        backend: backend.to_owned(),
+        started_at_ms,
+        finished_at_ms: None,
+        outcome: None,
+        failure_reason: None,
+        output_hash: None,
+        output_bytes: None,
+        confidence: None,
+        input_tokens: None,
+        output_tokens: None,
+    }
 }
 
 /// The key an attempt is filed under: the agent, and for a synthesis also the artifact
