@@ -36,17 +36,27 @@ fn bench(rounds: usize) -> Result<(), String> {
     let mut uncached = Vec::new();
     let mut cached = Vec::new();
     for _ in 0..rounds {
-        uncached.push(stagegate(root, &["run", "plan", "--no-input", "--refresh"], 10)?);
+        uncached.push(stagegate(
+            root,
+            &["run", "plan", "--no-input", "--refresh"],
+            10,
+        )?);
         cached.push(stagegate(root, &["run", "plan", "--no-input"], 10)?);
     }
     let (uncached, cached) = (median(&mut uncached), median(&mut cached));
-    println!("| run of the plan stage (whole process, mock agents of 100 ms) | median ms | target |");
+    println!(
+        "| run of the plan stage (whole process, mock agents of 100 ms) | median ms | target |"
+    );
     println!("|---|---|---|");
     println!("| uncached (`--refresh`) | {:.1} | |", millis(uncached));
     println!(
         "| fully cached re-run | {:.1} | ≤ {TARGET_CACHED_MS} ms {} |",
         millis(cached),
-        if millis(cached) <= TARGET_CACHED_MS { "met" } else { "**missed**" }
+        if millis(cached) <= TARGET_CACHED_MS {
+            "met"
+        } else {
+            "**missed**"
+        }
     );
     println!(
         "| cached ÷ uncached | {:.3} | |",
