@@ -108,6 +108,21 @@ pub(crate) const RETRY_ATTEMPTS: MetricName = metric(
     MetricKind::Counter,
     "Attempts beyond the first of each call (attempt number above 1).",
 );
+pub(crate) const INPUT_TOKENS: MetricName = metric(
+    "input_tokens",
+    MetricKind::Counter,
+    "Tokens the model reported reading, over every attempt whose backend reports usage.",
+);
+pub(crate) const OUTPUT_TOKENS: MetricName = metric(
+    "output_tokens",
+    MetricKind::Counter,
+    "Tokens the model reported writing, over every attempt whose backend reports usage.",
+);
+pub(crate) const CACHE_HITS: MetricName = metric(
+    "cache_hits",
+    MetricKind::Counter,
+    "Calls answered from the cache (or a resumed run's own finished work) instead of the agent.",
+);
 pub(crate) const FAILURE_REASON: MetricName = metric(
     "failure_reason",
     MetricKind::Counter,
@@ -151,6 +166,9 @@ pub(crate) const METRICS: &[MetricName] = &[
     OUTPUT_SIZE_BYTES,
     CONFIDENCE_SCORE,
     RETRY_ATTEMPTS,
+    INPUT_TOKENS,
+    OUTPUT_TOKENS,
+    CACHE_HITS,
     FAILURE_REASON,
     SYNTHESIS_COHERENCE_SCORE,
     REVIEW_COVERAGE_PERCENT,

@@ -61,10 +61,10 @@ use stagegate_store::{AttemptRecord, DecisionKind, DecisionRecord, EventRecord, 
 use crate::cli::MetricsFormat;
 use crate::error::{AppError, Exit};
 use crate::metric_names::{
-    AGENT_SUCCESS_RATE, APPROVAL_FIRST_ATTEMPT_RATE, APPROVAL_RATE, CONFIDENCE_SCORE,
-    EXECUTION_TIME_MS, FAILURE_REASON, METRICS, MetricName, OUTPUT_SIZE_BYTES,
-    PARTIAL_FAILURE_RATE, PREFIX, QA_MODIFICATIONS_COUNT, RETRY_ATTEMPTS, RETRY_COUNT,
-    REVIEW_COVERAGE_PERCENT, RUNS, STAGE_DURATION_MS, STAGE_DURATION_MS_MAX,
+    AGENT_SUCCESS_RATE, APPROVAL_FIRST_ATTEMPT_RATE, APPROVAL_RATE, CACHE_HITS, CONFIDENCE_SCORE,
+    EXECUTION_TIME_MS, FAILURE_REASON, INPUT_TOKENS, METRICS, MetricName, OUTPUT_SIZE_BYTES,
+    OUTPUT_TOKENS, PARTIAL_FAILURE_RATE, PREFIX, QA_MODIFICATIONS_COUNT, RETRY_ATTEMPTS,
+    RETRY_COUNT, REVIEW_COVERAGE_PERCENT, RUNS, STAGE_DURATION_MS, STAGE_DURATION_MS_MAX,
     SYNTHESIS_COHERENCE_SCORE, USER_MODIFICATION_RATE,
 };
 use crate::session::Session;
@@ -150,6 +150,9 @@ pub(crate) struct AgentMetrics {
     pub(crate) output_size_bytes: Average,
     pub(crate) confidence_score: Average,
     pub(crate) retry_attempts: u64,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) cache_hits: u64,
     pub(crate) failure_reason: BTreeMap<String, u64>,
 }
 
@@ -477,6 +480,10 @@ fn add_agents(metrics: &mut Metrics, attempts: &[AttemptRecord], events: &[Event
             &attempt.phase,
         );
         entry.retry_attempts += u64::from(attempt.attempt > 1);
+        entry.cache_hits += u64::from(attempt.outcome.as_deref() == Some("cached"));
+        let tokens = |value: Option<i64>| value.and_then(|value| u64::try_from(value).ok());
+        entry.input_tokens += tokens(attempt.input_tokens).unwrap_or(0);
+        entry.output_tokens += tokens(attempt.output_tokens).unwrap_or(0);
         let Some(finished_at_ms) = attempt.finished_at_ms else {
             continue;
         };
@@ -596,6 +603,9 @@ pub(crate) fn render_json(metrics: &Metrics) -> Value {
                 json!(values.confidence_score.value()),
             );
             object.insert(RETRY_ATTEMPTS.name.to_owned(), json!(values.retry_attempts));
+            object.insert(INPUT_TOKENS.name.to_owned(), json!(values.input_tokens));
+            object.insert(OUTPUT_TOKENS.name.to_owned(), json!(values.output_tokens));
+            object.insert(CACHE_HITS.name.to_owned(), json!(values.cache_hits));
             object.insert(FAILURE_REASON.name.to_owned(), json!(values.failure_reason));
             Value::Object(object)
         })
@@ -698,6 +708,15 @@ fn write_samples(writer: &mut PrometheusWriter, metrics: &Metrics, metric: &Metr
         }),
         RETRY_ATTEMPTS => writer.per_agent(metric, &metrics.agents, |values| {
             Some(Integer(values.retry_attempts))
+        }),
+        INPUT_TOKENS => writer.per_agent(metric, &metrics.agents, |values| {
+            Some(Integer(values.input_tokens))
+        }),
+        OUTPUT_TOKENS => writer.per_agent(metric, &metrics.agents, |values| {
+            Some(Integer(values.output_tokens))
+        }),
+        CACHE_HITS => writer.per_agent(metric, &metrics.agents, |values| {
+            Some(Integer(values.cache_hits))
         }),
         FAILURE_REASON => {
             for (key, values) in &metrics.agents {
@@ -1120,6 +1139,26 @@ mod tests {
     }
 
     #[test]
+    fn tokens_add_up_and_cache_hits_are_counted() {
+        let mut first = attempt(agent_attempt("a", 1, "claude"), Some((0, 100)), "ok");
+        first.input_tokens = Some(1_200);
+        first.output_tokens = Some(300);
+        let mut second = attempt(agent_attempt("a", 2, "claude"), Some((200, 300)), "ok");
+        second.input_tokens = Some(800);
+        second.output_tokens = Some(100);
+        let cached = attempt(agent_attempt("a", 1, "claude"), Some((400, 400)), "cached");
+        let metrics = compute(&[], &[first, second, cached], &[], &[]);
+        let agent = &metrics.agents[&key("plan", "a", "claude")];
+        assert_eq!((agent.input_tokens, agent.output_tokens), (2_000, 400));
+        assert_eq!(agent.cache_hits, 1);
+        let text = render_prometheus(&metrics);
+        assert!(
+            text.contains("stagegate_cache_hits{stage=\"plan\",agent=\"a\",backend=\"claude\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn agent_time_size_and_confidence_averages() {
         let mut first = attempt(agent_attempt("a", 1, "claude"), Some((100, 400)), "ok");
         first.output_bytes = Some(1_000);
@@ -1464,6 +1503,9 @@ mod tests {
                 "output_size_bytes": 10.0,
                 "confidence_score": null,
                 "retry_attempts": 1,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cache_hits": 0,
                 "failure_reason": {},
             }])
         );
