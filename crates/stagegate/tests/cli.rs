@@ -4,6 +4,8 @@
 
 #[path = "cli/agent_failures.rs"]
 mod agent_failures;
+#[path = "cli/builtin.rs"]
+mod builtin;
 #[path = "cli/configuration.rs"]
 mod configuration;
 #[path = "cli/durability.rs"]

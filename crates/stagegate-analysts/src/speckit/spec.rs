@@ -182,6 +182,13 @@ impl Spec {
             );
             return spec;
         }
+        // Bytes that were not UTF-8 reach us as U+FFFD (the inputs are read lossily).
+        let unreadable = source.matches('\u{FFFD}').count();
+        if unreadable > 0 {
+            spec.notes.push(format!(
+                "{unreadable} character(s) are not valid UTF-8 (read as U+FFFD); the text around them may be garbled"
+            ));
+        }
         let document = markdown::parse(source);
         if document.unterminated_fence {
             spec.notes.push(
