@@ -18,6 +18,8 @@ mod harness;
 mod http_backends;
 #[path = "cli/init.rs"]
 mod init;
+#[path = "cli/logs.rs"]
+mod logs;
 #[path = "cli/loopback_server.rs"]
 mod loopback_server;
 #[path = "cli/scheduling.rs"]
