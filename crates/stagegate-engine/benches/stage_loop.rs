@@ -409,6 +409,7 @@ fn costs(agents: usize) -> Result<Costs, String> {
             previous: None,
             guidance: &[],
             discovery: None,
+            cuts: &[],
         };
         let phase = if outputs.is_empty() {
             Phase::Agent

@@ -11,6 +11,7 @@ mod agent_call;
 pub mod backend;
 mod bounded_output;
 pub mod command_agent;
+pub mod context_budget;
 pub mod event;
 pub mod mock_agent;
 pub mod output_format;

@@ -814,8 +814,18 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             previous: inputs.previous,
             guidance: self.guidance(phase),
             discovery: self.discovery_for(phase),
+            cuts: &[],
         };
-        Ok(self.context.prompts.render(phase, &agent.id, &context)?)
+        // One prompt goes to the backend and to its fallback: fit the tighter budget.
+        let budget = crate::context_budget::tightest(
+            std::iter::once(agent.backend.backend.kind())
+                .chain(agent.fallback.iter().map(|fallback| fallback.backend.kind())),
+        );
+        let rendered = self
+            .context
+            .prompts
+            .render_within(phase, &agent.id, &context, budget)?;
+        Ok(rendered.text)
     }
 }
 
