@@ -997,6 +997,29 @@ mod tests {
     }
 
     #[test]
+    fn a_reviewer_reused_by_a_custom_stage_guides_that_stages_artifacts() {
+        let prompts = Prompts::embedded().expect("embedded templates load");
+        let material = material();
+        let required = ["security_audit.md".to_owned()];
+        let optional = ["threats.json".to_owned(), "evidence/".to_owned()];
+        let prompt = render_role(
+            &prompts,
+            &material,
+            Phase::Review,
+            "lead-reviewer-c",
+            (&required, &optional),
+            "security_audit.md",
+        );
+        assert!(
+            prompt.contains(
+                "For each artifact the synthesizer writes (security_audit.md, threats.json)"
+            ),
+            "{prompt}"
+        );
+        assert!(!prompt.contains("For `quality_report.md`"));
+    }
+
+    #[test]
     fn a_synthesis_rework_carries_the_feedback_and_the_previous_version() {
         let prompts = Prompts::embedded().expect("embedded templates load");
         let required = ["implementation_plan.md".to_owned()];
