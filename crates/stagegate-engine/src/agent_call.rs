@@ -36,6 +36,8 @@ pub(crate) struct Call {
     pub phase: Phase,
     pub artifact: Option<String>,
     pub prompt: Arc<str>,
+    /// What the prompt left out to fit the backend's context (`tasks.md was cut from …`).
+    pub cuts: Vec<String>,
     pub materials: Arc<CallMaterials>,
     /// What the call's output is cached under (see `cache_key`).
     pub cache_key: String,

@@ -126,6 +126,19 @@ pub enum Event {
         uncertainty_parts: String,
         at_ms: i64,
     },
+    /// A call's prompt left part of its inputs out to fit the backend's context; the prompt
+    /// says so too.
+    ContextCut {
+        run_id: String,
+        stage: String,
+        phase: crate::backend::Phase,
+        agent: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        artifact: Option<String>,
+        /// `tasks.md was cut from 120 KB to 40 KB`, one per file.
+        cuts: Vec<String>,
+        at_ms: i64,
+    },
     /// An adaptive rule changed the stage's settings.
     Adjusted {
         run_id: String,
@@ -295,6 +308,7 @@ impl Event {
             Event::RunStarted { .. } => "run_started",
             Event::StageStarted { .. } => "stage_started",
             Event::InputsScored { .. } => "inputs_scored",
+            Event::ContextCut { .. } => "context_cut",
             Event::Adjusted { .. } => "adjusted",
             Event::AttemptStarted { .. } => "attempt_started",
             Event::AttemptFinished { .. } => "attempt_finished",

@@ -427,6 +427,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 let Some(mut call) = calls.pop_front() else {
                     break;
                 };
+                self.report_cuts(&call).await?;
                 let Some(output) = call.cached.take() else {
                     continue;
                 };
@@ -481,6 +482,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                     if self.stage_cancel.is_cancelled() {
                         calls.clear();
                     } else if let Some(call) = calls.pop_front() {
+                        self.report_cuts(&call).await?;
                         let environment = self.environment.clone();
                         let sender = sender.clone();
                         tasks.spawn(async move {
@@ -502,6 +504,25 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         }
         self.drain(&mut receiver).await?;
         Ok(finished)
+    }
+
+    /// Says, once per call, what its prompt had to leave out to fit the backend's context.
+    async fn report_cuts(&mut self, call: &Call) -> Result<(), StageError> {
+        if call.cuts.is_empty() {
+            return Ok(());
+        }
+        self.sink
+            .emit(&Event::ContextCut {
+                run_id: self.context.run_id.clone(),
+                stage: self.plan.id.clone(),
+                phase: call.phase,
+                agent: call.agent.id.clone(),
+                artifact: call.artifact.clone(),
+                cuts: call.cuts.clone(),
+                at_ms: now_ms(),
+            })
+            .await?;
+        Ok(())
     }
 
     /// Runs one call alone (review, synthesis, QA, the sequential pass).
@@ -537,13 +558,14 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
 
     fn agent_call(&self, agent: &AgentPlan, max_tries: Option<u32>) -> Result<Call, StageError> {
         let inputs = PhaseInputs::default();
-        let prompt = self.render(Phase::Agent, agent, &inputs)?;
+        let (prompt, cuts) = self.render(Phase::Agent, agent, &inputs)?;
         let (cache_key, cached) = self.look_up(Phase::Agent, agent, None, &prompt);
         Ok(Call {
             agent: agent.clone(),
             phase: Phase::Agent,
             artifact: None,
             prompt: Arc::from(prompt),
+            cuts,
             materials: self.materials(Phase::Agent, agent, &inputs),
             cache_key,
             cached,
@@ -686,13 +708,14 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         artifact: Option<&str>,
         inputs: &PhaseInputs<'_>,
     ) -> Result<Call, StageError> {
-        let prompt = self.render(phase, agent, inputs)?;
+        let (prompt, cuts) = self.render(phase, agent, inputs)?;
         let (cache_key, cached) = self.look_up(phase, agent, artifact, &prompt);
         Ok(Call {
             agent: agent.clone(),
             phase,
             artifact: artifact.map(str::to_owned),
             prompt: Arc::from(prompt),
+            cuts,
             materials: self.materials(phase, agent, inputs),
             cache_key,
             cached,
@@ -789,7 +812,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         phase: Phase,
         agent: &AgentPlan,
         inputs: &PhaseInputs<'_>,
-    ) -> Result<String, StageError> {
+    ) -> Result<(String, Vec<String>), StageError> {
         let plan = self.plan;
         let context = PromptContext {
             stage: StageView {
@@ -818,14 +841,19 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         };
         // One prompt goes to the backend and to its fallback: fit the tighter budget.
         let budget = crate::context_budget::tightest(
-            std::iter::once(agent.backend.backend.kind())
-                .chain(agent.fallback.iter().map(|fallback| fallback.backend.kind())),
+            std::iter::once(agent.backend.backend.kind()).chain(
+                agent
+                    .fallback
+                    .iter()
+                    .map(|fallback| fallback.backend.kind()),
+            ),
         );
         let rendered = self
             .context
             .prompts
             .render_within(phase, &agent.id, &context, budget)?;
-        Ok(rendered.text)
+        let cuts = rendered.cuts.iter().map(ToString::to_string).collect();
+        Ok((rendered.text, cuts))
     }
 }
 

@@ -146,6 +146,9 @@ impl Progress {
                 };
                 self.line(&text);
             }
+            Event::ContextCut { agent, cuts, .. } => {
+                self.line(&format!("  context of {agent} cut: {}", cuts.join("; ")));
+            }
             Event::InputsScored {
                 complexity,
                 uncertainty,

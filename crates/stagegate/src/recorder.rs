@@ -282,6 +282,7 @@ pub fn run_id_of(event: &Event) -> &str {
         | Event::StageStarted { run_id, .. }
         | Event::Adjusted { run_id, .. }
         | Event::InputsScored { run_id, .. }
+        | Event::ContextCut { run_id, .. }
         | Event::FallbackStarted { run_id, .. }
         | Event::QuorumMet { run_id, .. }
         | Event::QuorumLost { run_id, .. }

@@ -8,6 +8,8 @@ mod agent_failures;
 mod builtin;
 #[path = "cli/configuration.rs"]
 mod configuration;
+#[path = "cli/context.rs"]
+mod context;
 #[path = "cli/durability.rs"]
 mod durability;
 #[path = "cli/gate.rs"]

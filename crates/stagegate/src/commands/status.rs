@@ -122,7 +122,12 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
     // What shaped each stage: its input scores and the adaptive adjustments, from the log.
     let shaping: Vec<&serde_json::Value> = events
         .iter()
-        .filter(|event| matches!(event.kind.as_str(), "inputs_scored" | "adjusted"))
+        .filter(|event| {
+            matches!(
+                event.kind.as_str(),
+                "inputs_scored" | "adjusted" | "context_cut"
+            )
+        })
         .map(|event| &event.payload)
         .collect();
     if json {
@@ -183,7 +188,15 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
                     })
                     .unwrap_or_default()
             };
-            if payload.get("complexity_parts").is_some() {
+            if let Some(cuts) = payload.get("cuts").and_then(|cuts| cuts.as_array()) {
+                let cuts: Vec<&str> = cuts.iter().filter_map(|cut| cut.as_str()).collect();
+                let _ = writeln!(
+                    out,
+                    "  context of {} cut: {}",
+                    text("agent"),
+                    cuts.join("; ")
+                );
+            } else if payload.get("complexity_parts").is_some() {
                 let _ = writeln!(out, "  complexity  {}", text("complexity_parts"));
                 let _ = writeln!(out, "  uncertainty {}", text("uncertainty_parts"));
             } else {
