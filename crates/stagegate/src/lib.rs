@@ -27,6 +27,8 @@ mod event_log;
 mod history;
 mod json_lines;
 mod metric_names;
+#[cfg(feature = "otel")]
+mod otel_export;
 mod pending;
 mod progress;
 mod recorder;

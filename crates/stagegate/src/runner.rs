@@ -643,6 +643,8 @@ fn subscribers(session: &Session, run: &RunRecord, options: RunOptions) -> Subsc
         progress: Progress::new(ProgressMode::detect(options.json || options.logs)),
         json: options.json.then_some(JsonLines),
         log: options.logs.then_some(EventLog),
+        #[cfg(feature = "otel")]
+        otel: crate::otel_export::OtelExport::from_env(&run.id),
     }
 }
 

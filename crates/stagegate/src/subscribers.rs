@@ -5,6 +5,8 @@ use stagegate_engine::event::{Event, EventSink, SinkError};
 
 use crate::event_log::EventLog;
 use crate::json_lines::JsonLines;
+#[cfg(feature = "otel")]
+use crate::otel_export::OtelExport;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
 
@@ -13,6 +15,9 @@ pub struct Subscribers {
     pub progress: Progress,
     pub json: Option<JsonLines>,
     pub log: Option<EventLog>,
+    /// OpenTelemetry spans, when an OTLP endpoint is configured.
+    #[cfg(feature = "otel")]
+    pub otel: Option<OtelExport>,
 }
 
 impl EventSink for Subscribers {
@@ -24,6 +29,10 @@ impl EventSink for Subscribers {
         }
         if let Some(log) = &mut self.log {
             log.emit(event).await?;
+        }
+        #[cfg(feature = "otel")]
+        if let Some(otel) = &mut self.otel {
+            otel.emit(event).await?;
         }
         Ok(())
     }
