@@ -12,6 +12,8 @@ mod configuration;
 mod context;
 #[path = "cli/durability.rs"]
 mod durability;
+#[path = "cli/editor.rs"]
+mod editor;
 #[path = "cli/gate.rs"]
 mod gate;
 #[path = "cli/harness.rs"]

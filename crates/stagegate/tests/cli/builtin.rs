@@ -630,7 +630,6 @@ fn an_uncertain_spec_adds_a_discovery_step_whose_findings_reach_every_agent() {
 /// Uncertain inputs call for explicit assumptions in the artifacts (PRODUCT.md §6), and the QA
 /// guidance asks for rework when they are missing.
 #[test]
-#[ignore = "bug: the builtin synthesizer ignores the uncertainty guidance (plan.md and planning-summary.md get no Assumptions section, the spec's own assumptions are dropped) and the builtin QA passes them anyway"]
 fn an_uncertain_spec_gets_its_assumptions_stated_in_the_plan() {
     let repo = repo_with_spec(uncertain_spec().as_bytes());
     repo.run(&["approve", "spec"]).expect_code(EXIT_DONE);

@@ -205,6 +205,11 @@ impl TestRepo {
     /// Runs `stagegate ARGS...` in the repository, with none of the caller's `STAGEGATE_*` or
     /// `SPECIFY_FEATURE_DIRECTORY` variables, and stderr not a terminal (plain progress lines).
     pub fn run(&self, args: &[&str]) -> Outcome {
+        self.run_with_env(args, &[])
+    }
+
+    /// [`TestRepo::run`] with extra environment variables for the child only.
+    pub fn run_with_env(&self, args: &[&str], environment: &[(&str, &str)]) -> Outcome {
         let mut command = Command::cargo_bin("stagegate").expect("the stagegate binary");
         command
             .current_dir(&self.root)
@@ -217,6 +222,7 @@ impl TestRepo {
                 command.env_remove(&name);
             }
         }
+        command.envs(environment.iter().copied());
         let output = command.output().expect("run stagegate");
         Outcome {
             args: args.iter().map(|arg| (*arg).to_owned()).collect(),
