@@ -3,7 +3,7 @@
 //! writes a structured digest of the feature for the role's task.
 
 use crate::analysts::confidence::Confidence;
-use crate::analysts::{Call, quality_reviewers, report, risk, test_plan, traceability};
+use crate::analysts::{Call, discovery, quality_reviewers, report, risk, test_plan, traceability};
 use crate::markdown;
 use crate::text;
 
@@ -11,6 +11,9 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
     let words =
         format!("{} {} {}", call.agent(), call.role(), call.materials().task).to_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|needle| words.contains(needle));
+    if has(&["discovery", "unknowns"]) {
+        return discovery::analyze(call);
+    }
     if has(&["threat", "risk", "security", "privacy", "compliance"]) {
         return risk::analyze(call);
     }

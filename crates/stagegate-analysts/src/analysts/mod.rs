@@ -7,6 +7,7 @@
 mod architecture;
 mod confidence;
 mod core_implementation;
+mod discovery;
 mod docs;
 mod estimation;
 mod findings;
@@ -46,6 +47,39 @@ impl Call<'_> {
         let role = self.materials().role.as_str();
         if role.is_empty() { self.agent() } else { role }
     }
+
+    /// What the adaptive rules' guidance for this phase asks for.
+    pub(crate) fn asks(&self) -> Asks {
+        Asks::from_guidance(&self.materials().guidance)
+    }
+}
+
+/// What a phase's guidance lines ask of the built-in analysts, read from their words (the
+/// engine's adaptive rules write them; a user's own configuration may too).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Asks {
+    /// Explicit assumptions ("state every assumption", "an `Assumptions` section").
+    pub(crate) assumptions: bool,
+    /// A concrete example per requirement.
+    pub(crate) examples: bool,
+    /// An exhaustive review: every requirement accounted for.
+    pub(crate) exhaustive: bool,
+    /// A detailed QA: every requirement id traced into the artifacts.
+    pub(crate) detailed: bool,
+}
+
+impl Asks {
+    pub(crate) fn from_guidance(guidance: &[String]) -> Asks {
+        let lower = guidance.join("\n").to_lowercase();
+        Asks {
+            assumptions: lower.contains("assumption"),
+            examples: lower.contains("example"),
+            exhaustive: lower.contains("exhaustive"),
+            detailed: lower.contains("in detail")
+                || lower.contains("detailed")
+                || lower.contains("trace every requirement"),
+        }
+    }
 }
 
 /// The answer to one call.
@@ -61,8 +95,71 @@ pub(crate) fn answer(request: &AgentRequest) -> String {
     }
 }
 
-/// A role agent's analysis, by id; unknown ids by the words of their role.
+/// A role agent's analysis, by id; unknown ids by the words of their role. With a discovery
+/// step's answer, or guidance asking for assumptions or examples, every analysis (but the
+/// discovery's own) states the assumptions it worked from and an example per requirement.
 fn role_agent(call: &Call<'_>) -> String {
+    if call.agent() == "discovery-analyst" {
+        return discovery::analyze(call);
+    }
+    let analysis = analysis(call);
+    let asks = call.asks();
+    let mut extra = String::new();
+    if call.materials().discovery.is_some() || asks.assumptions {
+        extra.push_str(&assumptions_used(call));
+    }
+    if asks.examples {
+        extra.push_str("## Examples\n\n");
+        extra.push_str(&report::bullets(
+            &discovery::examples(&call.feature.spec),
+            "No functional requirements to give examples for.",
+        ));
+    }
+    insert_before_closing(analysis, &extra)
+}
+
+/// `## Assumptions Used`: the discovery step's assumptions when it ran, else the feature's.
+fn assumptions_used(call: &Call<'_>) -> String {
+    let mut out = String::from("## Assumptions Used\n\n");
+    let from_discovery = call
+        .materials()
+        .discovery
+        .as_deref()
+        .map(discovery::discovery_assumptions)
+        .filter(|items| !items.is_empty());
+    let items = match from_discovery {
+        Some(items) => {
+            out.push_str("_From the discovery step (`discovery-analyst`): this analysis works from them until the person answers its questions._\n\n");
+            items
+        }
+        None => {
+            out.push_str("_Stated by this analysis (no discovery step's answer was given): it works from them until the person answers the open questions._\n\n");
+            discovery::assumption_items(&call.feature.spec)
+        }
+    };
+    out.push_str(&report::bullets(
+        &items,
+        "- None: the spec states everything this analysis needed.",
+    ));
+    out
+}
+
+/// `extra` inserted before an analysis' closing part (reading notes, confidence basis and
+/// `CONFIDENCE:` line), so that the confidence line stays last.
+fn insert_before_closing(mut analysis: String, extra: &str) -> String {
+    if extra.is_empty() {
+        return analysis;
+    }
+    let at = ["\n## Reading Notes\n", "\n_Confidence basis:"]
+        .iter()
+        .filter_map(|marker| analysis.rfind(marker).map(|at| at + 1))
+        .min()
+        .unwrap_or(analysis.len());
+    analysis.insert_str(at, extra);
+    analysis
+}
+
+fn analysis(call: &Call<'_>) -> String {
     match call.agent() {
         "requirements-analyst" => requirements::analyze(call),
         "solution-architect" => architecture::analyze(call),

@@ -6,13 +6,19 @@
 //! that plan.md or implementation_plan.md does not trace, an optional artifact that is not
 //! valid for its format. Everything else (open questions not carried forward, success criteria
 //! not named, empty optional sections) is a warning for the person at the gate.
+//!
+//! Under the adaptive rules' guidance it checks more: uncertain inputs → every markdown
+//! artifact must state its assumptions in a filled `## Assumptions` section and give concrete
+//! examples (plan.md and implementation_plan.md one per functional requirement), else REWORK
+//! naming what is missing; a complex feature → a detailed QA listing where each requirement id
+//! is traced.
 
 use std::collections::HashSet;
 
 use stagegate_engine::prompt::NamedText;
 
-use crate::analysts::Call;
-use crate::markdown;
+use crate::analysts::{Asks, Call};
+use crate::markdown::{self, BlockKind};
 use crate::scores;
 use crate::speckit::feature::base_name;
 use crate::text;
@@ -84,8 +90,10 @@ pub(crate) fn check(call: &Call<'_>) -> String {
         .iter()
         .map(|r| r.id.as_str())
         .collect();
+    let asks = call.asks();
     for artifact in &materials.artifacts {
         check_artifact(artifact, &requirement_ids, &criterion_ids, &mut findings);
+        check_guidance(artifact, asks, &requirement_ids, &mut findings);
     }
     // Open questions must not silently disappear.
     let all_text: String = materials
@@ -127,6 +135,9 @@ pub(crate) fn check(call: &Call<'_>) -> String {
             scores.complexity.value
         ));
     }
+    if asks.assumptions || asks.examples {
+        out.push_str("Uncertain inputs: every document artifact must state its assumptions explicitly and give concrete examples.\n\n");
+    }
     out.push_str("## Problems\n\n");
     if findings.problems.is_empty() {
         out.push_str("None.\n\n");
@@ -148,6 +159,9 @@ pub(crate) fn check(call: &Call<'_>) -> String {
     out.push_str("## Checks\n\n");
     markdown::table(&mut out, &["Artifact", "Check", "Result"], &findings.checks);
     out.push('\n');
+    if asks.detailed {
+        out.push_str(&requirement_trace(call));
+    }
     out.push_str(if findings.problems.is_empty() {
         "VERDICT: PASS\n"
     } else {
@@ -258,4 +272,195 @@ fn check_artifact(
             ));
         }
     }
+}
+
+/// Whether an artifact is a document the guidance's checks apply to (markdown, not skipped).
+fn is_document(artifact: &NamedText) -> bool {
+    base_name(&artifact.name).ends_with(".md") && artifact.content.trim() != "SKIP"
+}
+
+/// The guidance's checks: a filled `## Assumptions` section and concrete examples.
+fn check_guidance(
+    artifact: &NamedText,
+    asks: Asks,
+    requirement_ids: &[&str],
+    findings: &mut Findings,
+) {
+    if !is_document(artifact) || artifact.content.trim().is_empty() {
+        return;
+    }
+    let name = base_name(&artifact.name);
+    let document = markdown::parse(&artifact.content);
+    if asks.assumptions {
+        let section = markdown::sections(&document)
+            .into_iter()
+            .find(|(title, _)| title.to_lowercase().contains("assumption"));
+        let filled = section.as_ref().is_some_and(|(_, filled)| *filled);
+        findings.check(
+            &artifact.name,
+            "`## Assumptions` present and filled (uncertain inputs)",
+            filled,
+        );
+        match section {
+            None => findings.problems.push(format!(
+                "{} lacks an `## Assumptions` section: the inputs are uncertain, so list every assumption explicitly (the spec's own, one per open [NEEDS CLARIFICATION], the working assumptions for vague terms).",
+                artifact.name
+            )),
+            Some((_, false)) => findings.problems.push(format!(
+                "{}'s `## Assumptions` section is empty: list every assumption explicitly.",
+                artifact.name
+            )),
+            Some(_) => {}
+        }
+    }
+    if asks.examples {
+        let examples = examples_text(&document);
+        let given = examples
+            .as_deref()
+            .is_some_and(|text| !text.trim().is_empty());
+        findings.check(
+            &artifact.name,
+            "concrete examples given (uncertain inputs)",
+            given,
+        );
+        if !given {
+            findings.problems.push(format!(
+                "{} gives no concrete examples: add an `## Examples` section with one example per requirement (given …, when …, then …).",
+                artifact.name
+            ));
+        } else if TRACING.contains(&name) {
+            let named: HashSet<String> = text::ids(examples.as_deref().unwrap_or(""), "FR-")
+                .into_iter()
+                .collect();
+            let missing: Vec<&str> = requirement_ids
+                .iter()
+                .copied()
+                .filter(|id| !named.contains(*id))
+                .collect();
+            findings.check(
+                &artifact.name,
+                "an example for every FR of the spec",
+                missing.is_empty(),
+            );
+            if !missing.is_empty() {
+                findings.problems.push(format!(
+                    "{} gives no example for {}.",
+                    artifact.name,
+                    missing.join(", ")
+                ));
+            }
+        }
+    }
+}
+
+/// The examples a document gives: the text under headings that name examples, and the rows of
+/// tables with a filled `Example` column. `None` when it has neither.
+fn examples_text(document: &markdown::Document) -> Option<String> {
+    let mut found: Option<String> = None;
+    let mut inside: Option<u8> = None;
+    let mut example_column: Option<usize> = None;
+    for block in &document.blocks {
+        if let BlockKind::Heading { level } = block.kind {
+            if inside.is_some_and(|open| level <= open) {
+                inside = None;
+            }
+            if block.text.to_lowercase().contains("example") {
+                inside = Some(level);
+                found.get_or_insert_with(String::new);
+            }
+            example_column = None;
+            continue;
+        }
+        if inside.is_some() {
+            let text = found.get_or_insert_with(String::new);
+            text.push_str(&block.text);
+            text.push('\n');
+            continue;
+        }
+        if block.kind != BlockKind::TableRow {
+            example_column = None;
+            continue;
+        }
+        if markdown::is_separator_row(&block.text) {
+            continue;
+        }
+        let cells = markdown::table_cells(&block.text);
+        match example_column {
+            None => {
+                example_column = cells
+                    .iter()
+                    .position(|cell| cell.to_lowercase().contains("example"));
+                if example_column.is_some() {
+                    found.get_or_insert_with(String::new);
+                }
+            }
+            Some(column) => {
+                let filled = cells
+                    .get(column)
+                    .is_some_and(|cell| !cell.trim().is_empty() && cell.trim() != "—");
+                if filled {
+                    let text = found.get_or_insert_with(String::new);
+                    text.push_str(&block.text);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    found
+}
+
+/// `## Requirement Trace` (detailed QA): every requirement id and the artifacts naming it.
+fn requirement_trace(call: &Call<'_>) -> String {
+    let spec = &call.feature.spec;
+    let artifacts: Vec<(&str, HashSet<String>)> = call
+        .materials()
+        .artifacts
+        .iter()
+        .map(|artifact| {
+            let ids = text::ids(&artifact.content, "FR-")
+                .into_iter()
+                .chain(text::ids(&artifact.content, "SC-"))
+                .collect();
+            (artifact.name.as_str(), ids)
+        })
+        .collect();
+    let mut out = String::from("## Requirement Trace\n\n");
+    if spec.requirements.is_empty() && spec.success_criteria.is_empty() {
+        out.push_str("The spec defines no `FR-###` or `SC-###` requirements.\n\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = spec
+        .requirements
+        .iter()
+        .chain(&spec.success_criteria)
+        .map(|requirement| {
+            let traced: Vec<&str> = artifacts
+                .iter()
+                .filter(|(_, ids)| ids.contains(&requirement.id))
+                .map(|(name, _)| *name)
+                .collect();
+            vec![
+                requirement.id.clone(),
+                text::summary(&requirement.text, 70),
+                traced.join(", "),
+                if traced.is_empty() {
+                    "missing".to_owned()
+                } else {
+                    "traced".to_owned()
+                },
+            ]
+        })
+        .collect();
+    markdown::table(
+        &mut out,
+        &["Requirement", "Summary", "Traced in", "Status"],
+        &rows,
+    );
+    let missing = rows.iter().filter(|row| row[3] == "missing").count();
+    out.push_str(&format!(
+        "\n{} of {} requirement(s) traced into the artifacts; {missing} missing.\n\n",
+        rows.len() - missing,
+        rows.len()
+    ));
+    out
 }

@@ -209,6 +209,10 @@ pub(crate) fn review(call: &Call<'_>) -> String {
         out.push('\n');
     }
 
+    if call.asks().exhaustive {
+        out.push_str(&requirement_coverage(call, &mentioned_by));
+    }
+
     out.push_str("## Gaps\n\n");
     let mut gaps = Vec::new();
     for failure in &materials.failures {
@@ -375,6 +379,47 @@ pub(crate) fn review(call: &Call<'_>) -> String {
         format!("{} failed agent(s)", materials.failures.len()),
     );
     out.push_str(&confidence.render());
+    out
+}
+
+/// `## Requirement Coverage` (exhaustive review): every requirement, the agents that name it
+/// and whether that is enough.
+fn requirement_coverage(call: &Call<'_>, mentioned_by: &BTreeMap<&str, Vec<&str>>) -> String {
+    let spec = &call.feature.spec;
+    let agents = call.materials().outputs.len();
+    let mut out = String::from("## Requirement Coverage\n\n");
+    out.push_str("_Exhaustive review (the feature is complex): every requirement and every agent that addressed it._\n\n");
+    if spec.requirements.is_empty() && spec.success_criteria.is_empty() {
+        out.push_str("The spec defines no `FR-###` or `SC-###` requirements.\n\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = spec
+        .requirements
+        .iter()
+        .chain(&spec.success_criteria)
+        .map(|requirement| {
+            let named: &[&str] = mentioned_by
+                .get(requirement.id.as_str())
+                .map_or(&[], Vec::as_slice);
+            let status = match named.len() {
+                0 => "not addressed: the synthesizer must cover it from the spec".to_owned(),
+                1 if agents > 1 => "one agent only: check the others".to_owned(),
+                count => format!("covered ({count} of {agents})"),
+            };
+            vec![
+                requirement.id.clone(),
+                text::summary(&requirement.text, 70),
+                named.join(", "),
+                status,
+            ]
+        })
+        .collect();
+    markdown::table(
+        &mut out,
+        &["Requirement", "Summary", "Named by", "Status"],
+        &rows,
+    );
+    out.push('\n');
     out
 }
 

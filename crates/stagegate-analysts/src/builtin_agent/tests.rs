@@ -110,6 +110,7 @@ fn synthesizer(stage: &str) -> &'static str {
 
 /// Everything one stage produces: agent outputs, review, artifacts and the QA answer.
 struct StageRun {
+    discovery: Option<String>,
     outputs: Vec<AgentOutputView>,
     review: String,
     artifacts: Vec<NamedText>,
@@ -122,7 +123,58 @@ fn run_stage(
     artifacts: &[&str],
     skip_agent: Option<&str>,
 ) -> StageRun {
+    run_adapted(stage, inputs, artifacts, skip_agent, &Adapted::default())
+}
+
+/// The adaptive rules' additions to a stage, as the engine passes them (see
+/// `stagegate_engine::adaptive`): guidance per phase and a discovery step before the agents.
+#[derive(Default)]
+struct Adapted {
+    agent: Vec<String>,
+    review: Vec<String>,
+    synthesis: Vec<String>,
+    qa: Vec<String>,
+    discovery: bool,
+}
+
+/// The engine's guidance lines for uncertain inputs (uncertainty > 70), word for word.
+fn uncertain() -> Adapted {
+    Adapted {
+        agent: vec!["The inputs are uncertain: state every assumption you make explicitly, and give a concrete example for each requirement you discuss.".to_owned()],
+        synthesis: vec!["The inputs are uncertain: include an `Assumptions` section listing every assumption explicitly, and a concrete example for each requirement.".to_owned()],
+        qa: vec!["The inputs are uncertain: check that the artifacts list their assumptions explicitly and give examples; ask for rework if they do not.".to_owned()],
+        discovery: true,
+        ..Adapted::default()
+    }
+}
+
+/// The engine's guidance lines for a complex feature (complexity > 80), word for word.
+fn complex() -> Adapted {
+    Adapted {
+        review: vec!["This feature is complex: review exhaustively — every requirement, every agent's point, every conflict.".to_owned()],
+        qa: vec!["This feature is complex: check in detail — trace every requirement id into the artifacts and list each one missing.".to_owned()],
+        ..Adapted::default()
+    }
+}
+
+fn run_adapted(
+    stage: &str,
+    inputs: &[NamedText],
+    artifacts: &[&str],
+    skip_agent: Option<&str>,
+    adapted: &Adapted,
+) -> StageRun {
     let agent = BuiltinAgent::new();
+    let discovery = adapted.discovery.then(|| {
+        let mut materials = base(stage, inputs);
+        materials.role = "Discovery Analyst".to_owned();
+        agent.answer(&request(
+            stage,
+            Phase::Agent,
+            "discovery-analyst",
+            materials,
+        ))
+    });
     let agents = AGENTS
         .iter()
         .find(|(id, _)| *id == stage)
@@ -138,7 +190,12 @@ fn run_stage(
             });
             continue;
         }
-        let text = agent.answer(&request(stage, Phase::Agent, id, base(stage, inputs)));
+        let materials = CallMaterials {
+            guidance: adapted.agent.clone(),
+            discovery: discovery.clone(),
+            ..base(stage, inputs)
+        };
+        let text = agent.answer(&request(stage, Phase::Agent, id, materials));
         outputs.push(AgentOutputView {
             agent: (*id).to_owned(),
             role: (*id).to_owned(),
@@ -152,6 +209,7 @@ fn run_stage(
         CallMaterials {
             outputs: outputs.clone(),
             failures: failures.clone(),
+            guidance: adapted.review.clone(),
             ..base(stage, inputs)
         },
     ));
@@ -166,6 +224,7 @@ fn run_stage(
                 failures: failures.clone(),
                 review: Some(review.clone()),
                 artifact: Some((*name).to_owned()),
+                guidance: adapted.synthesis.clone(),
                 ..base(stage, inputs)
             },
         ));
@@ -177,10 +236,12 @@ fn run_stage(
         "main-agent",
         CallMaterials {
             artifacts: written.clone(),
+            guidance: adapted.qa.clone(),
             ..base(stage, inputs)
         },
     ));
     StageRun {
+        discovery,
         outputs,
         review,
         artifacts: written,
@@ -648,13 +709,437 @@ async fn the_backend_answers_and_honours_cancellation() {
     );
 }
 
+/// A spec like the e2e test's uncertain one: markers in every requirement, vague words, no
+/// scenarios, no success criteria, one stated assumption.
+fn uncertain_spec() -> String {
+    let mut spec = String::from(
+        "# Feature Specification: Smart Inbox\n\n**Feature Branch**: `002-smart-inbox`\n\n## User Scenarios & Testing\n\n",
+    );
+    for story in 1..=2 {
+        spec.push_str(&format!(
+            "### User Story {story} - A fast, intuitive inbox {story} (Priority: P{story})\n\nA user wants a robust and seamless inbox view built on an experimental engine.\n\n"
+        ));
+    }
+    spec.push_str("## Requirements\n\n### Functional Requirements\n\n");
+    for number in 1..=4 {
+        spec.push_str(&format!(
+            "- **FR-{number:03}**: System MUST sort messages in a fast, scalable way [NEEDS CLARIFICATION: sorting rule {number} not specified].\n"
+        ));
+    }
+    spec.push_str("- **FR-005**: System MUST notify users of new mail via [NEEDS CLARIFICATION: channel - in-app only, email, or both?].\n");
+    spec.push_str("\n## Assumptions\n\n- The engine is experimental; a spike will evaluate it.\n");
+    spec
+}
+
+/// The text of a `## heading` section (up to the next `## ` heading), if the text has it.
+fn section<'a>(text: &'a str, heading: &str) -> Option<&'a str> {
+    let start = text.find(&format!("\n## {heading}\n"))? + 1;
+    let body = &text[start + heading.len() + 4..];
+    Some(body.find("\n## ").map_or(body, |end| &body[..end]))
+}
+
+#[test]
+fn the_discovery_analyst_lists_unknowns_assumptions_and_questions() {
+    let agent = BuiltinAgent::new();
+    let spec = uncertain_spec();
+    let inputs = [named("spec.md", &spec)];
+    let mut materials = base("plan", &inputs);
+    materials.role = "Discovery Analyst".to_owned();
+    let answer = agent.answer(&request(
+        "plan",
+        Phase::Agent,
+        "discovery-analyst",
+        materials.clone(),
+    ));
+    assert!(answer.starts_with("# Discovery: Smart Inbox"), "{answer}");
+    let unknowns = section(&answer, "Unknowns").expect("## Unknowns");
+    assert!(
+        unknowns.contains("[NEEDS CLARIFICATION: sorting rule 1 not specified]")
+            && unknowns.contains("| FR-001 |"),
+        "{unknowns}"
+    );
+    assert!(unknowns.contains("\"fast\" is stated without a number"));
+    assert!(
+        unknowns.contains("No acceptance scenarios") && unknowns.contains("No success criteria")
+    );
+    let assumptions = section(&answer, "Assumptions").expect("## Assumptions");
+    assert!(assumptions.contains("- Stated in spec.md: The engine is experimental"));
+    assert!(
+        assumptions.contains("FR-005 — [NEEDS CLARIFICATION: channel - in-app only, email, or both?]: Assume: in-app only"),
+        "{assumptions}"
+    );
+    assert!(assumptions.contains("Assume: \"fast\" means p95 under 2 s"));
+    let questions = section(&answer, "Questions for the person").expect("## Questions");
+    assert!(
+        questions.contains("1. FR-001: sorting rule 1 not specified (U1)"),
+        "{questions}"
+    );
+    let confidence = confidence_of(&answer);
+    assert!(confidence < 0.7, "{confidence}");
+    // The same request gives the same bytes; another analyst's id is not discovery.
+    assert_eq!(
+        answer,
+        agent.answer(&request(
+            "plan",
+            Phase::Agent,
+            "discovery-analyst",
+            materials
+        ))
+    );
+}
+
+#[test]
+fn role_agents_reuse_the_discovery_assumptions() {
+    let spec = uncertain_spec();
+    let inputs = [named("spec.md", &spec)];
+    let plain = run_stage("plan", &inputs, &[], None);
+    for output in &plain.outputs {
+        assert!(
+            !output.output.contains("## Assumptions Used"),
+            "{}",
+            output.agent
+        );
+        assert!(!output.output.contains("## Examples"), "{}", output.agent);
+    }
+    let run = run_adapted("plan", &inputs, &[], None, &uncertain());
+    let discovery = run.discovery.as_deref().expect("a discovery answer");
+    let first = discovery
+        .lines()
+        .find(|line| line.starts_with("- ") && line.contains("Assume: \"fast\""))
+        .expect("a discovery assumption");
+    for output in &run.outputs {
+        let used = section(&output.output, "Assumptions Used").unwrap_or_else(|| {
+            panic!("{} states no assumptions:\n{}", output.agent, output.output)
+        });
+        assert!(used.contains("From the discovery step"), "{}", output.agent);
+        assert!(used.contains(first), "{}: {used}", output.agent);
+        assert!(output.output.contains("## Examples\n\n- FR-001 ("));
+        confidence_of(&output.output);
+    }
+    // A discovery answer of another shape (a real model's) is reused as it stands.
+    let agent = BuiltinAgent::new();
+    let materials = CallMaterials {
+        discovery: Some(
+            "# Discovery\n\n## Assumptions\n\n- Assume: mail is sorted by date.\n".to_owned(),
+        ),
+        ..base("plan", &inputs)
+    };
+    let answer = agent.answer(&request(
+        "plan",
+        Phase::Agent,
+        "requirements-analyst",
+        materials,
+    ));
+    let used = section(&answer, "Assumptions Used").expect("assumptions used");
+    assert!(used.contains("- Assume: mail is sorted by date."), "{used}");
+}
+
+#[test]
+fn synthesis_states_assumptions_and_examples_only_under_the_guidance() {
+    let inputs = [named("spec.md", SPEC)];
+    let documents = [
+        "plan.md",
+        "planning-summary.md",
+        "research.md",
+        "data-model.md",
+    ];
+    let plain = run_stage("plan", &inputs, &documents, None);
+    for artifact in &plain.artifacts {
+        assert!(
+            !artifact.content.contains("## Assumptions")
+                && !artifact.content.contains("## Examples"),
+            "{}",
+            artifact.name
+        );
+    }
+    let adapted = Adapted {
+        synthesis: uncertain().synthesis,
+        ..Adapted::default()
+    };
+    let run = run_adapted("plan", &inputs, &documents, None, &adapted);
+    for artifact in &run.artifacts {
+        let assumptions = section(&artifact.content, "Assumptions").unwrap_or_else(|| {
+            panic!(
+                "{} has no Assumptions:\n{}",
+                artifact.name, artifact.content
+            )
+        });
+        // The spec's own five, and one per open question.
+        assert!(
+            assumptions
+                .contains("- Stated in spec.md: Members sign in with the team's existing accounts"),
+            "{assumptions}"
+        );
+        assert_eq!(assumptions.matches("- Stated in spec.md: ").count(), 5);
+        assert!(
+            assumptions.contains("FR-008 — [NEEDS CLARIFICATION: notification channel"),
+            "{assumptions}"
+        );
+        assert!(assumptions.contains("FR-009 — [NEEDS CLARIFICATION: retention period"));
+        let examples = section(&artifact.content, "Examples").expect("## Examples");
+        for number in 1..=11 {
+            assert!(
+                examples.contains(&format!("- FR-{number:03} (")),
+                "FR-{number:03} has no example in {}",
+                artifact.name
+            );
+        }
+        // Sources still close the document.
+        assert!(
+            artifact.content.find("## Assumptions") < artifact.content.find("## Sources"),
+            "{}",
+            artifact.name
+        );
+    }
+    let plan = &run.artifacts[0].content;
+    assert!(
+        plan.contains(
+            "- FR-001 (US1-AS1): given a signed-in team member, when they create an album named"
+        ),
+        "{plan}"
+    );
+    // The uncertain spec: the spec's assumption and every marker carried into plan and summary.
+    let spec = uncertain_spec();
+    let run = run_adapted(
+        "plan",
+        &[named("spec.md", &spec)],
+        &["plan.md", "planning-summary.md"],
+        None,
+        &uncertain(),
+    );
+    for artifact in &run.artifacts {
+        let assumptions = section(&artifact.content, "Assumptions").expect("## Assumptions");
+        assert!(assumptions.contains("The engine is experimental"));
+        for number in 1..=4 {
+            assert!(assumptions.contains(&format!(
+                "FR-{number:03} — [NEEDS CLARIFICATION: sorting rule {number} not specified]: Assume: "
+            )));
+        }
+        let examples = section(&artifact.content, "Examples").expect("## Examples");
+        assert!(
+            examples.contains("- FR-001 (synthetic): given")
+                && examples.contains("the system sorts messages"),
+            "{examples}"
+        );
+    }
+    assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
+}
+
+#[test]
+fn qa_under_the_guidance_asks_for_missing_assumptions_and_examples() {
+    let agent = BuiltinAgent::new();
+    let spec = uncertain_spec();
+    let inputs = [named("spec.md", &spec)];
+    // A synthesizer that ignored the guidance: structurally complete, no assumptions.
+    let plain = run_stage("plan", &inputs, &["plan.md", "planning-summary.md"], None);
+    assert!(plain.qa.ends_with("VERDICT: PASS\n"), "{}", plain.qa);
+    let qa = agent.answer(&request(
+        "plan",
+        Phase::Qa,
+        "main-agent",
+        CallMaterials {
+            artifacts: plain.artifacts.clone(),
+            guidance: uncertain().qa,
+            ..base("plan", &inputs)
+        },
+    ));
+    assert!(qa.ends_with("VERDICT: REWORK\n"), "{qa}");
+    for name in ["plan.md", "planning-summary.md"] {
+        assert!(
+            qa.contains(&format!("- {name} lacks an `## Assumptions` section")),
+            "{qa}"
+        );
+        assert!(
+            qa.contains(&format!("- {name} gives no concrete examples")),
+            "{qa}"
+        );
+    }
+    // Examples missing for some requirements of plan.md are named.
+    let mut partial = plain.artifacts.clone();
+    partial[0].content.push_str(
+        "\n## Assumptions\n\n- Assume: sorted by date.\n\n## Examples\n\n- FR-001: given mail, when it arrives, then it is on top.\n",
+    );
+    let qa = agent.answer(&request(
+        "plan",
+        Phase::Qa,
+        "main-agent",
+        CallMaterials {
+            artifacts: partial,
+            guidance: uncertain().qa,
+            ..base("plan", &inputs)
+        },
+    ));
+    assert!(
+        qa.contains("- plan.md gives no example for FR-002, FR-003, FR-004, FR-005."),
+        "{qa}"
+    );
+    assert!(!qa.contains("- plan.md lacks an `## Assumptions`"), "{qa}");
+    // The rework answers QA's points, and our own synthesizer's output passes.
+    let (_, feedback) = stagegate_engine::qa_check::parse_verdict(&qa);
+    let reworked = agent.answer(&request(
+        "plan",
+        Phase::Synthesis,
+        "lead-synthesizer-a",
+        CallMaterials {
+            artifact: Some("plan.md".to_owned()),
+            feedback: Some(feedback),
+            guidance: uncertain().synthesis,
+            ..base("plan", &inputs)
+        },
+    ));
+    assert!(reworked.contains("## Assumptions") && reworked.contains("## Revisions"));
+    let run = run_adapted(
+        "plan",
+        &inputs,
+        &["plan.md", "planning-summary.md", "research.md"],
+        None,
+        &uncertain(),
+    );
+    assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
+    assert!(
+        run.qa
+            .contains("| plan.md | `## Assumptions` present and filled (uncertain inputs) | ok |")
+    );
+    assert!(
+        run.qa
+            .contains("| plan.md | an example for every FR of the spec | ok |")
+    );
+}
+
+#[test]
+fn guided_stages_pass_their_own_qa_everywhere_and_stay_deterministic() {
+    let plan = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md"], None).artifacts[0]
+        .content
+        .clone();
+    let inputs = [
+        named("spec.md", SPEC),
+        named("plan.md", &plan),
+        named("tasks.md", TASKS),
+    ];
+    for (stage, artifacts) in [
+        (
+            "plan",
+            &[
+                "plan.md",
+                "planning-summary.md",
+                "research.md",
+                "data-model.md",
+            ][..],
+        ),
+        ("prep", &["implementation_plan.md", "test_fixtures/"][..]),
+        (
+            "analyze",
+            &[
+                "quality_report.md",
+                "coverage_report.html",
+                "security_scan.json",
+            ][..],
+        ),
+    ] {
+        let first = run_adapted(stage, &inputs, artifacts, None, &uncertain());
+        let second = run_adapted(stage, &inputs, artifacts, None, &uncertain());
+        assert!(
+            first.qa.ends_with("VERDICT: PASS\n"),
+            "{stage}: {}",
+            first.qa
+        );
+        assert_eq!(first.discovery, second.discovery);
+        for (a, b) in first.outputs.iter().zip(&second.outputs) {
+            assert_eq!(a.output, b.output, "{}", a.agent);
+        }
+        assert_eq!(first.review, second.review);
+        for (a, b) in first.artifacts.iter().zip(&second.artifacts) {
+            assert_eq!(a.content, b.content, "{}", a.name);
+            if a.name.ends_with(".md") {
+                assert!(a.content.contains("\n## Assumptions\n"), "{}", a.name);
+            } else {
+                assert!(!a.content.contains("## Assumptions"), "{}", a.name);
+            }
+        }
+        assert_eq!(first.qa, second.qa);
+    }
+}
+
+#[test]
+fn a_complex_feature_gets_an_exhaustive_review_and_a_detailed_qa() {
+    let inputs = [named("spec.md", SPEC)];
+    let plain = run_stage("plan", &inputs, &["plan.md", "planning-summary.md"], None);
+    assert!(!plain.review.contains("## Requirement Coverage"));
+    assert!(!plain.qa.contains("## Requirement Trace"));
+    let run = run_adapted(
+        "plan",
+        &inputs,
+        &["plan.md", "planning-summary.md"],
+        None,
+        &complex(),
+    );
+    let coverage = section(&run.review, "Requirement Coverage").expect("coverage table");
+    for id in all_ids() {
+        assert!(coverage.contains(&format!("| {id} |")), "{id}: {coverage}");
+    }
+    assert!(coverage.contains("requirements-analyst"), "{coverage}");
+    let trace = section(&run.qa, "Requirement Trace").expect("a trace list");
+    for id in all_ids() {
+        let row = trace
+            .lines()
+            .find(|line| line.starts_with(&format!("| {id} |")))
+            .unwrap_or_else(|| panic!("{id} not listed: {trace}"));
+        assert!(
+            row.contains("plan.md") && row.ends_with("| traced |"),
+            "{row}"
+        );
+    }
+    assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
+}
+
+#[test]
+fn odd_inputs_under_every_guidance_never_panic() {
+    let both = Adapted {
+        review: complex().review,
+        qa: [uncertain().qa, complex().qa].concat(),
+        ..uncertain()
+    };
+    for content in [
+        "",
+        "\0\u{1}binary",
+        "# Feature Specification: x\n\n- **FR-1**: é [NEEDS CLARIFICATION",
+        "### User Story (Priority: P)\n\n- **FR-001**: [NEEDS CLARIFICATION: ]\n- **SC-001**: all\n## Assumptions\n\n- \n",
+    ] {
+        let inputs = [named("spec.md", content)];
+        for (stage, artifacts) in [
+            ("plan", &["plan.md", "planning-summary.md", "notes.md"][..]),
+            ("analyze", &["quality_report.md", "security_scan.json"][..]),
+        ] {
+            let run = run_adapted(stage, &inputs, artifacts, None, &both);
+            confidence_of(run.discovery.as_deref().expect("discovery"));
+            for output in &run.outputs {
+                confidence_of(&output.output);
+            }
+            assert!(
+                run.qa.ends_with("VERDICT: PASS\n"),
+                "{content:?}: {}",
+                run.qa
+            );
+        }
+    }
+}
+
 /// `STAGEGATE_PRINT_ANALYSTS=1 cargo test -p stagegate-analysts print -- --nocapture` shows
-/// every output of the example feature, for reading them.
+/// every output of the example feature, for reading them; `=uncertain` runs them under the
+/// uncertain-inputs guidance with a discovery step, `=complex` under the complex-feature one.
 #[test]
 fn print_outputs_when_asked() {
-    if std::env::var_os("STAGEGATE_PRINT_ANALYSTS").is_none() {
+    let Some(mode) = std::env::var_os("STAGEGATE_PRINT_ANALYSTS") else {
         return;
-    }
+    };
+    let adapted = match mode.to_str() {
+        Some("uncertain") => uncertain(),
+        Some("complex") => complex(),
+        _ => Adapted::default(),
+    };
+    let run_stage = |stage: &str, inputs: &[NamedText], artifacts: &[&str], skip: Option<&str>| {
+        run_adapted(stage, inputs, artifacts, skip, &adapted)
+    };
     let plan = run_stage(
         "plan",
         &[named("spec.md", SPEC)],
@@ -684,6 +1169,9 @@ fn print_outputs_when_asked() {
         None,
     );
     for run in [plan, prep, analyze] {
+        if let Some(discovery) = &run.discovery {
+            println!("=================== discovery-analyst\n{discovery}");
+        }
         for output in &run.outputs {
             println!("=================== {}\n{}", output.agent, output.output);
         }

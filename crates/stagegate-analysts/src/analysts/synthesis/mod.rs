@@ -15,7 +15,9 @@ mod planning_summary;
 mod quality_report;
 mod research;
 
-use crate::analysts::{Call, report};
+pub(crate) use research::options;
+
+use crate::analysts::{Call, discovery, report};
 use crate::markdown::{self, BlockKind};
 use crate::speckit::feature::base_name;
 use crate::text;
@@ -41,8 +43,55 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         "security_scan.json" => return optional::security_json(call),
         _ => generic(call, &artifact),
     };
+    if artifact.ends_with(".md") {
+        out = with_section(out, &assumptions_and_examples(call));
+    }
     out.push_str(&revisions(call));
     out
+}
+
+/// `## Assumptions` and `## Examples` when the synthesis guidance asks for them (uncertain
+/// inputs): the spec's own assumptions, the discovery step's (when given), one per open
+/// `[NEEDS CLARIFICATION]` and per other unknown; one example per functional requirement.
+pub(crate) fn assumptions_and_examples(call: &Call<'_>) -> String {
+    let asks = call.asks();
+    let mut out = String::new();
+    if asks.assumptions {
+        out.push_str("## Assumptions\n\n_The inputs are uncertain: every assumption this artifact rests on, stated explicitly. Each holds until the spec or the person at the gate says otherwise; the open questions say what would change it._\n\n");
+        out.push_str(&report::bullets(
+            &discovery::assumptions_for(call),
+            "- None: the spec states no assumptions and has no open questions, vague terms or unmeasured requirements.",
+        ));
+    }
+    if asks.examples {
+        out.push_str("## Examples\n\n_One concrete example per functional requirement: its traced acceptance scenario (`US1-AS2`), else one derived from its text (`synthetic`)._\n\n");
+        out.push_str(&report::bullets(
+            &discovery::examples(&call.feature.spec),
+            "- None needed: the spec defines no functional requirements.",
+        ));
+    }
+    out
+}
+
+/// `section` placed before the document's `## Sources`, else at its end.
+fn with_section(mut document: String, section: &str) -> String {
+    if section.is_empty() {
+        return document;
+    }
+    match document.rfind("\n## Sources\n") {
+        Some(at) => document.insert_str(at + 1, section),
+        None => {
+            if !document.is_empty() && !document.ends_with("\n\n") {
+                document.push_str(if document.ends_with('\n') {
+                    "\n"
+                } else {
+                    "\n\n"
+                });
+            }
+            document.push_str(section);
+        }
+    }
+    document
 }
 
 /// The items (list entries) of a `## heading` section of a markdown text.

@@ -7,7 +7,7 @@ use crate::text;
 
 /// Options named in a question: "in-app only, email, or both?" → `["in-app only", "email",
 /// "both"]`.
-fn options(question: &str) -> Vec<String> {
+pub(crate) fn options(question: &str) -> Vec<String> {
     let body = question
         .rsplit_once(" - ")
         .map_or(question, |(_, rest)| rest)
