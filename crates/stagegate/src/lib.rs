@@ -78,15 +78,23 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// How a command that may reach a gate talks to the person.
+fn run_options(output: &cli::OutputArgs, logs: bool) -> RunOptions {
+    RunOptions {
+        no_input: output.no_input,
+        json: output.json,
+        refresh: false,
+        logs,
+    }
+}
+
 async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
     match command {
         Command::Run(args) => {
             let session = Session::open(&args.common, args.concurrency).await?;
             let options = RunOptions {
-                no_input: args.output.no_input,
-                json: args.output.json,
                 refresh: args.refresh,
-                logs,
+                ..run_options(&args.output, logs)
             };
             runner::start_run(&session, &args.stages, options).await
         }
@@ -100,22 +108,12 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
         }
         Command::Modify(args) => {
             let session = Session::open(&args.common, None).await?;
-            let options = RunOptions {
-                no_input: args.output.no_input,
-                json: args.output.json,
-                refresh: false,
-                logs,
-            };
+            let options = run_options(&args.output, logs);
             runner::modify_gate(&session, args.run.as_deref(), args.feedback, options).await
         }
         Command::Resume(args) => {
             let session = Session::open(&args.common, None).await?;
-            let options = RunOptions {
-                no_input: args.output.no_input,
-                json: args.output.json,
-                refresh: false,
-                logs,
-            };
+            let options = run_options(&args.output, logs);
             runner::resume_run(&session, &args.run, options).await
         }
         Command::Status(args) => {
