@@ -1,6 +1,8 @@
 //! The `builtin` backend: answers every call with the analyst for its role, computed from the
-//! call's structured materials. It does no I/O and no waiting, so it answers at once, well
-//! within any deadline; it still honours a cancellation that fired before it was asked.
+//! call's structured materials. The analysis is CPU work (milliseconds for a usual spec, seconds
+//! for a megabyte one), so it runs on tokio's blocking pool: several analysts use several cores,
+//! and the stage's dispatcher, which drives the calls, is never blocked by one. It honours the
+//! deadline and a cancellation (the analysis itself runs to its end in the background).
 
 use stagegate_engine::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
 
@@ -27,14 +29,27 @@ impl Backend for BuiltinAgent {
     }
 
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
-        // The analysis is CPU work measured in milliseconds; doing it here rather than in the
-        // future keeps the future trivially `Send` and the result independent of scheduling.
-        let outcome = if request.cancel.is_cancelled() {
-            AgentOutcome::failure(Failure::Cancelled)
-        } else {
-            AgentOutcome::success(analysts::answer(&request))
-        };
-        Box::pin(async move { outcome })
+        Box::pin(async move {
+            if request.cancel.is_cancelled() {
+                return AgentOutcome::failure(Failure::Cancelled);
+            }
+            let cancel = request.cancel.clone();
+            let deadline = request.deadline;
+            let started = tokio::time::Instant::now();
+            let analysis = tokio::task::spawn_blocking(move || analysts::answer(&request));
+            tokio::select! {
+                answered = analysis => match answered {
+                    Ok(text) => AgentOutcome::success(text),
+                    Err(error) => AgentOutcome::failure(Failure::permanent(format!(
+                        "the built-in analyst failed: {error}"
+                    ))),
+                },
+                () = cancel.cancelled() => AgentOutcome::failure(Failure::Cancelled),
+                () = tokio::time::sleep_until(deadline) => AgentOutcome::failure(Failure::TimedOut {
+                    after_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                }),
+            }
+        })
     }
 }
 

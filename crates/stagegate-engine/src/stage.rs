@@ -1,14 +1,16 @@
 //! The stage loop: parallel agents → review → synthesis → QA, up to the gate.
 //!
 //! # Design
-//! One dispatcher (this module) owns every decision and every event. Agent calls run as tasks
+//! One dispatcher (this module) owns every decision and every event. Agent calls are futures
 //! that only report; the dispatcher forwards their events to the sink in order and acts on a
 //! call's result only after all of that call's events have been taken by the sink (so the
 //! recorder has stored an outcome before anything depends on it).
 //!
-//! * Concurrency: a permit of the stage's semaphore is acquired *before* a call's task is
-//!   spawned and held through its retries and backoff, so at most `concurrency` agents are in
-//!   flight and 10,000 queued agents cost no tasks.
+//! * Concurrency: the calls in flight are futures the dispatcher drives itself (a
+//!   `FuturesUnordered`, as nextest drives its tests); a call takes its slot when it starts and
+//!   holds it through its retries and backoff, so at most `concurrency` agents are in flight,
+//!   10,000 queued agents cost nothing until they start, and a finished call wakes no other
+//!   thread. Work that needs a CPU (the built-in analysts) goes to tokio's blocking pool.
 //! * Quorum: counted as outcomes arrive; when every agent is done and it does not hold, one
 //!   sequential pass gives each failed agent one more attempt, alone; if it still does not hold
 //!   the stage fails.
@@ -18,13 +20,14 @@
 //!   a person, and [`rework`] runs synthesis and QA again with a person's feedback.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -411,9 +414,12 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         limit: usize,
         mut quorum: Option<&mut Quorum>,
     ) -> Result<Vec<CallResult>, StageError> {
-        let semaphore = Arc::new(Semaphore::new(limit.max(1)));
+        let mut limit = limit.max(1);
         let (sender, mut receiver) = unbounded_channel();
-        let mut tasks = JoinSet::new();
+        // The calls in flight, driven by this task itself (as nextest drives its tests): a slot
+        // is taken when a call starts and held through its retries and backoff, and finishing
+        // one wakes nothing on another thread.
+        let mut running = FuturesUnordered::new();
         let mut finished = Vec::with_capacity(calls.len());
         let deadline = self.environment.stage_deadline;
         // The live adaptive rules watch the parallel agents only (the phase with a quorum).
@@ -423,45 +429,52 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             .flatten()
             .map(|rules| LiveState::new(rules, limit));
         loop {
-            while calls.front().is_some_and(|call| call.cached.is_some()) {
+            // Start what may start: cached calls are answered at once, the others while a
+            // slot is free. Nothing new starts once the stage is cancelled.
+            while !self.stage_cancel.is_cancelled() {
+                let Some(front) = calls.front() else { break };
+                if front.cached.is_none() && running.len() >= limit {
+                    break;
+                }
                 let Some(mut call) = calls.pop_front() else {
                     break;
                 };
                 self.report_cuts(&call).await?;
-                let Some(output) = call.cached.take() else {
-                    continue;
-                };
-                let (result, event) = answer_from_cache(&self.environment, &call, output);
-                self.sink.emit(&event).await?;
-                if let Some(quorum) = quorum.as_deref_mut() {
-                    self.count(quorum, &result).await?;
+                match call.cached.take() {
+                    Some(output) => {
+                        let (result, event) = answer_from_cache(&self.environment, &call, output);
+                        self.sink.emit(&event).await?;
+                        if let Some(quorum) = quorum.as_deref_mut() {
+                            self.count(quorum, &result).await?;
+                        }
+                        finished.push(result);
+                    }
+                    None => running.push(
+                        AssertUnwindSafe(run_call(self.environment.clone(), call, sender.clone()))
+                            .catch_unwind(),
+                    ),
                 }
-                finished.push(result);
             }
-            if calls.is_empty() && tasks.is_empty() {
+            if self.stage_cancel.is_cancelled() {
+                calls.clear();
+            }
+            if calls.is_empty() && running.is_empty() {
                 break;
             }
             tokio::select! {
                 biased;
                 Some(event) = receiver.recv() => {
-                    if let (Some(live), Event::AttemptFinished { status, .. }) = (live.as_mut(), &event) {
-                        live.attempts += 1;
-                        live.timeouts += usize::from(*status == AttemptStatus::TimedOut);
-                    }
-                    self.sink.emit(&event).await?;
-                    if let Some(live) = live.as_mut()
-                        && let Some(adjustment) = live.raise_timeouts(&mut calls)
-                    {
-                        self.emit_adjustment(adjustment).await?;
-                    }
+                    self.take_event(event, live.as_mut(), &mut calls).await?;
                 }
-                joined = tasks.join_next(), if !tasks.is_empty() => {
-                    let Some(joined) = joined else { continue };
-                    self.drain(&mut receiver).await?;
-                    let result = joined.map_err(|error| StageError::PhaseFailed {
+                Some(joined) = running.next(), if !running.is_empty() => {
+                    // A call's events are all sent before it ends: take them first.
+                    while let Ok(event) = receiver.try_recv() {
+                        self.take_event(event, live.as_mut(), &mut calls).await?;
+                    }
+                    let result = joined.map_err(|_| StageError::PhaseFailed {
                         phase: "agent call",
                         agent: "engine".into(),
-                        failure: Failure::permanent(format!("an agent task ended abnormally: {error}")),
+                        failure: Failure::permanent("an agent call panicked"),
                     })?;
                     if let Some(quorum) = quorum.as_deref_mut() {
                         self.count(quorum, &result).await?;
@@ -469,28 +482,11 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                     if let Some(live) = live.as_mut() {
                         live.calls += 1;
                         live.failures += usize::from(result.result.is_err());
-                        if let Some(adjustment) = live.lower_concurrency(&semaphore, !calls.is_empty()) {
+                        if let Some(adjustment) = live.lower_concurrency(&mut limit, !calls.is_empty()) {
                             self.emit_adjustment(adjustment).await?;
                         }
                     }
                     finished.push(result);
-                }
-                permit = semaphore.clone().acquire_owned(), if !calls.is_empty() => {
-                    let Ok(permit) = permit else { break };
-                    // A permit freed by a call that ended on Ctrl-C can win this `biased`
-                    // select before the cancel branch below: a queued call must not start then.
-                    if self.stage_cancel.is_cancelled() {
-                        calls.clear();
-                    } else if let Some(call) = calls.pop_front() {
-                        self.report_cuts(&call).await?;
-                        let environment = self.environment.clone();
-                        let sender = sender.clone();
-                        tasks.spawn(async move {
-                            let result = run_call(environment, call, sender).await;
-                            drop(permit);
-                            result
-                        });
-                    }
                 }
                 () = tokio::time::sleep_until(deadline), if !self.timed_out => {
                     self.timed_out = true;
@@ -504,6 +500,28 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         }
         self.drain(&mut receiver).await?;
         Ok(finished)
+    }
+
+    /// Passes a call's event on, and lets the live timeout rule see it first.
+    async fn take_event(
+        &mut self,
+        event: Event,
+        live: Option<&mut LiveState>,
+        calls: &mut VecDeque<Call>,
+    ) -> Result<(), StageError> {
+        let Some(live) = live else {
+            self.sink.emit(&event).await?;
+            return Ok(());
+        };
+        if let Event::AttemptFinished { status, .. } = &event {
+            live.attempts += 1;
+            live.timeouts += usize::from(*status == AttemptStatus::TimedOut);
+        }
+        self.sink.emit(&event).await?;
+        if let Some(adjustment) = live.raise_timeouts(calls) {
+            self.emit_adjustment(adjustment).await?;
+        }
+        Ok(())
     }
 
     /// Says, once per call, what its prompt had to leave out to fit the backend's context.
@@ -884,17 +902,13 @@ impl LiveState {
     }
 
     /// More failures than the threshold, with agents still waiting: one fewer at once.
-    fn lower_concurrency(
-        &mut self,
-        semaphore: &Semaphore,
-        agents_waiting: bool,
-    ) -> Option<Adjustment> {
+    fn lower_concurrency(&mut self, limit: &mut usize, agents_waiting: bool) -> Option<Adjustment> {
         let rate = self.failures as f64 / self.calls.max(1) as f64;
         if self.lowered || !agents_waiting || self.limit <= 1 || rate <= self.rules.failure_rate {
             return None;
         }
         self.lowered = true;
-        semaphore.forget_permits(1);
+        *limit = self.limit - 1;
         Some(Adjustment {
             setting: "concurrency".into(),
             from: self.limit.to_string(),
