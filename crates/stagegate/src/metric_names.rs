@@ -118,6 +118,11 @@ pub(crate) const OUTPUT_TOKENS: MetricName = metric(
     MetricKind::Counter,
     "Tokens the model reported writing, over every attempt whose backend reports usage.",
 );
+pub(crate) const COST: MetricName = metric(
+    "cost",
+    MetricKind::Counter,
+    "What the recorded tokens cost, by [prices.BACKEND] in stagegate.toml (0 without a price).",
+);
 pub(crate) const CACHE_HITS: MetricName = metric(
     "cache_hits",
     MetricKind::Counter,
@@ -168,6 +173,7 @@ pub(crate) const METRICS: &[MetricName] = &[
     RETRY_ATTEMPTS,
     INPUT_TOKENS,
     OUTPUT_TOKENS,
+    COST,
     CACHE_HITS,
     FAILURE_REASON,
     SYNTHESIS_COHERENCE_SCORE,

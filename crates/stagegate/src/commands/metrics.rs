@@ -49,6 +49,7 @@
 //! - `approval_first_attempt_rate`: approved gates whose first approve came with no modify
 //!   decision before it / approved gates.
 
+use stagegate_settings::Price;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -56,13 +57,15 @@ use std::io::Write as _;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
-use stagegate_store::{AttemptRecord, DecisionKind, DecisionRecord, EventRecord, RunRecord};
+use stagegate_store::{
+    AttemptRecord, DecisionKind, DecisionRecord, EventRecord, RunRecord, Store, StoreError,
+};
 
 use crate::cli::MetricsFormat;
 use crate::error::{AppError, Exit};
 use crate::metric_names::{
     AGENT_SUCCESS_RATE, APPROVAL_FIRST_ATTEMPT_RATE, APPROVAL_RATE, CACHE_HITS, CONFIDENCE_SCORE,
-    EXECUTION_TIME_MS, FAILURE_REASON, INPUT_TOKENS, METRICS, MetricName, OUTPUT_SIZE_BYTES,
+    COST, EXECUTION_TIME_MS, FAILURE_REASON, INPUT_TOKENS, METRICS, MetricName, OUTPUT_SIZE_BYTES,
     OUTPUT_TOKENS, PARTIAL_FAILURE_RATE, PREFIX, QA_MODIFICATIONS_COUNT, RETRY_ATTEMPTS,
     RETRY_COUNT, REVIEW_COVERAGE_PERCENT, RUNS, STAGE_DURATION_MS, STAGE_DURATION_MS_MAX,
     SYNTHESIS_COHERENCE_SCORE, USER_MODIFICATION_RATE,
@@ -71,17 +74,7 @@ use crate::session::Session;
 
 /// Prints the metrics of every run in the store.
 pub async fn metrics(session: &Session, format: MetricsFormat) -> Result<Exit, AppError> {
-    let store = &session.store;
-    let runs = store.runs().await?;
-    let mut attempts = Vec::new();
-    let mut events = Vec::new();
-    let mut decisions = Vec::new();
-    for run in &runs {
-        attempts.extend(store.attempts(&run.id).await?);
-        events.extend(store.events(&run.id).await?);
-        decisions.extend(store.decisions(&run.id).await?);
-    }
-    let metrics = compute(&runs, &attempts, &events, &decisions);
+    let metrics = gather(&session.store, &session.settings.prices).await?;
     let text = match format {
         MetricsFormat::Prometheus => render_prometheus(&metrics),
         MetricsFormat::Json => {
@@ -152,6 +145,8 @@ pub(crate) struct AgentMetrics {
     pub(crate) retry_attempts: u64,
     pub(crate) input_tokens: u64,
     pub(crate) output_tokens: u64,
+    /// By `[prices.BACKEND]`; see [`add_costs`].
+    pub(crate) cost: f64,
     pub(crate) cache_hits: u64,
     pub(crate) failure_reason: BTreeMap<String, u64>,
 }
@@ -230,6 +225,51 @@ impl Average {
 /// Computes every metric from the records of `runs` (the attempts, events and decisions of all
 /// of them, in any run order; each run's events in sequence order, its decisions in the order
 /// recorded, as the store returns them).
+/// The metrics over every run in the store, with costs by `prices`.
+pub(crate) async fn gather(
+    store: &Store,
+    prices: &BTreeMap<String, Price>,
+) -> Result<Metrics, StoreError> {
+    let runs = store.runs().await?;
+    let mut attempts = Vec::new();
+    let mut events = Vec::new();
+    let mut decisions = Vec::new();
+    for run in &runs {
+        attempts.extend(store.attempts(&run.id).await?);
+        events.extend(store.events(&run.id).await?);
+        decisions.extend(store.decisions(&run.id).await?);
+    }
+    let mut metrics = compute(&runs, &attempts, &events, &decisions);
+    add_costs(&mut metrics, &attempts, prices);
+    Ok(metrics)
+}
+
+/// Adds what each agent's recorded tokens cost, by the backend's price. Kept apart from
+/// [`compute`] because prices are configuration, not part of the record.
+pub(crate) fn add_costs(
+    metrics: &mut Metrics,
+    attempts: &[AttemptRecord],
+    prices: &BTreeMap<String, Price>,
+) {
+    for attempt in attempts {
+        let (Some(price), Some(input), Some(output)) = (
+            prices.get(&attempt.backend),
+            attempt.input_tokens,
+            attempt.output_tokens,
+        ) else {
+            continue;
+        };
+        let key = AgentKey {
+            stage: attempt.stage.clone(),
+            agent: attempt.agent.clone(),
+            backend: attempt.backend.clone(),
+        };
+        if let Some(entry) = metrics.agents.get_mut(&key) {
+            entry.cost += price.cost(input, output);
+        }
+    }
+}
+
 pub(crate) fn compute(
     runs: &[RunRecord],
     attempts: &[AttemptRecord],
@@ -605,6 +645,7 @@ pub(crate) fn render_json(metrics: &Metrics) -> Value {
             object.insert(RETRY_ATTEMPTS.name.to_owned(), json!(values.retry_attempts));
             object.insert(INPUT_TOKENS.name.to_owned(), json!(values.input_tokens));
             object.insert(OUTPUT_TOKENS.name.to_owned(), json!(values.output_tokens));
+            object.insert(COST.name.to_owned(), json!(values.cost));
             object.insert(CACHE_HITS.name.to_owned(), json!(values.cache_hits));
             object.insert(FAILURE_REASON.name.to_owned(), json!(values.failure_reason));
             Value::Object(object)
@@ -715,6 +756,7 @@ fn write_samples(writer: &mut PrometheusWriter, metrics: &Metrics, metric: &Metr
         OUTPUT_TOKENS => writer.per_agent(metric, &metrics.agents, |values| {
             Some(Integer(values.output_tokens))
         }),
+        COST => writer.per_agent(metric, &metrics.agents, |values| Some(Float(values.cost))),
         CACHE_HITS => writer.per_agent(metric, &metrics.agents, |values| {
             Some(Integer(values.cache_hits))
         }),
@@ -1151,6 +1193,23 @@ mod tests {
         let agent = &metrics.agents[&key("plan", "a", "claude")];
         assert_eq!((agent.input_tokens, agent.output_tokens), (2_000, 400));
         assert_eq!(agent.cache_hits, 1);
+        let mut priced = metrics.clone();
+        let prices = BTreeMap::from([(
+            "claude".to_owned(),
+            Price {
+                input_per_mtok: 3.0,
+                output_per_mtok: 15.0,
+            },
+        )]);
+        let attempts = {
+            let mut first = attempt(agent_attempt("a", 1, "claude"), Some((0, 100)), "ok");
+            first.input_tokens = Some(1_000_000);
+            first.output_tokens = Some(100_000);
+            vec![first]
+        };
+        add_costs(&mut priced, &attempts, &prices);
+        let cost = priced.agents[&key("plan", "a", "claude")].cost;
+        assert!((cost - 4.5).abs() < 1e-9, "{cost}");
         let text = render_prometheus(&metrics);
         assert!(
             text.contains("stagegate_cache_hits{stage=\"plan\",agent=\"a\",backend=\"claude\"} 1"),
@@ -1505,6 +1564,7 @@ mod tests {
                 "retry_attempts": 1,
                 "input_tokens": 0,
                 "output_tokens": 0,
+                "cost": 0.0,
                 "cache_hits": 0,
                 "failure_reason": {},
             }])

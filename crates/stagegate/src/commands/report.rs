@@ -18,12 +18,13 @@ pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit
     let attempts = store.attempts(&run.id).await?;
     let events = store.events(&run.id).await?;
     let decisions = store.decisions(&run.id).await?;
-    let metrics = crate::commands::metrics::compute(
+    let mut metrics = crate::commands::metrics::compute(
         std::slice::from_ref(&run),
         &attempts,
         &events,
         &decisions,
     );
+    crate::commands::metrics::add_costs(&mut metrics, &attempts, &session.settings.prices);
     let metrics_json =
         serde_json::to_string_pretty(&crate::commands::metrics::render_json(&metrics))
             .unwrap_or_default();

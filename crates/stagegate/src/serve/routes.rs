@@ -199,16 +199,9 @@ async fn metrics(
     State(dashboard): State<Arc<Dashboard>>,
     _: Authorized,
 ) -> Result<Response, Refusal> {
-    use crate::commands::metrics::{compute, render_prometheus};
-    let store = &dashboard.session.store;
-    let runs = store.runs().await?;
-    let (mut attempts, mut events, mut decisions) = (Vec::new(), Vec::new(), Vec::new());
-    for run in &runs {
-        attempts.extend(store.attempts(&run.id).await?);
-        events.extend(store.events(&run.id).await?);
-        decisions.extend(store.decisions(&run.id).await?);
-    }
-    let text = render_prometheus(&compute(&runs, &attempts, &events, &decisions));
+    use crate::commands::metrics::{gather, render_prometheus};
+    let session = &dashboard.session;
+    let text = render_prometheus(&gather(&session.store, &session.settings.prices).await?);
     Ok((
         [(
             header::CONTENT_TYPE,
