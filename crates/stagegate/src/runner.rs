@@ -219,7 +219,7 @@ impl Runner<'_> {
         store
             .update_run(&self.run.id, RunState::Running, Some(&plan.id))
             .await?;
-        let inputs = with_constitution(&self.session.repo_root, inputs);
+        let inputs = with_project_context(&self.session.repo_root, plan, inputs);
         let scores = score_inputs(&inputs);
         emit(sink, scored_event(&self.run.id, &plan.id, &scores)).await?;
         let adapted = self.adapted(plan, &scores);
@@ -554,7 +554,7 @@ impl Runner<'_> {
                 .ok_or_else(|| AppError::usage(format!("unknown stage {}", plan.id)))?,
         )
         .await?;
-        let inputs = with_constitution(&self.session.repo_root, inputs);
+        let inputs = with_project_context(&self.session.repo_root, plan, inputs);
         let adapted = self.adapted(plan, &score_inputs(&inputs));
         let context = self.context(inputs);
         let reworked = match rework(&adapted, &context, sink, product, feedback).await {
@@ -702,20 +702,35 @@ fn plan_stages(session: &Session, stages: &[String]) -> Result<Vec<StagePlan>, A
 /// Where spec-kit keeps the project's constitution, relative to the repository root.
 const CONSTITUTION: &str = ".specify/memory/constitution.md";
 
-/// The stage's inputs plus the project's constitution when there is one: every agent works
-/// within its principles (it is context, not a stage input that could be missing).
-fn with_constitution(repo_root: &std::path::Path, mut inputs: Vec<NamedText>) -> Vec<NamedText> {
-    let already = inputs
+/// Where spec-kit keeps its document templates (`plan-template.md`, …).
+const SPECKIT_TEMPLATES: &str = ".specify/templates";
+
+/// The stage's inputs plus the project's context when it has one: its constitution (every agent
+/// works within its principles) and spec-kit's own template of each artifact the stage writes
+/// (`plan-template.md` for `plan.md`), so that the synthesizer follows the project's headings.
+/// They are context, not stage inputs that could be missing.
+fn with_project_context(
+    repo_root: &std::path::Path,
+    plan: &StagePlan,
+    mut inputs: Vec<NamedText>,
+) -> Vec<NamedText> {
+    let templates = plan
+        .required
         .iter()
-        .any(|input| input.name.ends_with("constitution.md"));
-    if let (false, Ok(content)) = (
-        already,
-        std::fs::read_to_string(repo_root.join(CONSTITUTION)),
-    ) {
-        inputs.push(NamedText {
-            name: "constitution.md".to_owned(),
-            content,
+        .chain(&plan.optional)
+        .filter_map(|artifact| artifact.strip_suffix(".md"))
+        .map(|stem| {
+            (
+                format!("{stem}-template.md"),
+                std::path::Path::new(SPECKIT_TEMPLATES).join(format!("{stem}-template.md")),
+            )
         });
+    let context = std::iter::once(("constitution.md".to_owned(), CONSTITUTION.into())).chain(templates);
+    for (name, path) in context {
+        let already = inputs.iter().any(|input| input.name.ends_with(&name));
+        if let (false, Ok(content)) = (already, std::fs::read_to_string(repo_root.join(&path))) {
+            inputs.push(NamedText { name, content });
+        }
     }
     inputs
 }

@@ -58,3 +58,49 @@ fn a_feature_file_over_the_budget_is_cut_and_the_cut_is_reported() {
         .expect_code(0)
         .stdout_has("context of note-reader cut: notes.md was cut from");
 }
+
+#[test]
+fn the_projects_spec_kit_template_and_constitution_reach_the_synthesizer() {
+    let repo = TestRepo::with_approved_spec();
+    repo.write(
+        ".specify/templates/plan-template.md",
+        "# Implementation Plan: [FEATURE]\n\n## Summary\n\n## Our Own Section\n",
+    );
+    repo.write(
+        ".specify/memory/constitution.md",
+        "# Constitution\n\n### I. Tests First\n",
+    );
+    let run = repo.run_plan_to_gate();
+    let prompt = repo
+        .run(&[
+            "show",
+            &run,
+            "--agent",
+            "lead-synthesizer-a.plan.md",
+            "--file",
+            "prompt",
+        ])
+        .expect_code(0)
+        .stdout;
+    assert!(prompt.contains("## Our Own Section"), "the template itself");
+    assert!(
+        prompt.contains("follow the template's headings"),
+        "and the instruction to follow it"
+    );
+    assert!(prompt.contains("I. Tests First"), "the constitution");
+    let summary_prompt = repo
+        .run(&[
+            "show",
+            &run,
+            "--agent",
+            "lead-synthesizer-a.planning-summary.md",
+            "--file",
+            "prompt",
+        ])
+        .expect_code(0)
+        .stdout;
+    assert!(
+        !summary_prompt.contains("follow the template's headings"),
+        "only the artifact with a template is told to follow one"
+    );
+}
