@@ -163,7 +163,7 @@ fn leading_width(line: &str) -> usize {
 }
 
 /// `## Title ##` → `(2, "Title")`.
-fn heading(trimmed: &str) -> Option<(u8, &str)> {
+pub(crate) fn heading(trimmed: &str) -> Option<(u8, &str)> {
     let hashes = trimmed.bytes().take_while(|byte| *byte == b'#').count();
     if hashes == 0 || hashes > 6 {
         return None;

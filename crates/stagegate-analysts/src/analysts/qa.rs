@@ -2,7 +2,9 @@
 //! `VERDICT: PASS` or `VERDICT: REWORK`.
 //!
 //! REWORK only for what the synthesizer can fix and a gate should never see: a required
-//! artifact missing or empty, a required heading missing or empty, a spec requirement (FR)
+//! artifact missing or empty, a required heading missing or empty (the `## ` headings of the
+//! project's spec-kit template of the artifact when the call was given one, such as
+//! `plan-template.md`, else the built-in list), a spec requirement (FR)
 //! that plan.md or implementation_plan.md does not trace, an optional artifact that is not
 //! valid for its format. Everything else (open questions not carried forward, success criteria
 //! not named, empty optional sections) is a warning for the person at the gate.
@@ -21,16 +23,44 @@ use crate::analysts::{Asks, Call};
 use crate::markdown::{self, BlockKind};
 use crate::scores;
 use crate::speckit::feature::base_name;
+use crate::speckit::{Feature, Template};
 use crate::text;
 
-/// The headings each known artifact must have (matched case-insensitively, as a substring).
-fn required_headings(artifact: &str) -> &'static [&'static str] {
+/// The headings each known artifact must have by default (matched case-insensitively, as a
+/// substring).
+fn builtin_headings(artifact: &str) -> &'static [&'static str] {
     match artifact {
         "plan.md" => &crate::speckit::plan::PLAN_SECTIONS,
         "planning-summary.md" => &["Problem", "Solution", "Implementation"],
         "implementation_plan.md" => &["Approach", "Tasks", "Dependencies"],
         "quality_report.md" => &["Issues", "Impact", "Resolution", "Coverage", "Metrics"],
         _ => &[],
+    }
+}
+
+/// The headings an artifact must have: the `## ` headings of the project's spec-kit template
+/// of it, in order, when the call was given one (`plan-template.md`), else the built-in list.
+fn required_headings(artifact: &str, feature: &Feature) -> (Vec<String>, Option<String>) {
+    let from_template = feature
+        .template(artifact)
+        .map(Template::parse)
+        .map(|template| {
+            template
+                .headings()
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|headings| !headings.is_empty());
+    match from_template {
+        Some(headings) => (headings, Template::input_name(artifact)),
+        None => (
+            builtin_headings(artifact)
+                .iter()
+                .map(|heading| (*heading).to_owned())
+                .collect(),
+            None,
+        ),
     }
 }
 
@@ -92,7 +122,13 @@ pub(crate) fn check(call: &Call<'_>) -> String {
         .collect();
     let asks = call.asks();
     for artifact in &materials.artifacts {
-        check_artifact(artifact, &requirement_ids, &criterion_ids, &mut findings);
+        check_artifact(
+            artifact,
+            feature,
+            &requirement_ids,
+            &criterion_ids,
+            &mut findings,
+        );
         check_guidance(artifact, asks, &requirement_ids, &mut findings);
     }
     // Open questions must not silently disappear.
@@ -172,6 +208,7 @@ pub(crate) fn check(call: &Call<'_>) -> String {
 
 fn check_artifact(
     artifact: &NamedText,
+    feature: &Feature,
     requirement_ids: &[&str],
     criterion_ids: &[&str],
     findings: &mut Findings,
@@ -205,31 +242,44 @@ fn check_artifact(
     }
     let document = markdown::parse(content);
     let sections = markdown::sections(&document);
-    for heading in required_headings(name) {
+    let (required, template) = required_headings(name, feature);
+    let matches =
+        |title: &str, heading: &str| title.to_lowercase().contains(&heading.to_lowercase());
+    let from_template = template.as_deref().map_or_else(String::new, |template| {
+        format!(" (the project's {template} has it)")
+    });
+    let mut positions = Vec::new();
+    for heading in &required {
         let found = sections
             .iter()
-            .find(|(title, _)| title.to_lowercase().contains(&heading.to_lowercase()));
+            .position(|(title, _)| matches(title, heading));
         findings.check(
             &artifact.name,
             &format!("`## {heading}` present and filled"),
-            found.is_some_and(|(_, filled)| *filled),
+            found.is_some_and(|at| sections[at].1),
         );
         match found {
             None => findings.problems.push(format!(
-                "{} lacks the required section `## {heading}`.",
+                "{} lacks the required section `## {heading}`{from_template}.",
                 artifact.name
             )),
-            Some((_, false)) => findings.problems.push(format!(
+            Some(at) if !sections[at].1 => findings.problems.push(format!(
                 "{}'s section `## {heading}` is empty.",
                 artifact.name
             )),
-            Some(_) => {}
+            Some(at) => positions.push(at),
         }
     }
+    if let Some(template) = &template
+        && positions.windows(2).any(|pair| pair[0] > pair[1])
+    {
+        findings.warnings.push(format!(
+            "{}'s sections are not in the order of the project's {template}.",
+            artifact.name
+        ));
+    }
     for (title, filled) in &sections {
-        let required = required_headings(name)
-            .iter()
-            .any(|heading| title.to_lowercase().contains(&heading.to_lowercase()));
+        let required = required.iter().any(|heading| matches(title, heading));
         if !filled && !required {
             findings.warnings.push(format!(
                 "{}'s section `## {title}` is empty.",

@@ -625,6 +625,8 @@ fn hostile_inputs_never_panic() {
             named("spec.md", content),
             named("tasks.md", content),
             named("plan.md", content),
+            named("plan-template.md", content),
+            named("implementation_plan-template.md", content),
         ];
         for (stage, agents) in AGENTS {
             let started = std::time::Instant::now();
@@ -1184,4 +1186,215 @@ fn print_outputs_when_asked() {
         }
         println!("=================== qa\n{}", run.qa);
     }
+}
+
+/// spec-kit's plan template (`templates/plan-template.md`) as a project adapted it: `Summary`
+/// renamed `Executive Summary`, the Constitution Check moved after the Project Structure, and
+/// its own `## Rollout` section.
+const PROJECT_PLAN_TEMPLATE: &str = "# Implementation Plan: [FEATURE]\n\n\
+    **Branch**: `[###-feature-name]` | **Date**: [DATE] | **Spec**: [link]\n\
+    **Input**: Feature specification from `/specs/[###-feature-name]/spec.md`\n\n\
+    **Note**: This template is filled in by the `/speckit.plan` command.\n\n\
+    ## Executive Summary\n\n[Extract from feature spec: primary requirement + technical approach from research]\n\n\
+    ## Technical Context\n\n<!--\n  ACTION REQUIRED: Replace the content in this section with the technical details\n  for the project.\n-->\n\n\
+    **Language/Version**: [e.g., Python 3.11, Swift 5.9, Rust 1.75 or NEEDS CLARIFICATION]\n\
+    **Primary Dependencies**: [e.g., FastAPI, UIKit, LLVM or NEEDS CLARIFICATION]\n\
+    **Target Platform**: [e.g., Linux server, iOS 15+, WASM or NEEDS CLARIFICATION]\n\n\
+    ## Project Structure\n\n### Documentation (this feature)\n\n```text\nspecs/[###-feature]/\n\
+    ├── plan.md              # This file (/speckit.plan command output)\n\
+    └── tasks.md             # Phase 2 output (/speckit.tasks command)\n```\n\n\
+    ### Source Code (repository root)\n<!--\n  ACTION REQUIRED: Replace the placeholder tree below with the concrete layout.\n-->\n\n\
+    ```text\n# [REMOVE IF UNUSED] Option 1: Single project (DEFAULT)\nsrc/\n├── models/\n└── services/\n```\n\n\
+    **Structure Decision**: [Document the selected structure]\n\n\
+    ## Constitution Check\n\n*GATE: Must pass before Phase 0 research. Re-check after Phase 1 design.*\n\n\
+    [Gates determined based on constitution file]\n\n\
+    ## Rollout\n\n<!-- ACTION REQUIRED: say how [FEATURE] reaches users. -->\n\n\
+    - Feature flag for [FEATURE]: [NEEDS CLARIFICATION: flag name]\n- Rollback plan: [describe]\n\n\
+    ## Complexity Tracking\n\n> **Fill ONLY if Constitution Check has violations that must be justified**\n\n\
+    | Violation | Why Needed | Simpler Alternative Rejected Because |\n|-----------|------------|-------------------------------------|\n\
+    | [e.g., 4th project] | [current need] | [why direct simpler insufficient] |\n";
+
+/// The `## ` (or `### `) headings of a document outside code fences, in order.
+fn headings_of(text: &str, prefix: &str) -> Vec<String> {
+    let mut fence = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fence = !fence;
+        } else if !fence && let Some(heading) = line.strip_prefix(prefix) {
+            out.push(heading.to_owned());
+        }
+    }
+    out
+}
+
+/// `(heading, body)` of each `## ` section.
+fn sections_of(text: &str) -> Vec<(String, String)> {
+    text.split("\n## ")
+        .skip(1)
+        .map(|part| {
+            let (heading, body) = part.split_once('\n').unwrap_or((part, ""));
+            (heading.to_owned(), body.trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn plan_follows_the_projects_spec_kit_template() {
+    let plain = run_stage("plan", &[named("spec.md", SPEC)], &["plan.md"], None);
+    let inputs = [
+        named("spec.md", SPEC),
+        named("plan-template.md", PROJECT_PLAN_TEMPLATE),
+    ];
+    let run = run_stage("plan", &inputs, &["plan.md", "planning-summary.md"], None);
+    let plan = &run.artifacts[0].content;
+    assert!(
+        plan.starts_with(
+            "# Implementation Plan: Team Photo Albums\n\n**Branch**: `001-team-photo-albums`"
+        ),
+        "{plan}"
+    );
+    // The template's headings first, in its order and under its words; then the plan's own.
+    assert_eq!(
+        headings_of(plan, "## "),
+        vec![
+            "Executive Summary",
+            "Technical Context",
+            "Project Structure",
+            "Constitution Check",
+            "Rollout",
+            "Complexity Tracking",
+            "Architecture",
+            "Requirements Traceability",
+            "Implementation Phases",
+            "Risks",
+            "Open Questions",
+            "Sources",
+        ]
+    );
+    assert_eq!(
+        headings_of(plan, "### "),
+        vec![
+            "Documentation (this feature)",
+            "Source Code (repository root)"
+        ]
+    );
+    // Nothing lost: every section of the plan without a template is there with its content.
+    let followed = sections_of(plan);
+    for (heading, body) in sections_of(&plain.artifacts[0].content) {
+        assert!(
+            followed.iter().any(|(_, other)| *other == body),
+            "`## {heading}` kept: {plan}"
+        );
+    }
+    let summary = section(plan, "Executive Summary").unwrap_or_default();
+    assert!(summary.contains("**Problem**"), "{summary}");
+    // The unknown section is derived from the template's guidance, its open items kept.
+    let rollout = section(plan, "Rollout").unwrap_or_default();
+    assert!(
+        rollout.contains("No content derived from the inputs"),
+        "{rollout}"
+    );
+    assert!(
+        rollout.contains("- Feature flag for Team Photo Albums: [NEEDS CLARIFICATION: flag name]"),
+        "{rollout}"
+    );
+    assert!(
+        !plan.contains("<!--") && !plan.contains("ACTION REQUIRED"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("[FEATURE]") && !plan.contains("Option 1"),
+        "{plan}"
+    );
+    // The template's example words are not the feature's: the Technical Context is unchanged.
+    assert_eq!(
+        section(plan, "Technical Context"),
+        section(&plain.artifacts[0].content, "Technical Context")
+    );
+    // QA checks the template's headings, and the synthesizer's own plan passes.
+    assert!(
+        run.qa.contains("`## Rollout` present and filled | ok"),
+        "{}",
+        run.qa
+    );
+    assert!(run.qa.ends_with("VERDICT: PASS\n"), "{}", run.qa);
+    // The same inputs give the same bytes.
+    let again = run_stage("plan", &inputs, &["plan.md", "planning-summary.md"], None);
+    assert_eq!(again.artifacts[0].content, *plan);
+    assert_eq!(again.qa, run.qa);
+    // A template of another artifact leaves plan.md as it was without one.
+    let other = run_stage(
+        "plan",
+        &[
+            named("spec.md", SPEC),
+            named(
+                "tasks-template.md",
+                "# Tasks: [FEATURE]\n\n## Phase 1: Setup\n",
+            ),
+        ],
+        &["plan.md"],
+        None,
+    );
+    assert_eq!(other.artifacts[0].content, plain.artifacts[0].content);
+}
+
+#[test]
+fn qa_asks_for_the_templates_headings() {
+    let agent = BuiltinAgent::new();
+    let inputs = [
+        named("spec.md", SPEC),
+        named("plan-template.md", PROJECT_PLAN_TEMPLATE),
+    ];
+    let run = run_stage("plan", &inputs, &["plan.md", "planning-summary.md"], None);
+    let plan = &run.artifacts[0].content;
+    let start = plan.find("## Rollout\n").unwrap_or(0);
+    let end = plan.find("## Complexity Tracking\n").unwrap_or(0);
+    assert!(start < end);
+    let without_rollout = format!("{}{}", &plan[..start], &plan[end..]);
+    let qa = agent.answer(&request(
+        "plan",
+        Phase::Qa,
+        "main-agent",
+        CallMaterials {
+            artifacts: vec![named("plan.md", &without_rollout), run.artifacts[1].clone()],
+            ..base("plan", &inputs)
+        },
+    ));
+    assert!(qa.ends_with("VERDICT: REWORK\n"), "{qa}");
+    assert!(
+        qa.contains("plan.md lacks the required section `## Rollout` (the project's plan-template.md has it)."),
+        "{qa}"
+    );
+    // The template's headings replace the built-in list: `Summary` is found in
+    // `Executive Summary`, and the built-in order is not asked for.
+    assert!(!qa.contains("`## Summary`"), "{qa}");
+    // Without the template, the same plan passes the built-in checks.
+    let builtin = agent.answer(&request(
+        "plan",
+        Phase::Qa,
+        "main-agent",
+        CallMaterials {
+            artifacts: vec![named("plan.md", &without_rollout), run.artifacts[1].clone()],
+            ..base("plan", &[named("spec.md", SPEC)])
+        },
+    ));
+    assert!(builtin.ends_with("VERDICT: PASS\n"), "{builtin}");
+    // A plan in another order is warned about, not sent back.
+    let reordered = plan.replacen("## Executive Summary\n", "## Notes\n", 1)
+        + "\n## Executive Summary\n\nMoved.\n";
+    let qa = agent.answer(&request(
+        "plan",
+        Phase::Qa,
+        "main-agent",
+        CallMaterials {
+            artifacts: vec![named("plan.md", &reordered), run.artifacts[1].clone()],
+            ..base("plan", &inputs)
+        },
+    ));
+    assert!(
+        qa.contains("not in the order of the project's plan-template.md"),
+        "{qa}"
+    );
+    assert!(qa.ends_with("VERDICT: PASS\n"), "{qa}");
 }

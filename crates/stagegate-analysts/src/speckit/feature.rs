@@ -17,8 +17,11 @@ pub struct Feature {
     pub constitution: Option<Constitution>,
     /// `(file name, checklist)`.
     pub checklists: Vec<(String, Checklist)>,
-    /// The raw text of every input, by file name, for analysts that scan words.
+    /// The raw text of every input, by file name, for analysts that scan words (the
+    /// project's spec-kit templates excepted: their example words are not the feature's).
     pub texts: Vec<NamedText>,
+    /// The project's spec-kit templates (`plan-template.md`, …), see [`Feature::template`].
+    pub templates: Vec<NamedText>,
 }
 
 /// The last path component of a name (`specs/001/plan.md` → `plan.md`).
@@ -34,6 +37,16 @@ impl Feature {
         for file in inputs.iter().chain(extra) {
             let base = base_name(&file.name).to_lowercase();
             let content = file.content.as_str();
+            if base.ends_with("-template.md") {
+                let known = feature
+                    .templates
+                    .iter()
+                    .any(|template| base_name(&template.name).eq_ignore_ascii_case(&base));
+                if !known {
+                    feature.templates.push(file.clone());
+                }
+                continue;
+            }
             match base.as_str() {
                 "spec.md" if !feature.has_spec => {
                     feature.spec = Spec::parse(content);
@@ -132,6 +145,16 @@ impl Feature {
         self.texts
             .iter()
             .find(|file| base_name(&file.name).eq_ignore_ascii_case(name))
+            .map(|file| file.content.as_str())
+    }
+
+    /// The project's spec-kit template of an artifact (`plan-template.md` for `plan.md`), when
+    /// it was among the inputs.
+    pub fn template(&self, artifact: &str) -> Option<&str> {
+        let name = crate::speckit::Template::input_name(artifact)?;
+        self.templates
+            .iter()
+            .find(|file| base_name(&file.name).eq_ignore_ascii_case(&name))
             .map(|file| file.content.as_str())
     }
 

@@ -7,6 +7,7 @@ pub mod feature;
 pub mod plan;
 pub mod spec;
 pub mod tasks;
+pub mod template;
 
 pub use checklist::{Checklist, ChecklistItem};
 pub use constitution::{Constitution, Principle};
@@ -14,3 +15,4 @@ pub use feature::Feature;
 pub use plan::Plan;
 pub use spec::{Entity, OpenQuestion, Requirement, Scenario, Spec, UserStory};
 pub use tasks::{Task, TaskList};
+pub use template::{Template, TemplateSection};

@@ -6,6 +6,10 @@
 //! The writers recompute from the spec what the role agents derived (the same functions), so
 //! an artifact stays complete when an agent failed; they take from the outputs and the review
 //! what only those hold (conflicts, gaps, agent confidence) and say which agents contributed.
+//!
+//! When the project has its own spec-kit template of a markdown artifact (the input
+//! `plan-template.md` for `plan.md`), the written document follows the template's headings
+//! (see [`template`]); without one, the writers' own layout is kept byte for byte.
 
 mod data_model;
 mod implementation_plan;
@@ -14,11 +18,13 @@ mod plan;
 mod planning_summary;
 mod quality_report;
 mod research;
+mod template;
 
 pub(crate) use research::options;
 
 use crate::analysts::{Call, discovery, report};
 use crate::markdown::{self, BlockKind};
+use crate::speckit::Template;
 use crate::speckit::feature::base_name;
 use crate::text;
 
@@ -45,6 +51,15 @@ pub(crate) fn write(call: &Call<'_>) -> String {
     };
     if artifact.ends_with(".md") {
         out = with_section(out, &assumptions_and_examples(call));
+        // The project's own spec-kit template of the artifact, when given, sets the headings.
+        if let Some(source) = call.feature.template(&artifact) {
+            out = template::follow(
+                &out,
+                &Template::parse(source),
+                base_name(&artifact),
+                &call.feature.name,
+            );
+        }
     }
     out.push_str(&revisions(call));
     out
