@@ -725,7 +725,8 @@ fn with_project_context(
                 std::path::Path::new(SPECKIT_TEMPLATES).join(format!("{stem}-template.md")),
             )
         });
-    let context = std::iter::once(("constitution.md".to_owned(), CONSTITUTION.into())).chain(templates);
+    let context =
+        std::iter::once(("constitution.md".to_owned(), CONSTITUTION.into())).chain(templates);
     for (name, path) in context {
         let already = inputs.iter().any(|input| input.name.ends_with(&name));
         if let (false, Ok(content)) = (already, std::fs::read_to_string(repo_root.join(&path))) {
