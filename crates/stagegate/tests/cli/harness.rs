@@ -522,10 +522,16 @@ impl Outcome {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-')
                 .then(|| id.to_owned())
         };
+        // With `--json` there are no progress lines: the events name the run.
+        let from_event = |line: &str| {
+            let event: Value = serde_json::from_str(line).ok()?;
+            event.get("run_id")?.as_str().map(str::to_owned)
+        };
         self.stderr
             .lines()
             .find_map(from_line)
-            .unwrap_or_else(|| panic!("no run id on stderr: {self:?}"))
+            .or_else(|| self.stdout.lines().find_map(from_event))
+            .unwrap_or_else(|| panic!("no run id on stderr or in the events: {self:?}"))
     }
 
     /// stdout as one JSON document.

@@ -5,15 +5,13 @@
 //! The key reaches the child process only (`Command::env`); the test process never sets it.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use assert_cmd::Command;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    EXIT_AWAITING_DECISION, EXIT_STAGE_FAILED, PLAN_AGENTS, TestRepo, toml_string,
+    EXIT_AWAITING_DECISION, EXIT_STAGE_FAILED, Outcome, PLAN_AGENTS, TestRepo, toml_string,
 };
 use crate::loopback_server::{LoopbackServer, Recorded, Reply, closed_port};
 
@@ -24,9 +22,6 @@ const KEY: &str = "sk-test-SECRET-4f9d2a";
 /// The usage every successful answer reports.
 const INPUT_TOKENS: u64 = 321;
 const OUTPUT_TOKENS: u64 = 54;
-
-/// No command of these tests should take this long.
-const COMMAND_LIMIT: Duration = Duration::from_secs(90);
 
 /// A repository with an approved spec whose every agent, reviewer, synthesizer and QA is the
 /// backend `local` of `kind` at `base_url`, keyed by [`KEY_VAR`], with short timeouts and one
@@ -46,101 +41,12 @@ fn http_repo(kind: &str, base_url: &str) -> TestRepo {
         .set("timeouts", "qa", "\"10s\"")
 }
 
-/// How a `stagegate` command run by [`stagegate`] ended.
-struct Ran {
-    args: Vec<String>,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl fmt::Debug for Ran {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            formatter,
-            "`stagegate {}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.args.join(" "),
-            self.code,
-            self.stdout,
-            self.stderr
-        )
-    }
-}
-
-impl Ran {
-    fn expect_code(self, code: i32) -> Self {
-        assert_eq!(self.code, code, "unexpected exit code: {self:?}");
-        self
-    }
-
-    fn stderr_has(self, text: &str) -> Self {
-        assert!(
-            self.stderr.contains(text),
-            "stderr does not contain {text:?}: {self:?}"
-        );
-        self
-    }
-
-    /// The run id from the `run ID on FEATURE` line, or from the `--json` events.
-    fn run_id(&self) -> String {
-        let from_line = |line: &str| {
-            let id = line.strip_prefix("run ")?.split_whitespace().next()?;
-            id.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-')
-                .then(|| id.to_owned())
-        };
-        self.stderr
-            .lines()
-            .find_map(from_line)
-            .or_else(|| {
-                self.stdout.lines().find_map(|line| {
-                    let event: Value = serde_json::from_str(line).ok()?;
-                    if event["event"] != "run_started" {
-                        return None;
-                    }
-                    event["run_id"].as_str().map(str::to_owned)
-                })
-            })
-            .unwrap_or_else(|| panic!("no run id: {self:?}"))
-    }
-
-    /// The `--json` events on stdout.
-    fn events(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|error| panic!("not a JSON line ({error}): {line}\n{self:?}"))
-            })
-            .collect()
-    }
-}
-
-/// Runs `stagegate ARGS...` in the repository like the harness does (none of the caller's
-/// `STAGEGATE_*` variables), with [`KEY_VAR`] set to `key` in the child's environment only.
-fn stagegate(repo: &TestRepo, args: &[&str], key: Option<&str>) -> Ran {
-    let mut command = Command::cargo_bin("stagegate").expect("the stagegate binary");
-    command
-        .current_dir(&repo.root)
-        .args(args)
-        .env_remove("SPECIFY_FEATURE_DIRECTORY")
-        .env("NO_COLOR", "1")
-        .timeout(COMMAND_LIMIT);
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("STAGEGATE_") {
-            command.env_remove(&name);
-        }
-    }
-    if let Some(key) = key {
-        command.env(KEY_VAR, key);
-    }
-    let output = command.output().expect("run stagegate");
-    Ran {
-        args: args.iter().map(|arg| (*arg).to_owned()).collect(),
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+/// Runs `stagegate ARGS...` in the repository as the harness does, with [`KEY_VAR`] set to `key`
+/// in the child's environment only.
+fn stagegate(repo: &TestRepo, args: &[&str], key: Option<&str>) -> Outcome {
+    match key {
+        Some(key) => repo.run_with_env(args, &[(KEY_VAR, key)]),
+        None => repo.run(args),
     }
 }
 
@@ -425,7 +331,7 @@ fn a_rate_limited_request_is_retried_after_retry_after_and_the_run_reaches_the_g
         "retried {waited:?} after the 429 with Retry-After: 1"
     );
 
-    let events = ran.events();
+    let events = ran.json_lines();
     let rate_limited: Vec<&Value> = events
         .iter()
         .filter(|event| {
@@ -496,7 +402,7 @@ fn an_unauthorized_key_is_not_retried_and_fails_the_stage_with_the_servers_messa
         .stderr_has("401 Unauthorized: Incorrect API key provided.")
         .stderr_has(&format!("check the key in {KEY_VAR}"));
 
-    let events = ran.events();
+    let events = ran.json_lines();
     assert!(
         !events
             .iter()
@@ -586,7 +492,7 @@ fn assert_no_key_in_files(repo: &TestRepo) {
     }
 }
 
-fn assert_no_key_in_output(ran: &Ran) {
+fn assert_no_key_in_output(ran: &Outcome) {
     assert!(!ran.stdout.contains(KEY), "the key is on stdout: {ran:?}");
     assert!(!ran.stderr.contains(KEY), "the key is on stderr: {ran:?}");
 }
@@ -656,7 +562,7 @@ fn a_missing_key_variable_fails_each_attempt_naming_the_variable() {
         .stderr_has("is not set");
     assert!(!ran.stderr.contains("panicked"), "{ran:?}");
 
-    let events = ran.events();
+    let events = ran.json_lines();
     let (all, _) = agent_attempts(&events);
     for agent in PLAN_AGENTS {
         let attempts = all
@@ -686,7 +592,7 @@ fn an_unreachable_server_fails_retryably_naming_the_url() {
         .expect_code(EXIT_STAGE_FAILED)
         .stderr_has(&format!("{base_url}/chat/completions"));
 
-    let events = ran.events();
+    let events = ran.json_lines();
     let (_, parallel) = agent_attempts(&events);
     for agent in PLAN_AGENTS {
         let attempts = parallel
