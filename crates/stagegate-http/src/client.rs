@@ -296,3 +296,31 @@ fn redact(failure: &mut Failure, key: &str) {
         *message = message.replace(key, "[redacted]");
     }
 }
+
+/// The builder options every backend on a [`Transport`] shares, written once: `named`,
+/// `with_key_source`, `with_idle_timeout`.
+macro_rules! transport_options {
+    ($backend:ty) => {
+        impl $backend {
+            /// Names the backend (`[backends.NAME]`), so that a missing key's message points at
+            /// `backends.NAME.api_key_env`.
+            pub fn named(mut self, name: impl Into<String>) -> Self {
+                self.transport.backend_name = Some(name.into());
+                self
+            }
+
+            /// Reads the key from `source` instead of the environment (tests, other key stores).
+            pub fn with_key_source(mut self, source: KeySource) -> Self {
+                self.transport.key = Some(source);
+                self
+            }
+
+            /// How long the answer may send nothing before the attempt fails as stalled (60 s).
+            pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
+                self.transport.idle_timeout = idle_timeout;
+                self
+            }
+        }
+    };
+}
+pub(crate) use transport_options;

@@ -58,25 +58,6 @@ impl OpenAiAgent {
         })
     }
 
-    /// Names the backend (`[backends.NAME]`), so that a missing key's message points at
-    /// `backends.NAME.api_key_env`.
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.transport.backend_name = Some(name.into());
-        self
-    }
-
-    /// Reads the key from `source` instead of the environment (tests, other key stores).
-    pub fn with_key_source(mut self, source: KeySource) -> Self {
-        self.transport.key = Some(source);
-        self
-    }
-
-    /// How long the answer may send nothing before the attempt fails as stalled (60 s).
-    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
-        self.transport.idle_timeout = idle_timeout;
-        self
-    }
-
     fn body(&self, request: &AgentRequest) -> Value {
         let mut body = json!({
             "model": self.transport.model,
@@ -261,3 +242,5 @@ mod tests {
         );
     }
 }
+
+crate::client::transport_options!(OpenAiAgent);
