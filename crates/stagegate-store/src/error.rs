@@ -99,7 +99,7 @@ pub enum StoreError {
     )]
     RunExists { path: PathBuf, run_id: String },
 
-    /// `close_gate` was called for a stage that never had a gate opened.
+    /// A decision named a stage that never had a gate opened.
     #[error(
         "run {run_id} has no gate for stage {stage} in {}\nhint: list pending gates with `stagegate status`",
         path.display()
@@ -110,21 +110,14 @@ pub enum StoreError {
         stage: String,
     },
 
-    /// The gate was already decided; a second decision (two terminals, a stale prompt) is refused.
-    #[error(
-        "the gate of run {run_id}, stage {stage} was already decided ({state})\nhint: see `stagegate status {run_id}`; a decided gate cannot be decided again"
-    )]
-    GateAlreadyClosed {
-        run_id: String,
-        stage: String,
-        state: &'static str,
+    /// A file-system step that is part of a decision (hashing the staged artifacts, switching
+    /// to the next round) failed; the decision was not recorded.
+    #[error("{what}: {source}\nhint: nothing was decided; fix the cause and decide again")]
+    DecisionEffect {
+        what: String,
+        #[source]
+        source: std::io::Error,
     },
-
-    /// `close_gate` was asked to close a gate into the `pending` state.
-    #[error(
-        "cannot close the gate of run {run_id}, stage {stage} as pending\nhint: this is a bug in the caller; a gate closes as approved or rejected"
-    )]
-    ClosePending { run_id: String, stage: String },
 
     /// Another run, whose process is still alive, is running this stage of this feature.
     #[error(

@@ -23,10 +23,11 @@ mod store;
 pub use atomic_write::atomic_write;
 pub use content_hash::{content_hash, file_hash};
 pub use error::StoreError;
-pub use publish::publish;
+pub use publish::{PublishedFile, publish, publish_approved, remove_stale_temporaries};
 pub use records::{
     ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, EventRecord,
-    GateRecord, GateState, LockRecord, NewRun, ParseNameError, RunRecord, RunState,
+    GateRecord, GateState, LockRecord, NewPublication, NewRun, ParseNameError, PublicationRecord,
+    RunRecord, RunState,
 };
 pub use run_dir::{AttemptFiles, RunDir};
-pub use store::Store;
+pub use store::{Accepted, DecisionRequest, GateDecision, Refused, Store};

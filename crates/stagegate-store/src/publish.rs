@@ -7,7 +7,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::atomic_write::atomic_write;
+use crate::atomic_write::{TEMPORARY_PREFIX, atomic_write};
 use crate::content_hash::content_hash;
 use crate::run_dir::validate_artifact_name;
 
@@ -52,6 +52,114 @@ pub fn publish(
         published.push((name.clone(), content_hash(&content)));
     }
     Ok(published)
+}
+
+/// One artifact of an approved set, as [`publish_approved`] left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedFile {
+    pub name: String,
+    pub content_hash: String,
+    /// Whether a different file of that name was replaced (`false`: created, or already there).
+    pub replaced: bool,
+}
+
+/// Publishes an approved set: each `(name, hash)` of `approved` from `staged_dir` into
+/// `feature_dir`, through [`atomic_write`]. Idempotent, so that it can finish a publication a
+/// crash cut short: a file that already holds the approved bytes is left alone.
+///
+/// Every staged file is checked against the hash the approval recorded before the first write;
+/// a staged file that changed since is refused (nothing is published), since it is not what
+/// the person approved.
+pub fn publish_approved(
+    staged_dir: &Path,
+    feature_dir: &Path,
+    approved: &[(String, String)],
+) -> io::Result<Vec<PublishedFile>> {
+    let mut writes = Vec::with_capacity(approved.len());
+    let mut published = Vec::with_capacity(approved.len());
+    for (name, hash) in approved {
+        validate_artifact_name(name)?;
+        let target = feature_dir.join(name);
+        let current = fs::read(&target).ok();
+        let current_hash = current.as_deref().map(content_hash);
+        if current_hash.as_deref() == Some(hash.as_str()) {
+            published.push(PublishedFile {
+                name: name.clone(),
+                content_hash: hash.clone(),
+                replaced: false,
+            });
+            continue;
+        }
+        let source = staged_dir.join(name);
+        let content = fs::read(&source).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!(
+                    "cannot read staged artifact {name} at {}: {error}",
+                    source.display()
+                ),
+            )
+        })?;
+        if content_hash(&content) != *hash {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the staged {name} at {} changed after it was approved; nothing was published",
+                    source.display()
+                ),
+            ));
+        }
+        published.push(PublishedFile {
+            name: name.clone(),
+            content_hash: hash.clone(),
+            replaced: current.is_some(),
+        });
+        writes.push((target, content));
+    }
+    for (target, content) in writes {
+        atomic_write(&target, &content).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("cannot publish {}: {error}", target.display()),
+            )
+        })?;
+    }
+    Ok(published)
+}
+
+/// Removes the temporary files that a killed stagegate left in `directory` (those of processes
+/// that `is_alive` says are gone; a live process may be about to rename its own). Returns how
+/// many were removed.
+pub fn remove_stale_temporaries(
+    directory: &Path,
+    is_alive: impl Fn(u32) -> bool,
+) -> io::Result<usize> {
+    let entries = match fs::read_dir(directory) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(TEMPORARY_PREFIX))
+        else {
+            continue;
+        };
+        let owner = rest
+            .split('-')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if owner.is_some_and(&is_alive) || !entry.file_type()?.is_file() {
+            continue;
+        }
+        fs::remove_file(entry.path())?;
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -87,6 +87,9 @@ pub struct GateRecord {
     /// The staged artifact names the decision covers.
     pub artifacts: Vec<String>,
     pub state: GateState,
+    /// The round of staged artifacts the gate shows: 1 as the stage staged them, one more per
+    /// modification.
+    pub round: u32,
     pub opened_at_ms: i64,
     /// Set by the store when the gate is decided.
     pub closed_at_ms: Option<i64>,
@@ -124,6 +127,32 @@ pub struct ApprovalRecord {
     pub run_id: Option<String>,
     pub stage: Option<String>,
     pub approved_at_ms: i64,
+}
+
+/// The effect of an approval, recorded with it: which staged artifacts (by content hash) go
+/// into the feature directory, and the stage's inputs as they were when the gate approved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublicationRecord {
+    pub run_id: String,
+    pub stage: String,
+    /// The approve decision this is the effect of.
+    pub decision_id: i64,
+    pub feature_dir: String,
+    /// `(artifact name, content hash)` of every staged artifact, as approved.
+    pub artifacts: Vec<(String, String)>,
+    /// `(input file name, content hash)` of the stage's inputs at the approval.
+    pub inputs: Vec<(String, String)>,
+    /// Set once the files are published and their approvals recorded.
+    pub done_at_ms: Option<i64>,
+    pub decided_at_ms: i64,
+}
+
+/// What an approval is to publish, as the decider computed it under the decision's lock.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewPublication {
+    pub feature_dir: String,
+    pub artifacts: Vec<(String, String)>,
+    pub inputs: Vec<(String, String)>,
 }
 
 /// A cached output of one agent call, found again by its key (a hash of everything that went

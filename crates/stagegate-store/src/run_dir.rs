@@ -3,8 +3,14 @@
 //!
 //! ```text
 //! runs/<run-id>/<stage>/<phase>/<agent>/attempt-<n>/{prompt.md, output.md, stderr.txt}
-//! runs/<run-id>/<stage>/staged/<artifact>
+//! runs/<run-id>/<stage>/staged/<artifact>            the round the gate shows now
+//! runs/<run-id>/<stage>/staged.next/<artifact>       a modification being prepared
+//! runs/<run-id>/<stage>/staged.round-<n>/<artifact>  earlier rounds, kept
 //! ```
+//!
+//! A modification never writes into `staged/`: it prepares the whole next round beside it and
+//! switches with two renames made under the decision's lock, so a crash leaves the gate with the
+//! round it had or the round it recorded, never a mixture ([`RunDir::repair_rounds`]).
 //!
 //! Everything here is kept after the run for debugging; files are written with [`atomic_write`]
 //! so that a crash never leaves a half-written output that `resume` could mistake for a result.
@@ -19,6 +25,7 @@ const PROMPT_FILE: &str = "prompt.md";
 const OUTPUT_FILE: &str = "output.md";
 const STDERR_FILE: &str = "stderr.txt";
 const STAGED_DIRECTORY: &str = "staged";
+const NEXT_ROUND_DIRECTORY: &str = "staged.next";
 
 /// One run's directory under `.stagegate/runs/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,27 +116,90 @@ impl RunDir {
     /// staged. Hidden files (temporary files a crash left behind) are not artifacts.
     pub fn staged_artifacts(&self, stage: &str) -> io::Result<Vec<(String, PathBuf)>> {
         validate_component("stage", stage)?;
-        let entries = match fs::read_dir(self.staged_dir(stage)) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(error) => return Err(error),
-        };
-        let mut artifacts = Vec::new();
-        for entry in entries {
-            let entry = entry?;
-            if !entry.file_type()?.is_file() {
-                continue;
-            }
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            artifacts.push((name, entry.path()));
+        artifacts_in(&self.staged_dir(stage))
+    }
+
+    /// `runs/<run-id>/<stage>/staged.next`: the next round while it is being prepared.
+    pub fn next_round_dir(&self, stage: &str) -> PathBuf {
+        self.stage_dir(stage).join(NEXT_ROUND_DIRECTORY)
+    }
+
+    /// `runs/<run-id>/<stage>/staged.round-<round>`: an earlier round, kept once replaced.
+    pub fn round_dir(&self, stage: &str, round: u32) -> PathBuf {
+        self.stage_dir(stage).join(format!("{STAGED_DIRECTORY}.round-{round}"))
+    }
+
+    /// Starts preparing the next round: `staged.next/` as a fresh copy of `staged/` (whatever an
+    /// earlier, unfinished preparation left there is discarded). Returns the copies as
+    /// `(name, path)`, to be edited or overwritten.
+    pub fn begin_next_round(&self, stage: &str) -> io::Result<Vec<(String, PathBuf)>> {
+        validate_component("stage", stage)?;
+        let next = self.next_round_dir(stage);
+        remove_dir_if_present(&next)?;
+        fs::create_dir_all(&next)?;
+        for (name, path) in self.staged_artifacts(stage)? {
+            atomic_write(&next.join(&name), &fs::read(path)?)?;
         }
-        artifacts.sort();
-        Ok(artifacts)
+        artifacts_in(&next)
+    }
+
+    /// Writes an artifact of the round being prepared.
+    pub fn stage_next_artifact(
+        &self,
+        stage: &str,
+        name: &str,
+        content: &[u8],
+    ) -> io::Result<PathBuf> {
+        validate_component("stage", stage)?;
+        validate_artifact_name(name)?;
+        let directory = self.next_round_dir(stage);
+        fs::create_dir_all(&directory)?;
+        let path = directory.join(name);
+        atomic_write(&path, content)?;
+        Ok(path)
+    }
+
+    /// The artifacts of the round being prepared, as `(name, path)`.
+    pub fn next_round_artifacts(&self, stage: &str) -> io::Result<Vec<(String, PathBuf)>> {
+        validate_component("stage", stage)?;
+        artifacts_in(&self.next_round_dir(stage))
+    }
+
+    /// Makes the prepared round current: `staged/` becomes `staged.round-<current>` and
+    /// `staged.next/` becomes `staged/`. Call it under the decision's lock, before the decision
+    /// that records round `current + 1` commits; [`RunDir::repair_rounds`] undoes it if that
+    /// commit never happens.
+    pub fn promote_next_round(&self, stage: &str, current: u32) -> io::Result<()> {
+        validate_component("stage", stage)?;
+        let next = self.next_round_dir(stage);
+        if !next.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no round is being prepared in {}", next.display()),
+            ));
+        }
+        let previous = self.round_dir(stage, current);
+        remove_dir_if_present(&previous)?;
+        fs::rename(self.staged_dir(stage), &previous)?;
+        fs::rename(&next, self.staged_dir(stage))?;
+        sync_dir(&self.stage_dir(stage))
+    }
+
+    /// Brings the staged artifacts back in line with the round the database recorded
+    /// (`committed`), after a crash between [`RunDir::promote_next_round`] and the decision's
+    /// commit: the round that was never recorded is discarded and round `committed` is put back.
+    /// Returns whether anything was repaired. Call it under the decision lock.
+    pub fn repair_rounds(&self, stage: &str, committed: u32) -> io::Result<bool> {
+        validate_component("stage", stage)?;
+        let kept = self.round_dir(stage, committed);
+        if !kept.is_dir() {
+            return Ok(false);
+        }
+        let staged = self.staged_dir(stage);
+        remove_dir_if_present(&staged)?;
+        fs::rename(&kept, &staged)?;
+        sync_dir(&self.stage_dir(stage))?;
+        Ok(true)
     }
 
     /// The content of the staged artifact `name` of `stage`.
@@ -138,6 +208,43 @@ impl RunDir {
         validate_artifact_name(name)?;
         fs::read(self.staged_dir(stage).join(name))
     }
+}
+
+/// The artifacts in `directory` as `(name, path)`, sorted; hidden files are left out.
+fn artifacts_in(directory: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    let entries = match fs::read_dir(directory) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut artifacts = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        artifacts.push((name, entry.path()));
+    }
+    artifacts.sort();
+    Ok(artifacts)
+}
+
+fn remove_dir_if_present(directory: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(directory) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// Makes renames in `directory` durable.
+fn sync_dir(directory: &Path) -> io::Result<()> {
+    fs::File::open(directory)?.sync_all()
 }
 
 /// Accepts only a plain file name: one normal path component, no separators, not hidden.

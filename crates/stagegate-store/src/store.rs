@@ -8,6 +8,7 @@
 //! busy timeout apply, which is what lets two stagegate processes (a run and an `approve`) share
 //! the file. It also makes a failed write (a full disk) roll back as a whole.
 
+mod answers;
 mod approvals;
 mod attempts;
 mod cache;
@@ -15,7 +16,11 @@ mod decisions;
 mod events;
 mod gates;
 mod locks;
+mod publications;
 mod runs;
+mod transitions;
+
+pub use transitions::{Accepted, DecisionRequest, GateDecision, Refused};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

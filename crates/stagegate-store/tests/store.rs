@@ -8,9 +8,11 @@
 use std::path::Path;
 
 use serde_json::json;
+use stagegate_run::{GateStatus, Refusal, Request, Verb};
 use stagegate_store::{
-    ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, GateRecord, GateState,
-    LockRecord, NewRun, RunState, Store, StoreError,
+    ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, DecisionRequest,
+    GateDecision, GateRecord, GateState, LockRecord, NewPublication, NewRun, Refused, RunState,
+    Store, StoreError,
 };
 
 fn new_run(id: &str, created_at_ms: i64) -> NewRun {
@@ -50,6 +52,7 @@ fn gate(run_id: &str, stage: &str, opened_at_ms: i64) -> GateRecord {
         question: "Planning artifacts synthesized. Approve to proceed?".to_owned(),
         artifacts: vec!["plan.md".to_owned(), "planning-summary.md".to_owned()],
         state: GateState::Pending,
+        round: 1,
         opened_at_ms,
         closed_at_ms: None,
     }
@@ -316,56 +319,169 @@ async fn gates_open_close_and_list_pending() {
         ]
     );
 
-    store
-        .close_gate("r1", "plan", GateState::Approved)
+    let accepted = store
+        .decide_gate(&request("r1", "plan", Verb::Approve, None), |_| {
+            Ok(Some(publication()))
+        })
         .await
         .unwrap();
+    assert!(matches!(accepted, GateDecision::Accepted(_)), "{accepted:?}");
     let closed = store.gate("r1", "plan").await.unwrap().unwrap();
     assert_eq!(closed.state, GateState::Approved);
     assert!(closed.closed_at_ms.is_some());
     assert_eq!(store.pending_gates().await.unwrap().len(), 2);
-
-    // Repeating the same decision is harmless; overturning it is refused.
-    store
-        .close_gate("r1", "plan", GateState::Approved)
-        .await
-        .unwrap();
-    let error = store
-        .close_gate("r1", "plan", GateState::Rejected)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            StoreError::GateAlreadyClosed {
-                state: "approved",
-                ..
-            }
-        ),
-        "{error}"
+    assert_eq!(
+        store.run("r1").await.unwrap().unwrap().state,
+        RunState::Paused
     );
+    let publication_record = store.publication("r1", "plan").await.unwrap().unwrap();
+    assert_eq!(publication_record.artifacts, publication().artifacts);
+    assert_eq!(store.pending_publications().await.unwrap().len(), 1);
+
+    // Every later request is refused, names the decision that stands, and records nothing.
+    for verb in [Verb::Approve, Verb::Reject, Verb::Modify] {
+        let refused = store
+            .decide_gate(&request("r1", "plan", verb, None), |_| {
+                panic!("a refused decision must not reach its effects")
+            })
+            .await
+            .unwrap();
+        let GateDecision::Refused(refused) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(
+            refused.refusal,
+            Refusal::AlreadyDecided {
+                status: GateStatus::Approved
+            }
+        );
+        assert_eq!(refused.decided_by.unwrap().kind, DecisionKind::Approve);
+    }
+    assert_eq!(store.decisions("r1").await.unwrap().len(), 1);
     let error = store
-        .close_gate("r1", "analyze", GateState::Approved)
+        .decide_gate(&request("r1", "analyze", Verb::Approve, None), |_| Ok(None))
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::UnknownGate { .. }), "{error}");
-    let error = store
-        .close_gate("r2", "plan", GateState::Pending)
-        .await
-        .unwrap_err();
-    assert!(matches!(error, StoreError::ClosePending { .. }), "{error}");
 
-    // A modification asks again: reopening makes the gate pending with the new question.
+    // A modification opens the next round; a decision on the round before is refused.
     store
-        .close_gate("r2", "plan", GateState::Rejected)
+        .decide_gate(&request("r2", "plan", Verb::Modify, Some(1)), |_| Ok(None))
         .await
         .unwrap();
-    let reopened = GateRecord {
-        question: "Again?".to_owned(),
-        ..gate("r2", "plan", 40)
-    };
-    store.open_gate(&reopened).await.unwrap();
-    assert_eq!(store.gate("r2", "plan").await.unwrap(), Some(reopened));
+    let modified = store.gate("r2", "plan").await.unwrap().unwrap();
+    assert_eq!((modified.state, modified.round), (GateState::Pending, 2));
+    let stale = store
+        .decide_gate(&request("r2", "plan", Verb::Reject, Some(1)), |_| Ok(None))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            stale,
+            GateDecision::Refused(Refused {
+                refusal: Refusal::Superseded {
+                    seen: 1,
+                    current: 2
+                },
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    // Opening a gate again never undoes a decision.
+    store.open_gate(&gate("r1", "plan", 40)).await.unwrap();
+    assert_eq!(
+        store.gate("r1", "plan").await.unwrap().unwrap().state,
+        GateState::Approved
+    );
+    // A failing effect records nothing.
+    let error = store
+        .decide_gate(&request("r2", "plan", Verb::Approve, None), |_| {
+            Err(StoreError::DecisionEffect {
+                what: "reading".to_owned(),
+                source: std::io::Error::other("gone"),
+            })
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::DecisionEffect { .. }));
+    assert_eq!(
+        store.gate("r2", "plan").await.unwrap().unwrap().state,
+        GateState::Pending
+    );
+}
+
+fn request(run_id: &str, stage: &str, verb: Verb, seen_round: Option<u32>) -> DecisionRequest {
+    DecisionRequest {
+        run_id: run_id.to_owned(),
+        stage: stage.to_owned(),
+        request: Request { verb, seen_round },
+        stage_is_last: false,
+        reason: (verb == Verb::Reject).then(|| "no".to_owned()),
+        note: None,
+        diff: None,
+        decided_by: "alice".to_owned(),
+        decided_at_ms: 50,
+        event_kind: "gate_decided".to_owned(),
+        event_payload: json!({ "decision": verb.as_str() }),
+    }
+}
+
+fn publication() -> NewPublication {
+    NewPublication {
+        feature_dir: "specs/001-login".to_owned(),
+        artifacts: vec![("plan.md".to_owned(), "hash-plan".to_owned())],
+        inputs: vec![("spec.md".to_owned(), "hash-spec".to_owned())],
+    }
+}
+
+/// Many stores on one file (as many processes would be) decide one gate at once: exactly one
+/// decision is accepted, and the database holds exactly that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deciders_of_one_gate_have_exactly_one_winner() {
+    for iteration in 0..20 {
+        let directory = tempfile::tempdir().unwrap();
+        let store = open(directory.path()).await;
+        store.create_run(&new_run("r1", 100)).await.unwrap();
+        store.open_gate(&gate("r1", "plan", 10)).await.unwrap();
+        let mut deciders = Vec::new();
+        for index in 0..6 {
+            let state_dir = directory.path().join(".stagegate");
+            let verb = if (index + iteration) % 2 == 0 {
+                Verb::Approve
+            } else {
+                Verb::Reject
+            };
+            deciders.push(tokio::spawn(async move {
+                let store = Store::open(&state_dir).await.unwrap();
+                store
+                    .decide_gate(&request("r1", "plan", verb, Some(1)), |transition| {
+                        Ok(transition.publish.then(publication))
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = Vec::new();
+        for decider in deciders {
+            if let GateDecision::Accepted(accepted) = decider.await.unwrap() {
+                winners.push(accepted.transition.gate.status);
+            }
+        }
+        assert_eq!(winners.len(), 1, "iteration {iteration}: {winners:?}");
+        let decisions = store.decisions("r1").await.unwrap();
+        assert_eq!(decisions.len(), 1);
+        let published = store.publication("r1", "plan").await.unwrap().is_some();
+        assert_eq!(published, winners[0] == GateStatus::Approved);
+        let gate_decided = store
+            .events("r1")
+            .await
+            .unwrap()
+            .iter()
+            .filter(|event| event.kind == "gate_decided")
+            .count();
+        assert_eq!(gate_decided, 1);
+    }
 }
 
 #[tokio::test]
@@ -374,10 +490,11 @@ async fn decisions_are_append_only_and_ordered() {
     let store = open(directory.path()).await;
     store.create_run(&new_run("r1", 100)).await.unwrap();
 
+    // At most one final decision per gate: the database itself refuses a second.
     let kinds = [
         DecisionKind::Modify,
+        DecisionKind::Modify,
         DecisionKind::Reject,
-        DecisionKind::Approve,
     ];
     let mut ids = Vec::new();
     for (index, kind) in kinds.iter().enumerate() {
@@ -400,8 +517,13 @@ async fn decisions_are_append_only_and_ordered() {
         };
         assert_eq!(stored, &expected);
     }
-    assert_eq!(decisions[1].reason.as_deref(), Some("missing risks"));
+    assert_eq!(decisions[2].reason.as_deref(), Some("missing risks"));
     assert_eq!(decisions[0].diff.as_deref(), Some("-old\n+new\n"));
+    let error = store
+        .record_decision(&decision("r1", DecisionKind::Approve, 2_000))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("already decided"), "{error}");
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::decide::artifact_diff;
+use crate::gate_decision::artifact_diff;
 use crate::error::AppError;
 
 /// Opens `$VISUAL` / `$EDITOR` (else `vi`) on `files` and returns the unified diff of what

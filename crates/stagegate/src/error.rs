@@ -8,6 +8,7 @@
 //! | 3 | stage failed (too few agents succeeded, even sequentially) |
 //! | 4 | rejected at a gate |
 //! | 5 | a stage input is missing or stale |
+//! | 6 | the gate was decided (or its artifacts modified) by someone else first; nothing changed |
 //! | 10 | stopped at a gate awaiting a decision |
 
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ pub enum Exit {
     StageFailed = 3,
     Rejected = 4,
     InputMissing = 5,
+    AlreadyDecided = 6,
     AwaitingDecision = 10,
 }
 
@@ -47,6 +49,13 @@ pub enum AppError {
     StageFailed { stage: String, message: String },
     #[error("{message}")]
     Internal { message: String },
+    /// A decision lost: the gate was decided first (`status`), or its artifacts were modified
+    /// since the decider saw them (`status` is `None`).
+    #[error("{message}")]
+    AlreadyDecided {
+        status: Option<stagegate_run::GateStatus>,
+        message: String,
+    },
 }
 
 impl AppError {
@@ -74,6 +83,7 @@ impl AppError {
             AppError::InputMissing { .. } => Exit::InputMissing,
             AppError::StageFailed { .. } => Exit::StageFailed,
             AppError::Internal { .. } => Exit::Internal,
+            AppError::AlreadyDecided { .. } => Exit::AlreadyDecided,
         }
     }
 }

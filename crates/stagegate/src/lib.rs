@@ -20,7 +20,8 @@ macro_rules! stdout_text {
 
 mod cli;
 mod commands;
-mod decide;
+mod effects;
+mod gate_decision;
 mod editor;
 mod error;
 mod event_log;

@@ -14,6 +14,8 @@ pub struct Recorder {
     run_dir: RunDir,
     /// How long a successful answer is cached, per phase; `None` records nothing in the cache.
     cache_ttls: Option<CacheTtls>,
+    /// Synthesized artifacts go to the round being prepared (a rework), not the staged one.
+    next_round: bool,
 }
 
 impl Recorder {
@@ -23,7 +25,14 @@ impl Recorder {
             store,
             run_dir,
             cache_ttls: None,
+            next_round: false,
         }
+    }
+
+    /// While on, synthesized artifacts are written into the next round being prepared
+    /// (`staged.next/`), which becomes the staged round only when the modification is recorded.
+    pub fn stage_next_round(&mut self, on: bool) {
+        self.next_round = on;
     }
 
     /// Also keeps every successful answer in the cache for its phase's time to live.
@@ -108,6 +117,10 @@ impl Recorder {
                 ..
             } => {
                 if let (Some(key), Some(hash)) = (cache_key, output_hash) {
+                    self.store
+                        .record_answer(&identity.run_id, key, output)
+                        .await
+                        .map_err(|error| error.to_string())?;
                     self.cache(identity, key, output, hash, *at_ms).await?;
                 }
                 self.write_files(
@@ -135,6 +148,7 @@ impl Recorder {
             Event::CacheHit {
                 identity,
                 backend,
+                cache_key,
                 output_bytes,
                 output_hash,
                 confidence,
@@ -151,6 +165,10 @@ impl Recorder {
                         stderr: None,
                     },
                 )?;
+                self.store
+                    .record_answer(&identity.run_id, cache_key, output)
+                    .await
+                    .map_err(|error| error.to_string())?;
                 // A cache hit takes no time and costs no tokens.
                 self.record_attempt(AttemptRecord {
                     finished_at_ms: Some(*at_ms),
@@ -168,9 +186,13 @@ impl Recorder {
                 content,
                 ..
             } => {
-                self.run_dir
-                    .stage_artifact(stage, artifact, content.as_bytes())
-                    .map_err(|error| format!("cannot stage {artifact}: {error}"))?;
+                let staged = if self.next_round {
+                    self.run_dir
+                        .stage_next_artifact(stage, artifact, content.as_bytes())
+                } else {
+                    self.run_dir.stage_artifact(stage, artifact, content.as_bytes())
+                };
+                staged.map_err(|error| format!("cannot stage {artifact}: {error}"))?;
             }
             Event::GateRequested {
                 run_id,
@@ -186,6 +208,7 @@ impl Recorder {
                         question: question.clone(),
                         artifacts: artifacts.clone(),
                         state: GateState::Pending,
+                        round: 1,
                         opened_at_ms: *at_ms,
                         closed_at_ms: None,
                     })

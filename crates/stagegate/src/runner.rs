@@ -14,13 +14,15 @@ use stagegate_engine::stage::{
     StageContext, StageError, StageProduct, duration_ms, rework, run_stage_memoized,
 };
 use stagegate_engine::stage_plan::{BackendFactory, BackendRegistry, StagePlan, plan_stage};
+use stagegate_run::{GateStatus, ResumePoint, RunAfter, Verb, resume_point};
 use stagegate_settings::BackendSettings;
 use stagegate_store::{GateState, LockRecord, NewRun, RunRecord, RunState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::decide::{self, artifact_diff};
 use crate::editor::edit_files;
+use crate::effects;
+use crate::gate_decision::{self, Ask, Decided, Place, artifact_diff};
 use crate::error::{AppError, Exit};
 use crate::event_log::EventLog;
 use crate::history::load_product;
@@ -120,28 +122,39 @@ pub async fn resume_run(
         options,
         cancel: interrupt_token(),
     };
-    for (index, plan) in plans.iter().enumerate() {
-        match session.store.gate(&run.id, &plan.id).await? {
-            Some(gate) if gate.state == GateState::Approved => continue,
-            Some(gate) if gate.state == GateState::Rejected => {
-                eprintln!(
-                    "run {} was rejected at the {} gate; nothing more to do\nhint: start a new run with `stagegate run {}`",
-                    run.id, plan.id, plan.id
-                );
-                return Ok(Exit::Rejected);
-            }
-            Some(_) => {
-                let product = load_product(&session.store, &run.id, plan).await?;
-                let decided = runner.gate(plan, product, &mut sink, false).await?;
-                return match decided {
-                    GateEnd::Approved => runner.continue_from(&plans, index + 1, &mut sink).await,
-                    other => runner.end_at_gate(plan, other, &mut sink).await,
-                };
-            }
-            None => return runner.continue_from(&plans, index, &mut sink).await,
-        }
+    let mut gates = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let gate = session.store.gate(&run.id, &plan.id).await?;
+        gates.push(gate.map(|gate| gate_status(gate.state)));
     }
-    runner.finish(&mut sink).await
+    match resume_point(&gates) {
+        ResumePoint::RunFrom(index) => runner.continue_from(&plans, index, &mut sink).await,
+        ResumePoint::AskAt(index) => {
+            let plan = &plans[index];
+            let product = load_product(&session.store, &run.id, plan).await?;
+            match runner.gate(plan, product, &mut sink, false).await? {
+                GateEnd::Approved => runner.continue_from(&plans, index + 1, &mut sink).await,
+                other => runner.end_at_gate(plan, other, &mut sink).await,
+            }
+        }
+        ResumePoint::RejectedAt(index) => {
+            let stage = &plans[index].id;
+            eprintln!(
+                "run {} was rejected at the {stage} gate; nothing more to do\nhint: start a new run with `stagegate run {stage}`",
+                run.id
+            );
+            Ok(Exit::Rejected)
+        }
+        ResumePoint::Complete => runner.finish(&mut sink).await,
+    }
+}
+
+fn gate_status(state: GateState) -> GateStatus {
+    match state {
+        GateState::Pending => GateStatus::Pending,
+        GateState::Approved => GateStatus::Approved,
+        GateState::Rejected => GateStatus::Rejected,
+    }
 }
 
 /// How a gate ended.
@@ -412,11 +425,16 @@ impl Runner<'_> {
             .store
             .cache_entries(now_ms(), Some(&self.run.id))
             .await?;
-        Ok(entries
+        let mut memo: HashMap<String, Arc<str>> = entries
             .into_iter()
             .filter(|entry| !self.options.refresh || entry.run_id == self.run.id)
             .map(|entry| (entry.key, Arc::from(entry.output)))
-            .collect())
+            .collect();
+        // The run's own answers, whatever the cache kept: a resumed run calls nothing twice.
+        for (key, output) in self.session.store.answers(&self.run.id).await? {
+            memo.insert(key, Arc::from(output));
+        }
+        Ok(memo)
     }
 
     fn context(&self, inputs: Vec<NamedText>) -> StageContext {
@@ -430,7 +448,9 @@ impl Runner<'_> {
         }
     }
 
-    /// Puts the product before the person until they approve, reject or stop.
+    /// Puts the product before the person until they approve, reject or stop. Every decision
+    /// goes through [`gate_decision::decide`], so a decision taken meanwhile elsewhere (another
+    /// terminal, a command, the dashboard) wins or loses cleanly against this one.
     async fn gate(
         &self,
         plan: &StagePlan,
@@ -441,7 +461,7 @@ impl Runner<'_> {
         if newly_requested {
             self.request_gate(plan, &product, sink).await?;
         }
-        let store = &self.session.store;
+        let mut round = self.current_round(plan).await?;
         loop {
             if !terminal_gate::can_prompt(self.options.no_input) {
                 return Ok(GateEnd::Waiting);
@@ -459,57 +479,113 @@ impl Runner<'_> {
                     .map(|artifact| (artifact.name.clone(), artifact.content.clone()))
                     .collect(),
             };
-            let decision = terminal_gate::ask(&view);
-            match decision {
-                Decision::Approve => {
-                    let published = decide::approve(
-                        store,
-                        &self.session.settings,
-                        &self.run,
-                        &self.feature,
-                        &plan.id,
-                        None,
-                        sink,
-                    )
-                    .await?;
-                    sink.progress.line(&format!(
-                        "approved: published {} into {}",
-                        published
-                            .iter()
-                            .map(|(name, _)| name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        self.feature.key
-                    ));
-                    return Ok(GateEnd::Approved);
-                }
+            let seen = Ask {
+                seen_round: Some(round),
+                ..Ask::default()
+            };
+            let decided = match terminal_gate::ask(&view) {
+                Decision::Approve => self.decide(plan, Verb::Approve, seen, sink).await,
                 Decision::Reject { reason } => {
-                    decide::reject(store, &self.run, &plan.id, reason, sink).await?;
-                    return Ok(GateEnd::Rejected);
+                    let ask = Ask {
+                        reason: Some(reason),
+                        ..seen
+                    };
+                    self.decide(plan, Verb::Reject, ask, sink).await
                 }
                 Decision::Edit => {
-                    let files = store.run_dir(&self.run.id).staged_artifacts(&plan.id)?;
+                    let files = self
+                        .session
+                        .store
+                        .run_dir(&self.run.id)
+                        .begin_next_round(&plan.id)?;
                     let diff = edit_files(&files)?;
                     if diff.is_empty() {
                         eprintln!("no changes");
                         continue;
                     }
-                    decide::record_modification(store, &self.run, &plan.id, None, diff, sink)
-                        .await?;
-                    for artifact in &mut product.artifacts {
-                        if let Some((_, path)) =
-                            files.iter().find(|(name, _)| *name == artifact.name)
-                        {
-                            artifact.content = std::fs::read_to_string(path)?;
-                        }
-                    }
+                    let ask = Ask {
+                        diff: Some(diff),
+                        ..seen
+                    };
+                    self.decide(plan, Verb::Modify, ask, sink).await
                 }
                 Decision::Rework { feedback } => {
-                    product = self.rework(plan, &product, &feedback, sink).await?;
+                    self.rework(plan, &product, &feedback, round, sink).await
                 }
                 Decision::Stop => return Ok(GateEnd::Waiting),
+            };
+            match decided {
+                Ok(decided) => match decided.transition.run {
+                    RunAfter::Completed | RunAfter::Continues => {
+                        sink.progress.line(&format!(
+                            "approved: published {} into {}",
+                            decided
+                                .published
+                                .iter()
+                                .map(|file| file.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            self.feature.key
+                        ));
+                        return Ok(GateEnd::Approved);
+                    }
+                    RunAfter::Rejected => return Ok(GateEnd::Rejected),
+                    RunAfter::AwaitsDecision => round = decided.transition.gate.round,
+                },
+                // Someone else decided first: their decision stands, and this run follows it.
+                Err(AppError::AlreadyDecided { status, message }) => {
+                    eprintln!("{message}");
+                    match status {
+                        Some(GateStatus::Rejected) => return Ok(GateEnd::Rejected),
+                        Some(GateStatus::Approved) => {
+                            effects::finish_publication(
+                                &self.session.store,
+                                &self.feature,
+                                &self.run.id,
+                                &plan.id,
+                            )
+                            .await?;
+                            return Ok(GateEnd::Approved);
+                        }
+                        _ => round = self.current_round(plan).await?,
+                    }
+                }
+                Err(other) => return Err(other),
             }
+            product = load_product(&self.session.store, &self.run.id, plan).await?;
         }
+    }
+
+    /// The round of staged artifacts the stage's gate shows now.
+    async fn current_round(&self, plan: &StagePlan) -> Result<u32, AppError> {
+        Ok(self
+            .session
+            .store
+            .gate(&self.run.id, &plan.id)
+            .await?
+            .map_or(1, |gate| gate.round))
+    }
+
+    /// Decides this run's gate of `plan` and shows the recorded decision live.
+    async fn decide(
+        &self,
+        plan: &StagePlan,
+        verb: Verb,
+        ask: Ask,
+        sink: &mut Subscribers,
+    ) -> Result<Decided, AppError> {
+        let place = Place {
+            store: &self.session.store,
+            settings: &self.session.settings,
+            run: &self.run,
+            feature: &self.feature,
+            stage: &plan.id,
+        };
+        let decided = gate_decision::decide(&place, verb, ask).await?;
+        sink.announce(&decided.event)
+            .await
+            .map_err(|error| AppError::internal(error.to_string()))?;
+        Ok(decided)
     }
 
     async fn request_gate(
@@ -535,15 +611,17 @@ impl Runner<'_> {
         .await
     }
 
-    /// Sends the artifacts back through synthesis and QA with `feedback`, records the change
-    /// as a modification, and asks for a decision again.
+    /// Sends the artifacts back through synthesis and QA with `feedback`, into the next round
+    /// prepared beside the staged one; the modification is recorded (and the round switched)
+    /// only once QA has seen all of it, and the gate asks again.
     async fn rework(
         &self,
         plan: &StagePlan,
         product: &StageProduct,
         feedback: &str,
+        round: u32,
         sink: &mut Subscribers,
-    ) -> Result<StageProduct, AppError> {
+    ) -> Result<Decided, AppError> {
         let inputs = check_stage_inputs(
             &self.session.store,
             &self.session.settings,
@@ -557,15 +635,17 @@ impl Runner<'_> {
         let inputs = with_project_context(&self.session.repo_root, plan, inputs);
         let adapted = self.adapted(plan, &score_inputs(&inputs));
         let context = self.context(inputs);
-        let reworked = match rework(&adapted, &context, sink, product, feedback).await {
-            Ok(reworked) => reworked,
-            Err(error) => {
-                return Err(AppError::StageFailed {
-                    stage: plan.id.clone(),
-                    message: format!("the rework failed: {error}"),
-                });
-            }
-        };
+        self.session
+            .store
+            .run_dir(&self.run.id)
+            .begin_next_round(&plan.id)?;
+        sink.recorder.stage_next_round(true);
+        let reworked = rework(&adapted, &context, sink, product, feedback).await;
+        sink.recorder.stage_next_round(false);
+        let reworked = reworked.map_err(|error| AppError::StageFailed {
+            stage: plan.id.clone(),
+            message: format!("the rework failed: {error}"),
+        })?;
         let mut diff = String::new();
         for artifact in &reworked.artifacts {
             let before = product
@@ -576,17 +656,15 @@ impl Runner<'_> {
                 .unwrap_or_default();
             diff.push_str(&artifact_diff(&artifact.name, before, &artifact.content));
         }
-        decide::record_modification(
-            &self.session.store,
-            &self.run,
-            &plan.id,
-            Some(feedback.to_owned()),
-            diff,
-            sink,
-        )
-        .await?;
+        let ask = Ask {
+            seen_round: Some(round),
+            note: Some(feedback.to_owned()),
+            diff: Some(diff),
+            ..Ask::default()
+        };
+        let decided = self.decide(plan, Verb::Modify, ask, sink).await?;
         self.request_gate(plan, &reworked, sink).await?;
-        Ok(reworked)
+        Ok(decided)
     }
 }
 
@@ -610,18 +688,28 @@ pub async fn modify_gate(
         cancel: interrupt_token(),
     };
     let product = load_product(&session.store, &run.id, plan).await?;
+    let round = runner.current_round(plan).await?;
     match feedback {
         Some(feedback) => {
-            runner.rework(plan, &product, &feedback, &mut sink).await?;
+            runner
+                .rework(plan, &product, &feedback, round, &mut sink)
+                .await?;
         }
         None => {
-            let files = session.store.run_dir(&run.id).staged_artifacts(&stage)?;
+            let files = session
+                .store
+                .run_dir(&run.id)
+                .begin_next_round(&stage)?;
             let diff = edit_files(&files)?;
             if diff.is_empty() {
                 eprintln!("no changes; nothing recorded");
             } else {
-                decide::record_modification(&session.store, &run, &stage, None, diff, &mut sink)
-                    .await?;
+                let ask = Ask {
+                    seen_round: Some(round),
+                    diff: Some(diff),
+                    ..Ask::default()
+                };
+                runner.decide(plan, Verb::Modify, ask, &mut sink).await?;
             }
         }
     }

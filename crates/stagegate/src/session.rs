@@ -30,6 +30,12 @@ impl Session {
             eprintln!("warning: {warning}");
         }
         let store = Store::open(&repo_root.join(STATE_DIR)).await?;
+        // Whatever a killed stagegate left half done is finished before anything looks.
+        crate::effects::finish_interrupted(&store, |key| Feature {
+            dir: repo_root.join(key),
+            key: key.to_owned(),
+        })
+        .await?;
         Ok(Session {
             cwd,
             repo_root,

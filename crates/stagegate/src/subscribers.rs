@@ -20,9 +20,10 @@ pub struct Subscribers {
     pub otel: Option<OtelExport>,
 }
 
-impl EventSink for Subscribers {
-    async fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
-        self.recorder.emit(event).await?;
+impl Subscribers {
+    /// Shows an event that is already recorded (a gate decision, recorded in the decision's own
+    /// transaction) to every subscriber but the recorder.
+    pub async fn announce(&mut self, event: &Event) -> Result<(), SinkError> {
         self.progress.show(event);
         if let Some(json) = &mut self.json {
             json.emit(event).await?;
@@ -35,5 +36,12 @@ impl EventSink for Subscribers {
             otel.emit(event).await?;
         }
         Ok(())
+    }
+}
+
+impl EventSink for Subscribers {
+    async fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
+        self.recorder.emit(event).await?;
+        self.announce(event).await
     }
 }

@@ -42,20 +42,23 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(|error| self.error("reading decisions", error))?;
-        rows.iter()
-            .map(|row| {
-                Ok(DecisionRecord {
-                    id: Some(self.column(row, "id")?),
-                    run_id: self.column(row, "run_id")?,
-                    stage: self.column(row, "stage")?,
-                    kind: self.name_column(row, "kind")?,
-                    reason: self.column(row, "reason")?,
-                    note: self.column(row, "note")?,
-                    diff: self.column(row, "diff")?,
-                    decided_by: self.column(row, "decided_by")?,
-                    decided_at_ms: self.column(row, "decided_at_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|row| self.decision_from_row(row)).collect()
+    }
+
+    pub(crate) fn decision_from_row(
+        &self,
+        row: &sqlx::sqlite::SqliteRow,
+    ) -> Result<DecisionRecord, StoreError> {
+        Ok(DecisionRecord {
+            id: Some(self.column(row, "id")?),
+            run_id: self.column(row, "run_id")?,
+            stage: self.column(row, "stage")?,
+            kind: self.name_column(row, "kind")?,
+            reason: self.column(row, "reason")?,
+            note: self.column(row, "note")?,
+            diff: self.column(row, "diff")?,
+            decided_by: self.column(row, "decided_by")?,
+            decided_at_ms: self.column(row, "decided_at_ms")?,
+        })
     }
 }

@@ -4,33 +4,37 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::error::StoreError;
 use crate::records::{GateRecord, GateState};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 
 /// The gate columns, followed by the rest of the query.
 macro_rules! select_gate {
     ($rest:literal) => {
         concat!(
-            "SELECT run_id, stage, question, artifacts_json, state, opened_at_ms, closed_at_ms ",
+            "SELECT run_id, stage, question, artifacts_json, state, round, opened_at_ms, closed_at_ms ",
             "FROM gates",
             $rest
         )
     };
 }
 
+pub(crate) use select_gate;
+
 impl Store {
-    /// Opens the gate of `(gate.run_id, gate.stage)` as [`GateState::Pending`], whatever
-    /// `gate.state` and `gate.closed_at_ms` say. Opening it again (after a modification, the gate
-    /// asks again) replaces the question, the artifacts and the opening time.
+    /// Opens the gate of `(gate.run_id, gate.stage)` as [`GateState::Pending`] at round 1,
+    /// whatever `gate.state`, `gate.round` and `gate.closed_at_ms` say.
+    ///
+    /// Opening a gate that exists already changes only its question and artifact names while it
+    /// is pending, and nothing once it is decided: a gate moves only through
+    /// [`Store::decide_gate`], so that a late "open" can never undo a decision.
     pub async fn open_gate(&self, gate: &GateRecord) -> Result<(), StoreError> {
         let operation = "opening a gate";
         let artifacts_json = self.to_json("gate artifacts", &gate.artifacts)?;
         let mut transaction = self.begin_write(operation).await?;
         sqlx::query(
             "INSERT INTO gates (run_id, stage, question, artifacts_json, state, opened_at_ms, \
-             closed_at_ms) VALUES (?, ?, ?, ?, ?, ?, NULL) \
+             closed_at_ms, round) VALUES (?, ?, ?, ?, ?, ?, NULL, 1) \
              ON CONFLICT (run_id, stage) DO UPDATE SET question = excluded.question, \
-             artifacts_json = excluded.artifacts_json, state = excluded.state, \
-             opened_at_ms = excluded.opened_at_ms, closed_at_ms = NULL",
+             artifacts_json = excluded.artifacts_json WHERE state = 'pending'",
         )
         .bind(&gate.run_id)
         .bind(&gate.stage)
@@ -41,67 +45,6 @@ impl Store {
         .execute(&mut *transaction)
         .await
         .map_err(|error| self.write_error(operation, &gate.run_id, error))?;
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.error(operation, error))
-    }
-
-    /// Decides a pending gate (`closed_at_ms` becomes now).
-    ///
-    /// Closing it again with the state it already has is a no-op, so that a replay after a crash
-    /// can repeat the call; closing a decided gate with the other state is
-    /// [`StoreError::GateAlreadyClosed`], which stops a second terminal from overturning a
-    /// decision. `GateState::Pending` is refused: reopen with [`Store::open_gate`].
-    pub async fn close_gate(
-        &self,
-        run_id: &str,
-        stage: &str,
-        state: GateState,
-    ) -> Result<(), StoreError> {
-        let operation = "closing a gate";
-        if state == GateState::Pending {
-            return Err(StoreError::ClosePending {
-                run_id: run_id.to_owned(),
-                stage: stage.to_owned(),
-            });
-        }
-        let mut transaction = self.begin_write(operation).await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT state FROM gates WHERE run_id = ? AND stage = ?")
-                .bind(run_id)
-                .bind(stage)
-                .fetch_optional(&mut *transaction)
-                .await
-                .map_err(|error| self.error(operation, error))?;
-        let Some(current) = current else {
-            return Err(StoreError::UnknownGate {
-                path: self.database_path().to_path_buf(),
-                run_id: run_id.to_owned(),
-                stage: stage.to_owned(),
-            });
-        };
-        let current: GateState = current
-            .parse()
-            .map_err(|error: crate::ParseNameError| self.invalid("state", error.to_string()))?;
-        if current == state {
-            return Ok(());
-        }
-        if current != GateState::Pending {
-            return Err(StoreError::GateAlreadyClosed {
-                run_id: run_id.to_owned(),
-                stage: stage.to_owned(),
-                state: current.as_str(),
-            });
-        }
-        sqlx::query("UPDATE gates SET state = ?, closed_at_ms = ? WHERE run_id = ? AND stage = ?")
-            .bind(state.as_str())
-            .bind(now_ms())
-            .bind(run_id)
-            .bind(stage)
-            .execute(&mut *transaction)
-            .await
-            .map_err(|error| self.error(operation, error))?;
         transaction
             .commit()
             .await
@@ -131,13 +74,18 @@ impl Store {
         rows.iter().map(|row| self.gate_from_row(row)).collect()
     }
 
-    fn gate_from_row(&self, row: &SqliteRow) -> Result<GateRecord, StoreError> {
+    pub(crate) fn gate_from_row(&self, row: &SqliteRow) -> Result<GateRecord, StoreError> {
         Ok(GateRecord {
             run_id: self.column(row, "run_id")?,
             stage: self.column(row, "stage")?,
             question: self.column(row, "question")?,
             artifacts: self.json_column(row, "artifacts_json")?,
             state: self.name_column(row, "state")?,
+            round: {
+                let round: i64 = self.column(row, "round")?;
+                u32::try_from(round)
+                    .map_err(|error| self.invalid("gate round", format!("{round}: {error}")))?
+            },
             opened_at_ms: self.column(row, "opened_at_ms")?,
             closed_at_ms: self.column(row, "closed_at_ms")?,
         })

@@ -1,12 +1,12 @@
 //! `stagegate approve [RUN|spec|implementation] [--note TEXT]`
 
 use stagegate_engine::event::now_ms;
-use stagegate_store::{ApprovalRecord, RunState, file_hash};
+use stagegate_run::{RunAfter, Verb};
+use stagegate_store::{ApprovalRecord, file_hash};
 
-use crate::decide;
 use crate::error::{AppError, Exit};
+use crate::gate_decision::{self, Ask, Place};
 use crate::pending::pending_gate;
-use crate::recorder::Recorder;
 use crate::session::Session;
 use crate::stage_inputs::{SPEC, TASKS};
 
@@ -80,37 +80,33 @@ async fn approve_gate(
 ) -> Result<Exit, AppError> {
     let (run, stage) = pending_gate(session, run_id).await?;
     let feature = session.feature_of_run(&run.feature_dir);
-    let mut recorder = Recorder::new(session.store.clone(), &run.id);
-    let published = decide::approve(
-        &session.store,
-        &session.settings,
-        &run,
-        &feature,
-        &stage,
-        note,
-        &mut recorder,
-    )
-    .await?;
-    let last = run.stages.last().is_some_and(|last| *last == stage);
-    let state = if last {
-        RunState::Completed
-    } else {
-        RunState::Paused
+    let place = Place {
+        store: &session.store,
+        settings: &session.settings,
+        run: &run,
+        feature: &feature,
+        stage: &stage,
     };
-    session
-        .store
-        .update_run(&run.id, state, Some(&stage))
-        .await?;
-    for (name, hash) in &published {
-        stdout_line!("{}/{name} {}", feature.key, &hash[..hash.len().min(12)]);
+    let ask = Ask {
+        note,
+        ..Ask::default()
+    };
+    let decided = gate_decision::decide(&place, Verb::Approve, ask).await?;
+    for file in &decided.published {
+        stdout_line!(
+            "{}/{} {}",
+            feature.key,
+            file.name,
+            &file.content_hash[..file.content_hash.len().min(12)]
+        );
     }
     eprintln!(
         "approved the {stage} gate of run {}: published {} file(s) into {}",
         run.id,
-        published.len(),
+        decided.published.len(),
         feature.key
     );
-    if !last {
+    if decided.transition.run != RunAfter::Completed {
         eprintln!("hint: continue with `stagegate resume {}`", run.id);
     }
     Ok(Exit::Done)

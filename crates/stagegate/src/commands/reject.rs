@@ -1,10 +1,10 @@
 //! `stagegate reject [RUN] --reason TEXT`
 
 use stagegate_engine::event::{Event, EventSink, StageEnd, now_ms};
-use stagegate_store::RunState;
+use stagegate_run::Verb;
 
-use crate::decide;
 use crate::error::{AppError, Exit};
+use crate::gate_decision::{self, Ask, Place};
 use crate::pending::pending_gate;
 use crate::recorder::Recorder;
 use crate::session::Session;
@@ -15,13 +15,20 @@ pub async fn reject(
     reason: String,
 ) -> Result<Exit, AppError> {
     let (run, stage) = pending_gate(session, run_id).await?;
-    let mut recorder = Recorder::new(session.store.clone(), &run.id);
-    decide::reject(&session.store, &run, &stage, reason, &mut recorder).await?;
-    session
-        .store
-        .update_run(&run.id, RunState::Rejected, Some(&stage))
-        .await?;
-    recorder
+    let feature = session.feature_of_run(&run.feature_dir);
+    let place = Place {
+        store: &session.store,
+        settings: &session.settings,
+        run: &run,
+        feature: &feature,
+        stage: &stage,
+    };
+    let ask = Ask {
+        reason: Some(reason),
+        ..Ask::default()
+    };
+    gate_decision::decide(&place, Verb::Reject, ask).await?;
+    Recorder::new(session.store.clone(), &run.id)
         .emit(&Event::RunFinished {
             run_id: run.id.clone(),
             end: StageEnd::Rejected,

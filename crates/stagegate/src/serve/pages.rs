@@ -14,7 +14,7 @@ use stagegate_store::{
 use crate::commands::report::{
     STYLE, attempt_table, decision_list, escape, verdicts_and_adjustments,
 };
-use crate::decide::artifact_diff;
+use crate::gate_decision::artifact_diff;
 
 use super::Dashboard;
 use super::routes::Refusal;
@@ -257,10 +257,11 @@ fn gate_section(run: &RunRecord, pending: &PendingGate, token: &str) -> String {
     );
     let action = |decision: &str| escape(&format!("/runs/{}/{decision}", path_segment(&run.id)));
     let hidden = format!(
-        "<input type=\"hidden\" name=\"token\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"stage\" value=\"{}\">",
+        "<input type=\"hidden\" name=\"token\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"stage\" value=\"{}\"><input type=\"hidden\" name=\"round\" value=\"{}\">",
         escape(token),
         escape(&pending.csrf),
-        escape(stage)
+        escape(stage),
+        pending.gate.round
     );
     let _ = write!(
         html,
@@ -416,6 +417,7 @@ mod tests {
             question: "Approve <this>?".into(),
             artifacts: vec![],
             state: GateState::Pending,
+            round: 1,
             opened_at_ms: 0,
             closed_at_ms: None,
         };
@@ -435,6 +437,7 @@ mod tests {
                 question: "Planning artifacts synthesized. Approve to proceed?".into(),
                 artifacts: vec!["plan.md".into()],
                 state: GateState::Pending,
+                round: 1,
                 opened_at_ms: 0,
                 closed_at_ms: None,
             },

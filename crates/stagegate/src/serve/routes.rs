@@ -15,10 +15,14 @@ use serde::Deserialize;
 use stagegate_engine::event::{Event, EventSink, StageEnd, now_ms};
 use stagegate_store::{RunRecord, RunState};
 
-use crate::decide;
+use stagegate_run::Verb;
+
 use crate::error::AppError;
+use crate::gate_decision::{self, Ask, Place};
 use crate::recorder::Recorder;
 use crate::runner::{self, RunOptions};
+use crate::session::Session;
+use crate::workspace::Feature;
 
 use super::Dashboard;
 use super::pages;
@@ -222,6 +226,8 @@ pub struct DecisionForm {
     note: Option<String>,
     reason: Option<String>,
     feedback: Option<String>,
+    /// The round of staged artifacts the page showed; a decision on an older round is refused.
+    round: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,35 +257,19 @@ async fn approve(
     let checked = check(&dashboard, &headers, id, body, DecisionKind::Approve).await?;
     let session = &dashboard.session;
     let feature = session.feature_of_run(&checked.run.feature_dir);
-    let mut recorder = Recorder::new(session.store.clone(), &checked.run.id);
-    let published = decide::approve(
-        &session.store,
-        &session.settings,
-        &checked.run,
-        &feature,
-        &checked.stage,
-        checked.form.note.filter(|note| !note.trim().is_empty()),
-        &mut recorder,
-    )
-    .await
-    .map_err(decision_failed)?;
-    // As `stagegate approve`: the last stage's approval completes the run, an earlier one
-    // pauses it until `stagegate resume`.
-    let last = checked.run.stages.last() == Some(&checked.stage);
-    let state = if last {
-        RunState::Completed
-    } else {
-        RunState::Paused
+    let ask = Ask {
+        seen_round: checked.form.round,
+        note: checked.form.note.clone().filter(|note| !note.trim().is_empty()),
+        ..Ask::default()
     };
-    session
-        .store
-        .update_run(&checked.run.id, state, Some(&checked.stage))
-        .await?;
+    let decided = gate_decision::decide(&checked.place(session, &feature), Verb::Approve, ask)
+        .await
+        .map_err(decision_failed)?;
     eprintln!(
         "approved the {} gate of run {} (dashboard): published {} file(s) into {}",
         checked.stage,
         checked.run.id,
-        published.len(),
+        decided.published.len(),
         feature.key
     );
     Ok(back_to_run(&dashboard, &checked.run.id))
@@ -292,18 +282,19 @@ async fn reject(
     body: DecisionBody,
 ) -> Result<Response, Refusal> {
     let checked = check(&dashboard, &headers, id, body, DecisionKind::Reject).await?;
-    let store = &dashboard.session.store;
+    let session = &dashboard.session;
     let run = &checked.run;
-    let mut recorder = Recorder::new(store.clone(), &run.id);
-    let reason = checked.form.reason.unwrap_or_default();
-    decide::reject(store, run, &checked.stage, reason, &mut recorder)
+    let feature = session.feature_of_run(&run.feature_dir);
+    let ask = Ask {
+        seen_round: checked.form.round,
+        reason: checked.form.reason.clone(),
+        ..Ask::default()
+    };
+    gate_decision::decide(&checked.place(session, &feature), Verb::Reject, ask)
         .await
         .map_err(decision_failed)?;
     // As `stagegate reject`: the run ends here.
-    store
-        .update_run(&run.id, RunState::Rejected, Some(&checked.stage))
-        .await?;
-    recorder
+    Recorder::new(session.store.clone(), &run.id)
         .emit(&Event::RunFinished {
             run_id: run.id.clone(),
             end: StageEnd::Rejected,
@@ -340,6 +331,18 @@ async fn modify(
     .await
     .map_err(decision_failed)?;
     Ok(back_to_run(&dashboard, &checked.run.id))
+}
+
+impl Checked<'_> {
+    fn place<'p>(&'p self, session: &'p Session, feature: &'p Feature) -> Place<'p> {
+        Place {
+            store: &session.store,
+            settings: &session.settings,
+            run: &self.run,
+            feature,
+            stage: &self.stage,
+        }
+    }
 }
 
 /// Every check a decision passes before anything is recorded, in the order that leaks least:
@@ -436,7 +439,7 @@ fn decision_failed(error: AppError) -> Refusal {
     let status = match &error {
         AppError::InputMissing { .. } => StatusCode::CONFLICT,
         AppError::StageFailed { .. } => StatusCode::BAD_GATEWAY,
-        other if other.to_string().contains("was already decided") => StatusCode::CONFLICT,
+        AppError::AlreadyDecided { .. } => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     Refusal::new(status, error.to_string())

@@ -1,0 +1,45 @@
+//! The `answers` table: every answer a run obtained, by call key, for `resume` to replay.
+//!
+//! Separate from the cache on purpose: the cache is a cross-run optimisation with a time to
+//! live and `cache clear`; a run's own answers are its history, and a resumed run must find
+//! every one of them, so that no finished call is made twice.
+
+use crate::error::StoreError;
+use crate::store::Store;
+
+impl Store {
+    /// Records the answer of one call of run `run_id`; recording the same key again keeps the
+    /// first answer (a call's key determines its answer for this run).
+    pub async fn record_answer(
+        &self,
+        run_id: &str,
+        key: &str,
+        output: &str,
+    ) -> Result<(), StoreError> {
+        let operation = "recording an answer";
+        let mut transaction = self.begin_write(operation).await?;
+        sqlx::query("INSERT OR IGNORE INTO answers (run_id, key, output) VALUES (?, ?, ?)")
+            .bind(run_id)
+            .bind(key)
+            .bind(output)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| self.write_error(operation, run_id, error))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(operation, error))
+    }
+
+    /// Every answer run `run_id` recorded, as `(key, output)`.
+    pub async fn answers(&self, run_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query_as::<_, (String, String)>(
+            "SELECT key, output FROM answers WHERE run_id = ?",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| self.error("reading a run's answers", error))?;
+        Ok(rows)
+    }
+}

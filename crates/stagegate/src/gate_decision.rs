@@ -1,0 +1,238 @@
+//! The one way a gate is decided, whoever decides: the terminal prompt, `stagegate approve |
+//! reject | modify`, or the dashboard.
+//!
+//! A decision is a transition of the run state machine (`stagegate_run::decide`), applied by
+//! the store in one compare-and-set transaction ([`Store::decide_gate`]): the gate is still in
+//! the state the decider saw → the decision, the gate, the run's state, the approval's
+//! publication and the `gate_decided` event are recorded together; otherwise nothing is, and the
+//! decider gets [`AppError::AlreadyDecided`] (exit 6) naming who decided first. The effects — the
+//! publication of an approval — run after the commit, through [`crate::effects`], and are
+//! finished by the next command if a crash cuts them short.
+
+use stagegate_engine::event::{DecisionKind, Event, now_ms};
+use stagegate_run::{GateStatus, Refusal, Request, Transition, Verb};
+use stagegate_settings::Settings;
+use stagegate_store::{
+    DecisionRequest, GateDecision, NewPublication, Refused, RunRecord, Store, StoreError,
+    content_hash, file_hash,
+};
+
+use crate::effects::{self, Published};
+use crate::error::AppError;
+use crate::workspace::Feature;
+
+/// Who decided, for the audit trail.
+pub fn decided_by() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// What a person asks of a gate, with what they said.
+#[derive(Debug, Clone, Default)]
+pub struct Ask {
+    /// The round of staged artifacts the person was shown (`None`: whatever is staged now).
+    pub seen_round: Option<u32>,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    /// A modification's change, as a unified diff.
+    pub diff: Option<String>,
+}
+
+/// An accepted decision.
+#[derive(Debug)]
+pub struct Decided {
+    pub transition: Transition,
+    /// The `gate_decided` event as recorded, for the live subscribers to show.
+    pub event: Event,
+    /// What an approval published (empty otherwise).
+    pub published: Vec<Published>,
+}
+
+/// Everything a decision needs to know about where it happens.
+pub struct Place<'a> {
+    pub store: &'a Store,
+    pub settings: &'a Settings,
+    pub run: &'a RunRecord,
+    pub feature: &'a Feature,
+    pub stage: &'a str,
+}
+
+/// Decides the gate of `place.stage`: see the module docs.
+///
+/// A modification expects its next round to be prepared already (`staged.next/`, see
+/// [`stagegate_store::RunDir::begin_next_round`]); it becomes the staged round in the same
+/// transaction.
+pub async fn decide(place: &Place<'_>, verb: Verb, ask: Ask) -> Result<Decided, AppError> {
+    if verb == Verb::Reject && ask.reason.as_deref().is_none_or(|reason| reason.trim().is_empty())
+    {
+        return Err(AppError::usage(
+            "a rejection needs a reason\nhint: stagegate reject --reason \"what is wrong\"",
+        ));
+    }
+    let at_ms = now_ms();
+    let event = Event::GateDecided {
+        run_id: place.run.id.clone(),
+        stage: place.stage.to_owned(),
+        decision: event_kind(verb),
+        reason: ask.reason.clone(),
+        note: ask.note.clone(),
+        diff: ask.diff.clone(),
+        at_ms,
+    };
+    let request = DecisionRequest {
+        run_id: place.run.id.clone(),
+        stage: place.stage.to_owned(),
+        request: Request {
+            verb,
+            seen_round: ask.seen_round,
+        },
+        stage_is_last: place.run.stages.last().map(String::as_str) == Some(place.stage),
+        reason: ask.reason,
+        note: ask.note,
+        diff: ask.diff,
+        decided_by: decided_by(),
+        decided_at_ms: at_ms,
+        event_kind: event.kind().to_owned(),
+        event_payload: serde_json::to_value(&event)
+            .map_err(|error| AppError::internal(error.to_string()))?,
+    };
+    let decision = place
+        .store
+        .decide_gate(&request, |transition| inside_decision(place, transition))
+        .await?;
+    let transition = match decision {
+        GateDecision::Accepted(accepted) => accepted.transition,
+        GateDecision::Refused(refused) => return Err(refusal_error(place, verb, &refused)),
+    };
+    let published = if transition.publish {
+        effects::finish_publication(place.store, place.feature, &place.run.id, place.stage).await?
+    } else {
+        Vec::new()
+    };
+    Ok(Decided {
+        transition,
+        event,
+        published,
+    })
+}
+
+/// The file-system part of a decision, under its lock: an approval binds itself to the bytes
+/// staged now (and to the stage's inputs as they are); a modification makes its prepared round
+/// the staged one.
+fn inside_decision(
+    place: &Place<'_>,
+    transition: &Transition,
+) -> Result<Option<NewPublication>, StoreError> {
+    let run_dir = place.store.run_dir(&place.run.id);
+    if transition.publish {
+        let staged = run_dir
+            .staged_artifacts(place.stage)
+            .map_err(|source| effect_error("reading the staged artifacts", source))?;
+        if staged.is_empty() {
+            return Err(effect_error(
+                "reading the staged artifacts",
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "nothing is staged in {}; the run directory may have been deleted",
+                        run_dir.staged_dir(place.stage).display()
+                    ),
+                ),
+            ));
+        }
+        let mut artifacts = Vec::new();
+        for (name, path) in staged {
+            let bytes = std::fs::read(&path)
+                .map_err(|source| effect_error(&format!("reading {}", path.display()), source))?;
+            artifacts.push((name, content_hash(&bytes)));
+        }
+        let inputs = place
+            .settings
+            .stages
+            .get(place.stage)
+            .map(|stage| stage.inputs.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|input| {
+                let hash = file_hash(&place.feature.dir.join(&input)).ok()?;
+                Some((input, hash))
+            })
+            .collect();
+        return Ok(Some(NewPublication {
+            feature_dir: place.feature.key.clone(),
+            artifacts,
+            inputs,
+        }));
+    }
+    if transition.gate.status == GateStatus::Pending {
+        let current = transition.gate.round.saturating_sub(1);
+        run_dir
+            .promote_next_round(place.stage, current)
+            .map_err(|source| effect_error("switching to the modified artifacts", source))?;
+    }
+    Ok(None)
+}
+
+fn effect_error(what: &str, source: std::io::Error) -> StoreError {
+    StoreError::DecisionEffect {
+        what: what.to_owned(),
+        source,
+    }
+}
+
+/// The loser's message: who decided first, how, when and why.
+fn refusal_error(place: &Place<'_>, verb: Verb, refused: &Refused) -> AppError {
+    let run = &place.run.id;
+    let stage = place.stage;
+    match refused.refusal {
+        Refusal::AlreadyDecided { status } => {
+            let by = refused.decided_by.as_ref().map_or(String::new(), |decision| {
+                let why = decision
+                    .reason
+                    .as_deref()
+                    .or(decision.note.as_deref())
+                    .map(|text| format!(": {}", first_line(text)))
+                    .unwrap_or_default();
+                format!(" by {}{why}", decision.decided_by)
+            });
+            AppError::AlreadyDecided {
+                status: Some(status),
+                message: format!(
+                    "cannot {} the {stage} gate of run {run}: it was already {status}{by}; nothing was changed\nhint: `stagegate status {run}` shows the decision",
+                    verb.as_str()
+                ),
+            }
+        }
+        Refusal::Superseded { seen, current } => AppError::AlreadyDecided {
+            status: None,
+            message: format!(
+                "cannot {} the {stage} gate of run {run}: its artifacts were modified since you saw them (round {seen}, now round {current}); nothing was changed\nhint: look at the new round (`stagegate status {run}`) and decide again",
+                verb.as_str()
+            ),
+        },
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+fn event_kind(verb: Verb) -> DecisionKind {
+    match verb {
+        Verb::Approve => DecisionKind::Approve,
+        Verb::Reject => DecisionKind::Reject,
+        Verb::Modify => DecisionKind::Modify,
+    }
+}
+
+/// A unified diff of one artifact's change, empty when nothing changed.
+pub fn artifact_diff(name: &str, before: &str, after: &str) -> String {
+    if before == after {
+        return String::new();
+    }
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string()
+}
