@@ -209,7 +209,10 @@ mod tests {
             })
         );
         let earlier = decide(Gate::opened(), request(Verb::Approve), false);
-        assert_eq!(earlier.map(|transition| transition.run), Ok(RunAfter::Continues));
+        assert_eq!(
+            earlier.map(|transition| transition.run),
+            Ok(RunAfter::Continues)
+        );
     }
 
     #[test]

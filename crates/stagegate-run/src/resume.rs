@@ -42,7 +42,10 @@ mod tests {
     #[test]
     fn a_run_resumes_after_its_last_approved_gate() {
         assert_eq!(resume_point(&[None, None]), ResumePoint::RunFrom(0));
-        assert_eq!(resume_point(&[Some(Approved), None]), ResumePoint::RunFrom(1));
+        assert_eq!(
+            resume_point(&[Some(Approved), None]),
+            ResumePoint::RunFrom(1)
+        );
         assert_eq!(
             resume_point(&[Some(Approved), Some(Pending), None]),
             ResumePoint::AskAt(1)

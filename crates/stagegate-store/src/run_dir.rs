@@ -126,7 +126,8 @@ impl RunDir {
 
     /// `runs/<run-id>/<stage>/staged.round-<round>`: an earlier round, kept once replaced.
     pub fn round_dir(&self, stage: &str, round: u32) -> PathBuf {
-        self.stage_dir(stage).join(format!("{STAGED_DIRECTORY}.round-{round}"))
+        self.stage_dir(stage)
+            .join(format!("{STAGED_DIRECTORY}.round-{round}"))
     }
 
     /// Starts preparing the next round: `staged.next/` as a fresh copy of `staged/` (whatever an

@@ -325,7 +325,10 @@ async fn gates_open_close_and_list_pending() {
         })
         .await
         .unwrap();
-    assert!(matches!(accepted, GateDecision::Accepted(_)), "{accepted:?}");
+    assert!(
+        matches!(accepted, GateDecision::Accepted(_)),
+        "{accepted:?}"
+    );
     let closed = store.gate("r1", "plan").await.unwrap().unwrap();
     assert_eq!(closed.state, GateState::Approved);
     assert!(closed.closed_at_ms.is_some());

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::gate_decision::artifact_diff;
 use crate::error::AppError;
+use crate::gate_decision::artifact_diff;
 
 /// Opens `$VISUAL` / `$EDITOR` (else `vi`) on `files` and returns the unified diff of what
 /// changed (empty when nothing did).

@@ -64,7 +64,12 @@ async fn publish(
     if publication.done_at_ms.is_none() {
         let approvals = approvals_of(publication);
         store
-            .complete_publication(&publication.run_id, &publication.stage, &approvals, now_ms())
+            .complete_publication(
+                &publication.run_id,
+                &publication.stage,
+                &approvals,
+                now_ms(),
+            )
             .await?;
     }
     Ok(files

@@ -64,7 +64,11 @@ pub struct Place<'a> {
 /// [`stagegate_store::RunDir::begin_next_round`]); it becomes the staged round in the same
 /// transaction.
 pub async fn decide(place: &Place<'_>, verb: Verb, ask: Ask) -> Result<Decided, AppError> {
-    if verb == Verb::Reject && ask.reason.as_deref().is_none_or(|reason| reason.trim().is_empty())
+    if verb == Verb::Reject
+        && ask
+            .reason
+            .as_deref()
+            .is_none_or(|reason| reason.trim().is_empty())
     {
         return Err(AppError::usage(
             "a rejection needs a reason\nhint: stagegate reject --reason \"what is wrong\"",
@@ -187,15 +191,18 @@ fn refusal_error(place: &Place<'_>, verb: Verb, refused: &Refused) -> AppError {
     let stage = place.stage;
     match refused.refusal {
         Refusal::AlreadyDecided { status } => {
-            let by = refused.decided_by.as_ref().map_or(String::new(), |decision| {
-                let why = decision
-                    .reason
-                    .as_deref()
-                    .or(decision.note.as_deref())
-                    .map(|text| format!(": {}", first_line(text)))
-                    .unwrap_or_default();
-                format!(" by {}{why}", decision.decided_by)
-            });
+            let by = refused
+                .decided_by
+                .as_ref()
+                .map_or(String::new(), |decision| {
+                    let why = decision
+                        .reason
+                        .as_deref()
+                        .or(decision.note.as_deref())
+                        .map(|text| format!(": {}", first_line(text)))
+                        .unwrap_or_default();
+                    format!(" by {}{why}", decision.decided_by)
+                });
             AppError::AlreadyDecided {
                 status: Some(status),
                 message: format!(

@@ -20,11 +20,11 @@ macro_rules! stdout_text {
 
 mod cli;
 mod commands;
-mod effects;
-mod gate_decision;
 mod editor;
+mod effects;
 mod error;
 mod event_log;
+mod gate_decision;
 mod history;
 mod json_lines;
 mod metric_names;

@@ -190,7 +190,8 @@ impl Recorder {
                     self.run_dir
                         .stage_next_artifact(stage, artifact, content.as_bytes())
                 } else {
-                    self.run_dir.stage_artifact(stage, artifact, content.as_bytes())
+                    self.run_dir
+                        .stage_artifact(stage, artifact, content.as_bytes())
                 };
                 staged.map_err(|error| format!("cannot stage {artifact}: {error}"))?;
             }

@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::editor::edit_files;
 use crate::effects;
-use crate::gate_decision::{self, Ask, Decided, Place, artifact_diff};
 use crate::error::{AppError, Exit};
 use crate::event_log::EventLog;
+use crate::gate_decision::{self, Ask, Decided, Place, artifact_diff};
 use crate::history::load_product;
 use crate::json_lines::JsonLines;
 use crate::progress::{Progress, ProgressMode};
@@ -696,10 +696,7 @@ pub async fn modify_gate(
                 .await?;
         }
         None => {
-            let files = session
-                .store
-                .run_dir(&run.id)
-                .begin_next_round(&stage)?;
+            let files = session.store.run_dir(&run.id).begin_next_round(&stage)?;
             let diff = edit_files(&files)?;
             if diff.is_empty() {
                 eprintln!("no changes; nothing recorded");

@@ -19,7 +19,9 @@ impl Store {
         .fetch_all(self.pool())
         .await
         .map_err(|error| self.error("listing pending publications", error))?;
-        rows.iter().map(|row| self.publication_from_row(row)).collect()
+        rows.iter()
+            .map(|row| self.publication_from_row(row))
+            .collect()
     }
 
     /// The publication of the approval of `stage` in run `run_id`, if the gate was approved.

@@ -259,7 +259,11 @@ async fn approve(
     let feature = session.feature_of_run(&checked.run.feature_dir);
     let ask = Ask {
         seen_round: checked.form.round,
-        note: checked.form.note.clone().filter(|note| !note.trim().is_empty()),
+        note: checked
+            .form
+            .note
+            .clone()
+            .filter(|note| !note.trim().is_empty()),
         ..Ask::default()
     };
     let decided = gate_decision::decide(&checked.place(session, &feature), Verb::Approve, ask)

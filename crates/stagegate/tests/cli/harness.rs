@@ -23,6 +23,7 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_STAGE_FAILED: i32 = 3;
 pub const EXIT_REJECTED: i32 = 4;
 pub const EXIT_INPUT_MISSING: i32 = 5;
+pub const EXIT_ALREADY_DECIDED: i32 = 6;
 pub const EXIT_AWAITING_DECISION: i32 = 10;
 
 /// The feature every test repository has.
