@@ -26,7 +26,7 @@ pub use error::StoreError;
 pub use publish::publish;
 pub use records::{
     ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, EventRecord,
-    GateRecord, GateState, LockRecord, NewRun, ParseNameError, RunRecord, RunState,
+    GateRecord, GateState, LockRecord, NewRun, ParseNameError, RunRecord, RunState, RunUnlock,
 };
 pub use run_dir::{AttemptFiles, RunDir};
 pub use store::Store;

@@ -14,7 +14,10 @@ use crate::error::{StoreError, classify};
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
 /// Append only: a released migration is never edited.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_lock_owner.sql"),
+];
 
 /// The newest schema version this build knows.
 pub(crate) const SUPPORTED_VERSION: i64 = MIGRATIONS.len() as i64;
