@@ -962,7 +962,7 @@ async fn a_version_1_database_gains_the_lock_holders_identity_and_keeps_its_lock
         start_ticks: None,
         ..lock("r1", 41)
     };
-    assert_eq!(store.locks().await.unwrap(), [old.clone()]);
+    assert_eq!(store.locks().await.unwrap(), std::slice::from_ref(&old));
 
     // The old row is judged by what it has; a dead holder is taken over, and the new row carries
     // the whole identity.
@@ -1035,10 +1035,10 @@ async fn the_same_pid_of_the_same_run_with_another_start_time_is_another_process
         matches!(&error, StoreError::Locked { run_id, pid: 1, .. } if run_id == "r1"),
         "{error:?}"
     );
-    assert_eq!(store.locks().await.unwrap(), [first.clone()]);
+    assert_eq!(store.locks().await.unwrap(), std::slice::from_ref(&first));
 
     assert_eq!(store.acquire_lock(&second, |_| false).await.unwrap(), None);
-    assert_eq!(store.locks().await.unwrap(), [second.clone()]);
+    assert_eq!(store.locks().await.unwrap(), std::slice::from_ref(&second));
     // The holder itself again: not asked about.
     assert_eq!(
         store

@@ -48,9 +48,7 @@ impl ProcessIdentity {
             .ok()
             .and_then(|text| ProcessStat::parse(&text));
         ProcessIdentity {
-            pid: stat
-                .as_ref()
-                .map_or_else(std::process::id, |stat| stat.pid),
+            pid: stat.as_ref().map_or_else(std::process::id, |stat| stat.pid),
             boot_id: boot_id(),
             start_ticks: stat.map(|stat| stat.start_ticks),
         }
@@ -248,7 +246,11 @@ mod tests {
     #[test]
     fn this_process_holds_a_live_lock() {
         let me = ProcessIdentity::current();
-        assert_eq!(me.pid, std::process::id(), "no PID namespace games in tests");
+        assert_eq!(
+            me.pid,
+            std::process::id(),
+            "no PID namespace games in tests"
+        );
         assert!(me.boot_id.is_some(), "{me:?}");
         assert!(me.start_ticks.is_some(), "{me:?}");
         assert_eq!(holder(&lock_of(&me)), Holder::Alive);
@@ -263,7 +265,10 @@ mod tests {
         };
         match holder(&later) {
             Holder::Dead(reason) => assert!(
-                reason.contains(&format!("its process {} started at a different time", me.pid)),
+                reason.contains(&format!(
+                    "its process {} started at a different time",
+                    me.pid
+                )),
                 "{reason}"
             ),
             Holder::Alive => panic!("a different start time is another process"),

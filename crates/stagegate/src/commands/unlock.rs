@@ -30,7 +30,11 @@ pub async fn unlock(session: &Session, run_id: &str, force: bool) -> Result<Exit
         eprintln!("run {} holds no lock; nothing to do", run.id);
         return Ok(Exit::Done);
     }
-    eprintln!("removed the lock(s) of run {}: {}", run.id, describe(&removed));
+    eprintln!(
+        "removed the lock(s) of run {}: {}",
+        run.id,
+        describe(&removed)
+    );
     // Marked only when a lock was removed: between two stages a live run holds no lock for a
     // moment, and must not be marked interrupted for it.
     if run.state == RunState::Running {

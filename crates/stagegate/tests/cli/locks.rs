@@ -23,13 +23,7 @@ const HANGING_AGENT: &str = "requirements-analyst";
 
 /// What `unshare` runs stagegate under: a new PID namespace (stagegate is its pid 1) with its own
 /// `/proc`; `--kill-child` so that killing `unshare` also ends everything inside.
-const AS_PID_1: [&str; 5] = [
-    "unshare",
-    "--pid",
-    "--fork",
-    "--mount-proc",
-    "--kill-child",
-];
+const AS_PID_1: [&str; 5] = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
 
 /// A `sleep` that is killed when the test ends, however it ends.
 struct Sleeper(Child);
@@ -127,7 +121,9 @@ fn forge_lock(repo: &TestRepo, run_id: &str, pid: u32, boot: Option<&str>, ticks
 }
 
 fn locks(repo: &TestRepo) -> Vec<LockRecord> {
-    with_store(repo, async |store| store.locks().await.expect("read the locks"))
+    with_store(repo, async |store| {
+        store.locks().await.expect("read the locks")
+    })
 }
 
 fn state_of(status: &Value, run_id: &str) -> String {
@@ -178,9 +174,8 @@ fn pid_1_of(unshare: &Child) -> u32 {
 
 /// The pids `pid` has in each PID namespace it is in, outermost first (`NSpid:`).
 fn namespace_pids(pid: u32) -> Vec<String> {
-    let status =
-        std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))
-            .expect("read /proc/PID/status");
+    let status = std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("status"))
+        .expect("read /proc/PID/status");
     status
         .lines()
         .find_map(|line| line.strip_prefix("NSpid:"))
@@ -195,9 +190,7 @@ fn namespace_pids(pid: u32) -> Vec<String> {
 /// with SIGKILL — the namespace's init, so the kernel kills everything in it. Returns the run id
 /// and what the killed stagegate had written on stderr.
 fn run_as_pid_1_and_kill(repo: &TestRepo) -> (String, String) {
-    let started = repo
-        .fake_dir
-        .join(format!("{HANGING_AGENT}.agent.started"));
+    let started = repo.fake_dir.join(format!("{HANGING_AGENT}.agent.started"));
     let _ = std::fs::remove_file(&started);
     let mut namespace = Namespace(Some(
         repo.spawn_wrapped(&AS_PID_1, &["run", "plan", "--no-input"]),
@@ -280,7 +273,9 @@ fn a_lock_left_by_a_dead_pid_1_does_not_block_the_next_run() {
     let outcome = repo
         .run(&["run", "plan", "--no-input"])
         .expect_code(EXIT_AWAITING_DECISION)
-        .stderr_has(&format!("took over the lock of stage plan from run {second}"))
+        .stderr_has(&format!(
+            "took over the lock of stage plan from run {second}"
+        ))
         .stderr_has("its process 1 started at a different time")
         .stderr_has("marked interrupted");
     assert!(!outcome.stderr.contains("kill"), "{outcome:?}");
@@ -325,7 +320,9 @@ fn a_lock_whose_pid_is_another_process_now_is_taken_over() {
         let outcome = repo
             .run(&["run", "plan", "--no-input"])
             .expect_code(EXIT_AWAITING_DECISION)
-            .stderr_has(&format!("took over the lock of stage plan from run {holder}"))
+            .stderr_has(&format!(
+                "took over the lock of stage plan from run {holder}"
+            ))
             .stderr_has(&why)
             .stderr_has(&format!("run {holder} had stopped without finishing"));
         let next = outcome.run_id();
