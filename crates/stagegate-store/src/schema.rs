@@ -16,7 +16,7 @@ use crate::error::{StoreError, classify};
 /// Append only: a released migration is never edited.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
-    include_str!("../migrations/0002_lock_owner.sql"),
+    include_str!("../migrations/0003_lock_owner.sql"),
 ];
 
 /// The newest schema version this build knows.

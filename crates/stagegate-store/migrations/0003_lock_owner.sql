@@ -1,4 +1,4 @@
--- stagegate's state, schema version 2: a lock names its holder by more than a pid.
+-- stagegate's state, schema version 3: a lock names its holder by more than a pid.
 --
 -- A pid alone cannot tell a live holder from a new process that was given the same number (pids
 -- are reused, and every container's first process is pid 1), so a lock also records the boot it
