@@ -121,7 +121,7 @@ pub enum StoreError {
 
     /// Another run, whose process is still alive, is running this stage of this feature.
     #[error(
-        "stage {stage} of {feature_dir} is already being run by run {run_id} (process {pid})\nhint: wait for run {run_id} to finish, or stop it (Ctrl-C in its terminal, or `kill {pid}`), then run again; `stagegate status` shows it"
+        "stage {stage} of {feature_dir} is already being run by run {run_id} (process {pid}, alive)\nhint: wait for run {run_id} to finish, or stop it with Ctrl-C in its terminal, then run again; `stagegate status` shows it\nhint: if you know run {run_id} is no longer running, `stagegate unlock {run_id}` frees its lock"
     )]
     Locked {
         feature_dir: String,

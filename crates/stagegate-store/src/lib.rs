@@ -27,7 +27,7 @@ pub use publish::{PublishedFile, publish, publish_approved, remove_stale_tempora
 pub use records::{
     ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, EventRecord,
     GateRecord, GateState, LockRecord, NewPublication, NewRun, ParseNameError, PublicationRecord,
-    RunRecord, RunState,
+    RunRecord, RunState, RunUnlock,
 };
 pub use run_dir::{AttemptFiles, RunDir};
 pub use store::{Accepted, DecisionRequest, GateDecision, Refused, Store};

@@ -181,6 +181,22 @@ pub struct LockRecord {
     /// The process running it; a lock whose process is gone is stale.
     pub pid: u32,
     pub acquired_at_ms: i64,
+    /// The boot the holder ran in (`/proc/sys/kernel/random/boot_id`); `None` in locks written
+    /// by schema version 1 or where it could not be read.
+    pub boot_id: Option<String>,
+    /// When the holder started, in clock ticks since boot (field 22 of `/proc/<pid>/stat`):
+    /// with `pid` and `boot_id`, what tells the holder from a later process given the same pid.
+    /// `None` like `boot_id`.
+    pub start_ticks: Option<u64>,
+}
+
+/// What [`Store::remove_run_locks`](crate::Store::remove_run_locks) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunUnlock {
+    /// These locks were removed; none when the run held no lock.
+    Removed(Vec<LockRecord>),
+    /// Nothing was removed: these locks' holders are alive.
+    HeldByLiveProcess(Vec<LockRecord>),
 }
 
 /// An unknown name for one of the store's enumerations.

@@ -17,6 +17,7 @@ use crate::error::{StoreError, classify};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_gate_transitions.sql"),
+    include_str!("../migrations/0003_lock_owner.sql"),
 ];
 
 /// The newest schema version this build knows.

@@ -12,7 +12,7 @@ use stagegate_run::{GateStatus, Refusal, Request, Verb};
 use stagegate_store::{
     ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, DecisionRequest,
     GateDecision, GateRecord, GateState, LockRecord, NewPublication, NewRun, Refused, RunState,
-    Store, StoreError,
+    RunUnlock, Store, StoreError,
 };
 
 fn new_run(id: &str, created_at_ms: i64) -> NewRun {
@@ -103,6 +103,8 @@ fn lock(run_id: &str, pid: u32) -> LockRecord {
         run_id: run_id.to_owned(),
         pid,
         acquired_at_ms: 1_000,
+        boot_id: Some("boot-a".to_owned()),
+        start_ticks: Some(u64::from(pid) * 10),
     }
 }
 
@@ -887,8 +889,8 @@ async fn a_lock_held_by_a_live_run_is_refused_with_its_name() {
     store.acquire_lock(&lock("r1", 41), |_| true).await.unwrap();
 
     let error = store
-        .acquire_lock(&lock("r2", 42), |pid| {
-            assert_eq!(pid, 41);
+        .acquire_lock(&lock("r2", 42), |holder| {
+            assert_eq!(holder, &lock("r1", 41));
             true
         })
         .await
@@ -913,6 +915,9 @@ async fn a_lock_held_by_a_live_run_is_refused_with_its_name() {
     assert!(message.contains("41"), "{message}");
     assert!(message.contains("\nhint: wait for run r1"), "{message}");
     assert!(message.contains("`stagegate status`"), "{message}");
+    assert!(message.contains("`stagegate unlock r1`"), "{message}");
+    // The pid may belong to another PID namespace or another machine: never a hint to kill it.
+    assert!(!message.contains("kill"), "{message}");
     assert_eq!(store.locks().await.unwrap(), [lock("r1", 41)]);
 }
 
@@ -923,7 +928,7 @@ async fn a_lock_of_a_dead_run_is_taken_over_and_its_holder_returned() {
     store.acquire_lock(&lock("r1", 41), |_| true).await.unwrap();
 
     let taken_over = store
-        .acquire_lock(&lock("r2", 42), |pid| pid != 41)
+        .acquire_lock(&lock("r2", 42), |holder| holder.pid != 41)
         .await
         .unwrap();
 
@@ -949,7 +954,7 @@ async fn the_same_run_takes_its_own_lock_again() {
     // over (the caller must not mark its own run interrupted).
     assert_eq!(
         store
-            .acquire_lock(&lock("r1", 43), |pid| pid != 41)
+            .acquire_lock(&lock("r1", 43), |holder| holder.pid != 41)
             .await
             .unwrap(),
         None
@@ -1040,4 +1045,175 @@ async fn two_handles_racing_for_a_lock_exactly_one_wins() {
         first.close().await;
         second.close().await;
     }
+}
+
+/// Reads one integer from `database` through a plain connection.
+async fn integer_by_hand(database: &Path, sql: &'static str) -> i64 {
+    use sqlx::{ConnectOptions, Connection};
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(database)
+        .connect()
+        .await
+        .unwrap();
+    let value = sqlx::query_scalar(sql)
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    connection.close().await.unwrap();
+    value
+}
+
+#[tokio::test]
+async fn a_version_1_database_gains_the_lock_holders_identity_and_keeps_its_locks() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let database = state_dir.join("state.db");
+    // What stagegate with schema version 1 left: a lock naming only a pid.
+    execute_by_hand(
+        &database,
+        concat!(
+            include_str!("../migrations/0001_initial.sql"),
+            "PRAGMA user_version = 1;\n",
+            "INSERT INTO locks (feature_dir, stage, run_id, pid, acquired_at_ms) \
+             VALUES ('specs/001-login', 'plan', 'r1', 41, 1000);"
+        ),
+    )
+    .await;
+
+    let store = Store::open(&state_dir).await.unwrap();
+    let old = LockRecord {
+        boot_id: None,
+        start_ticks: None,
+        ..lock("r1", 41)
+    };
+    assert_eq!(store.locks().await.unwrap(), std::slice::from_ref(&old));
+
+    // The old row is judged by what it has; a dead holder is taken over, and the new row carries
+    // the whole identity.
+    let taken_over = store
+        .acquire_lock(&lock("r2", 42), |holder| {
+            assert_eq!(holder, &old);
+            false
+        })
+        .await
+        .unwrap();
+    assert_eq!(taken_over, Some(old));
+    assert_eq!(store.locks().await.unwrap(), [lock("r2", 42)]);
+    store.close().await;
+    assert_eq!(
+        integer_by_hand(&database, "PRAGMA user_version").await,
+        3,
+        "migrated to version 3"
+    );
+
+    // Opening again migrates nothing more and changes nothing.
+    let store = Store::open(&state_dir).await.unwrap();
+    assert_eq!(store.locks().await.unwrap(), [lock("r2", 42)]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_lock_keeps_its_holders_boot_id_and_start_time_or_their_absence() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    let with_identity = LockRecord {
+        boot_id: Some("6a1c0f2e-1b7d-4e53-9c1a-0f0e5d2b7c44".to_owned()),
+        start_ticks: Some(u64::from(u32::MAX) * 1_000),
+        ..lock("r1", 1)
+    };
+    let without = LockRecord {
+        stage: "prep".to_owned(),
+        boot_id: None,
+        start_ticks: None,
+        ..lock("r2", 2)
+    };
+    store.acquire_lock(&with_identity, |_| true).await.unwrap();
+    store.acquire_lock(&without, |_| true).await.unwrap();
+    assert_eq!(store.locks().await.unwrap(), [with_identity, without]);
+}
+
+/// Every container's first process is pid 1: the same pid in the same run is the same process
+/// only if it also started at the same time.
+#[tokio::test]
+async fn the_same_pid_of_the_same_run_with_another_start_time_is_another_process() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    let first = LockRecord {
+        start_ticks: Some(100),
+        ..lock("r1", 1)
+    };
+    store.acquire_lock(&first, |_| true).await.unwrap();
+    let second = LockRecord {
+        start_ticks: Some(200),
+        ..lock("r1", 1)
+    };
+
+    let error = store
+        .acquire_lock(&second, |holder| {
+            assert_eq!(holder, &first);
+            true
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Locked { run_id, pid: 1, .. } if run_id == "r1"),
+        "{error:?}"
+    );
+    assert_eq!(store.locks().await.unwrap(), std::slice::from_ref(&first));
+
+    assert_eq!(store.acquire_lock(&second, |_| false).await.unwrap(), None);
+    assert_eq!(store.locks().await.unwrap(), std::slice::from_ref(&second));
+    // The holder itself again: not asked about.
+    assert_eq!(
+        store
+            .acquire_lock(&second, |_| panic!("the holder itself"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn removing_a_runs_locks_takes_all_of_them_unless_a_holder_lives() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    let plan = lock("r1", 41);
+    let prep = LockRecord {
+        stage: "prep".to_owned(),
+        ..lock("r1", 43)
+    };
+    let other = LockRecord {
+        feature_dir: "specs/002-other".to_owned(),
+        ..lock("r2", 42)
+    };
+    for held in [&plan, &prep, &other] {
+        store.acquire_lock(held, |_| true).await.unwrap();
+    }
+
+    // One live holder: nothing is removed, and the live ones are named.
+    assert_eq!(
+        store
+            .remove_run_locks("r1", |holder| holder.pid == 43)
+            .await
+            .unwrap(),
+        RunUnlock::HeldByLiveProcess(vec![prep.clone()])
+    );
+    assert_eq!(store.locks().await.unwrap().len(), 3);
+
+    // Forced (nobody counts as alive): every lock of r1, none of r2.
+    assert_eq!(
+        store.remove_run_locks("r1", |_| false).await.unwrap(),
+        RunUnlock::Removed(vec![plan, prep])
+    );
+    assert_eq!(store.locks().await.unwrap(), [other]);
+
+    // Nothing held: nothing removed, not an error.
+    assert_eq!(
+        store
+            .remove_run_locks("r1", |_| panic!("nobody to ask about"))
+            .await
+            .unwrap(),
+        RunUnlock::Removed(Vec::new())
+    );
 }

@@ -35,6 +35,9 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Show runs and where each stands.
     Status(StatusArgs),
+    /// Free the locks of a run that is no longer running (refused while its process lives,
+    /// unless --force).
+    Unlock(UnlockArgs),
     /// Show metrics over the runs in the store.
     Metrics(MetricsArgs),
     /// Manage the cache of agent answers.
@@ -236,6 +239,19 @@ pub struct StatusArgs {
     /// Print JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The run whose locks to remove (every stage it holds, whatever its process).
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Remove them even if the process that holds them looks alive (it is another program that
+    /// was given the same pid, say).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub common: CommonArgs,
 }

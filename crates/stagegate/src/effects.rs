@@ -17,7 +17,7 @@ use stagegate_store::{
 };
 
 use crate::error::AppError;
-use crate::runner::process_is_alive;
+use crate::run_lock::process_is_alive;
 use crate::stage_inputs::{artifact_subject, input_subject};
 use crate::workspace::Feature;
 

@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | done (every gate approved) |
-//! | 1 | internal or I/O error |
+//! | 1 | internal or I/O error; or refused because of what runs (a stage locked by a live run) |
 //! | 2 | usage or configuration error |
 //! | 3 | stage failed (too few agents succeeded, even sequentially) |
 //! | 4 | rejected at a gate |
@@ -56,6 +56,10 @@ pub enum AppError {
         status: Option<stagegate_run::GateStatus>,
         message: String,
     },
+    /// Refused because of what is running now (a stage locked by a live run, `unlock` of a live
+    /// holder): not a mistake in the command, so not a usage error.
+    #[error("{message}")]
+    Refused { message: String },
 }
 
 impl AppError {
@@ -71,6 +75,12 @@ impl AppError {
         }
     }
 
+    pub fn refused(message: impl Into<String>) -> Self {
+        AppError::Refused {
+            message: message.into(),
+        }
+    }
+
     pub fn input_missing(message: impl Into<String>) -> Self {
         AppError::InputMissing {
             message: message.into(),
@@ -82,7 +92,7 @@ impl AppError {
             AppError::Config(_) | AppError::Usage { .. } => Exit::Usage,
             AppError::InputMissing { .. } => Exit::InputMissing,
             AppError::StageFailed { .. } => Exit::StageFailed,
-            AppError::Internal { .. } => Exit::Internal,
+            AppError::Internal { .. } | AppError::Refused { .. } => Exit::Internal,
             AppError::AlreadyDecided { .. } => Exit::AlreadyDecided,
         }
     }
@@ -90,7 +100,12 @@ impl AppError {
 
 impl From<stagegate_store::StoreError> for AppError {
     fn from(error: stagegate_store::StoreError) -> Self {
-        AppError::internal(error.to_string())
+        match error {
+            locked @ stagegate_store::StoreError::Locked { .. } => {
+                AppError::refused(locked.to_string())
+            }
+            other => AppError::internal(other.to_string()),
+        }
     }
 }
 

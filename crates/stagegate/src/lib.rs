@@ -33,6 +33,7 @@ mod otel_export;
 mod pending;
 mod progress;
 mod recorder;
+mod run_lock;
 mod runner;
 mod scores;
 mod serve;
@@ -120,6 +121,10 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
         Command::Status(args) => {
             let session = Session::open(&args.common, None).await?;
             commands::status::status(&session, args.run.as_deref(), args.json).await
+        }
+        Command::Unlock(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::unlock::unlock(&session, &args.run, args.force).await
         }
         Command::Runs(args) => {
             let session = Session::open(&args.common, None).await?;

@@ -16,7 +16,7 @@ use stagegate_engine::stage::{
 use stagegate_engine::stage_plan::{BackendFactory, BackendRegistry, StagePlan, plan_stage};
 use stagegate_run::{GateStatus, ResumePoint, RunAfter, Verb, resume_point};
 use stagegate_settings::BackendSettings;
-use stagegate_store::{GateState, LockRecord, NewRun, RunRecord, RunState};
+use stagegate_store::{GateState, NewRun, RunRecord, RunState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +29,7 @@ use crate::history::load_product;
 use crate::json_lines::JsonLines;
 use crate::progress::{Progress, ProgressMode};
 use crate::recorder::Recorder;
+use crate::run_lock::lock_stage;
 use crate::scores::{input_scores, score_inputs, scored_event};
 use crate::session::Session;
 use crate::settings_summary::settings_summary;
@@ -841,49 +842,6 @@ pub fn decide_commands(run_id: &str) -> Vec<String> {
         format!("stagegate modify {run_id} --feedback \"...\""),
         format!("stagegate resume {run_id}"),
     ]
-}
-
-/// Takes the lock of `stage` on this feature for `run_id`: one active run per feature and
-/// stage. A lock left by a dead process is taken over and its run marked interrupted.
-async fn lock_stage(
-    session: &Session,
-    feature: &Feature,
-    stage: &str,
-    run_id: &str,
-) -> Result<(), AppError> {
-    let lock = LockRecord {
-        feature_dir: feature.key.clone(),
-        stage: stage.to_owned(),
-        run_id: run_id.to_owned(),
-        pid: std::process::id(),
-        acquired_at_ms: now_ms(),
-    };
-    let store = &session.store;
-    let previous = store.acquire_lock(&lock, process_is_alive).await?;
-    if let Some(previous) = previous
-        && let Some(run) = store.run(&previous.run_id).await?
-        && run.state == RunState::Running
-    {
-        store
-            .update_run(&run.id, RunState::Interrupted, run.current_stage.as_deref())
-            .await?;
-        eprintln!(
-            "note: run {} (process {}) had stopped without finishing; it is marked interrupted\nhint: `stagegate resume {}` continues it",
-            run.id, previous.pid, run.id
-        );
-    }
-    Ok(())
-}
-
-/// Whether a process exists (signal 0; "not permitted" still means it exists).
-pub fn process_is_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(errno) => errno == nix::errno::Errno::EPERM,
-    }
 }
 
 /// `YYYYMMDD-HHMMSS-xxxx`: sortable, readable, and a plain directory name.

@@ -24,6 +24,8 @@ mod harness;
 mod http_backends;
 #[path = "cli/init.rs"]
 mod init;
+#[path = "cli/locks.rs"]
+mod locks;
 #[path = "cli/logs.rs"]
 mod logs;
 #[path = "cli/loopback_server.rs"]

@@ -10,3 +10,4 @@ pub mod report;
 pub mod runs;
 pub mod show;
 pub mod status;
+pub mod unlock;

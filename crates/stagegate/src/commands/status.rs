@@ -26,7 +26,7 @@ async fn effective_states(session: &Session, runs: &mut [RunRecord]) -> Result<(
     for run in runs.iter_mut().filter(|run| run.state == RunState::Running) {
         let alive = locks
             .iter()
-            .any(|lock| lock.run_id == run.id && crate::runner::process_is_alive(lock.pid));
+            .any(|lock| lock.run_id == run.id && crate::run_lock::holder_is_alive(lock));
         if !alive {
             run.state = RunState::Interrupted;
         }

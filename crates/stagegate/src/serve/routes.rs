@@ -180,7 +180,7 @@ async fn mark_interrupted(dashboard: &Dashboard, runs: &mut [RunRecord]) -> Resu
     for run in runs.iter_mut().filter(|run| run.state == RunState::Running) {
         let alive = locks
             .iter()
-            .any(|lock| lock.run_id == run.id && runner::process_is_alive(lock.pid));
+            .any(|lock| lock.run_id == run.id && crate::run_lock::holder_is_alive(lock));
         if !alive {
             run.state = RunState::Interrupted;
         }

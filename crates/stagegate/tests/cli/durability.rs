@@ -484,10 +484,13 @@ fn a_second_run_of_a_stage_is_refused_while_the_first_runs() {
 
     for command in [&["run", "plan"][..], &["run", "plan", "--no-input"][..]] {
         // PRODUCT.md does not fix this code; stagegate exits 1 (an error, not a usage one).
-        repo.run(command)
+        let refused = repo
+            .run(command)
             .expect_code(EXIT_INTERNAL)
             .stderr_has(&format!("already being run by run {first}"))
-            .stderr_has("stagegate status");
+            .stderr_has("stagegate status")
+            .stderr_has(&format!("`stagegate unlock {first}`"));
+        assert!(!refused.stderr.contains("kill"), "{refused:?}");
     }
     let status = repo.status();
     assert_eq!(

@@ -235,7 +235,21 @@ impl TestRepo {
 
     /// Starts `stagegate ARGS...` in the background (same environment as [`TestRepo::run`]).
     pub fn spawn(&self, args: &[&str]) -> std::process::Child {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("stagegate"));
+        self.spawn_wrapped(&[], args)
+    }
+
+    /// Starts `WRAPPER... /path/to/stagegate ARGS...` in the background (say `unshare --pid
+    /// --fork`), with the environment of [`TestRepo::spawn`].
+    pub fn spawn_wrapped(&self, wrapper: &[&str], args: &[&str]) -> std::process::Child {
+        let stagegate = assert_cmd::cargo::cargo_bin("stagegate");
+        let mut command = match wrapper.split_first() {
+            None => std::process::Command::new(&stagegate),
+            Some((program, wrapper_args)) => {
+                let mut command = std::process::Command::new(program);
+                command.args(wrapper_args).arg(&stagegate);
+                command
+            }
+        };
         command
             .current_dir(&self.root)
             .args(args)
