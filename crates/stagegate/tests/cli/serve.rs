@@ -606,3 +606,68 @@ fn a_browser_reads_the_dashboard_and_approves_through_the_form() {
     );
     server.interrupt();
 }
+
+/// The dashboard and a command decide one gate at once, many times: exactly one decision
+/// stands; the loser is refused (409 on the page, exit 6 for the command) and a rejection
+/// never publishes.
+#[test]
+fn the_dashboard_and_a_command_deciding_at_once_have_exactly_one_winner() {
+    let repo = TestRepo::with_approved_spec().set("defaults", "backend", "\"builtin\"");
+    let server = Server::start(&repo);
+    let token = server.token.clone();
+    for iteration in 0..10 {
+        for name in [
+            "plan.md",
+            "planning-summary.md",
+            "research.md",
+            "data-model.md",
+        ] {
+            let _ = std::fs::remove_file(repo.path(&format!("{FEATURE}/{name}")));
+        }
+        let run_id = repo.run_plan_to_gate();
+        let page = server
+            .get(&format!("/runs/{run_id}?token={token}"))
+            .expect(200);
+        let csrf = hidden_field(&page.body, "csrf");
+        let round = hidden_field(&page.body, "round");
+        assert_eq!(round, "1");
+        let (page_status, command) = std::thread::scope(|scope| {
+            let dashboard = scope.spawn(|| {
+                server
+                    .post(
+                        &format!("/runs/{run_id}/approve"),
+                        &[
+                            ("token", &token),
+                            ("csrf", &csrf),
+                            ("stage", "plan"),
+                            ("round", &round),
+                        ],
+                    )
+                    .status
+            });
+            let command = repo.run(&["reject", &run_id, "--reason", "from the terminal"]);
+            (dashboard.join().expect("the dashboard's request"), command)
+        });
+        let recorded = decisions(&repo, &run_id);
+        assert_eq!(recorded.len(), 1, "iteration {iteration}: {recorded:#?}");
+        let published = repo.exists(&format!("{FEATURE}/plan.md"));
+        match recorded[0]["kind"].as_str() {
+            Some("approve") => {
+                assert_eq!(page_status, 303);
+                assert_eq!(
+                    command.code,
+                    crate::harness::EXIT_ALREADY_DECIDED,
+                    "{command:?}"
+                );
+                assert!(published);
+            }
+            Some("reject") => {
+                assert_eq!(page_status, 409, "iteration {iteration}");
+                assert_eq!(command.code, EXIT_DONE, "{command:?}");
+                assert!(!published, "a rejected gate published plan.md");
+            }
+            other => panic!("unexpected decision {other:?}"),
+        }
+    }
+    server.interrupt();
+}
