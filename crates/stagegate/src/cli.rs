@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "stagegate",
     version,
     about = "Run spec-kit's spec-driven development as stages with gates",
-    after_help = "Exit codes: 0 done (every gate approved), 1 internal or I/O error, 2 usage or configuration error, 3 stage failed, 4 rejected at a gate, 5 a stage input is missing or stale, 10 stopped at a gate awaiting a decision.",
+    after_help = "Exit codes: 0 done (every gate approved), 1 internal or I/O error, 2 usage or configuration error, 3 stage failed, 4 rejected at a gate, 5 a stage input is missing or stale, 6 the gate was already decided by someone else (nothing changed), 10 stopped at a gate awaiting a decision.",
     long_about = "Runs spec-kit's workflow as stages with gates: in each stage several role agents work in parallel, a reviewer reconciles them, a synthesizer writes the stage's artifacts, the main agent checks them, and a person approves, rejects or modifies them before anything moves on."
 )]
 pub struct Cli {
