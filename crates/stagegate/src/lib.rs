@@ -32,6 +32,8 @@ mod otel_export;
 mod pending;
 mod progress;
 mod recorder;
+mod run_log;
+mod run_view;
 mod runner;
 mod scores;
 mod serve;
