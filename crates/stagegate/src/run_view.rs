@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use stagegate_engine::backend::Phase;
 use stagegate_engine::envelope::Envelope;
 use stagegate_engine::event::{AgentFailure, AttemptStatus, DecisionKind, Event, StageEnd};
-use stagegate_store::DecisionRecord;
+use stagegate_store::{DecisionRecord, Store};
+
+use crate::error::AppError;
 
 /// One run as its log tells it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,6 +28,8 @@ pub struct RunView {
     pub stages: Vec<StageView>,
     pub pending_gate: Option<PendingGate>,
     pub last_decision: Option<LastDecision>,
+    /// How many decisions were taken at the run's gates (the decision records).
+    pub decisions: usize,
 }
 
 /// How far one stage got.
@@ -147,6 +151,13 @@ impl StageView {
 }
 
 impl RunView {
+    /// The view of run `run_id` from the store: its log and its decision records.
+    pub async fn load(store: &Store, run_id: &str) -> Result<RunView, AppError> {
+        let envelopes = crate::run_log::read(store, run_id).await?;
+        let decisions = store.decisions(run_id).await?;
+        Ok(RunView::fold(&envelopes, &decisions))
+    }
+
     /// The view of a whole log; `decisions` (the run's decision records) say who decided.
     pub fn fold(envelopes: &[Envelope], decisions: &[DecisionRecord]) -> RunView {
         let mut view = RunView::default();
@@ -281,6 +292,7 @@ impl RunView {
     /// Who took the last decision, from the decision records (the events do not say); a log
     /// without decision events (none were written for it) takes the last record.
     pub fn attribute(&mut self, decisions: &[DecisionRecord]) {
+        self.decisions = decisions.len();
         match &mut self.last_decision {
             Some(last) => {
                 last.by = decisions

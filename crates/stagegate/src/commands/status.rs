@@ -9,7 +9,6 @@ use stagegate_settings::Price;
 use stagegate_store::{AttemptRecord, GateState, RunRecord, RunState};
 
 use crate::error::{AppError, Exit};
-use crate::run_log;
 use crate::run_view::RunView;
 use crate::runner::{decide_commands, find_run};
 use crate::session::Session;
@@ -41,9 +40,7 @@ async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
     effective_states(session, &mut runs).await?;
     let mut views = Vec::with_capacity(runs.len());
     for run in &runs {
-        let envelopes = run_log::read(&session.store, &run.id).await?;
-        let decisions = session.store.decisions(&run.id).await?;
-        views.push(RunView::fold(&envelopes, &decisions));
+        views.push(RunView::load(&session.store, &run.id).await?);
     }
     if json {
         let values: Vec<_> = runs
