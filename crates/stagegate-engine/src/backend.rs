@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +38,7 @@ pub trait Backend: Send + Sync {
 }
 
 /// The phase of a stage an agent call belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Agent,
@@ -59,7 +59,7 @@ impl Phase {
 }
 
 /// Who is being asked, for the agent's environment (`STAGEGATE_*`), events and file names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallIdentity {
     pub run_id: String,
     pub stage: String,
@@ -125,7 +125,7 @@ pub struct CallMaterials {
 }
 
 /// Tokens a model reported for one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -159,7 +159,7 @@ impl AgentOutcome {
 }
 
 /// Why an attempt failed, classified for the retry policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Failure {
     /// The attempt ran past its deadline and was stopped.

@@ -4,12 +4,15 @@
 //! printer, the store's recorder, metrics) consume them through an [`EventSink`]. Large texts
 //! (prompts, outputs, artifacts) travel with the event in memory for the recorder but are not
 //! serialized: the JSON form stays one short line per event.
+//!
+//! Events read back too (see [`crate::envelope`]): the large texts come back empty, and a kind
+//! this build does not know (written by a newer stagegate) reads as [`Event::Unknown`].
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::{CallIdentity, Failure, Usage};
 
@@ -22,7 +25,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// How one attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptStatus {
     Ok,
@@ -52,7 +55,7 @@ impl AttemptStatus {
 }
 
 /// The QA verdict on a synthesis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
@@ -60,7 +63,7 @@ pub enum Verdict {
 }
 
 /// A gate decision as it travels in events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionKind {
     Approve,
@@ -79,7 +82,7 @@ impl DecisionKind {
 }
 
 /// How a stage ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageEnd {
     Approved,
@@ -90,14 +93,17 @@ pub enum StageEnd {
 }
 
 /// An agent that did not succeed, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentFailure {
     pub agent: String,
     pub reason: String,
 }
 
 /// Everything that happens in a run.
-#[derive(Debug, Clone, Serialize)]
+///
+/// Fields marked `#[serde(skip)]` (prompts, outputs, stderr, artifact contents) are not in the
+/// JSON form and read back empty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     RunStarted {
@@ -299,6 +305,10 @@ pub enum Event {
         end: StageEnd,
         at_ms: i64,
     },
+    /// A kind this build does not know, written by a newer stagegate. Never emitted; readers
+    /// skip it.
+    #[serde(other)]
+    Unknown,
 }
 
 impl Event {
@@ -326,6 +336,63 @@ impl Event {
             Event::GateDecided { .. } => "gate_decided",
             Event::StageFinished { .. } => "stage_finished",
             Event::RunFinished { .. } => "run_finished",
+            Event::Unknown => "unknown",
+        }
+    }
+
+    /// When it happened (milliseconds since the Unix epoch); `None` for [`Event::Unknown`].
+    pub fn at_ms(&self) -> Option<i64> {
+        match self {
+            Event::RunStarted { at_ms, .. }
+            | Event::StageStarted { at_ms, .. }
+            | Event::InputsScored { at_ms, .. }
+            | Event::ContextCut { at_ms, .. }
+            | Event::Adjusted { at_ms, .. }
+            | Event::AttemptStarted { at_ms, .. }
+            | Event::AttemptFinished { at_ms, .. }
+            | Event::CacheHit { at_ms, .. }
+            | Event::RetryScheduled { at_ms, .. }
+            | Event::FallbackStarted { at_ms, .. }
+            | Event::QuorumMet { at_ms, .. }
+            | Event::QuorumLost { at_ms, .. }
+            | Event::SequentialPassStarted { at_ms, .. }
+            | Event::AgentsFinished { at_ms, .. }
+            | Event::ArtifactSynthesized { at_ms, .. }
+            | Event::QaVerdict { at_ms, .. }
+            | Event::GateRequested { at_ms, .. }
+            | Event::GateWaiting { at_ms, .. }
+            | Event::GateDecided { at_ms, .. }
+            | Event::StageFinished { at_ms, .. }
+            | Event::RunFinished { at_ms, .. } => Some(*at_ms),
+            Event::Unknown => None,
+        }
+    }
+
+    /// The run it belongs to; empty for [`Event::Unknown`].
+    pub fn run_id(&self) -> &str {
+        match self {
+            Event::AttemptStarted { identity, .. }
+            | Event::AttemptFinished { identity, .. }
+            | Event::CacheHit { identity, .. }
+            | Event::RetryScheduled { identity, .. } => &identity.run_id,
+            Event::RunStarted { run_id, .. }
+            | Event::StageStarted { run_id, .. }
+            | Event::Adjusted { run_id, .. }
+            | Event::InputsScored { run_id, .. }
+            | Event::ContextCut { run_id, .. }
+            | Event::FallbackStarted { run_id, .. }
+            | Event::QuorumMet { run_id, .. }
+            | Event::QuorumLost { run_id, .. }
+            | Event::SequentialPassStarted { run_id, .. }
+            | Event::AgentsFinished { run_id, .. }
+            | Event::ArtifactSynthesized { run_id, .. }
+            | Event::QaVerdict { run_id, .. }
+            | Event::GateRequested { run_id, .. }
+            | Event::GateWaiting { run_id, .. }
+            | Event::GateDecided { run_id, .. }
+            | Event::StageFinished { run_id, .. }
+            | Event::RunFinished { run_id, .. } => run_id,
+            Event::Unknown => "",
         }
     }
 }
@@ -398,6 +465,7 @@ pub fn parse_confidence(output: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::Phase;
 
     #[test]
     fn confidence_is_parsed_from_the_last_valid_line() {
@@ -430,5 +498,280 @@ mod tests {
         assert!(json.contains(r#""agent":"requirements-analyst""#), "{json}");
         assert!(!json.contains("very long prompt"), "{json}");
         assert_eq!(event.kind(), "attempt_started");
+    }
+
+    fn identity(phase: Phase, agent: &str, artifact: Option<&str>) -> CallIdentity {
+        CallIdentity {
+            run_id: "r1".into(),
+            stage: "plan".into(),
+            phase,
+            agent: agent.into(),
+            attempt: 2,
+            artifact: artifact.map(str::to_owned),
+        }
+    }
+
+    /// One event of every kind, with every optional field set and every large text filled.
+    fn one_of_each() -> Vec<Event> {
+        let run_id = || "r1".to_owned();
+        let stage = || "plan".to_owned();
+        vec![
+            Event::RunStarted {
+                run_id: run_id(),
+                feature_dir: "specs/001-demo".into(),
+                stages: vec!["plan".into(), "prep".into()],
+                at_ms: 1,
+            },
+            Event::StageStarted {
+                run_id: run_id(),
+                stage: stage(),
+                name: "Stage A".into(),
+                agents: vec!["a".into(), "b".into()],
+                concurrency: 3,
+                quorum_needed: 2,
+                at_ms: 2,
+            },
+            Event::InputsScored {
+                run_id: run_id(),
+                stage: stage(),
+                complexity: 62,
+                uncertainty: 10,
+                complexity_parts: "62/100 (requirements 11 → 12.8)".into(),
+                uncertainty_parts: "10/100".into(),
+                at_ms: 3,
+            },
+            Event::ContextCut {
+                run_id: run_id(),
+                stage: stage(),
+                phase: Phase::Review,
+                agent: "lead-reviewer-a".into(),
+                artifact: Some("plan.md".into()),
+                cuts: vec!["tasks.md was cut from 120 KB to 40 KB".into()],
+                at_ms: 4,
+            },
+            Event::Adjusted {
+                run_id: run_id(),
+                stage: stage(),
+                setting: "concurrency".into(),
+                from: "3".into(),
+                to: "2".into(),
+                reason: "complexity 85 > 80".into(),
+                at_ms: 5,
+            },
+            Event::AttemptStarted {
+                identity: identity(Phase::Agent, "a", None),
+                backend: "mock".into(),
+                at_ms: 6,
+                prompt: Arc::from("the prompt"),
+            },
+            Event::AttemptFinished {
+                identity: identity(Phase::Synthesis, "s", Some("plan.md")),
+                backend: "openai".into(),
+                status: AttemptStatus::Failed,
+                failure: Some(Failure::RateLimited {
+                    message: "slow down".into(),
+                    retry_after_ms: Some(250),
+                }),
+                duration_ms: 1500,
+                output_bytes: 12,
+                output_hash: Some("hash".into()),
+                confidence: Some(0.75),
+                usage: Some(Usage {
+                    input_tokens: 100,
+                    output_tokens: 20,
+                }),
+                cache_key: Some("key".into()),
+                at_ms: 7,
+                output: Arc::from("the output"),
+                stderr: Arc::from(&b"the stderr"[..]),
+            },
+            Event::CacheHit {
+                identity: identity(Phase::Qa, "main-agent", None),
+                backend: "builtin".into(),
+                cache_key: "key".into(),
+                output_bytes: 3,
+                output_hash: "hash".into(),
+                confidence: None,
+                at_ms: 8,
+                prompt: Arc::from("the prompt"),
+                output: Arc::from("the output"),
+            },
+            Event::RetryScheduled {
+                identity: identity(Phase::Agent, "a", None),
+                delay_ms: 1000,
+                at_ms: 9,
+            },
+            Event::FallbackStarted {
+                run_id: run_id(),
+                stage: stage(),
+                agent: "a".into(),
+                from: "sonnet".into(),
+                to: "local".into(),
+                at_ms: 10,
+            },
+            Event::QuorumMet {
+                run_id: run_id(),
+                stage: stage(),
+                succeeded: 3,
+                needed: 3,
+                total: 4,
+                at_ms: 11,
+            },
+            Event::QuorumLost {
+                run_id: run_id(),
+                stage: stage(),
+                reason: "too few".into(),
+                at_ms: 12,
+            },
+            Event::SequentialPassStarted {
+                run_id: run_id(),
+                stage: stage(),
+                agents: vec!["b".into()],
+                at_ms: 13,
+            },
+            Event::AgentsFinished {
+                run_id: run_id(),
+                stage: stage(),
+                succeeded: vec!["a".into()],
+                failed: vec![AgentFailure {
+                    agent: "b".into(),
+                    reason: "exit 1".into(),
+                }],
+                at_ms: 14,
+            },
+            Event::ArtifactSynthesized {
+                run_id: run_id(),
+                stage: stage(),
+                artifact: "plan.md".into(),
+                iteration: 2,
+                bytes: 40,
+                hash: "hash".into(),
+                at_ms: 15,
+                content: Arc::from("# Plan"),
+            },
+            Event::QaVerdict {
+                run_id: run_id(),
+                stage: stage(),
+                iteration: 1,
+                verdict: Verdict::Rework,
+                feedback: "more detail".into(),
+                at_ms: 16,
+            },
+            Event::GateRequested {
+                run_id: run_id(),
+                stage: stage(),
+                question: "Approve to proceed?".into(),
+                artifacts: vec!["plan.md".into()],
+                at_ms: 17,
+            },
+            Event::GateWaiting {
+                run_id: run_id(),
+                stage: stage(),
+                commands: vec!["stagegate approve r1".into()],
+                at_ms: 18,
+            },
+            Event::GateDecided {
+                run_id: run_id(),
+                stage: stage(),
+                decision: DecisionKind::Modify,
+                reason: Some("reason".into()),
+                note: Some("note".into()),
+                diff: Some("--- a\n+++ b\n".into()),
+                at_ms: 19,
+            },
+            Event::StageFinished {
+                run_id: run_id(),
+                stage: stage(),
+                end: StageEnd::AwaitingDecision,
+                duration_ms: 20,
+                reason: Some("waiting".into()),
+                at_ms: 20,
+            },
+            Event::RunFinished {
+                run_id: run_id(),
+                end: StageEnd::Interrupted,
+                at_ms: 21,
+            },
+        ]
+    }
+
+    /// The event as it reads back: the texts that are not serialized are empty.
+    fn without_texts(event: &Event) -> Event {
+        let mut event = event.clone();
+        match &mut event {
+            Event::AttemptStarted { prompt, .. } => *prompt = Arc::default(),
+            Event::AttemptFinished { output, stderr, .. } => {
+                *output = Arc::default();
+                *stderr = Arc::default();
+            }
+            Event::CacheHit { prompt, output, .. } => {
+                *prompt = Arc::default();
+                *output = Arc::default();
+            }
+            Event::ArtifactSynthesized { content, .. } => *content = Arc::default(),
+            _ => {}
+        }
+        event
+    }
+
+    #[test]
+    fn every_kind_reads_back_as_it_was_written_but_the_large_texts() {
+        let events = one_of_each();
+        let kinds: std::collections::BTreeSet<&str> = events.iter().map(Event::kind).collect();
+        // One of each kind but `Unknown`: a new kind needs its sample here.
+        assert_eq!(kinds.len(), events.len());
+        assert_eq!(kinds.len(), 21, "{kinds:?}");
+        for event in &events {
+            let json = serde_json::to_string(event).expect("serializes");
+            let back: Event = serde_json::from_str(&json).unwrap_or_else(|error| {
+                panic!("{} does not read back: {error}\n{json}", event.kind())
+            });
+            assert_eq!(back, without_texts(event), "{json}");
+            assert_eq!(back.kind(), event.kind());
+            assert_eq!(back.run_id(), "r1");
+            assert!(back.at_ms().is_some());
+        }
+    }
+
+    #[test]
+    fn every_failure_reads_back() {
+        for failure in [
+            Failure::TimedOut { after_ms: 3000 },
+            Failure::Cancelled,
+            Failure::retryable("exit status 1"),
+            Failure::RateLimited {
+                message: "429".into(),
+                retry_after_ms: None,
+            },
+            Failure::permanent("no such program"),
+        ] {
+            let json = serde_json::to_string(&failure).expect("serializes");
+            let back: Failure = serde_json::from_str(&json).expect("reads back");
+            assert_eq!(back, failure, "{json}");
+        }
+    }
+
+    #[test]
+    fn a_kind_from_a_newer_stagegate_reads_as_unknown() {
+        let json = r#"{"event":"gate_escalated","run_id":"r1","to":"someone","at_ms":5}"#;
+        let event: Event = serde_json::from_str(json).expect("an unknown kind still reads");
+        assert_eq!(event, Event::Unknown);
+        assert_eq!(event.kind(), "unknown");
+        assert_eq!(event.at_ms(), None);
+        assert_eq!(event.run_id(), "");
+    }
+
+    #[test]
+    fn fields_a_newer_stagegate_added_are_ignored() {
+        let json = r#"{"event":"run_finished","run_id":"r1","end":"approved","at_ms":5,"version":2,"cost":1.5}"#;
+        let event: Event = serde_json::from_str(json).expect("reads");
+        assert_eq!(
+            event,
+            Event::RunFinished {
+                run_id: "r1".into(),
+                end: StageEnd::Approved,
+                at_ms: 5
+            }
+        );
     }
 }

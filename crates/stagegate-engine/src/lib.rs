@@ -12,6 +12,7 @@ pub mod backend;
 mod bounded_output;
 pub mod command_agent;
 pub mod context_budget;
+pub mod envelope;
 pub mod event;
 pub mod mock_agent;
 pub mod output_format;

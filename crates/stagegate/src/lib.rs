@@ -34,6 +34,8 @@ mod pending;
 mod progress;
 mod recorder;
 mod run_lock;
+mod run_log;
+mod run_view;
 mod runner;
 mod scores;
 mod serve;

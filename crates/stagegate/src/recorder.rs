@@ -297,27 +297,5 @@ pub fn attempt_key(identity: &CallIdentity) -> String {
 
 /// Every event belongs to one run.
 pub fn run_id_of(event: &Event) -> &str {
-    match event {
-        Event::AttemptStarted { identity, .. }
-        | Event::AttemptFinished { identity, .. }
-        | Event::CacheHit { identity, .. }
-        | Event::RetryScheduled { identity, .. } => &identity.run_id,
-        Event::RunStarted { run_id, .. }
-        | Event::StageStarted { run_id, .. }
-        | Event::Adjusted { run_id, .. }
-        | Event::InputsScored { run_id, .. }
-        | Event::ContextCut { run_id, .. }
-        | Event::FallbackStarted { run_id, .. }
-        | Event::QuorumMet { run_id, .. }
-        | Event::QuorumLost { run_id, .. }
-        | Event::SequentialPassStarted { run_id, .. }
-        | Event::AgentsFinished { run_id, .. }
-        | Event::ArtifactSynthesized { run_id, .. }
-        | Event::QaVerdict { run_id, .. }
-        | Event::GateRequested { run_id, .. }
-        | Event::GateWaiting { run_id, .. }
-        | Event::GateDecided { run_id, .. }
-        | Event::StageFinished { run_id, .. }
-        | Event::RunFinished { run_id, .. } => run_id,
-    }
+    event.run_id()
 }

@@ -1,10 +1,12 @@
-//! `stagegate runs [--json]`: the history, newest first, with each run's decisions.
+//! `stagegate runs [--json]`: the history, newest first, with each run's last decision (from
+//! its folded log, see `run_view`).
 
 use std::fmt::Write as _;
 
 use serde_json::json;
 
 use crate::error::{AppError, Exit};
+use crate::run_view::RunView;
 use crate::session::Session;
 
 pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
@@ -12,17 +14,15 @@ pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
     let runs = store.runs().await?;
     let mut rows = Vec::new();
     for run in &runs {
-        let decisions = store.decisions(&run.id).await?;
-        let last = decisions.last().map(|decision| {
+        let view = RunView::load(store, &run.id).await?;
+        let last = view.last_decision.as_ref().map(|decision| {
             let detail = decision
-                .reason
-                .as_deref()
-                .or(decision.note.as_deref())
+                .why()
                 .map(|text| format!(": {text}"))
                 .unwrap_or_default();
             format!("{} {}{detail}", decision.stage, decision.kind.as_str())
         });
-        rows.push((run, last, decisions.len()));
+        rows.push((run, last, view.decisions));
     }
     if json {
         let values: Vec<_> = rows

@@ -9,6 +9,7 @@ use stagegate_settings::Price;
 use stagegate_store::{AttemptRecord, GateState, RunRecord, RunState};
 
 use crate::error::{AppError, Exit};
+use crate::run_view::RunView;
 use crate::runner::{decide_commands, find_run};
 use crate::session::Session;
 
@@ -37,23 +38,15 @@ async fn effective_states(session: &Session, runs: &mut [RunRecord]) -> Result<(
 async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
     let mut runs = session.store.runs().await?;
     effective_states(session, &mut runs).await?;
-    let pending = session.store.pending_gates().await?;
+    let mut views = Vec::with_capacity(runs.len());
+    for run in &runs {
+        views.push(RunView::load(&session.store, &run.id).await?);
+    }
     if json {
         let values: Vec<_> = runs
             .iter()
-            .map(|run| {
-                let gate = pending.iter().find(|gate| gate.run_id == run.id);
-                json!({
-                    "id": run.id,
-                    "feature_dir": run.feature_dir,
-                    "stages": run.stages,
-                    "state": run.state.as_str(),
-                    "current_stage": run.current_stage,
-                    "created_at_ms": run.created_at_ms,
-                    "updated_at_ms": run.updated_at_ms,
-                    "pending_gate": gate.map(|gate| json!({"stage": gate.stage, "question": gate.question, "commands": decide_commands(&run.id)})),
-                })
-            })
+            .zip(&views)
+            .map(|(run, view)| run_json(run, view))
             .collect();
         stdout_line!(
             "{}",
@@ -65,44 +58,136 @@ async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
         stdout_line!("no runs yet\nhint: `stagegate run plan` starts one");
         return Ok(Exit::Done);
     }
+    let blocks: Vec<String> = runs
+        .iter()
+        .zip(&views)
+        .map(|(run, view)| run_block(run, view))
+        .collect();
+    stdout_text!("{}", blocks.join("\n"));
+    Ok(Exit::Done)
+}
+
+/// One run of `status --json`: the record, and where it stands by its log.
+fn run_json(run: &RunRecord, view: &RunView) -> serde_json::Value {
+    json!({
+        "id": run.id,
+        "feature_dir": run.feature_dir,
+        "stages": run.stages,
+        "state": run.state.as_str(),
+        "current_stage": run.current_stage,
+        "created_at_ms": run.created_at_ms,
+        "updated_at_ms": run.updated_at_ms,
+        "pending_gate": view.pending_gate.as_ref().map(|gate| json!({
+            "stage": gate.stage,
+            "question": gate.question,
+            "artifacts": gate.artifacts,
+            "commands": decide_commands(&run.id),
+        })),
+        "partial_failures": view.failures().iter().map(|failure| json!({
+            "stage": failure.stage,
+            "agent": failure.failure.agent,
+            "reason": failure.failure.reason,
+        })).collect::<Vec<_>>(),
+        "last_decision": view.last_decision.as_ref().map(|decision| json!({
+            "stage": decision.stage,
+            "kind": decision.kind.as_str(),
+            "by": decision.by,
+            "reason": decision.reason,
+            "note": decision.note,
+            "at_ms": decision.at_ms,
+        })),
+        "stage_states": view.stages.iter().map(|stage| json!({
+            "stage": stage.id,
+            "state": stage.standing.as_str(),
+            "cache_hits": stage.cache_hits,
+        })).collect::<Vec<_>>(),
+        "cache_hits": view.cache_hits(),
+    })
+}
+
+/// One run of `status`: what it is, then what waits on a person, what failed and what was
+/// decided last.
+fn run_block(run: &RunRecord, view: &RunView) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:<18} {:<9} {:<28} when",
-        "run", "state", "stage", "feature"
+        "run {}  {}  feature {}  stage {}  {}",
+        run.id,
+        run.state.as_str(),
+        run.feature_dir,
+        run.current_stage.as_deref().unwrap_or("-"),
+        when(run.updated_at_ms)
     );
-    for run in &runs {
+    if let Some(gate) = &view.pending_gate {
         let _ = writeln!(
             out,
-            "{:<22} {:<18} {:<9} {:<28} {}",
-            run.id,
-            run.state.as_str(),
-            run.current_stage.as_deref().unwrap_or("-"),
-            run.feature_dir,
-            when(run.updated_at_ms)
+            "  waiting: run {} at the {} gate: {}",
+            run.id, gate.stage, gate.question
+        );
+        if !gate.artifacts.is_empty() {
+            let _ = writeln!(out, "    artifacts: {}", gate.artifacts.join(", "));
+        }
+        let _ = writeln!(
+            out,
+            "    stagegate approve {id} | stagegate reject {id} --reason \"...\" | stagegate modify {id} --feedback \"...\"",
+            id = run.id
         );
     }
-    for gate in &pending {
+    let failures = view.failures();
+    if !failures.is_empty() {
+        let _ = writeln!(out, "  partial failures:");
+        for failure in &failures {
+            let _ = writeln!(
+                out,
+                "    {} {}: {}",
+                failure.stage,
+                failure.failure.agent,
+                one_line(&failure.failure.reason)
+            );
+        }
+    }
+    if let Some(decision) = &view.last_decision {
         let _ = writeln!(
             out,
-            "\nwaiting: run {} at the {} gate: {}\n  stagegate approve {} | stagegate reject {} --reason \"...\" | stagegate modify {} --feedback \"...\"",
-            gate.run_id, gate.stage, gate.question, gate.run_id, gate.run_id, gate.run_id
+            "  last decision: {} {}{}{}",
+            decision.stage,
+            decision.kind.as_str(),
+            decision
+                .by
+                .as_deref()
+                .map(|by| format!(" by {by}"))
+                .unwrap_or_default(),
+            decision
+                .why()
+                .map(|why| format!(": {}", one_line(why)))
+                .unwrap_or_default()
         );
     }
-    for run in runs
-        .iter()
-        .filter(|run| matches!(run.state, RunState::Interrupted | RunState::Paused))
-    {
+    if matches!(run.state, RunState::Interrupted | RunState::Paused) {
         let _ = writeln!(
             out,
-            "\n{} run {}: continue with `stagegate resume {}`",
+            "  {} run {}: continue with `stagegate resume {}`",
             run.state.as_str(),
             run.id,
             run.id
         );
     }
-    stdout_text!("{out}");
-    Ok(Exit::Done)
+    out
+}
+
+/// The first line of a text, cut to fit one line of a terminal.
+fn one_line(text: &str) -> String {
+    const WIDTH: usize = 100;
+    let first = text.lines().next().unwrap_or_default().trim_end();
+    let more_lines = text.trim_end().lines().nth(1).is_some();
+    if first.chars().count() > WIDTH {
+        let cut: String = first.chars().take(WIDTH - 1).collect();
+        format!("{cut}…")
+    } else if more_lines {
+        format!("{first} …")
+    } else {
+        first.to_owned()
+    }
 }
 
 async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, AppError> {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{EXIT_STAGE_FAILED, FEATURE, TestRepo, poll, process_alive};
+use crate::harness::{EXIT_DONE, EXIT_STAGE_FAILED, FEATURE, TestRepo, poll, process_alive};
 
 /// The `status RUN --json` summary of one parallel agent.
 fn agent_summary(status: &Value, agent: &str) -> Value {
@@ -65,6 +65,91 @@ fn one_failing_agent_of_four_still_reaches_the_gate_and_is_reported() {
         "{calls:#?}"
     );
     assert!(!repo.exists(&format!("{FEATURE}/plan.md")));
+}
+
+/// The `status --json` entry of run `run`.
+fn run_entry(status: &Value, run: &str) -> Value {
+    status["runs"]
+        .as_array()
+        .expect("status --json has runs")
+        .iter()
+        .find(|entry| entry["id"] == run)
+        .unwrap_or_else(|| panic!("no run {run} in {status:#}"))
+        .clone()
+}
+
+#[test]
+fn status_without_a_run_shows_the_pending_gate_the_failed_agent_and_the_last_decision() {
+    let repo = TestRepo::with_approved_spec()
+        .behaviour("estimation-scope-analyst", "fail-always")
+        // Fails once, then succeeds on its retry: not a failure.
+        .behaviour("solution-architect", "fail 1");
+    let run = repo.run_plan_to_gate();
+
+    let reason = "fake agent estimation-scope-analyst: scripted failure on attempt 3";
+    repo.run(&["status"])
+        .expect_code(EXIT_DONE)
+        .stdout_has(&format!("run {run}  awaiting_decision  feature {FEATURE}"))
+        .stdout_has(&format!(
+            "waiting: run {run} at the plan gate: Planning artifacts synthesized. Approve to proceed?"
+        ))
+        .stdout_has("artifacts: plan.md, planning-summary.md")
+        .stdout_has(&format!("stagegate approve {run}"))
+        .stdout_has(&format!("stagegate reject {run} --reason"))
+        .stdout_has("partial failures:")
+        // The reason, cut to one line (the fake agent's path makes it long).
+        .stdout_has("plan estimation-scope-analyst: `")
+        .stdout_has("fake-agent.sh` exited with code 1: fake agent");
+    let listed = repo.run(&["status"]).expect_code(EXIT_DONE);
+    assert!(
+        !listed.stdout.contains("solution-architect"),
+        "an agent that succeeded on its retry is listed as failed: {listed:?}"
+    );
+    assert!(!listed.stdout.contains("last decision"), "{listed:?}");
+
+    let entry = run_entry(&repo.status(), &run);
+    assert_eq!(entry["state"], "awaiting_decision", "{entry:#}");
+    assert_eq!(entry["pending_gate"]["stage"], "plan", "{entry:#}");
+    assert_eq!(
+        entry["pending_gate"]["question"], "Planning artifacts synthesized. Approve to proceed?",
+        "{entry:#}"
+    );
+    assert_eq!(
+        entry["pending_gate"]["artifacts"],
+        serde_json::json!(["plan.md", "planning-summary.md"]),
+        "{entry:#}"
+    );
+    let failures = entry["partial_failures"]
+        .as_array()
+        .expect("partial_failures");
+    assert_eq!(failures.len(), 1, "{entry:#}");
+    assert_eq!(failures[0]["stage"], "plan");
+    assert_eq!(failures[0]["agent"], "estimation-scope-analyst");
+    let failure = failures[0]["reason"].as_str().expect("a reason");
+    assert!(failure.contains(reason), "{failure}");
+    assert!(entry["last_decision"].is_null(), "{entry:#}");
+
+    repo.run(&["reject", &run, "--reason", "the storage section is missing"])
+        .expect_code(EXIT_DONE);
+    repo.run(&["status"])
+        .expect_code(EXIT_DONE)
+        .stdout_has(&format!("run {run}  rejected"))
+        .stdout_has("last decision: plan reject by ")
+        .stdout_has(": the storage section is missing");
+    let listed = repo.run(&["status"]).expect_code(EXIT_DONE);
+    assert!(!listed.stdout.contains("waiting: run"), "{listed:?}");
+
+    let entry = run_entry(&repo.status(), &run);
+    assert!(entry["pending_gate"].is_null(), "{entry:#}");
+    let decision = &entry["last_decision"];
+    assert_eq!(decision["stage"], "plan", "{entry:#}");
+    assert_eq!(decision["kind"], "reject", "{entry:#}");
+    assert_eq!(
+        decision["reason"], "the storage section is missing",
+        "{entry:#}"
+    );
+    assert!(decision["by"].is_string(), "{entry:#}");
+    assert_eq!(entry["partial_failures"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]

@@ -1,0 +1,35 @@
+//! A run's log read back from the store as typed [`Envelope`]s: the one place stored events
+//! become [`Event`](stagegate_engine::event::Event)s again (the store keeps kinds and JSON, and
+//! knows nothing of the engine's types).
+
+use stagegate_engine::envelope::{Envelope, EnvelopeError};
+use stagegate_store::{EventRecord, Store};
+
+use crate::error::AppError;
+
+/// One stored event, typed.
+pub fn envelope(record: &EventRecord) -> Result<Envelope, EnvelopeError> {
+    Envelope::read(
+        record.seq,
+        &record.run_id,
+        &record.kind,
+        &record.payload,
+        record.recorded_at_ms,
+    )
+}
+
+/// Every event of run `run_id`, in order.
+pub async fn read(store: &Store, run_id: &str) -> Result<Vec<Envelope>, AppError> {
+    store
+        .events(run_id)
+        .await?
+        .iter()
+        .map(|record| {
+            envelope(record).map_err(|error| {
+                AppError::internal(format!(
+                    "{error}\nhint: the state database may have been changed by hand; `stagegate show {run_id}` lists what the run kept"
+                ))
+            })
+        })
+        .collect()
+}
