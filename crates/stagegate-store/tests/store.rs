@@ -383,13 +383,16 @@ async fn gates_open_close_and_list_pending() {
     assert!(
         matches!(
             stale,
-            GateDecision::Refused(Refused {
-                refusal: Refusal::Superseded {
-                    seen: 1,
-                    current: 2
-                },
-                ..
-            })
+            GateDecision::Refused(ref refused) if matches!(
+                **refused,
+                Refused {
+                    refusal: Refusal::Superseded {
+                        seen: 1,
+                        current: 2
+                    },
+                    ..
+                }
+            )
         ),
         "{stale:?}"
     );

@@ -38,7 +38,8 @@ pub struct DecisionRequest {
 #[derive(Debug, Clone)]
 pub enum GateDecision {
     Accepted(Accepted),
-    Refused(Refused),
+    /// Boxed: the refusal carries the gate and the decision that stands.
+    Refused(Box<Refused>),
 }
 
 /// An accepted decision, as recorded.
@@ -96,11 +97,11 @@ impl Store {
                     let decided_by = self
                         .final_decision(&mut transaction, &decision.run_id, &decision.stage)
                         .await?;
-                    return Ok(GateDecision::Refused(Refused {
+                    return Ok(GateDecision::Refused(Box::new(Refused {
                         refusal,
                         gate,
                         decided_by,
-                    }));
+                    })));
                 }
             };
         let publication = inside(&transition)?;
