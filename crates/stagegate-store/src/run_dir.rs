@@ -389,6 +389,109 @@ mod tests {
         );
     }
 
+    /// Every file under `directory` as (relative path, bytes), sorted.
+    fn tree(directory: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut files = Vec::new();
+        let mut pending = vec![directory.to_path_buf()];
+        while let Some(current) = pending.pop() {
+            for entry in fs::read_dir(&current).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let relative = path.strip_prefix(directory).unwrap();
+                    files.push((relative.display().to_string(), fs::read(&path).unwrap()));
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Round 1 staged (`plan.md`, `planning-summary.md`), round 2 prepared in `staged.next/`
+    /// (`plan.md` rewritten, `research.md` added, `planning-summary.md` removed).
+    fn two_rounds() -> (tempfile::TempDir, RunDir, Vec<(String, Vec<u8>)>) {
+        let (directory, run_dir) = run_dir();
+        run_dir
+            .stage_artifact("plan", "plan.md", b"# Plan, round 1")
+            .unwrap();
+        run_dir
+            .stage_artifact("plan", "planning-summary.md", b"# Summary, round 1")
+            .unwrap();
+        let round_1 = tree(&run_dir.staged_dir("plan"));
+        let copies = run_dir.begin_next_round("plan").unwrap();
+        assert_eq!(copies.len(), 2);
+        run_dir
+            .stage_next_artifact("plan", "plan.md", b"# Plan, round 2")
+            .unwrap();
+        run_dir
+            .stage_next_artifact("plan", "research.md", b"# Research, round 2")
+            .unwrap();
+        fs::remove_file(run_dir.next_round_dir("plan").join("planning-summary.md")).unwrap();
+        (directory, run_dir, round_1)
+    }
+
+    /// A crash after the switch to round 2 but before the decision recording round 2 commits:
+    /// the next command repairs with the recorded round (1) and gets exactly round 1 back.
+    #[test]
+    fn repair_after_a_switch_that_was_never_recorded_restores_the_recorded_round() {
+        let (_directory, run_dir, round_1) = two_rounds();
+        run_dir.promote_next_round("plan", 1).unwrap();
+        assert_eq!(
+            tree(&run_dir.staged_dir("plan")),
+            [
+                ("plan.md".to_owned(), b"# Plan, round 2".to_vec()),
+                ("research.md".to_owned(), b"# Research, round 2".to_vec()),
+            ]
+        );
+
+        assert!(run_dir.repair_rounds("plan", 1).unwrap());
+        assert_eq!(tree(&run_dir.staged_dir("plan")), round_1);
+        assert!(!run_dir.round_dir("plan", 1).exists());
+        assert!(!run_dir.next_round_dir("plan").exists());
+        // Repairing again changes nothing.
+        assert!(!run_dir.repair_rounds("plan", 1).unwrap());
+        assert_eq!(tree(&run_dir.staged_dir("plan")), round_1);
+        // A later modification starts again from round 1.
+        let copies = run_dir.begin_next_round("plan").unwrap();
+        let names: Vec<&str> = copies.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["plan.md", "planning-summary.md"]);
+    }
+
+    /// A crash between the two renames of the switch (`staged/` already kept as round 1,
+    /// `staged.next/` not yet renamed): the repair restores round 1.
+    #[test]
+    fn repair_after_half_a_switch_restores_the_recorded_round() {
+        let (_directory, run_dir, round_1) = two_rounds();
+        fs::rename(run_dir.staged_dir("plan"), run_dir.round_dir("plan", 1)).unwrap();
+        assert!(!run_dir.staged_dir("plan").exists());
+
+        assert!(run_dir.repair_rounds("plan", 1).unwrap());
+        assert_eq!(tree(&run_dir.staged_dir("plan")), round_1);
+    }
+
+    /// The decision recording round 2 committed: repairing with round 2 changes nothing, and
+    /// round 1 stays kept beside it.
+    #[test]
+    fn repair_after_a_recorded_switch_changes_nothing() {
+        let (_directory, run_dir, round_1) = two_rounds();
+        run_dir.promote_next_round("plan", 1).unwrap();
+        let stage_before = tree(&run_dir.stage_dir("plan"));
+
+        assert!(!run_dir.repair_rounds("plan", 2).unwrap());
+        assert_eq!(tree(&run_dir.stage_dir("plan")), stage_before);
+        assert_eq!(tree(&run_dir.round_dir("plan", 1)), round_1);
+    }
+
+    /// A crash before the switch (while the next round was being prepared): the staged round is
+    /// untouched, and the repair has nothing to do.
+    #[test]
+    fn repair_before_the_switch_changes_nothing() {
+        let (_directory, run_dir, round_1) = two_rounds();
+        assert!(!run_dir.repair_rounds("plan", 1).unwrap());
+        assert_eq!(tree(&run_dir.staged_dir("plan")), round_1);
+    }
+
     #[test]
     fn stage_artifact_refuses_anything_but_a_plain_file_name() {
         let (directory, run_dir) = run_dir();

@@ -10,6 +10,8 @@ mod builtin;
 mod configuration;
 #[path = "cli/context.rs"]
 mod context;
+#[path = "cli/crashes.rs"]
+mod crashes;
 #[path = "cli/decision_races.rs"]
 mod decision_races;
 #[path = "cli/durability.rs"]
