@@ -36,10 +36,6 @@ pub struct DecisionRequest {
 
 /// How a decision request ended.
 #[derive(Debug, Clone)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one value per decision, returned once; boxing would buy nothing"
-)]
 pub enum GateDecision {
     Accepted(Accepted),
     /// Boxed: the refusal carries the gate and the decision that stands.
