@@ -70,9 +70,14 @@ pub struct PublishedFile {
 /// Every staged file is checked against the hash the approval recorded before the first write;
 /// a staged file that changed since is refused (nothing is published), since it is not what
 /// the person approved.
+///
+/// A file that is replaced is first kept in `keep_dir` (under its own name; the first version
+/// kept stays, so that finishing an interrupted publication never overwrites it with the
+/// approved bytes): the person's work is never lost, and can be restored.
 pub fn publish_approved(
     staged_dir: &Path,
     feature_dir: &Path,
+    keep_dir: &Path,
     approved: &[(String, String)],
 ) -> io::Result<Vec<PublishedFile>> {
     let mut writes = Vec::with_capacity(approved.len());
@@ -108,6 +113,13 @@ pub fn publish_approved(
                     source.display()
                 ),
             ));
+        }
+        if let Some(current) = &current {
+            let kept = keep_dir.join(name);
+            if !kept.exists() {
+                fs::create_dir_all(keep_dir)?;
+                atomic_write(&kept, current)?;
+            }
         }
         published.push(PublishedFile {
             name: name.clone(),

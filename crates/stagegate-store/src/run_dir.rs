@@ -6,6 +6,7 @@
 //! runs/<run-id>/<stage>/staged/<artifact>            the round the gate shows now
 //! runs/<run-id>/<stage>/staged.next/<artifact>       a modification being prepared
 //! runs/<run-id>/<stage>/staged.round-<n>/<artifact>  earlier rounds, kept
+//! runs/<run-id>/<stage>/replaced/<artifact>          feature files the approval replaced
 //! ```
 //!
 //! A modification never writes into `staged/`: it prepares the whole next round beside it and
@@ -26,6 +27,7 @@ const OUTPUT_FILE: &str = "output.md";
 const STDERR_FILE: &str = "stderr.txt";
 const STAGED_DIRECTORY: &str = "staged";
 const NEXT_ROUND_DIRECTORY: &str = "staged.next";
+const REPLACED_DIRECTORY: &str = "replaced";
 
 /// One run's directory under `.stagegate/runs/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +119,12 @@ impl RunDir {
     pub fn staged_artifacts(&self, stage: &str) -> io::Result<Vec<(String, PathBuf)>> {
         validate_component("stage", stage)?;
         artifacts_in(&self.staged_dir(stage))
+    }
+
+    /// `runs/<run-id>/<stage>/replaced`: the feature's files that this stage's approval
+    /// replaced, as they were before (`stagegate restore` puts them back).
+    pub fn replaced_dir(&self, stage: &str) -> PathBuf {
+        self.stage_dir(stage).join(REPLACED_DIRECTORY)
     }
 
     /// `runs/<run-id>/<stage>/staged.next`: the next round while it is being prepared.

@@ -38,6 +38,8 @@ pub enum Command {
     /// Free the locks of a run that is no longer running (refused while its process lives,
     /// unless --force).
     Unlock(UnlockArgs),
+    /// Put the feature directory back as it was before a run's approval published into it.
+    Restore(RestoreArgs),
     /// Show metrics over the runs in the store.
     Metrics(MetricsArgs),
     /// Manage the cache of agent answers.
@@ -184,8 +186,9 @@ pub struct OutputArgs {
 
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
-    /// A run id, `spec`, or `implementation`; the one pending gate when left out.
-    #[arg(value_name = "RUN|spec|implementation")]
+    /// A run id, `spec`, `implementation`, or a stage (`plan`, …) to adopt the feature's
+    /// existing artifacts of that stage as approved; the one pending gate when left out.
+    #[arg(value_name = "RUN|spec|implementation|STAGE")]
     pub target: Option<String>,
     /// A note kept with the approval.
     #[arg(long)]
@@ -250,6 +253,21 @@ pub struct UnlockArgs {
     pub run: String,
     /// Remove them even if the process that holds them looks alive (it is another program that
     /// was given the same pid, say).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The run whose publications to undo (its files replaced come back, those it created go).
+    #[arg(value_name = "RUN")]
+    pub run: String,
+    /// Only this stage's gate (default: every gate of the run that published).
+    #[arg(long, value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// Restore even files that changed since the run published them (their content is lost).
     #[arg(long)]
     pub force: bool,
     #[command(flatten)]

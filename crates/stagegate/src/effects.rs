@@ -49,10 +49,16 @@ async fn publish(
     feature: &Feature,
     publication: &PublicationRecord,
 ) -> Result<Vec<Published>, AppError> {
-    let staged_dir = store
-        .run_dir(&publication.run_id)
-        .staged_dir(&publication.stage);
-    let files = publish_approved(&staged_dir, &feature.dir, &publication.artifacts).map_err(
+    let run_dir = store.run_dir(&publication.run_id);
+    let staged_dir = run_dir.staged_dir(&publication.stage);
+    let keep_dir = run_dir.replaced_dir(&publication.stage);
+    let files = publish_approved(
+        &staged_dir,
+        &feature.dir,
+        &keep_dir,
+        &publication.artifacts,
+    )
+    .map_err(
         |error| {
             AppError::internal(format!(
                 "the approved artifacts of run {} ({}) could not be published into {}: {error}\nhint: fix the cause; the next stagegate command finishes the publication",

@@ -32,6 +32,7 @@ mod metric_names;
 mod otel_export;
 mod pending;
 mod progress;
+mod publication_preview;
 mod recorder;
 mod run_lock;
 mod run_log;
@@ -123,6 +124,10 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
         Command::Status(args) => {
             let session = Session::open(&args.common, None).await?;
             commands::status::status(&session, args.run.as_deref(), args.json).await
+        }
+        Command::Restore(args) => {
+            let session = Session::open(&args.common, None).await?;
+            commands::restore::restore(&session, &args.run, args.stage.as_deref(), args.force).await
         }
         Command::Unlock(args) => {
             let session = Session::open(&args.common, None).await?;

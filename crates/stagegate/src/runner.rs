@@ -28,6 +28,7 @@ use crate::gate_decision::{self, Ask, Decided, Place, artifact_diff};
 use crate::history::load_product;
 use crate::json_lines::JsonLines;
 use crate::progress::{Progress, ProgressMode};
+use crate::publication_preview;
 use crate::recorder::Recorder;
 use crate::run_lock::lock_stage;
 use crate::scores::{input_scores, score_inputs, scored_event};
@@ -315,6 +316,12 @@ impl Runner<'_> {
                 )
                 .await?;
                 if !self.options.json {
+                    let run_dir = store.run_dir(&self.run.id);
+                    let staged = run_dir.staged_artifacts(&plan.id)?;
+                    let changes = publication_preview::preview(&staged, &self.feature.dir);
+                    if let Some(changes) = publication_preview::describe(&changes) {
+                        eprintln!("\n{}", changes.replace("RUN", &self.run.id));
+                    }
                     eprintln!(
                         "\n{}\nrun {} is waiting at the {} gate; staged artifacts: {}\ndecide with:\n{}",
                         plan.question,
@@ -484,6 +491,15 @@ impl Runner<'_> {
                 seen_round: Some(round),
                 ..Ask::default()
             };
+            let staged = self
+                .session
+                .store
+                .run_dir(&self.run.id)
+                .staged_artifacts(&plan.id)?;
+            let changes = publication_preview::preview(&staged, &self.feature.dir);
+            if let Some(changes) = publication_preview::describe(&changes) {
+                eprintln!("\n{}", changes.replace("RUN", &self.run.id));
+            }
             let decided = match terminal_gate::ask(&view) {
                 Decision::Approve => self.decide(plan, Verb::Approve, seen, sink).await,
                 Decision::Reject { reason } => {

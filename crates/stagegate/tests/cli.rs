@@ -18,6 +18,8 @@ mod decision_races;
 mod durability;
 #[path = "cli/editor.rs"]
 mod editor;
+#[path = "cli/existing_work.rs"]
+mod existing_work;
 #[path = "cli/gate.rs"]
 mod gate;
 #[path = "cli/harness.rs"]

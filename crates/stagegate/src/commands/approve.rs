@@ -8,7 +8,7 @@ use crate::error::{AppError, Exit};
 use crate::gate_decision::{self, Ask, Place};
 use crate::pending::pending_gate;
 use crate::session::Session;
-use crate::stage_inputs::{SPEC, TASKS};
+use crate::stage_inputs::{SPEC, TASKS, artifact_subject, input_subject};
 
 pub async fn approve(
     session: &Session,
@@ -18,8 +18,93 @@ pub async fn approve(
     match target {
         Some("spec") => approve_file(session, "spec", SPEC, note).await,
         Some("implementation") => approve_file(session, "implementation", TASKS, note).await,
+        Some(name) if is_stage_not_run(session, name).await? => adopt_existing(session, name).await,
         run_id => approve_gate(session, run_id, note).await,
     }
+}
+
+/// Whether `name` names a stage (id or alias) rather than a run.
+async fn is_stage_not_run(session: &Session, name: &str) -> Result<bool, AppError> {
+    Ok(session.settings.stage(name).is_some() && session.store.run(name).await?.is_none())
+}
+
+/// `stagegate approve STAGE`: adopts the artifacts the feature already has (a plan written with
+/// spec-kit before stagegate, say) as the approved product of STAGE, bound to their current
+/// content, so that the next stage can start without replacing them.
+async fn adopt_existing(session: &Session, name: &str) -> Result<Exit, AppError> {
+    let feature = session.feature()?;
+    let stage = session
+        .settings
+        .stage(name)
+        .ok_or_else(|| AppError::usage(format!("unknown stage {name}")))?;
+    // What later stages read must be there; the rest (a summary of stagegate's own) is adopted
+    // when it exists.
+    let needed_later = |artifact: &&String| {
+        session
+            .settings
+            .stages
+            .values()
+            .any(|other| other.id != stage.id && other.inputs.contains(artifact))
+    };
+    let missing: Vec<&String> = stage
+        .required
+        .iter()
+        .filter(needed_later)
+        .filter(|artifact| !feature.dir.join(artifact).is_file())
+        .collect();
+    if !missing.is_empty() {
+        return Err(AppError::input_missing(format!(
+            "cannot adopt the existing product of stage {}: {} missing in {}\nhint: write it with spec-kit, or run `stagegate run {}`",
+            stage.id,
+            missing
+                .iter()
+                .map(|name| format!("{name} is"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            feature.key,
+            stage.id
+        )));
+    }
+    let artifacts = stage.required.iter().chain(&stage.optional);
+    let subjects = artifacts
+        .filter_map(|artifact| {
+            Some((
+                artifact_subject(artifact),
+                artifact,
+                file_hash(&feature.dir.join(artifact)).ok()?,
+            ))
+        })
+        .chain(stage.inputs.iter().filter_map(|input| {
+            Some((
+                input_subject(&stage.id, input),
+                input,
+                file_hash(&feature.dir.join(input)).ok()?,
+            ))
+        }))
+        .collect::<Vec<_>>();
+    let at = now_ms();
+    for (subject, file, hash) in &subjects {
+        session
+            .store
+            .record_approval(&ApprovalRecord {
+                feature_dir: feature.key.clone(),
+                subject: subject.clone(),
+                path: format!("{}/{file}", feature.key),
+                content_hash: hash.clone(),
+                run_id: None,
+                stage: Some(stage.id.clone()),
+                approved_at_ms: at,
+            })
+            .await?;
+        if subject.starts_with("artifact:") {
+            stdout_line!("{}/{file} {}", feature.key, &hash[..hash.len().min(12)]);
+        }
+    }
+    eprintln!(
+        "adopted the existing artifacts of {} as the approved product of stage {}; nothing was written\nhint: a later stage can start now; a change to them voids this approval",
+        feature.key, stage.id
+    );
+    Ok(Exit::Done)
 }
 
 /// Binds an approval of `subject` to the file's current content.
@@ -106,6 +191,19 @@ async fn approve_gate(
         decided.published.len(),
         feature.key
     );
+    let replaced: Vec<&str> = decided
+        .published
+        .iter()
+        .filter(|file| file.replaced)
+        .map(|file| file.name.as_str())
+        .collect();
+    if !replaced.is_empty() {
+        eprintln!(
+            "replaced {}; the previous versions are kept (`stagegate restore {}` brings them back)",
+            replaced.join(", "),
+            run.id
+        );
+    }
     if decided.transition.run != RunAfter::Completed {
         eprintln!("hint: continue with `stagegate resume {}`", run.id);
     }

@@ -7,6 +7,7 @@ pub mod init;
 pub mod metrics;
 pub mod reject;
 pub mod report;
+pub mod restore;
 pub mod runs;
 pub mod show;
 pub mod status;
