@@ -21,11 +21,32 @@ use crate::effects::{self, Published};
 use crate::error::AppError;
 use crate::workspace::Feature;
 
-/// Who decided, for the audit trail.
+/// Who decided, for the audit trail: git's `user.name <user.email>` as the repository sees it
+/// (what the person signs their commits with), else `$USER`, else `unknown`.
 pub fn decided_by() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned())
+    git_identity()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USERNAME").ok())
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn git_identity() -> Option<String> {
+    let config = |key: &str| {
+        let output = std::process::Command::new("git")
+            .args(["config", "--get", key])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let value = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        (output.status.success() && !value.is_empty()).then_some(value)
+    };
+    let name = config("user.name")?;
+    Some(match config("user.email") {
+        Some(email) => format!("{name} <{email}>"),
+        None => name,
+    })
 }
 
 /// What a person asks of a gate, with what they said.

@@ -114,7 +114,7 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
         Command::Modify(args) => {
             let session = Session::open(&args.common, None).await?;
             let options = run_options(&args.output, logs);
-            runner::modify_gate(&session, args.run.as_deref(), args.feedback, options).await
+            runner::modify_gate(&session, args.run.as_deref(), args.feedback, None, options).await
         }
         Command::Resume(args) => {
             let session = Session::open(&args.common, None).await?;

@@ -686,10 +686,14 @@ impl Runner<'_> {
 }
 
 /// `stagegate modify RUN --feedback TEXT`, or in $EDITOR without feedback.
+///
+/// `seen_round` is the round of staged artifacts the person was shown (the dashboard's page);
+/// `None` modifies whatever is staged now.
 pub async fn modify_gate(
     session: &Session,
     run_id: Option<&str>,
     feedback: Option<String>,
+    seen_round: Option<u32>,
     options: RunOptions,
 ) -> Result<Exit, AppError> {
     let (run, stage) = crate::pending::pending_gate(session, run_id).await?;
@@ -705,7 +709,10 @@ pub async fn modify_gate(
         cancel: interrupt_token(),
     };
     let product = load_product(&session.store, &run.id, plan).await?;
-    let round = runner.current_round(plan).await?;
+    let round = match seen_round {
+        Some(round) => round,
+        None => runner.current_round(plan).await?,
+    };
     match feedback {
         Some(feedback) => {
             runner
