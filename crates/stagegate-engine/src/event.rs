@@ -69,6 +69,8 @@ pub enum DecisionKind {
     Approve,
     Reject,
     Modify,
+    /// stagegate closed the gate: a newer run of the same stage reached its own.
+    Supersede,
 }
 
 impl DecisionKind {
@@ -77,6 +79,7 @@ impl DecisionKind {
             DecisionKind::Approve => "approve",
             DecisionKind::Reject => "reject",
             DecisionKind::Modify => "modify",
+            DecisionKind::Supersede => "supersede",
         }
     }
 }

@@ -11,7 +11,10 @@
 //!              ▼    │
 //!  open ──▶ Pending ─┴─ approve ──▶ Approved  (effect: publish the staged artifacts)
 //!              │
-//!              └────── reject ───▶ Rejected  (nothing is published)
+//!              ├────── reject ───▶ Rejected  (nothing is published)
+//!              │
+//!              └── supersede ───▶ Superseded (a newer run of the same stage reached its gate;
+//!                                             nothing is published)
 //! ```
 
 use std::fmt;
@@ -22,6 +25,9 @@ pub enum GateStatus {
     Pending,
     Approved,
     Rejected,
+    /// A newer run of the same feature and stage reached its gate: one pending gate per feature
+    /// and stage, the newest.
+    Superseded,
 }
 
 impl GateStatus {
@@ -30,6 +36,7 @@ impl GateStatus {
             GateStatus::Pending => "pending",
             GateStatus::Approved => "approved",
             GateStatus::Rejected => "rejected",
+            GateStatus::Superseded => "superseded",
         }
     }
 
@@ -69,6 +76,9 @@ pub enum Verb {
     /// Replace the staged artifacts with a new round (edited, or reworked by the synthesizer);
     /// the gate stays pending and asks again.
     Modify,
+    /// Close the gate because a newer run of the same stage reached its own (stagegate asks
+    /// this, not a person).
+    Supersede,
 }
 
 impl Verb {
@@ -77,6 +87,7 @@ impl Verb {
             Verb::Approve => "approve",
             Verb::Reject => "reject",
             Verb::Modify => "modify",
+            Verb::Supersede => "supersede",
         }
     }
 }
@@ -121,6 +132,8 @@ pub enum RunAfter {
     Rejected,
     /// Modified: the gate waits for a decision on the new round.
     AwaitsDecision,
+    /// Superseded by a newer run: this run ends here.
+    Superseded,
 }
 
 /// The result of an accepted request: the gate's new state, the run's next step, and whether
@@ -170,6 +183,14 @@ pub fn decide(gate: Gate, request: Request, stage_is_last: bool) -> Result<Trans
             run: RunAfter::Rejected,
             publish: false,
         },
+        Verb::Supersede => Transition {
+            gate: Gate {
+                status: GateStatus::Superseded,
+                ..gate
+            },
+            run: RunAfter::Superseded,
+            publish: false,
+        },
         Verb::Modify => Transition {
             gate: Gate {
                 status: GateStatus::Pending,
@@ -185,7 +206,7 @@ pub fn decide(gate: Gate, request: Request, stage_is_last: bool) -> Result<Trans
 mod tests {
     use super::*;
 
-    const VERBS: [Verb; 3] = [Verb::Approve, Verb::Reject, Verb::Modify];
+    const VERBS: [Verb; 4] = [Verb::Approve, Verb::Reject, Verb::Modify, Verb::Supersede];
 
     fn request(verb: Verb) -> Request {
         Request {
@@ -234,6 +255,22 @@ mod tests {
     }
 
     #[test]
+    fn superseding_closes_the_gate_without_publishing() {
+        let transition = decide(Gate::opened(), request(Verb::Supersede), true);
+        assert_eq!(
+            transition,
+            Ok(Transition {
+                gate: Gate {
+                    status: GateStatus::Superseded,
+                    round: 1
+                },
+                run: RunAfter::Superseded,
+                publish: false,
+            })
+        );
+    }
+
+    #[test]
     fn modifying_opens_the_next_round_of_the_same_pending_gate() {
         let transition = decide(Gate::opened(), request(Verb::Modify), false);
         assert_eq!(
@@ -251,7 +288,11 @@ mod tests {
 
     #[test]
     fn a_decided_gate_refuses_every_request_and_says_how_it_was_decided() {
-        for status in [GateStatus::Approved, GateStatus::Rejected] {
+        for status in [
+            GateStatus::Approved,
+            GateStatus::Rejected,
+            GateStatus::Superseded,
+        ] {
             for verb in VERBS {
                 let gate = Gate { status, round: 3 };
                 assert_eq!(
@@ -294,13 +335,13 @@ mod tests {
     fn at_most_one_final_decision_in_any_sequence() {
         // Every sequence of up to 5 requests over the three verbs.
         for length in 1..=5u32 {
-            for code in 0..3u32.pow(length) {
+            for code in 0..4u32.pow(length) {
                 let mut gate = Gate::opened();
                 let mut finals = 0;
                 let mut code = code;
                 for _ in 0..length {
-                    let verb = VERBS[(code % 3) as usize];
-                    code /= 3;
+                    let verb = VERBS[(code % 4) as usize];
+                    code /= 4;
                     if let Ok(transition) = decide(gate, request(verb), false) {
                         if transition.gate.status.is_decided() {
                             finals += 1;

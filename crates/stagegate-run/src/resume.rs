@@ -16,6 +16,8 @@ pub enum ResumePoint {
     AskAt(usize),
     /// The run was rejected at the gate of the stage at this index.
     RejectedAt(usize),
+    /// A newer run superseded the gate of the stage at this index.
+    SupersededAt(usize),
     /// Every gate is approved.
     Complete,
 }
@@ -26,6 +28,7 @@ pub fn resume_point(gates: &[Option<GateStatus>]) -> ResumePoint {
         match gate {
             Some(GateStatus::Approved) => continue,
             Some(GateStatus::Rejected) => return ResumePoint::RejectedAt(index),
+            Some(GateStatus::Superseded) => return ResumePoint::SupersededAt(index),
             Some(GateStatus::Pending) => return ResumePoint::AskAt(index),
             None => return ResumePoint::RunFrom(index),
         }

@@ -261,6 +261,8 @@ named_enum!(
         Failed => "failed",
         /// The process stopped without finishing (Ctrl-C, a crash found at the next start).
         Interrupted => "interrupted",
+        /// A newer run of the same stage reached its gate while this one waited at it.
+        Superseded => "superseded",
     }
 );
 
@@ -270,6 +272,8 @@ named_enum!(
         Pending => "pending",
         Approved => "approved",
         Rejected => "rejected",
+        /// Closed because a newer run of the same feature and stage reached its gate.
+        Superseded => "superseded",
     }
 );
 
@@ -280,6 +284,8 @@ named_enum!(
         Reject => "reject",
         /// Edited (or reworked) the staged artifacts; the gate asks again afterwards.
         Modify => "modify",
+        /// Closed by stagegate: a newer run of the same stage reached its gate.
+        Supersede => "supersede",
     }
 );
 

@@ -251,6 +251,7 @@ fn event_kind(verb: Verb) -> DecisionKind {
         Verb::Approve => DecisionKind::Approve,
         Verb::Reject => DecisionKind::Reject,
         Verb::Modify => DecisionKind::Modify,
+        Verb::Supersede => DecisionKind::Supersede,
     }
 }
 

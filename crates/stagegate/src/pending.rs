@@ -70,6 +70,7 @@ async fn already_decided(session: &Session, run: &RunRecord) -> Result<Option<Ap
     };
     let status = match last.kind {
         DecisionKind::Reject => GateStatus::Rejected,
+        DecisionKind::Supersede => GateStatus::Superseded,
         _ => GateStatus::Approved,
     };
     let why = last

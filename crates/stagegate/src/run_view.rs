@@ -53,6 +53,8 @@ pub enum StageStanding {
     AwaitingDecision,
     Approved,
     Rejected,
+    /// A newer run of the same stage reached its gate.
+    Superseded,
     Failed,
     Interrupted,
 }
@@ -65,6 +67,7 @@ impl StageStanding {
             StageStanding::AwaitingDecision => "awaiting_decision",
             StageStanding::Approved => "approved",
             StageStanding::Rejected => "rejected",
+            StageStanding::Superseded => "superseded",
             StageStanding::Failed => "failed",
             StageStanding::Interrupted => "interrupted",
         }
@@ -235,6 +238,7 @@ impl RunView {
                 let closes = match decision {
                     DecisionKind::Approve => Some(StageStanding::Approved),
                     DecisionKind::Reject => Some(StageStanding::Rejected),
+                    DecisionKind::Supersede => Some(StageStanding::Superseded),
                     // The modified artifacts need a decision of their own.
                     DecisionKind::Modify => None,
                 };
@@ -312,6 +316,7 @@ impl RunView {
                         stagegate_store::DecisionKind::Approve => DecisionKind::Approve,
                         stagegate_store::DecisionKind::Reject => DecisionKind::Reject,
                         stagegate_store::DecisionKind::Modify => DecisionKind::Modify,
+                        stagegate_store::DecisionKind::Supersede => DecisionKind::Supersede,
                     },
                     by: Some(record.decided_by.clone()),
                     reason: record.reason.clone(),

@@ -147,6 +147,13 @@ pub async fn resume_run(
             );
             Ok(Exit::Rejected)
         }
+        ResumePoint::SupersededAt(index) => Err(AppError::AlreadyDecided {
+            status: Some(GateStatus::Superseded),
+            message: format!(
+                "run {}'s {} gate was superseded by a newer run of the same stage; nothing more to do\nhint: `stagegate status` shows the newer run",
+                run.id, plans[index].id
+            ),
+        }),
         ResumePoint::Complete => runner.finish(&mut sink).await,
     }
 }
@@ -156,6 +163,7 @@ fn gate_status(state: GateState) -> GateStatus {
         GateState::Pending => GateStatus::Pending,
         GateState::Approved => GateStatus::Approved,
         GateState::Rejected => GateStatus::Rejected,
+        GateState::Superseded => GateStatus::Superseded,
     }
 }
 
@@ -468,6 +476,7 @@ impl Runner<'_> {
     ) -> Result<GateEnd, AppError> {
         if newly_requested {
             self.request_gate(plan, &product, sink).await?;
+            self.supersede_older_gates(plan).await?;
         }
         let mut round = self.current_round(plan).await?;
         loop {
@@ -546,7 +555,7 @@ impl Runner<'_> {
                         ));
                         return Ok(GateEnd::Approved);
                     }
-                    RunAfter::Rejected => return Ok(GateEnd::Rejected),
+                    RunAfter::Rejected | RunAfter::Superseded => return Ok(GateEnd::Rejected),
                     RunAfter::AwaitsDecision => round = decided.transition.gate.round,
                 },
                 // Someone else decided first: their decision stands, and this run follows it.
@@ -571,6 +580,44 @@ impl Runner<'_> {
             }
             product = load_product(&self.session.store, &self.run.id, plan).await?;
         }
+    }
+
+    /// One pending gate per feature and stage: this run's gate just opened, so an older run's
+    /// gate of the same stage on the same feature, still pending, is closed as superseded (and
+    /// nothing of it published). Someone deciding it at this very moment wins or loses cleanly.
+    async fn supersede_older_gates(&self, plan: &StagePlan) -> Result<(), AppError> {
+        let store = &self.session.store;
+        for gate in store.pending_gates().await? {
+            if gate.stage != plan.id || gate.run_id == self.run.id {
+                continue;
+            }
+            let Some(older) = store.run(&gate.run_id).await? else {
+                continue;
+            };
+            if older.feature_dir != self.run.feature_dir {
+                continue;
+            }
+            let place = Place {
+                store,
+                settings: &self.session.settings,
+                run: &older,
+                feature: &self.feature,
+                stage: &plan.id,
+            };
+            let ask = Ask {
+                reason: Some(format!("superseded by run {}", self.run.id)),
+                ..Ask::default()
+            };
+            match gate_decision::decide(&place, Verb::Supersede, ask).await {
+                Ok(_) => eprintln!(
+                    "note: run {}'s {} gate was still waiting for a decision; this run supersedes it (nothing of it was published)",
+                    older.id, plan.id
+                ),
+                Err(AppError::AlreadyDecided { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Ok(())
     }
 
     /// The round of staged artifacts the stage's gate shows now.

@@ -212,7 +212,7 @@ impl Store {
         Ok(result)
     }
 
-    /// The approve or reject decision of a gate, if it has one.
+    /// The decision that closed a gate (approve, reject or supersede), if it has one.
     async fn final_decision(
         &self,
         connection: &mut sqlx::SqliteConnection,
@@ -221,7 +221,7 @@ impl Store {
     ) -> Result<Option<DecisionRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, run_id, stage, kind, reason, note, diff, decided_by, decided_at_ms \
-             FROM decisions WHERE run_id = ? AND stage = ? AND kind IN ('approve', 'reject') \
+             FROM decisions WHERE run_id = ? AND stage = ? AND kind != 'modify' \
              ORDER BY id LIMIT 1",
         )
         .bind(run_id)
@@ -238,6 +238,7 @@ fn gate_status(state: GateState) -> GateStatus {
         GateState::Pending => GateStatus::Pending,
         GateState::Approved => GateStatus::Approved,
         GateState::Rejected => GateStatus::Rejected,
+        GateState::Superseded => GateStatus::Superseded,
     }
 }
 
@@ -246,6 +247,7 @@ fn gate_state(status: GateStatus) -> GateState {
         GateStatus::Pending => GateState::Pending,
         GateStatus::Approved => GateState::Approved,
         GateStatus::Rejected => GateState::Rejected,
+        GateStatus::Superseded => GateState::Superseded,
     }
 }
 
@@ -254,6 +256,7 @@ fn decision_kind(verb: stagegate_run::Verb) -> DecisionKind {
         stagegate_run::Verb::Approve => DecisionKind::Approve,
         stagegate_run::Verb::Reject => DecisionKind::Reject,
         stagegate_run::Verb::Modify => DecisionKind::Modify,
+        stagegate_run::Verb::Supersede => DecisionKind::Supersede,
     }
 }
 
@@ -264,5 +267,6 @@ fn run_state(after: RunAfter) -> RunState {
         RunAfter::Continues => RunState::Paused,
         RunAfter::Rejected => RunState::Rejected,
         RunAfter::AwaitsDecision => RunState::AwaitingDecision,
+        RunAfter::Superseded => RunState::Superseded,
     }
 }

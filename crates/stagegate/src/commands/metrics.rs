@@ -476,6 +476,8 @@ fn add_decisions(metrics: &mut Metrics, decisions: &[DecisionRecord]) {
                 gate.rejected = true;
             }
             DecisionKind::Modify => gate.modified = true,
+            // No person decided: it counts neither way.
+            DecisionKind::Supersede => {}
         }
     }
     for ((_, stage), gate) in gates {

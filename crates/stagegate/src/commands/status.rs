@@ -254,6 +254,7 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
             match gate.map(|gate| gate.state) {
                 Some(GateState::Approved) => "approved",
                 Some(GateState::Rejected) => "rejected",
+                Some(GateState::Superseded) => "superseded by a newer run",
                 Some(GateState::Pending) => "waiting at the gate",
                 None if run.current_stage.as_deref() == Some(stage) => run.state.as_str(),
                 None => "not started",

@@ -237,6 +237,7 @@ fn stages(view: &RunView) -> String {
         let state = match gate.map(|gate| gate.state) {
             Some(GateState::Approved) => "approved",
             Some(GateState::Rejected) => "rejected",
+            Some(GateState::Superseded) => "superseded by a newer run",
             Some(GateState::Pending) => "waiting at the gate",
             None if run.current_stage.as_deref() == Some(stage) => run.state.as_str(),
             None => "not started",

@@ -370,8 +370,9 @@ fn an_unchanged_rerun_calls_no_agent_and_reports_cache_hits() {
 
     // Deciding the gates (approving publishes plan.md, which plan does not read) changes
     // nothing either; progress lines say which answers were cached.
+    // The second run superseded the first run's gate: one pending gate per feature and stage.
     repo.run(&["reject", &first, "--reason", "superseded"])
-        .expect_code(EXIT_DONE);
+        .expect_code(crate::harness::EXIT_ALREADY_DECIDED);
     repo.run(&["approve", &second_run]).expect_code(EXIT_DONE);
     assert!(repo.exists(&format!("{FEATURE}/plan.md")));
     let third = repo

@@ -359,8 +359,22 @@ fn a_decision_without_a_run_id_needs_exactly_one_pending_gate() {
     repo.run(&["approve"])
         .expect_code(EXIT_USAGE)
         .stderr_has("no gate is waiting");
-    let first = repo.run_plan_to_gate();
-    let second = repo.run_plan_to_gate();
+    // One pending gate per feature and stage: two features, each waiting at its plan gate.
+    let other = "specs/002-other";
+    repo.write(
+        &format!("{other}/spec.md"),
+        &repo.read(&format!("{FEATURE}/spec.md")),
+    );
+    repo.run(&["approve", "spec", "--feature", other])
+        .expect_code(EXIT_DONE);
+    let first = repo
+        .run(&["run", "plan", "--no-input", "--feature", other])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .run_id();
+    let second = repo
+        .run(&["run", "plan", "--no-input", "--feature", FEATURE])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .run_id();
     assert_ne!(first, second);
     repo.run(&["approve"])
         .expect_code(EXIT_USAGE)
@@ -370,9 +384,42 @@ fn a_decision_without_a_run_id_needs_exactly_one_pending_gate() {
         .expect_code(EXIT_USAGE);
     assert!(!repo.exists(&format!("{FEATURE}/plan.md")));
 
-    repo.run(&["reject", &first, "--reason", "superseded"])
+    repo.run(&["reject", &first, "--reason", "not this one"])
         .expect_code(EXIT_DONE);
     // Now one is left, and it is the one decided.
+    repo.run(&["approve"])
+        .expect_code(EXIT_DONE)
+        .stderr_has(&second);
+    assert_eq!(
+        repo.read(&format!("{FEATURE}/plan.md")),
+        std::fs::read_to_string(repo.run_dir(&second).join("plan/staged/plan.md"))
+            .expect("staged plan.md")
+    );
+}
+
+#[test]
+fn a_newer_run_of_a_stage_supersedes_the_gate_an_older_one_left_waiting() {
+    let repo = TestRepo::with_approved_spec();
+    let first = repo.run_plan_to_gate();
+    let outcome = repo
+        .run(&["run", "plan", "--no-input"])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .stderr_has(&format!(
+            "run {first}'s plan gate was still waiting for a decision; this run supersedes it"
+        ));
+    let second = outcome.run_id();
+    let status = repo.run_status(&first);
+    assert_eq!(gate_state(&status, "plan"), "superseded");
+    assert_eq!(status["run"]["state"], "superseded");
+    let kinds: Vec<String> = decisions(&status)
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(kinds, ["supersede"]);
+    // The older gate cannot be decided any more; the newer one is the one pending gate.
+    repo.run(&["approve", &first])
+        .expect_code(crate::harness::EXIT_ALREADY_DECIDED)
+        .stderr_has("superseded");
     repo.run(&["approve"])
         .expect_code(EXIT_DONE)
         .stderr_has(&second);
