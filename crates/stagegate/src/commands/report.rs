@@ -18,19 +18,18 @@ pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit
     let run = find_run(session, run_id).await?;
     let store = &session.store;
     let attempts = store.attempts(&run.id).await?;
-    let events = store.events(&run.id).await?;
+    let envelopes = crate::run_log::read(store, &run.id).await?;
     let decisions = store.decisions(&run.id).await?;
     let mut metrics = crate::commands::metrics::compute(
         std::slice::from_ref(&run),
         &attempts,
-        &events,
+        &envelopes,
         &decisions,
     );
     crate::commands::metrics::add_costs(&mut metrics, &attempts, &session.settings.prices);
     let metrics_json =
         serde_json::to_string_pretty(&crate::commands::metrics::render_json(&metrics))
             .unwrap_or_default();
-    let envelopes = crate::run_log::read(store, &run.id).await?;
     let page = render(&run, &attempts, &envelopes, &decisions, &metrics_json);
     let path = session.cwd.join(html);
     atomic_write(&path, page.as_bytes())
