@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use stagegate_engine::backend::Phase;
-use stagegate_engine::event::{AgentFailure, Verdict};
+use stagegate_engine::envelope::Envelope;
+use stagegate_engine::event::{AgentFailure, Event, Verdict};
 use stagegate_engine::prompt::{AgentOutputView, NamedText};
 use stagegate_engine::stage::StageProduct;
 use stagegate_engine::stage_plan::StagePlan;
@@ -134,29 +135,86 @@ async fn last_verdict(
     run_id: &str,
     stage: &str,
 ) -> Result<(Verdict, String, u32), AppError> {
-    let events = store.events(run_id).await?;
-    let last = events.iter().rev().find(|event| {
-        event.kind == "qa_verdict"
-            && event.payload.get("stage").and_then(|v| v.as_str()) == Some(stage)
-    });
-    let Some(event) = last else {
-        return Ok((Verdict::Rework, String::new(), 1));
-    };
-    let verdict = match event.payload.get("verdict").and_then(|v| v.as_str()) {
-        Some("pass") => Verdict::Pass,
-        _ => Verdict::Rework,
-    };
-    let feedback = event
-        .payload
-        .get("feedback")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned();
-    let iteration = event
-        .payload
-        .get("iteration")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|value| u32::try_from(value).ok())
-        .unwrap_or(1);
-    Ok((verdict, feedback, iteration))
+    let envelopes = crate::run_log::read(store, run_id).await?;
+    Ok(last_verdict_in(&envelopes, stage))
+}
+
+/// The last QA verdict on `stage` in a log: a rework at iteration 1 when QA never ran.
+fn last_verdict_in(envelopes: &[Envelope], stage: &str) -> (Verdict, String, u32) {
+    envelopes
+        .iter()
+        .rev()
+        .find_map(|envelope| match &envelope.event {
+            Event::QaVerdict {
+                stage: of,
+                iteration,
+                verdict,
+                feedback,
+                ..
+            } if of == stage => Some((*verdict, feedback.clone(), *iteration)),
+            _ => None,
+        })
+        .unwrap_or((Verdict::Rework, String::new(), 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use stagegate_engine::event::StageEnd;
+
+    use super::*;
+
+    fn envelope(seq: i64, event: Event) -> Envelope {
+        Envelope {
+            version: 1,
+            run_id: "r1".into(),
+            seq,
+            at_ms: seq,
+            event,
+        }
+    }
+
+    fn verdict(seq: i64, stage: &str, iteration: u32, verdict: Verdict) -> Envelope {
+        envelope(
+            seq,
+            Event::QaVerdict {
+                run_id: "r1".into(),
+                stage: stage.into(),
+                iteration,
+                verdict,
+                feedback: format!("feedback {seq}"),
+                at_ms: seq,
+            },
+        )
+    }
+
+    #[test]
+    fn the_last_verdict_of_the_stage_counts() {
+        let log = [
+            verdict(1, "plan", 1, Verdict::Rework),
+            verdict(2, "plan", 2, Verdict::Pass),
+            verdict(3, "prep", 1, Verdict::Rework),
+            envelope(4, Event::Unknown),
+            envelope(
+                5,
+                Event::RunFinished {
+                    run_id: "r1".into(),
+                    end: StageEnd::AwaitingDecision,
+                    at_ms: 5,
+                },
+            ),
+        ];
+        assert_eq!(
+            last_verdict_in(&log, "plan"),
+            (Verdict::Pass, "feedback 2".to_owned(), 2)
+        );
+    }
+
+    #[test]
+    fn a_stage_without_qa_is_a_rework_at_iteration_1() {
+        let log = [verdict(1, "prep", 3, Verdict::Pass)];
+        assert_eq!(
+            last_verdict_in(&log, "plan"),
+            (Verdict::Rework, String::new(), 1)
+        );
+    }
 }

@@ -54,9 +54,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
+use stagegate_engine::backend::Phase;
+use stagegate_engine::envelope::Envelope;
+use stagegate_engine::event::{AttemptStatus, Event, Verdict};
 use stagegate_store::{
     AttemptRecord, DecisionKind, DecisionRecord, EventRecord, RunRecord, Store, StoreError,
 };
@@ -236,7 +237,7 @@ pub(crate) async fn gather(
     let mut decisions = Vec::new();
     for run in &runs {
         attempts.extend(store.attempts(&run.id).await?);
-        events.extend(store.events(&run.id).await?);
+        events.extend(readable(&store.events(&run.id).await?));
         decisions.extend(store.decisions(&run.id).await?);
     }
     let mut metrics = compute(&runs, &attempts, &events, &decisions);
@@ -270,21 +271,25 @@ pub(crate) fn add_costs(
     }
 }
 
+/// Computes every metric from the records of `runs` (the attempts, events and decisions of all
+/// of them, in any run order; each run's events in sequence order, its decisions in the order
+/// recorded, as the store returns them).
 pub(crate) fn compute(
     runs: &[RunRecord],
     attempts: &[AttemptRecord],
-    events: &[EventRecord],
+    envelopes: &[Envelope],
     decisions: &[DecisionRecord],
 ) -> Metrics {
     let mut metrics = Metrics {
         runs: runs.len(),
         ..Metrics::default()
     };
-    add_stage_runs(&mut metrics, events);
+    add_stage_runs(&mut metrics, envelopes);
     add_retry_counts(&mut metrics, attempts);
     add_decisions(&mut metrics, decisions);
-    add_agents(&mut metrics, attempts, events);
-    add_qa_verdicts(&mut metrics, events);
+    add_attempts(&mut metrics, attempts);
+    add_failure_reasons(&mut metrics, envelopes);
+    add_qa_verdicts(&mut metrics, envelopes);
     // Every stage that appears anywhere has both entries, so the two maps list the same stages.
     let stages: BTreeSet<String> = metrics
         .stages
@@ -300,49 +305,12 @@ pub(crate) fn compute(
     metrics
 }
 
-/// The payload fields the stage-level metrics read, shared by several event kinds.
-#[derive(Deserialize)]
-struct StagePayload {
-    stage: String,
-    at_ms: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct AgentsFinishedPayload {
-    stage: String,
-    #[serde(default)]
-    succeeded: Vec<IgnoredAny>,
-    #[serde(default)]
-    failed: Vec<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct AttemptPayload {
-    stage: String,
-    phase: String,
-    agent: String,
-    artifact: Option<String>,
-    backend: Option<String>,
-    status: Option<String>,
-    failure: Option<FailurePayload>,
-}
-
-#[derive(Deserialize)]
-struct FailurePayload {
-    kind: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct QaVerdictPayload {
-    stage: String,
-    iteration: u32,
-    verdict: String,
-}
-
-/// Reads an event's payload; an event this version cannot read is left out of the metrics
-/// rather than failing the whole report.
-fn payload<'a, T: Deserialize<'a>>(event: &'a EventRecord) -> Option<T> {
-    T::deserialize(&event.payload).ok()
+/// The events a metrics report reads: an event this version cannot read is left out of the
+/// metrics rather than failing the whole report.
+pub(crate) fn readable(records: &[EventRecord]) -> impl Iterator<Item = Envelope> + '_ {
+    records
+        .iter()
+        .filter_map(|record| crate::run_log::envelope(record).ok())
 }
 
 /// What one stage run contributed, read from its events.
@@ -365,76 +333,80 @@ impl StageRun {
             self.duration_ms = Some(self.duration_ms.unwrap_or(0).saturating_add(span));
         }
     }
-}
 
-fn add_stage_runs(metrics: &mut Metrics, events: &[EventRecord]) {
-    let mut by_run: BTreeMap<&str, Vec<&EventRecord>> = BTreeMap::new();
-    for event in events {
-        by_run.entry(&event.run_id).or_default().push(event);
-    }
-    let mut stage_runs: BTreeMap<(&str, String), StageRun> = BTreeMap::new();
-    for (run_id, mut run_events) in by_run {
-        run_events.sort_by_key(|event| event.seq);
-        for event in run_events {
-            let at_ms = |at_ms: Option<i64>| at_ms.unwrap_or(event.recorded_at_ms);
-            match event.kind.as_str() {
-                "stage_started" => {
-                    if let Some(started) = payload::<StagePayload>(event) {
-                        let stage_run = stage_runs.entry((run_id, started.stage)).or_default();
-                        // A start left open means the earlier try never got anywhere.
-                        stage_run.open_since = Some(at_ms(started.at_ms));
-                    }
-                }
-                "gate_requested" | "stage_finished" => {
-                    if let Some(point) = payload::<StagePayload>(event) {
-                        let stage_run = stage_runs.entry((run_id, point.stage)).or_default();
-                        stage_run.close(at_ms(point.at_ms));
-                        if event.kind == "gate_requested" {
-                            stage_run.reached_gate = true;
-                        }
-                    }
-                }
-                "agents_finished" => {
-                    if let Some(finished) = payload::<AgentsFinishedPayload>(event) {
-                        let counts = (
-                            finished.succeeded.len() as u64,
-                            finished.failed.len() as u64,
-                        );
-                        stage_runs
-                            .entry((run_id, finished.stage))
-                            .or_default()
-                            .agents = Some(counts);
-                    }
-                }
-                "attempt_started" => {
-                    if let Some(attempt) = payload::<AttemptPayload>(event)
-                        && attempt.phase == "review"
-                    {
-                        let stage_run = stage_runs.entry((run_id, attempt.stage)).or_default();
-                        stage_run.agents_at_review = stage_run.agents;
-                    }
-                }
-                _ => {}
+    /// Takes one event of the stage run into account; `at_ms` is the envelope's time.
+    fn apply(&mut self, event: &Event, at_ms: i64) {
+        match event {
+            // A start left open means the earlier try never got anywhere.
+            Event::StageStarted { .. } => self.open_since = Some(at_ms),
+            Event::GateRequested { .. } => {
+                self.close(at_ms);
+                self.reached_gate = true;
             }
+            Event::StageFinished { .. } => self.close(at_ms),
+            Event::AgentsFinished {
+                succeeded, failed, ..
+            } => self.agents = Some((succeeded.len() as u64, failed.len() as u64)),
+            Event::AttemptStarted { identity, .. } if identity.phase == Phase::Review => {
+                self.agents_at_review = self.agents;
+            }
+            _ => {}
         }
     }
-    for ((_, stage), stage_run) in stage_runs {
-        let quality = metrics.quality.entry(stage.clone()).or_default();
-        if let Some((succeeded, failed)) = stage_run.agents_at_review {
+
+    fn add_to(&self, metrics: &mut Metrics, stage: &str) {
+        let quality = metrics.quality.entry(stage.to_owned()).or_default();
+        if let Some((succeeded, failed)) = self.agents_at_review {
             quality.review_coverage.add(succeeded, succeeded + failed);
         }
-        let stage_metrics = metrics.stages.entry(stage).or_default();
-        if let Some(duration) = stage_run.duration_ms {
+        let stage_metrics = metrics.stages.entry(stage.to_owned()).or_default();
+        if let Some(duration) = self.duration_ms {
             stage_metrics.stage_duration_ms.observe(duration);
         }
-        if let Some((succeeded, failed)) = stage_run.agents {
+        if let Some((succeeded, failed)) = self.agents {
             stage_metrics
                 .agent_success_rate
                 .add(succeeded, succeeded + failed);
             stage_metrics
                 .partial_failure_rate
-                .count(failed > 0 && stage_run.reached_gate);
+                .count(failed > 0 && self.reached_gate);
         }
+    }
+}
+
+/// The stage an event counts for in a stage run, when it counts for one.
+fn stage_run_stage(event: &Event) -> Option<&str> {
+    match event {
+        Event::StageStarted { stage, .. }
+        | Event::GateRequested { stage, .. }
+        | Event::StageFinished { stage, .. }
+        | Event::AgentsFinished { stage, .. } => Some(stage),
+        Event::AttemptStarted { identity, .. } if identity.phase == Phase::Review => {
+            Some(&identity.stage)
+        }
+        _ => None,
+    }
+}
+
+fn add_stage_runs(metrics: &mut Metrics, envelopes: &[Envelope]) {
+    let mut by_run: BTreeMap<&str, Vec<&Envelope>> = BTreeMap::new();
+    for envelope in envelopes {
+        by_run.entry(&envelope.run_id).or_default().push(envelope);
+    }
+    let mut stage_runs: BTreeMap<(&str, &str), StageRun> = BTreeMap::new();
+    for (run_id, mut run_envelopes) in by_run {
+        run_envelopes.sort_by_key(|envelope| envelope.seq);
+        for envelope in run_envelopes {
+            if let Some(stage) = stage_run_stage(&envelope.event) {
+                stage_runs
+                    .entry((run_id, stage))
+                    .or_default()
+                    .apply(&envelope.event, envelope.at_ms);
+            }
+        }
+    }
+    for ((_, stage), stage_run) in stage_runs {
+        stage_run.add_to(metrics, stage);
     }
 }
 
@@ -512,7 +484,8 @@ fn agent_entry<'m>(
     })
 }
 
-fn add_agents(metrics: &mut Metrics, attempts: &[AttemptRecord], events: &[EventRecord]) {
+/// Time, size, confidence, retries, tokens and cache hits, from the attempts index.
+fn add_attempts(metrics: &mut Metrics, attempts: &[AttemptRecord]) {
     for attempt in attempts {
         let entry = agent_entry(
             metrics,
@@ -542,42 +515,56 @@ fn add_agents(metrics: &mut Metrics, attempts: &[AttemptRecord], events: &[Event
             entry.confidence_score.observe(confidence);
         }
     }
-    // The attempts index keeps a failure's message; its reason code is in the event.
-    for event in events
-        .iter()
-        .filter(|event| event.kind == "attempt_finished")
-    {
-        let Some(finished) = payload::<AttemptPayload>(event) else {
+}
+
+/// Failed attempts by reason code: the attempts index keeps a failure's message, the event its
+/// kind. A failed attempt without a failure (an older event) counts under its status.
+fn add_failure_reasons(metrics: &mut Metrics, envelopes: &[Envelope]) {
+    for envelope in envelopes {
+        let Event::AttemptFinished {
+            identity,
+            backend,
+            status,
+            failure,
+            ..
+        } = &envelope.event
+        else {
             continue;
         };
-        let status = finished.status.as_deref().unwrap_or("ok");
-        let reason = match (&finished.failure, status) {
-            (Some(failure), _) => failure.kind.as_deref().unwrap_or("unknown"),
-            (None, "ok" | "cached") => continue,
-            (None, status) => status,
+        let reason = match (failure, status) {
+            (Some(failure), _) => failure.reason_code(),
+            (None, AttemptStatus::Ok) => continue,
+            (None, status) => status.as_str(),
         };
         // Filed as the recorder files the attempt, so both land in one entry.
-        let agent = match &finished.artifact {
-            Some(artifact) => format!("{}.{artifact}", finished.agent),
-            None => finished.agent.clone(),
+        let agent = match &identity.artifact {
+            Some(artifact) => format!("{}.{artifact}", identity.agent),
+            None => identity.agent.clone(),
         };
-        let backend = finished.backend.as_deref().unwrap_or("");
-        let entry = agent_entry(metrics, &finished.stage, &agent, backend, &finished.phase);
+        let phase = identity.phase.as_str();
+        let entry = agent_entry(metrics, &identity.stage, &agent, backend, phase);
         *entry.failure_reason.entry(reason.to_owned()).or_default() += 1;
     }
 }
 
-fn add_qa_verdicts(metrics: &mut Metrics, events: &[EventRecord]) {
-    for event in events.iter().filter(|event| event.kind == "qa_verdict") {
-        let Some(verdict) = payload::<QaVerdictPayload>(event) else {
+fn add_qa_verdicts(metrics: &mut Metrics, envelopes: &[Envelope]) {
+    for envelope in envelopes {
+        let Event::QaVerdict {
+            stage,
+            iteration,
+            verdict,
+            ..
+        } = &envelope.event
+        else {
             continue;
         };
-        let quality = metrics.quality.entry(verdict.stage).or_default();
-        let passed = verdict.verdict == "pass";
-        if verdict.iteration <= 1 {
-            quality.synthesis_coherence_score.count(passed);
+        let quality = metrics.quality.entry(stage.clone()).or_default();
+        if *iteration <= 1 {
+            quality
+                .synthesis_coherence_score
+                .count(*verdict == Verdict::Pass);
         }
-        if verdict.verdict == "rework" {
+        if *verdict == Verdict::Rework {
             quality.qa_modifications_count += 1;
         }
     }
@@ -899,6 +886,10 @@ fn format_value(value: SampleValue) -> String {
     reason = "a failing test should stop at the failing line"
 )]
 mod tests {
+    use std::sync::Arc;
+
+    use stagegate_engine::backend::{CallIdentity, Failure};
+    use stagegate_engine::event::{AgentFailure, StageEnd};
     use stagegate_store::RunState;
 
     use super::*;
@@ -917,38 +908,129 @@ mod tests {
     }
 
     /// Events of one run, numbered in the order given.
-    fn events(run_id: &str, list: &[(&str, Value)]) -> Vec<EventRecord> {
+    fn events(run_id: &str, list: &[Event]) -> Vec<Envelope> {
         list.iter()
             .enumerate()
-            .map(|(index, (kind, payload))| EventRecord {
-                seq: index as i64 + 1,
+            .map(|(index, event)| Envelope {
+                version: 1,
                 run_id: run_id.to_owned(),
-                kind: (*kind).to_owned(),
-                payload: payload.clone(),
-                recorded_at_ms: 0,
+                seq: index as i64 + 1,
+                at_ms: event.at_ms().unwrap_or(0),
+                event: event.clone(),
             })
             .collect()
     }
 
-    fn stage_event(stage: &str, at_ms: i64) -> Value {
-        json!({"stage": stage, "at_ms": at_ms})
+    fn stage_started(stage: &str, at_ms: i64) -> Event {
+        Event::StageStarted {
+            run_id: "r1".into(),
+            stage: stage.into(),
+            name: format!("Stage {stage}"),
+            agents: vec!["a".into()],
+            concurrency: 1,
+            quorum_needed: 1,
+            at_ms,
+        }
     }
 
-    fn agents_finished(stage: &str, succeeded: &[&str], failed: &[&str]) -> Value {
-        let failed: Vec<Value> = failed
-            .iter()
-            .map(|agent| json!({"agent": agent, "reason": "timed out"}))
-            .collect();
-        json!({"stage": stage, "succeeded": succeeded, "failed": failed, "at_ms": 0})
+    fn gate_requested(stage: &str, at_ms: i64) -> Event {
+        Event::GateRequested {
+            run_id: "r1".into(),
+            stage: stage.into(),
+            question: "Approve?".into(),
+            artifacts: vec![],
+            at_ms,
+        }
     }
 
-    fn attempt_started(stage: &str, phase: &str, agent: &str) -> Value {
-        json!({"stage": stage, "phase": phase, "agent": agent, "attempt": 1, "artifact": null,
-               "backend": "mock", "at_ms": 0})
+    fn gate_waiting(stage: &str, at_ms: i64) -> Event {
+        Event::GateWaiting {
+            run_id: "r1".into(),
+            stage: stage.into(),
+            commands: vec![],
+            at_ms,
+        }
     }
 
-    fn qa_verdict(stage: &str, iteration: u32, verdict: &str) -> Value {
-        json!({"stage": stage, "iteration": iteration, "verdict": verdict, "feedback": ""})
+    fn stage_finished(stage: &str, at_ms: i64) -> Event {
+        Event::StageFinished {
+            run_id: "r1".into(),
+            stage: stage.into(),
+            end: StageEnd::Approved,
+            duration_ms: 0,
+            reason: None,
+            at_ms,
+        }
+    }
+
+    fn agents_finished(stage: &str, succeeded: &[&str], failed: &[&str]) -> Event {
+        Event::AgentsFinished {
+            run_id: "r1".into(),
+            stage: stage.into(),
+            succeeded: succeeded.iter().map(|agent| (*agent).to_owned()).collect(),
+            failed: failed
+                .iter()
+                .map(|agent| AgentFailure {
+                    agent: (*agent).to_owned(),
+                    reason: "timed out".into(),
+                })
+                .collect(),
+            at_ms: 0,
+        }
+    }
+
+    fn identity(stage: &str, phase: Phase, agent: &str, artifact: Option<&str>) -> CallIdentity {
+        CallIdentity {
+            run_id: "r1".into(),
+            stage: stage.into(),
+            phase,
+            agent: agent.into(),
+            attempt: 1,
+            artifact: artifact.map(str::to_owned),
+        }
+    }
+
+    fn attempt_started(stage: &str, phase: Phase, agent: &str) -> Event {
+        Event::AttemptStarted {
+            identity: identity(stage, phase, agent, None),
+            backend: "mock".into(),
+            at_ms: 0,
+            prompt: Arc::default(),
+        }
+    }
+
+    fn attempt_finished(
+        identity: CallIdentity,
+        backend: &str,
+        status: AttemptStatus,
+        failure: Option<Failure>,
+    ) -> Event {
+        Event::AttemptFinished {
+            identity,
+            backend: backend.into(),
+            status,
+            failure,
+            duration_ms: 5,
+            output_bytes: 0,
+            output_hash: None,
+            confidence: None,
+            usage: None,
+            cache_key: None,
+            at_ms: 0,
+            output: Arc::default(),
+            stderr: Arc::default(),
+        }
+    }
+
+    fn qa_verdict(stage: &str, iteration: u32, verdict: Verdict) -> Event {
+        Event::QaVerdict {
+            run_id: "r1".into(),
+            stage: stage.into(),
+            iteration,
+            verdict,
+            feedback: String::new(),
+            at_ms: 0,
+        }
     }
 
     struct Attempt<'a> {
@@ -1016,27 +1098,24 @@ mod tests {
         let mut all = events(
             "r1",
             &[
-                ("stage_started", stage_event("plan", 1_000)),
-                ("gate_requested", stage_event("plan", 1_600)),
-                ("gate_waiting", stage_event("plan", 1_601)),
+                stage_started("plan", 1_000),
+                gate_requested("plan", 1_600),
+                gate_waiting("plan", 1_601),
                 // Decided an hour later: the wait is not the stage's time.
-                ("stage_finished", stage_event("plan", 3_601_600)),
+                stage_finished("plan", 3_601_600),
             ],
         );
         all.extend(events(
             "r2",
-            &[
-                ("stage_started", stage_event("plan", 0)),
-                ("stage_finished", stage_event("plan", 250)),
-            ],
+            &[stage_started("plan", 0), stage_finished("plan", 250)],
         ));
         all.extend(events(
             "r3",
             &[
                 // A start that never finished (a crash), then the resumed try.
-                ("stage_started", stage_event("plan", 0)),
-                ("stage_started", stage_event("plan", 5_000)),
-                ("gate_requested", stage_event("plan", 5_100)),
+                stage_started("plan", 0),
+                stage_started("plan", 5_000),
+                gate_requested("plan", 5_100),
             ],
         ));
         let metrics = compute(&[run("r1"), run("r2"), run("r3")], &[], &all, &[]);
@@ -1058,36 +1137,27 @@ mod tests {
         let mut all = events(
             "r1",
             &[
-                ("stage_started", stage_event("plan", 0)),
-                (
-                    "agents_finished",
-                    agents_finished("plan", &["a", "b", "c"], &["d"]),
-                ),
-                ("attempt_started", attempt_started("plan", "review", "lead")),
-                ("gate_requested", stage_event("plan", 10)),
+                stage_started("plan", 0),
+                agents_finished("plan", &["a", "b", "c"], &["d"]),
+                attempt_started("plan", Phase::Review, "lead"),
+                gate_requested("plan", 10),
             ],
         );
         all.extend(events(
             "r2",
             &[
-                ("stage_started", stage_event("plan", 0)),
-                (
-                    "agents_finished",
-                    agents_finished("plan", &["a"], &["b", "c", "d"]),
-                ),
-                ("stage_finished", stage_event("plan", 10)),
+                stage_started("plan", 0),
+                agents_finished("plan", &["a"], &["b", "c", "d"]),
+                stage_finished("plan", 10),
             ],
         ));
         all.extend(events(
             "r3",
             &[
-                ("stage_started", stage_event("plan", 0)),
-                (
-                    "agents_finished",
-                    agents_finished("plan", &["a", "b", "c", "d"], &[]),
-                ),
-                ("attempt_started", attempt_started("plan", "review", "lead")),
-                ("gate_requested", stage_event("plan", 10)),
+                stage_started("plan", 0),
+                agents_finished("plan", &["a", "b", "c", "d"], &[]),
+                attempt_started("plan", Phase::Review, "lead"),
+                gate_requested("plan", 10),
             ],
         ));
         let metrics = compute(&[], &[], &all, &[]);
@@ -1251,61 +1321,43 @@ mod tests {
 
     #[test]
     fn failure_reasons_come_from_the_events_kind() {
-        let finished = |agent: &str, artifact: Option<&str>, status: &str, failure: Value| {
+        let finished = |agent: &str, artifact: Option<&str>, status, failure| {
             let phase = if artifact.is_some() {
-                "synthesis"
+                Phase::Synthesis
             } else {
-                "agent"
+                Phase::Agent
             };
-            json!({"stage": "plan", "phase": phase, "agent": agent, "artifact": artifact,
-                   "attempt": 1, "backend": "claude", "status": status, "failure": failure,
-                   "duration_ms": 5, "output_bytes": 0, "at_ms": 0})
+            attempt_finished(
+                identity("plan", phase, agent, artifact),
+                "claude",
+                status,
+                failure,
+            )
+        };
+        let rate_limited = || Failure::RateLimited {
+            message: "429".into(),
+            retry_after_ms: None,
         };
         let all = events(
             "r1",
             &[
-                (
-                    "attempt_finished",
-                    finished(
-                        "a",
-                        None,
-                        "timed_out",
-                        json!({"kind": "timed_out", "after_ms": 5}),
-                    ),
+                finished(
+                    "a",
+                    None,
+                    AttemptStatus::TimedOut,
+                    Some(Failure::TimedOut { after_ms: 5 }),
                 ),
-                (
-                    "attempt_finished",
-                    finished(
-                        "a",
-                        None,
-                        "failed",
-                        json!({"kind": "rate_limited", "message": "429"}),
-                    ),
-                ),
-                (
-                    "attempt_finished",
-                    finished(
-                        "a",
-                        None,
-                        "failed",
-                        json!({"kind": "rate_limited", "message": "429"}),
-                    ),
-                ),
-                ("attempt_finished", finished("a", None, "ok", Value::Null)),
-                (
-                    "attempt_finished",
-                    finished(
-                        "lead-synthesizer-a",
-                        Some("plan.md"),
-                        "failed",
-                        json!({"kind": "permanent", "message": "no such program"}),
-                    ),
+                finished("a", None, AttemptStatus::Failed, Some(rate_limited())),
+                finished("a", None, AttemptStatus::Failed, Some(rate_limited())),
+                finished("a", None, AttemptStatus::Ok, None),
+                finished(
+                    "lead-synthesizer-a",
+                    Some("plan.md"),
+                    AttemptStatus::Failed,
+                    Some(Failure::permanent("no such program")),
                 ),
                 // An older event without a failure object counts under its status.
-                (
-                    "attempt_finished",
-                    finished("b", None, "cancelled", Value::Null),
-                ),
+                finished("b", None, AttemptStatus::Cancelled, None),
             ],
         );
         let metrics = compute(&[], &[], &all, &[]);
@@ -1332,19 +1384,19 @@ mod tests {
         let mut all = events(
             "r1",
             &[
-                ("qa_verdict", qa_verdict("plan", 1, "rework")),
-                ("qa_verdict", qa_verdict("plan", 2, "pass")),
+                qa_verdict("plan", 1, Verdict::Rework),
+                qa_verdict("plan", 2, Verdict::Pass),
                 // A person's feedback starts a new round at iteration 1.
-                ("qa_verdict", qa_verdict("plan", 1, "pass")),
+                qa_verdict("plan", 1, Verdict::Pass),
             ],
         );
         all.extend(events(
             "r2",
             &[
-                ("qa_verdict", qa_verdict("plan", 1, "pass")),
-                ("qa_verdict", qa_verdict("prep", 1, "rework")),
-                ("qa_verdict", qa_verdict("prep", 2, "rework")),
-                ("qa_verdict", qa_verdict("prep", 3, "rework")),
+                qa_verdict("plan", 1, Verdict::Pass),
+                qa_verdict("prep", 1, Verdict::Rework),
+                qa_verdict("prep", 2, Verdict::Rework),
+                qa_verdict("prep", 3, Verdict::Rework),
             ],
         ));
         let metrics = compute(&[], &[], &all, &[]);
@@ -1360,15 +1412,32 @@ mod tests {
 
     #[test]
     fn unreadable_events_are_left_out() {
-        let all = events(
-            "r1",
-            &[
-                ("stage_started", json!({"no": "stage"})),
-                ("agents_finished", json!("not an object")),
-                ("qa_verdict", json!({"stage": "plan"})),
-            ],
+        let record = |seq: i64, kind: &str, payload: Value| EventRecord {
+            seq,
+            run_id: "r1".to_owned(),
+            kind: kind.to_owned(),
+            payload,
+            recorded_at_ms: 0,
+        };
+        let records = [
+            record(1, "stage_started", json!({"no": "stage"})),
+            record(2, "agents_finished", json!("not an object")),
+            record(3, "qa_verdict", json!({"stage": "plan"})),
+            record(
+                4,
+                "qa_verdict",
+                json!({"run_id": "r1", "stage": "plan", "iteration": 1, "verdict": "pass",
+                       "feedback": "", "at_ms": 0}),
+            ),
+        ];
+        let unreadable: Vec<Envelope> = readable(&records[..3]).collect();
+        assert_eq!(compute(&[], &[], &unreadable, &[]), Metrics::default());
+        let all: Vec<Envelope> = readable(&records).collect();
+        let metrics = compute(&[], &[], &all, &[]);
+        assert_eq!(
+            metrics.quality["plan"].synthesis_coherence_score,
+            Ratio { part: 1, whole: 1 }
         );
-        assert_eq!(compute(&[], &[], &all, &[]), Metrics::default());
     }
 
     #[test]
@@ -1413,25 +1482,25 @@ mod tests {
         let mut all = events(
             "r1",
             &[
-                ("stage_started", stage_event("plan", 0)),
-                (
-                    "agents_finished",
-                    agents_finished("plan", &["a", "b", "c"], &["d"]),
-                ),
-                ("attempt_started", attempt_started("plan", "review", "lead")),
-                ("qa_verdict", qa_verdict("plan", 1, "rework")),
-                ("qa_verdict", qa_verdict("plan", 2, "pass")),
-                ("gate_requested", stage_event("plan", 1_500)),
+                stage_started("plan", 0),
+                agents_finished("plan", &["a", "b", "c"], &["d"]),
+                attempt_started("plan", Phase::Review, "lead"),
+                qa_verdict("plan", 1, Verdict::Rework),
+                qa_verdict("plan", 2, Verdict::Pass),
+                gate_requested("plan", 1_500),
             ],
         );
-        all.push(EventRecord {
-            seq: 100,
+        all.push(Envelope {
+            version: 1,
             run_id: "r1".to_owned(),
-            kind: "attempt_finished".to_owned(),
-            payload: json!({"stage": "plan", "phase": "agent", "agent": "d", "artifact": null,
-                            "backend": "mock", "status": "timed_out",
-                            "failure": {"kind": "timed_out", "after_ms": 30000}}),
-            recorded_at_ms: 0,
+            seq: 100,
+            at_ms: 0,
+            event: attempt_finished(
+                identity("plan", Phase::Agent, "d", None),
+                "mock",
+                AttemptStatus::TimedOut,
+                Some(Failure::TimedOut { after_ms: 30000 }),
+            ),
         });
         let mut finished = attempt(agent_attempt("a", 1, "mock"), Some((0, 120)), "ok");
         finished.output_bytes = Some(64);
@@ -1527,9 +1596,9 @@ mod tests {
         let all = events(
             "r1",
             &[
-                ("stage_started", stage_event("plan", 0)),
-                ("gate_requested", stage_event("plan", 40)),
-                ("qa_verdict", qa_verdict("plan", 1, "pass")),
+                stage_started("plan", 0),
+                gate_requested("plan", 40),
+                qa_verdict("plan", 1, Verdict::Pass),
             ],
         );
         let metrics = compute(&[run("r1"), run("r2")], &[finished], &all, &[]);

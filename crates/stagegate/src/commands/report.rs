@@ -6,7 +6,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use stagegate_store::{AttemptRecord, DecisionRecord, EventRecord, RunRecord, atomic_write};
+use stagegate_engine::envelope::Envelope;
+use stagegate_engine::event::{Event, Verdict};
+use stagegate_store::{AttemptRecord, DecisionRecord, RunRecord, atomic_write};
 
 use crate::error::{AppError, Exit};
 use crate::runner::find_run;
@@ -16,19 +18,19 @@ pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit
     let run = find_run(session, run_id).await?;
     let store = &session.store;
     let attempts = store.attempts(&run.id).await?;
-    let events = store.events(&run.id).await?;
+    let envelopes = crate::run_log::read(store, &run.id).await?;
     let decisions = store.decisions(&run.id).await?;
     let mut metrics = crate::commands::metrics::compute(
         std::slice::from_ref(&run),
         &attempts,
-        &events,
+        &envelopes,
         &decisions,
     );
     crate::commands::metrics::add_costs(&mut metrics, &attempts, &session.settings.prices);
     let metrics_json =
         serde_json::to_string_pretty(&crate::commands::metrics::render_json(&metrics))
             .unwrap_or_default();
-    let page = render(&run, &attempts, &events, &decisions, &metrics_json);
+    let page = render(&run, &attempts, &envelopes, &decisions, &metrics_json);
     let path = session.cwd.join(html);
     atomic_write(&path, page.as_bytes())
         .map_err(|error| AppError::internal(format!("cannot write {}: {error}", path.display())))?;
@@ -40,7 +42,7 @@ pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit
 pub fn render(
     run: &RunRecord,
     attempts: &[AttemptRecord],
-    events: &[EventRecord],
+    envelopes: &[Envelope],
     decisions: &[DecisionRecord],
     metrics_json: &str,
 ) -> String {
@@ -59,7 +61,7 @@ pub fn render(
     page.push_str(&timeline(attempts));
     page.push_str(&legend());
     page.push_str(&attempt_table(attempts));
-    page.push_str(&verdicts_and_adjustments(events));
+    page.push_str(&verdicts_and_adjustments(envelopes));
     page.push_str(&decision_list(decisions));
     let _ = write!(
         page,
@@ -192,48 +194,58 @@ pub(crate) fn attempt_table(attempts: &[AttemptRecord]) -> String {
     table
 }
 
-pub(crate) fn verdicts_and_adjustments(events: &[EventRecord]) -> String {
+pub(crate) fn verdicts_and_adjustments(envelopes: &[Envelope]) -> String {
     let mut html = String::from("<h2>QA verdicts and adjustments</h2>\n<ul>\n");
-    let text = |event: &EventRecord, key: &str| {
-        event
-            .payload
-            .get(key)
-            .map(|value| match value {
-                serde_json::Value::String(text) => text.clone(),
-                other => other.to_string(),
-            })
-            .unwrap_or_default()
-    };
-    for event in events {
-        match event.kind.as_str() {
-            "qa_verdict" => {
+    for envelope in envelopes {
+        let event = &envelope.event;
+        match event {
+            Event::QaVerdict {
+                stage,
+                iteration,
+                verdict,
+                feedback,
+                ..
+            } => {
+                let verdict = match verdict {
+                    Verdict::Pass => "PASS",
+                    Verdict::Rework => "REWORK",
+                };
                 let _ = writeln!(
                     html,
-                    "<li>{} QA round {}: <b>{}</b><pre>{}</pre></li>",
-                    escape(&text(event, "stage")),
-                    escape(&text(event, "iteration")),
-                    escape(&text(event, "verdict").to_uppercase()),
-                    escape(&text(event, "feedback"))
+                    "<li>{} QA round {iteration}: <b>{verdict}</b><pre>{}</pre></li>",
+                    escape(stage),
+                    escape(feedback)
                 );
             }
-            "adjusted" => {
+            Event::Adjusted {
+                stage,
+                setting,
+                from,
+                to,
+                reason,
+                ..
+            } => {
                 let _ = writeln!(
                     html,
                     "<li>{} adjusted {} {} → {}: {}</li>",
-                    escape(&text(event, "stage")),
-                    escape(&text(event, "setting")),
-                    escape(&text(event, "from")),
-                    escape(&text(event, "to")),
-                    escape(&text(event, "reason"))
+                    escape(stage),
+                    escape(setting),
+                    escape(from),
+                    escape(to),
+                    escape(reason)
                 );
             }
-            "quorum_lost" | "sequential_pass_started" | "fallback_started" => {
+            Event::QuorumLost { stage, .. }
+            | Event::SequentialPassStarted { stage, .. }
+            | Event::FallbackStarted { stage, .. } => {
+                // The whole event, as the log keeps it.
+                let payload = serde_json::to_value(event).unwrap_or_default();
                 let _ = writeln!(
                     html,
                     "<li>{} {}: {}</li>",
-                    escape(&text(event, "stage")),
-                    escape(&event.kind.replace('_', " ")),
-                    escape(&event.payload.to_string())
+                    escape(stage),
+                    escape(&event.kind().replace('_', " ")),
+                    escape(&payload.to_string())
                 );
             }
             _ => {}
@@ -315,6 +327,64 @@ mod tests {
             input_tokens: None,
             output_tokens: None,
         }
+    }
+
+    fn envelope(seq: i64, event: Event) -> Envelope {
+        Envelope {
+            version: 1,
+            run_id: "r".into(),
+            seq,
+            at_ms: seq,
+            event,
+        }
+    }
+
+    #[test]
+    fn verdicts_adjustments_and_quorum_news_are_listed_in_log_order() {
+        let log = [
+            envelope(
+                1,
+                Event::Adjusted {
+                    run_id: "r".into(),
+                    stage: "plan".into(),
+                    setting: "concurrency".into(),
+                    from: "3".into(),
+                    to: "1".into(),
+                    reason: "complexity <high>".into(),
+                    at_ms: 1,
+                },
+            ),
+            envelope(
+                2,
+                Event::QuorumLost {
+                    run_id: "r".into(),
+                    stage: "plan".into(),
+                    reason: "2 of 3 failed".into(),
+                    at_ms: 2,
+                },
+            ),
+            envelope(3, Event::Unknown),
+            envelope(
+                4,
+                Event::QaVerdict {
+                    run_id: "r".into(),
+                    stage: "plan".into(),
+                    iteration: 2,
+                    verdict: Verdict::Rework,
+                    feedback: "missing <risks>".into(),
+                    at_ms: 4,
+                },
+            ),
+        ];
+        let html = verdicts_and_adjustments(&log);
+        assert_eq!(
+            html,
+            "<h2>QA verdicts and adjustments</h2>\n<ul>\n\
+             <li>plan adjusted concurrency 3 → 1: complexity &lt;high&gt;</li>\n\
+             <li>plan quorum lost: {&quot;at_ms&quot;:2,&quot;event&quot;:&quot;quorum_lost&quot;,&quot;reason&quot;:&quot;2 of 3 failed&quot;,&quot;run_id&quot;:&quot;r&quot;,&quot;stage&quot;:&quot;plan&quot;}</li>\n\
+             <li>plan QA round 2: <b>REWORK</b><pre>missing &lt;risks&gt;</pre></li>\n\
+             </ul>\n"
+        );
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use stagegate_store::{
-    AttemptRecord, DecisionRecord, EventRecord, GateRecord, GateState, RunRecord,
-};
+use stagegate_engine::envelope::Envelope;
+use stagegate_engine::event::Event;
+use stagegate_store::{AttemptRecord, DecisionRecord, GateRecord, GateState, RunRecord};
 
 use crate::commands::report::{
     STYLE, attempt_table, decision_list, escape, verdicts_and_adjustments,
@@ -126,7 +126,7 @@ pub fn index(runs: &[RunRecord], pending: &[GateRecord], token: &str) -> String 
 pub struct RunView {
     run: RunRecord,
     attempts: Vec<AttemptRecord>,
-    events: Vec<EventRecord>,
+    events: Vec<Envelope>,
     decisions: Vec<DecisionRecord>,
     gates: Vec<GateRecord>,
     pending: Option<PendingGate>,
@@ -188,7 +188,7 @@ impl RunView {
         };
         Ok(RunView {
             attempts: store.attempts(&run.id).await?,
-            events: store.events(&run.id).await?,
+            events: crate::run_log::read(store, &run.id).await?,
             decisions: store.decisions(&run.id).await?,
             gates,
             pending,
@@ -309,8 +309,8 @@ fn gate_section(run: &RunRecord, pending: &PendingGate, token: &str) -> String {
 
 /// The run's latest events, followed live when scripts run (the stream starts after the last
 /// one listed, so nothing is shown twice).
-fn live_section(run: &RunRecord, events: &[EventRecord], token: &str) -> String {
-    let last = events.last().map_or(0, |event| event.seq);
+fn live_section(run: &RunRecord, envelopes: &[Envelope], token: &str) -> String {
+    let last = envelopes.last().map_or(0, |envelope| envelope.seq);
     let stream = format!(
         "/runs/{}/events?token={token}&after={last}",
         path_segment(&run.id)
@@ -319,16 +319,16 @@ fn live_section(run: &RunRecord, events: &[EventRecord], token: &str) -> String 
         "<h2>Events</h2>\n<p>The latest {RECENT_EVENTS}; new ones appear here as the run goes on (reload without JavaScript).</p>\n<ol id=\"live\" data-stream=\"{}\">\n",
         escape(&stream)
     );
-    for event in events
+    for envelope in envelopes
         .iter()
-        .skip(events.len().saturating_sub(RECENT_EVENTS))
+        .skip(envelopes.len().saturating_sub(RECENT_EVENTS))
     {
         let _ = writeln!(
             html,
             "<li value=\"{}\">{} {}</li>",
-            event.seq,
-            escape(&event.kind),
-            escape(&event_subject(&event.payload))
+            envelope.seq,
+            escape(envelope.event.kind()),
+            escape(&event_subject(&envelope.event))
         );
     }
     html.push_str("</ol>\n");
@@ -336,20 +336,41 @@ fn live_section(run: &RunRecord, events: &[EventRecord], token: &str) -> String 
     html
 }
 
-/// What an event is about: its stage and, for a call, the agent (the same words the script
-/// writes for live events).
-fn event_subject(payload: &serde_json::Value) -> String {
-    let identity = payload.get("identity");
-    let field = |key: &str| {
-        payload
-            .get(key)
-            .or_else(|| identity.and_then(|identity| identity.get(key)))
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default()
+/// What an event is about: its stage and, for a call, the phase and agent (the same words the
+/// script writes for live events).
+fn event_subject(event: &Event) -> String {
+    let words: [&str; 3] = match event {
+        Event::AttemptStarted { identity, .. }
+        | Event::AttemptFinished { identity, .. }
+        | Event::CacheHit { identity, .. }
+        | Event::RetryScheduled { identity, .. } => {
+            [&identity.stage, identity.phase.as_str(), &identity.agent]
+        }
+        Event::ContextCut {
+            stage,
+            phase,
+            agent,
+            ..
+        } => [stage, phase.as_str(), agent],
+        Event::FallbackStarted { stage, agent, .. } => [stage, "", agent],
+        Event::StageStarted { stage, .. }
+        | Event::InputsScored { stage, .. }
+        | Event::Adjusted { stage, .. }
+        | Event::QuorumMet { stage, .. }
+        | Event::QuorumLost { stage, .. }
+        | Event::SequentialPassStarted { stage, .. }
+        | Event::AgentsFinished { stage, .. }
+        | Event::ArtifactSynthesized { stage, .. }
+        | Event::QaVerdict { stage, .. }
+        | Event::GateRequested { stage, .. }
+        | Event::GateWaiting { stage, .. }
+        | Event::GateDecided { stage, .. }
+        | Event::StageFinished { stage, .. } => [stage, "", ""],
+        Event::RunStarted { .. } | Event::RunFinished { .. } | Event::Unknown => ["", "", ""],
     };
-    [field("stage"), field("phase"), field("agent")]
+    words
         .into_iter()
-        .filter(|text| !text.is_empty())
+        .filter(|word| !word.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -474,10 +495,37 @@ mod tests {
 
     #[test]
     fn an_event_is_summarized_by_stage_phase_and_agent() {
-        let payload = serde_json::json!({
-            "identity": {"stage": "plan", "phase": "agent", "agent": "solution-architect"}
-        });
-        assert_eq!(event_subject(&payload), "plan agent solution-architect");
-        assert_eq!(event_subject(&serde_json::json!({"stage": "plan"})), "plan");
+        let identity = stagegate_engine::backend::CallIdentity {
+            run_id: "r1".into(),
+            stage: "plan".into(),
+            phase: stagegate_engine::backend::Phase::Agent,
+            agent: "solution-architect".into(),
+            attempt: 1,
+            artifact: None,
+        };
+        let started = Event::AttemptStarted {
+            identity,
+            backend: "mock".into(),
+            at_ms: 1,
+            prompt: std::sync::Arc::default(),
+        };
+        assert_eq!(event_subject(&started), "plan agent solution-architect");
+        let fallback = Event::FallbackStarted {
+            run_id: "r1".into(),
+            stage: "plan".into(),
+            agent: "a".into(),
+            from: "claude".into(),
+            to: "codex".into(),
+            at_ms: 2,
+        };
+        assert_eq!(event_subject(&fallback), "plan a");
+        let quorum = Event::QuorumLost {
+            run_id: "r1".into(),
+            stage: "plan".into(),
+            reason: "none".into(),
+            at_ms: 3,
+        };
+        assert_eq!(event_subject(&quorum), "plan");
+        assert_eq!(event_subject(&Event::Unknown), "");
     }
 }
