@@ -142,9 +142,11 @@ impl ProcessGroupGuard {
 
     /// Guards a group whose leader is the agent supervisor.
     pub(crate) fn supervised(leader_pid: u32) -> Self {
+        // Not `..ProcessGroupGuard::new(…)`: that temporary would be dropped, killing the group.
         ProcessGroupGuard {
+            pgid: Pid::from_raw(leader_pid.cast_signed()),
+            armed: true,
             supervised: true,
-            ..ProcessGroupGuard::new(leader_pid)
         }
     }
 

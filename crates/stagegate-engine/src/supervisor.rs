@@ -28,8 +28,8 @@
 //!   what it would have seen without the supervisor.
 //!
 //! Signals are taken through a `signalfd` with the signals blocked, so the supervisor is one
-//! single-threaded loop with no signal handlers and no `unsafe`. `std::process::Command` resets
-//! the signal mask in the agent. The supervisor's stdin and stdout are pointed at `/dev/null` once
+//! single-threaded loop with no signal handlers. The mask would be inherited by the agent, so it
+//! is cleared between fork and exec (the one `unsafe` here, like `confine_child`'s). The supervisor's stdin and stdout are pointed at `/dev/null` once
 //! the agent has its own copies, so that end of file and broken pipes are the agent's alone.
 //!
 //! What it cannot do: catch a descendant that escapes the tree on purpose (a double fork through
@@ -192,10 +192,10 @@ fn run(invocation: &Invocation) -> io::Result<AgentEnd> {
     }
     nix::sys::prctl::set_child_subreaper(true)?;
 
-    let agent = match std::process::Command::new(&invocation.program)
-        .args(&invocation.args)
-        .spawn()
-    {
+    let mut command = std::process::Command::new(&invocation.program);
+    command.args(&invocation.args);
+    unblock_in_child(&mut command, signals);
+    let agent = match command.spawn() {
         Ok(child) => Pid::from_raw(child.id().cast_signed()),
         Err(error) => {
             if let Some(errno) = error.raw_os_error() {
@@ -291,6 +291,26 @@ impl Supervisor {
                 Err(_) => return,
             }
         }
+    }
+}
+
+/// Unblocks `signals` in the agent between fork and exec: a blocked mask is inherited across
+/// `exec` (`std::process::Command` leaves it alone), and an agent with `SIGTERM` blocked could not
+/// be stopped politely.
+#[expect(
+    unsafe_code,
+    reason = "`pre_exec` is unsafe because the closure runs between fork and exec; it only calls \
+              pthread_sigmask, which is async-signal-safe, on a set built before the fork, and \
+              allocates nothing"
+)]
+fn unblock_in_child(command: &mut std::process::Command, signals: SigSet) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: see the `expect` reason.
+    unsafe {
+        command.pre_exec(move || {
+            signals.thread_unblock()?;
+            Ok(())
+        });
     }
 }
 
