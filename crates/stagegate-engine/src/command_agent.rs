@@ -396,8 +396,9 @@ async fn run_attempt(
             "could not wait for `{}` to finish: {error}",
             program.name
         ))),
-        (Stop::Exited(Ok(status)), None) if program.supervised
-            && let Some(error) = supervisor_spawn_error(status, &stderr) =>
+        (Stop::Exited(Ok(status)), None)
+            if program.supervised
+                && let Some(error) = supervisor_spawn_error(status, &stderr) =>
         {
             Err(spawn_failure(&error, &program, &request.repo_root))
         }
@@ -424,7 +425,11 @@ fn supervisor_spawn_error(status: ExitStatus, stderr: &[u8]) -> Option<io::Error
     }
     let text = String::from_utf8_lossy(stderr);
     let last = text.lines().rev().find(|line| !line.trim().is_empty())?;
-    let errno = last.trim().strip_prefix(SPAWN_FAILED_PREFIX)?.parse().ok()?;
+    let errno = last
+        .trim()
+        .strip_prefix(SPAWN_FAILED_PREFIX)?
+        .parse()
+        .ok()?;
     Some(io::Error::from_raw_os_error(errno))
 }
 

@@ -62,7 +62,8 @@ pub(crate) const KILL_TREE_SIGNAL: Signal = Signal::SIGUSR1;
 pub(crate) const SPAWN_FAILED_EXIT: u8 = 127;
 
 /// See [`SPAWN_FAILED_EXIT`].
-pub(crate) const SPAWN_FAILED_PREFIX: &str = "stagegate supervisor: could not start the agent: os error ";
+pub(crate) const SPAWN_FAILED_PREFIX: &str =
+    "stagegate supervisor: could not start the agent: os error ";
 
 /// How long the engine waits, past the grace it gave the supervisor, before it kills the
 /// supervisor's group itself: time for the supervisor's own `SIGKILL` round and its exit.
@@ -432,8 +433,8 @@ mod tests {
 
     #[test]
     fn the_invocation_is_parsed() {
-        let invocation =
-            Invocation::parse(words("--parent 42 --grace-ms 500 -- prog -a --parent")).unwrap();
+        let invocation = Invocation::parse(words("--parent 42 --grace-ms 500 -- prog -a --parent"))
+            .expect("a valid invocation");
         assert_eq!(invocation.parent, Pid::from_raw(42));
         assert_eq!(invocation.grace, Duration::from_millis(500));
         assert_eq!(invocation.program, "prog");

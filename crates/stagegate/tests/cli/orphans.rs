@@ -35,9 +35,7 @@ fn tree_pids(repo: &TestRepo, agent: &str, phase: &str) -> Vec<u32> {
 /// failing test leaves nothing behind.
 fn survivors_after(pids: &[u32], limit: Duration) -> Vec<u32> {
     let gone = poll(limit, || {
-        pids.iter()
-            .all(|pid| !process_alive(*pid))
-            .then_some(())
+        pids.iter().all(|pid| !process_alive(*pid)).then_some(())
     });
     if gone.is_some() {
         return Vec::new();
