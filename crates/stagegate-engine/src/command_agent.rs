@@ -32,6 +32,10 @@ use crate::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
 use crate::bounded_output::{CappedOutput, OverCap, TailBuffer};
 use crate::output_format::parse_output;
 use crate::process_group::{GroupEnd, ProcessGroupGuard, terminate_group};
+use crate::supervisor::{
+    SPAWN_FAILED_EXIT, SPAWN_FAILED_PREFIX, SUPERVISOR_SLACK, SupervisorCommand,
+    installed_supervisor,
+};
 
 /// How much of a program's stderr is kept: the end, where the reason for a failure usually is.
 const STDERR_TAIL_BYTES: usize = 64 * 1024;
@@ -70,6 +74,8 @@ pub struct CommandAgent {
     output_format: OutputFormat,
     /// The backend's name in `stagegate.toml`, so that messages can say which setting to fix.
     name: Option<String>,
+    /// What the program runs under, if anything (see `supervisor`).
+    supervisor: Option<SupervisorCommand>,
 }
 
 impl CommandAgent {
@@ -91,6 +97,7 @@ impl CommandAgent {
             env,
             output_format: OutputFormat::Text,
             name: None,
+            supervisor: installed_supervisor(),
         })
     }
 
@@ -107,10 +114,31 @@ impl CommandAgent {
         self
     }
 
+    /// Runs the program under `supervisor` (the installed one unless told otherwise), or
+    /// directly with `None`.
+    pub fn supervised_by(mut self, supervisor: Option<SupervisorCommand>) -> Self {
+        self.supervisor = supervisor;
+        self
+    }
+
     /// The `tokio` command for one attempt: everything but the spawn.
     fn command_for(&self, request: &AgentRequest) -> Command {
         let identity = &request.identity;
-        let mut command = Command::new(&self.program);
+        let mut command = match &self.supervisor {
+            None => Command::new(&self.program),
+            Some(supervisor) => {
+                let mut command = Command::new(&supervisor.program);
+                command
+                    .args(&supervisor.args)
+                    .arg("--parent")
+                    .arg(std::process::id().to_string())
+                    .arg("--grace-ms")
+                    .arg(request.kill_grace.as_millis().to_string())
+                    .arg("--")
+                    .arg(&self.program);
+                command
+            }
+        };
         command
             .args(&self.args)
             .current_dir(&request.repo_root)
@@ -126,8 +154,9 @@ impl CommandAgent {
             .stderr(Stdio::piped())
             // Its own group, so that a timeout can stop everything the agent started.
             .process_group(0)
-            // Backstop for a dropped attempt; `ProcessGroupGuard` stops the rest of the group.
-            .kill_on_drop(true);
+            // Backstop for a dropped attempt; `ProcessGroupGuard` stops the rest of the group. A
+            // supervisor must not be killed: the guard asks it to kill the tree instead.
+            .kill_on_drop(self.supervisor.is_none());
         match &identity.artifact {
             Some(artifact) => command.env("STAGEGATE_ARTIFACT", artifact),
             // Not inherited either: a stagegate running inside an agent must not leak its own.
@@ -170,6 +199,7 @@ impl Backend for CommandAgent {
             name: self.program.clone(),
             setting: self.setting(),
             output_format: self.output_format,
+            supervised: self.supervisor.is_some(),
         };
         Box::pin(run_attempt(command, program, request))
     }
@@ -180,6 +210,8 @@ struct Program {
     name: String,
     setting: String,
     output_format: OutputFormat,
+    /// Run under the supervisor, which leads the group.
+    supervised: bool,
 }
 
 /// Confines the child between fork and exec: it dies with stagegate (`PR_SET_PDEATHSIG`), and
@@ -258,7 +290,18 @@ async fn run_attempt(
             program.name
         )));
     };
-    let mut guard = ProcessGroupGuard::new(pid);
+    let mut guard = if program.supervised {
+        ProcessGroupGuard::supervised(pid)
+    } else {
+        ProcessGroupGuard::new(pid)
+    };
+    // A supervisor escalates by itself after `kill_grace`; it gets a little longer before the
+    // group (the supervisor with it) is killed from here.
+    let group_grace = if program.supervised {
+        request.kill_grace + SUPERVISOR_SLACK
+    } else {
+        request.kill_grace
+    };
     let (Some(stdin), Some(mut stdout), Some(mut stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -302,7 +345,7 @@ async fn run_attempt(
         // blocks on a full pipe. The stdin writer is dropped: nobody needs the rest of the prompt.
         let mut over_cap_later = None;
         let mut group_end = None;
-        let mut stop_group = pin!(terminate_group(&mut child, &mut guard, request.kill_grace));
+        let mut stop_group = pin!(terminate_group(&mut child, &mut guard, group_grace));
         while group_end.is_none() {
             tokio::select! {
                 end = &mut stop_group => group_end = Some(end),
@@ -353,6 +396,12 @@ async fn run_attempt(
             "could not wait for `{}` to finish: {error}",
             program.name
         ))),
+        (Stop::Exited(Ok(status)), None)
+            if program.supervised
+                && let Some(error) = supervisor_spawn_error(status, &stderr) =>
+        {
+            Err(spawn_failure(&error, &program, &request.repo_root))
+        }
         (Stop::Exited(Ok(status)), None) => {
             exit_result(status, answer.into_bytes(), &stderr, &program).and_then(|stdout| {
                 let parsed = parse_output(program.output_format, stdout)?;
@@ -366,6 +415,22 @@ async fn run_attempt(
         stderr,
         usage,
     }
+}
+
+/// The error a supervisor could not start the agent with: it exits with [`SPAWN_FAILED_EXIT`]
+/// and says the error number on its last stderr line.
+fn supervisor_spawn_error(status: ExitStatus, stderr: &[u8]) -> Option<io::Error> {
+    if status.code() != Some(i32::from(SPAWN_FAILED_EXIT)) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(stderr);
+    let last = text.lines().rev().find(|line| !line.trim().is_empty())?;
+    let errno = last
+        .trim()
+        .strip_prefix(SPAWN_FAILED_PREFIX)?
+        .parse()
+        .ok()?;
+    Some(io::Error::from_raw_os_error(errno))
 }
 
 /// Writes the prompt and closes stdin, so the program sees end of file. A program that exits

@@ -23,3 +23,4 @@ pub mod quorum;
 pub mod retry_policy;
 pub mod stage;
 pub mod stage_plan;
+pub mod supervisor;

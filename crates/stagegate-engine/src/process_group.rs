@@ -24,8 +24,12 @@
 //! members (the kernel does not hand out an id still in use as a group id). Once `ESRCH` has been
 //! seen the group is never signalled again; [`ProcessGroupGuard::disarm`] records that.
 //!
-//! What this cannot catch: a descendant that leaves the group on purpose (`setsid`, `setpgid`).
-//! Containing those needs cgroups, which stagegate does not require.
+//! What the group cannot catch: a descendant that leaves it on purpose (`setsid`, `setpgid`), and
+//! anything at all once stagegate itself is killed. The stagegate binary therefore runs each agent
+//! under a supervisor (see `supervisor`), which leads the group and takes care of both; the
+//! protocol here stays the same, with a longer grace so that the supervisor's own escalation
+//! finishes first. Without a supervisor (library users, the engine's tests) agents are spawned
+//! directly and only the group is stopped.
 //!
 //! When the future running an attempt is dropped (the stage was aborted), nothing async can run,
 //! so [`ProcessGroupGuard`] sends `SIGKILL` to the group from `Drop`, and tokio's `kill_on_drop`
@@ -34,10 +38,12 @@
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::process::Child;
 use tokio::time::Instant;
+
+use crate::supervisor::KILL_TREE_SIGNAL;
 
 /// How often the group is checked while waiting for it to empty.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
@@ -113,11 +119,14 @@ pub(crate) async fn terminate_group(
 }
 
 /// Sends `SIGKILL` to the group when dropped, unless disarmed: an attempt whose future is dropped
-/// (the stage was aborted) must not leave its agent running.
+/// (the stage was aborted) must not leave its agent running. A supervised group (led by the
+/// agent supervisor, see `supervisor`) has its leader asked instead, which kills the whole tree,
+/// including what left the group; `SIGKILL` would kill the supervisor before it could.
 #[derive(Debug)]
 pub(crate) struct ProcessGroupGuard {
     pgid: Pid,
     armed: bool,
+    supervised: bool,
 }
 
 impl ProcessGroupGuard {
@@ -127,6 +136,17 @@ impl ProcessGroupGuard {
         ProcessGroupGuard {
             pgid: Pid::from_raw(leader_pid.cast_signed()),
             armed: true,
+            supervised: false,
+        }
+    }
+
+    /// Guards a group whose leader is the agent supervisor.
+    pub(crate) fn supervised(leader_pid: u32) -> Self {
+        // Not `..ProcessGroupGuard::new(…)`: that temporary would be dropped, killing the group.
+        ProcessGroupGuard {
+            pgid: Pid::from_raw(leader_pid.cast_signed()),
+            armed: true,
+            supervised: true,
         }
     }
 
@@ -138,8 +158,16 @@ impl ProcessGroupGuard {
 
 impl Drop for ProcessGroupGuard {
     fn drop(&mut self) {
-        if self.armed {
-            // Nothing to do on failure: `ESRCH` means there is nothing left to kill.
+        if !self.armed {
+            return;
+        }
+        // Nothing to do on failure: `ESRCH` means there is nothing left to kill.
+        if self.supervised {
+            // The leader's pid is its group's id, so it is not reused while the group lives.
+            if self.pgid.as_raw() > 1 {
+                let _ = kill(self.pgid, KILL_TREE_SIGNAL);
+            }
+        } else {
             let _ = signal_group(self.pgid, Signal::SIGKILL);
         }
     }
@@ -180,7 +208,6 @@ mod tests {
     use std::process::Stdio;
 
     use super::*;
-    use nix::sys::signal::kill;
     use tokio::io::{AsyncBufReadExt, BufReader};
     use tokio::process::Command;
 

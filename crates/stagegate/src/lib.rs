@@ -56,8 +56,19 @@ use crate::error::{AppError, Exit};
 use crate::runner::RunOptions;
 use crate::session::Session;
 
+/// The hidden first argument that makes stagegate an agent supervisor (see
+/// `stagegate_engine::supervisor`): the engine re-executes this binary with it for every program
+/// agent.
+const SUPERVISE_MODE: &str = "__supervise";
+
 /// Runs the command line and returns its exit code.
 pub fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|mode| mode == SUPERVISE_MODE) {
+        // Before anything starts a thread: the supervisor blocks signals in its only thread.
+        return stagegate_engine::supervisor::supervise(args);
+    }
+    install_supervisor();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,6 +91,22 @@ pub fn main() -> ExitCode {
             report(error);
             exit.into()
         }
+    }
+}
+
+/// Runs program agents under this very binary in its supervisor mode, so that an agent's whole
+/// tree dies with the attempt and with stagegate. Without a path to this binary (it was deleted
+/// while running) agents are spawned directly, and only their process group is contained.
+fn install_supervisor() {
+    if let Ok(program) = std::env::current_exe()
+        && program.is_file()
+    {
+        stagegate_engine::supervisor::install_supervisor(
+            stagegate_engine::supervisor::SupervisorCommand {
+                program,
+                args: vec![SUPERVISE_MODE.into()],
+            },
+        );
     }
 }
 

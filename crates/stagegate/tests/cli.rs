@@ -34,6 +34,8 @@ mod locks;
 mod logs;
 #[path = "cli/loopback_server.rs"]
 mod loopback_server;
+#[path = "cli/orphans.rs"]
+mod orphans;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/serve.rs"]
