@@ -8,6 +8,7 @@ use crate::settings::{AgentSettings, Defaults, TimeoutClass};
 use crate::suggest::{did_you_mean, quoted_list};
 
 use super::{Table, Validator};
+use super::numbers::limits;
 
 const TIMEOUT_CLASSES: [&str; 3] = ["default", "complex_analysis", "simple_check"];
 
@@ -77,7 +78,7 @@ impl Validator<'_> {
             None => TimeoutClass::Default,
         };
         let retries = match &raw.retries {
-            Some(retries) => Some(self.count(retries, &format!("{prefix}.retries"), 0)?),
+            Some(retries) => Some(self.count(retries, &format!("{prefix}.retries"), 0, limits::REPEATS)?),
             None => None,
         };
         Ok(AgentSettings {

@@ -10,6 +10,7 @@ use crate::suggest::{did_you_mean, quoted_list};
 use crate::warning::{ConfigWarning, WarningReason};
 
 use super::{Table, Validator};
+use super::numbers::limits;
 
 /// The kinds stagegate can talk to.
 pub(crate) const BACKEND_KINDS: [&str; 5] = ["builtin", "command", "openai", "anthropic", "mock"];
@@ -162,7 +163,7 @@ impl Validator<'_> {
                 },
                 max_tokens: match &raw.max_tokens {
                     Some(max_tokens) => {
-                        Some(self.count(max_tokens, &format!("{prefix}.max_tokens"), 1)?)
+                        Some(self.count(max_tokens, &format!("{prefix}.max_tokens"), 1, limits::MAX_TOKENS)?)
                     }
                     None => None,
                 },
@@ -175,7 +176,7 @@ impl Validator<'_> {
                     .unwrap_or_else(|| ANTHROPIC_API_KEY_ENV.to_owned()),
                 max_tokens: match &raw.max_tokens {
                     Some(max_tokens) => {
-                        self.count(max_tokens, &format!("{prefix}.max_tokens"), 1)?
+                        self.count(max_tokens, &format!("{prefix}.max_tokens"), 1, limits::MAX_TOKENS)?
                     }
                     None => ANTHROPIC_MAX_TOKENS,
                 },
@@ -183,11 +184,11 @@ impl Validator<'_> {
             _ => BackendSettings::Mock {
                 // A mock of the user's answers at once unless told otherwise: it exists for tests.
                 latency: match &raw.latency {
-                    Some(latency) => self.duration(latency, &format!("{prefix}.latency"), false)?,
+                    Some(latency) => self.duration(latency, &format!("{prefix}.latency"), false, limits::WAIT)?,
                     None => Duration::ZERO,
                 },
                 fail_attempts: match &raw.fail_attempts {
-                    Some(fail) => self.count(fail, &format!("{prefix}.fail_attempts"), 0)?,
+                    Some(fail) => self.count(fail, &format!("{prefix}.fail_attempts"), 0, limits::REPEATS)?,
                     None => 0,
                 },
                 output: raw.output.as_ref().map(|output| output.value.clone()),
