@@ -30,6 +30,19 @@ pub struct Feature {
     pub key: String,
 }
 
+impl Feature {
+    /// The repository root the feature lives under: `dir` without the components of `key`
+    /// (a feature directory is always inside its repository, see [`find_feature`]).
+    pub fn repo_root(&self) -> PathBuf {
+        let depth = Path::new(&self.key).components().count();
+        self.dir
+            .ancestors()
+            .nth(depth)
+            .unwrap_or(&self.dir)
+            .to_path_buf()
+    }
+}
+
 /// Finds the feature directory: `--feature DIR`, else `SPECIFY_FEATURE_DIRECTORY`, else
 /// `.specify/feature.json`, else the directory named by the current git branch, else the only
 /// (or newest-numbered) one under `specs/`.
@@ -75,11 +88,17 @@ fn existing(repo_root: &Path, dir: &Path, from: &str) -> Result<Feature, AppErro
     let root = repo_root
         .canonicalize()
         .unwrap_or_else(|_| repo_root.to_path_buf());
-    let key = dir
-        .strip_prefix(&root)
-        .unwrap_or(&dir)
-        .to_string_lossy()
-        .into_owned();
+    // Approvals are keyed by the path under the root, the inputs are read from it and approved
+    // artifacts are published into it: a directory elsewhere (`--feature /tmp/x`, a symlink out
+    // of `specs/`) would let a run write outside the repository it was started in.
+    let Ok(relative) = dir.strip_prefix(&root) else {
+        return Err(AppError::usage(format!(
+            "feature directory {} (from {from}) is outside the repository {}\nhint: stagegate reads and publishes only inside the repository; run it from the repository that holds the feature, or move the feature under specs/",
+            dir.display(),
+            root.display()
+        )));
+    };
+    let key = relative.to_string_lossy().into_owned();
     Ok(Feature { dir, key })
 }
 
