@@ -92,7 +92,11 @@ pub enum ConfigError {
 
     /// The configuration file is larger than [`crate::MAX_CONFIG_BYTES`].
     #[error("config file {} is too large: {size} bytes, more than the limit of {limit} bytes", path.display())]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
 
     /// The configuration file exists but could not be read.
     #[error("cannot read config file {}: {source}", path.display())]

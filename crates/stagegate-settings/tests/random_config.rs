@@ -197,11 +197,17 @@ fn check_ranges(settings: &Settings) -> Result<(), String> {
         return Err(format!("defaults = {defaults:?}"));
     }
     if !(0.0..=1.0).contains(&defaults.min_success_ratio) {
-        return Err(format!("min_success_ratio = {}", defaults.min_success_ratio));
+        return Err(format!(
+            "min_success_ratio = {}",
+            defaults.min_success_ratio
+        ));
     }
     for stage in settings.stages.values() {
         if !(1..=1024).contains(&stage.concurrency) {
-            return Err(format!("stages.{}.concurrency = {}", stage.id, stage.concurrency));
+            return Err(format!(
+                "stages.{}.concurrency = {}",
+                stage.id, stage.concurrency
+            ));
         }
         for name in stage.required.iter().chain(&stage.optional) {
             let plain = name.strip_suffix('/').unwrap_or(name);

@@ -98,6 +98,14 @@ pub fn read_input(repo_root: &Path, path: &Path) -> Result<Vec<u8>, InputProblem
     Ok(bytes)
 }
 
+/// Optional context (spec-kit's constitution and templates): its text when it is an input the
+/// rules above accept, else nothing, so a FIFO or a link out of the repository is skipped
+/// rather than read.
+pub fn read_context(repo_root: &Path, relative: &Path) -> Option<String> {
+    let bytes = read_input(repo_root, &repo_root.join(relative)).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// What a path is, for an error saying it is not a regular file.
 fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
@@ -143,7 +151,9 @@ mod tests {
         ));
         assert!(matches!(
             read("dir.md"),
-            Err(InputProblem::NotAFile { found: "a directory" })
+            Err(InputProblem::NotAFile {
+                found: "a directory"
+            })
         ));
         assert!(matches!(
             read("large.md"),

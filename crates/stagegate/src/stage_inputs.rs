@@ -119,11 +119,7 @@ async fn current_hash(feature: &Feature, name: &str) -> Option<String> {
 }
 
 /// spec.md must be a specification and approved as it is now.
-async fn check_spec(
-    store: &Store,
-    feature: &Feature,
-    text: &str,
-) -> Result<Vec<String>, AppError> {
+async fn check_spec(store: &Store, feature: &Feature, text: &str) -> Result<Vec<String>, AppError> {
     let mut problems = Vec::new();
     if let Some(problem) = validate_spec(&feature.dir.join(SPEC), text) {
         problems.push(problem);

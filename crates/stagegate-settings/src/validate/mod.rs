@@ -234,7 +234,8 @@ impl Validator<'_> {
         self.note("defaults.backend", &backend.location);
 
         let concurrency = self.require(&raw.concurrency, table, "concurrency", missing)?;
-        let concurrency = self.count(concurrency, "defaults.concurrency", 1, limits::CONCURRENCY)?;
+        let concurrency =
+            self.count(concurrency, "defaults.concurrency", 1, limits::CONCURRENCY)?;
         let retries = self.require(&raw.retries, table, "retries", missing)?;
         let retries = self.count(retries, "defaults.retries", 0, limits::REPEATS)?;
         let backoff = self.require(&raw.backoff, table, "backoff", missing)?;

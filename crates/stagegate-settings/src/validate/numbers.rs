@@ -125,7 +125,10 @@ impl Validator<'_> {
                 &value.location,
                 Problem::new(
                     ConfigErrorKind::OutOfRange,
-                    format!("{path} is too long: \"{}\" is more than {limit}", value.value.0),
+                    format!(
+                        "{path} is too long: \"{}\" is more than {limit}",
+                        value.value.0
+                    ),
                     format!("longer than {limit}"),
                 )
                 .help(format!("{DURATION_FORM}, of at most {limit}")),

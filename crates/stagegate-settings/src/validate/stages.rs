@@ -7,8 +7,8 @@ use crate::error::{ConfigError, ConfigErrorKind, Problem};
 use crate::raw::{Layer, Location, NameList, RawStage};
 use crate::settings::{Defaults, StageSettings};
 
-use super::{Table, Validator};
 use super::numbers::limits;
+use super::{Table, Validator};
 
 /// `stagegate run all` runs the pipeline, so no stage may be called `all`.
 const RESERVED_STAGE_NAME: &str = "all";
@@ -123,7 +123,9 @@ impl Validator<'_> {
         };
         let concurrency_path = format!("{prefix}.concurrency");
         let concurrency = match &raw.concurrency {
-            Some(concurrency) => self.count(concurrency, &concurrency_path, 1, limits::CONCURRENCY)?,
+            Some(concurrency) => {
+                self.count(concurrency, &concurrency_path, 1, limits::CONCURRENCY)?
+            }
             None => {
                 if let Some(origin) = self.origins.get("defaults.concurrency").cloned() {
                     self.origins.insert(concurrency_path, origin);

@@ -6,9 +6,9 @@ use stagegate_store::{ApprovalRecord, file_hash};
 
 use crate::error::{AppError, Exit};
 use crate::gate_decision::{self, Ask, Place};
+use crate::input_file::{InputProblem, check_input};
 use crate::pending::pending_gate;
 use crate::session::Session;
-use crate::input_file::{InputProblem, check_input};
 use crate::stage_inputs::{SPEC, TASKS};
 
 pub async fn approve(

@@ -47,9 +47,7 @@ impl AllowedHosts {
     fn allows(&self, host: &str) -> bool {
         match &self.names {
             None => true,
-            Some(names) => names
-                .iter()
-                .any(|name| name.eq_ignore_ascii_case(host)),
+            Some(names) => names.iter().any(|name| name.eq_ignore_ascii_case(host)),
         }
     }
 }

@@ -210,10 +210,13 @@ fn a_fifo_as_stagegate_toml_is_refused_without_hanging() {
 #[test]
 fn a_device_or_directory_as_config_is_refused_without_reading_it() {
     let repo = TestRepo::with_approved_spec();
-    run_bounded(&repo, &["run", "plan", "--no-input", "--config", "/dev/zero"])
-        .expect_code(EXIT_USAGE)
-        .stderr_has("/dev/zero")
-        .stderr_has("character device");
+    run_bounded(
+        &repo,
+        &["run", "plan", "--no-input", "--config", "/dev/zero"],
+    )
+    .expect_code(EXIT_USAGE)
+    .stderr_has("/dev/zero")
+    .stderr_has("character device");
     run_bounded(&repo, &["run", "plan", "--no-input", "--config", "specs"])
         .expect_code(EXIT_USAGE)
         .stderr_has("directory");

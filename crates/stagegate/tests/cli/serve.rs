@@ -692,7 +692,12 @@ fn a_foreign_host_or_origin_is_refused_and_every_response_says_nosniff() {
     let repo = TestRepo::new();
     let server = Server::start(&repo);
     let page = format!("/?token={}", server.token);
-    let port = server.address.rsplit(':').next().expect("a port").to_owned();
+    let port = server
+        .address
+        .rsplit(':')
+        .next()
+        .expect("a port")
+        .to_owned();
 
     // DNS rebinding: the right token, but the attacker's name as the Host.
     let rebound = raw_request(
@@ -748,9 +753,7 @@ fn idle_connections_time_out_and_cannot_make_the_dashboard_unreachable() {
         .map(|_| TcpStream::connect(&server.address).expect("connect"))
         .collect();
     let started = Instant::now();
-    server
-        .get(&format!("/?token={}", server.token))
-        .expect(200);
+    server.get(&format!("/?token={}", server.token)).expect(200);
     assert!(
         started.elapsed() < Duration::from_secs(40),
         "the dashboard answered only after {:?}",

@@ -106,12 +106,9 @@ fn prep_and_analyze_need_the_earlier_gates_and_current_inputs() {
 /// `refused`, but a run that hangs fails the test instead of the whole suite.
 fn refused_in_time(repo: &TestRepo, args: &[&str]) -> Outcome {
     let runs = repo.run_count();
-    let outcome = crate::harness::wait_for_exit(
-        repo.spawn(args),
-        args,
-        std::time::Duration::from_secs(20),
-    )
-    .expect_code(EXIT_INPUT_MISSING);
+    let outcome =
+        crate::harness::wait_for_exit(repo.spawn(args), args, std::time::Duration::from_secs(20))
+            .expect_code(EXIT_INPUT_MISSING);
     assert_eq!(repo.run_count(), runs, "a refused run was recorded");
     assert!(repo.calls().0.is_empty(), "an agent ran");
     outcome
@@ -135,8 +132,7 @@ fn a_directory_as_an_input_is_refused() {
     let spec = repo.path(&format!("{FEATURE}/spec.md"));
     std::fs::remove_file(&spec).expect("remove spec.md");
     std::fs::create_dir(&spec).expect("mkdir spec.md");
-    refused_in_time(&repo, &["run", "plan", "--no-input"])
-        .stderr_has("spec.md is a directory");
+    refused_in_time(&repo, &["run", "plan", "--no-input"]).stderr_has("spec.md is a directory");
 }
 
 #[test]
