@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::AppError;
+use crate::input_file::read_context;
 
 /// The directory holding the state database and run directories, under the repository root.
 pub const STATE_DIR: &str = ".stagegate";
@@ -104,7 +105,7 @@ fn existing(repo_root: &Path, dir: &Path, from: &str) -> Result<Feature, AppErro
 
 /// `.specify/feature.json`'s directory (`feature_directory`, or a few spellings of it).
 fn from_feature_json(repo_root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(repo_root.join(".specify/feature.json")).ok()?;
+    let text = read_context(repo_root, Path::new(".specify/feature.json"))?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     [
         "feature_directory",
@@ -133,7 +134,7 @@ fn feature_dirs(specs: &Path) -> Vec<PathBuf> {
 
 /// The branch `.git/HEAD` points at.
 fn current_branch(repo_root: &Path) -> Option<String> {
-    let head = std::fs::read_to_string(repo_root.join(".git/HEAD")).ok()?;
+    let head = read_context(repo_root, Path::new(".git/HEAD"))?;
     head.trim()
         .strip_prefix("ref: refs/heads/")
         .map(str::to_owned)

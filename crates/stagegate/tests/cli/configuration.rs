@@ -300,3 +300,13 @@ fn a_feature_directory_outside_the_repository_is_a_usage_error() {
     assert_eq!(repo.run_count(), 0);
     assert!(repo.calls().0.is_empty(), "an agent ran");
 }
+
+#[test]
+fn a_concurrency_flag_beyond_its_range_is_a_usage_error() {
+    let repo = TestRepo::with_approved_spec();
+    repo.run(&["run", "plan", "--no-input", "--concurrency", "100000"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("--concurrency")
+        .stderr_has("at most 1024");
+    assert_eq!(repo.run_count(), 0);
+}
