@@ -86,6 +86,18 @@ pub enum ConfigError {
     #[error("config file {} does not exist", path.display())]
     NotFound { path: PathBuf },
 
+    /// The configuration path is a directory, a FIFO, a device or a socket.
+    #[error("config file {} is {found}, not a regular file", path.display())]
+    NotAFile { path: PathBuf, found: &'static str },
+
+    /// The configuration file is larger than [`crate::MAX_CONFIG_BYTES`].
+    #[error("config file {} is too large: {size} bytes, more than the limit of {limit} bytes", path.display())]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+
     /// The configuration file exists but could not be read.
     #[error("cannot read config file {}: {source}", path.display())]
     Read {
@@ -152,6 +164,12 @@ impl Diagnostic for ConfigError {
                 "check the path given to --config; without --config, stagegate.toml at the repository root is read if it exists"
             }
             ConfigError::Read { .. } => "check that the path is a file stagegate may read",
+            ConfigError::NotAFile { .. } => {
+                "point --config at a regular file (a symlink to one is fine), or leave it out to read stagegate.toml at the repository root"
+            }
+            ConfigError::TooLarge { .. } => {
+                "a stagegate.toml is a few kilobytes; check that --config names the configuration file"
+            }
         };
         Some(Box::new(help))
     }
@@ -227,7 +245,8 @@ impl ConfigError {
             ConfigError::File(error) => error.kind,
             ConfigError::Environment { kind, .. } | ConfigError::Flag { kind, .. } => *kind,
             ConfigError::NotFound { .. } => ConfigErrorKind::NotFound,
-            ConfigError::Read { .. } => ConfigErrorKind::Io,
+            ConfigError::Read { .. } | ConfigError::NotAFile { .. } => ConfigErrorKind::Io,
+            ConfigError::TooLarge { .. } => ConfigErrorKind::OutOfRange,
         }
     }
 
@@ -244,7 +263,10 @@ impl ConfigError {
     pub fn path(&self) -> Option<&Path> {
         match self {
             ConfigError::File(error) => error.path(),
-            ConfigError::NotFound { path } | ConfigError::Read { path, .. } => Some(path),
+            ConfigError::NotFound { path }
+            | ConfigError::Read { path, .. }
+            | ConfigError::NotAFile { path, .. }
+            | ConfigError::TooLarge { path, .. } => Some(path),
             ConfigError::Environment { .. } | ConfigError::Flag { .. } => None,
         }
     }

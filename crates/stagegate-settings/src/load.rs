@@ -111,23 +111,86 @@ pub(crate) fn load_over(defaults: &str, options: &LoadOptions) -> Result<Loaded,
     })
 }
 
+/// The largest configuration file read. A `stagegate.toml` is a few kilobytes; one of a
+/// megabyte is a mistake (or `--config /dev/zero`), and reading it whole would only run out of
+/// memory. Not settable: no real configuration comes near it.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 /// The user's file: `--config FILE` (which must exist), else `stagegate.toml` at the
 /// repository root (which may not).
+///
+/// Only a regular file (or a symlink to one) is read: a FIFO would block the read forever and a
+/// device such as `/dev/zero` never ends, so both are refused before they are opened.
 fn read_user_file(options: &LoadOptions) -> Result<Option<SourceFile>, ConfigError> {
     let (path, must_exist) = match &options.config_file {
         Some(path) => (path.clone(), true),
         None => (options.repo_root.join(CONFIG_FILE_NAME), false),
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(SourceFile::user(path, text))),
+    let metadata = match std::fs::metadata(&path) {
+        Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            if must_exist {
+            return if must_exist {
                 Err(ConfigError::NotFound { path })
             } else {
                 Ok(None)
-            }
+            };
         }
-        Err(source) => Err(ConfigError::Read { path, source }),
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    if !metadata.is_file() {
+        return Err(ConfigError::NotAFile {
+            path,
+            found: file_type_name(&metadata.file_type()),
+        });
+    }
+    let too_large = |size: u64, path: PathBuf| ConfigError::TooLarge {
+        path,
+        size,
+        limit: MAX_CONFIG_BYTES,
+    };
+    if metadata.len() > MAX_CONFIG_BYTES {
+        return Err(too_large(metadata.len(), path));
+    }
+    // The file may have been swapped or grown since the check: read at most one byte more than
+    // the limit, so that the limit holds whatever is there now.
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(&path).and_then(|file| {
+        use std::io::Read;
+        file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)
+    });
+    if let Err(source) = read {
+        return Err(ConfigError::Read { path, source });
+    }
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_large(bytes.len() as u64, path));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(SourceFile::user(path, text))),
+        Err(_) => Err(ConfigError::Read {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ),
+        }),
+    }
+}
+
+/// What a path is, for an error saying it is not a regular file.
+pub(crate) fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
 

@@ -13,7 +13,16 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// The blake3 hash of the file at `path`, streamed so that large files are not read into memory.
 ///
 /// Equal to `content_hash(&std::fs::read(path)?)`.
+///
+/// Only a regular file is hashed: opening a FIFO would block forever and a device may never
+/// end, so anything else is an `InvalidInput` error.
 pub fn file_hash(path: &Path) -> std::io::Result<String> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
     let file = std::fs::File::open(path)?;
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(file)?;

@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::atomic_write::{TEMPORARY_PREFIX, atomic_write};
-use crate::content_hash::content_hash;
+use crate::content_hash::{content_hash, file_hash};
 use crate::run_dir::validate_artifact_name;
 
 /// Publishes staged artifacts into `feature_dir`, each through [`atomic_write`], and returns
@@ -85,8 +85,10 @@ pub fn publish_approved(
     for (name, hash) in approved {
         validate_artifact_name(name)?;
         let target = feature_dir.join(name);
-        let current = fs::read(&target).ok();
-        let current_hash = current.as_deref().map(content_hash);
+        // Hashed, not read: the file may be large, and a FIFO or device put there must not
+        // block publishing (`file_hash` refuses anything but a regular file; the rename
+        // below then replaces it).
+        let current_hash = file_hash(&target).ok();
         if current_hash.as_deref() == Some(hash.as_str()) {
             published.push(PublishedFile {
                 name: name.clone(),
@@ -124,7 +126,7 @@ pub fn publish_approved(
         published.push(PublishedFile {
             name: name.clone(),
             content_hash: hash.clone(),
-            replaced: current.is_some(),
+            replaced: fs::symlink_metadata(&target).is_ok(),
         });
         writes.push((target, content));
     }

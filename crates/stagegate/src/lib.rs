@@ -26,6 +26,7 @@ mod error;
 mod event_log;
 mod gate_decision;
 mod history;
+mod input_file;
 mod json_lines;
 mod metric_names;
 #[cfg(feature = "otel")]

@@ -885,7 +885,8 @@ fn with_project_context(
         std::iter::once(("constitution.md".to_owned(), CONSTITUTION.into())).chain(templates);
     for (name, path) in context {
         let already = inputs.iter().any(|input| input.name.ends_with(&name));
-        if let (false, Ok(content)) = (already, std::fs::read_to_string(repo_root.join(&path))) {
+        if let (false, Some(content)) = (already, crate::input_file::read_context(repo_root, &path))
+        {
             inputs.push(NamedText { name, content });
         }
     }

@@ -16,6 +16,7 @@ use stagegate_settings::{Settings, StageSettings};
 use stagegate_store::{Store, file_hash};
 
 use crate::error::AppError;
+use crate::input_file::{InputProblem, check_input, read_input};
 use crate::workspace::Feature;
 
 pub const SPEC: &str = "spec.md";
@@ -42,26 +43,27 @@ pub async fn check_stage_inputs(
         let path = feature.dir.join(name);
         // Read as bytes: a feature file that is not valid UTF-8 is still read (bad bytes become
         // U+FFFD) and its oddities reported by the agents, rather than stopping the stage.
-        match std::fs::read(&path) {
+        let spec_text = match read_input(&feature.repo_root(), &path) {
             Ok(bytes) => {
+                let content = String::from_utf8_lossy(&bytes).into_owned();
+                let spec_text = (name == SPEC).then(|| content.clone());
                 inputs.push(NamedText {
                     name: name.clone(),
-                    content: String::from_utf8_lossy(&bytes).into_owned(),
+                    content,
                 });
+                spec_text
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(InputProblem::Missing) => {
                 problems.push(missing_file(settings, feature, name));
                 continue;
             }
-            Err(error) => {
-                return Err(AppError::internal(format!(
-                    "cannot read {}: {error}",
-                    path.display()
-                )));
+            Err(problem) => {
+                problems.push(problem.describe(&format!("{}/{name}", feature.key)));
+                continue;
             }
-        }
-        if name == SPEC {
-            problems.extend(check_spec(store, feature).await?);
+        };
+        if let Some(spec_text) = spec_text {
+            problems.extend(check_spec(store, feature, &spec_text).await?);
         } else if let Some(producer) = producing_stage(settings, name) {
             problems.extend(check_artifact(store, settings, feature, name, producer).await?);
         }
@@ -108,14 +110,18 @@ fn producing_stage<'a>(settings: &'a Settings, name: &str) -> Option<&'a StageSe
     })
 }
 
+/// The hash of a feature file as it is now; `None` when it is missing or not a file that
+/// [`check_input`] accepts (a FIFO would block the hash forever).
 async fn current_hash(feature: &Feature, name: &str) -> Option<String> {
-    file_hash(&feature.dir.join(name)).ok()
+    let path = feature.dir.join(name);
+    check_input(&feature.repo_root(), &path).ok()?;
+    file_hash(&path).ok()
 }
 
 /// spec.md must be a specification and approved as it is now.
-async fn check_spec(store: &Store, feature: &Feature) -> Result<Vec<String>, AppError> {
+async fn check_spec(store: &Store, feature: &Feature, text: &str) -> Result<Vec<String>, AppError> {
     let mut problems = Vec::new();
-    if let Some(problem) = validate_spec(&feature.dir.join(SPEC)) {
+    if let Some(problem) = validate_spec(&feature.dir.join(SPEC), text) {
         problems.push(problem);
     }
     let approval = store.latest_approval(&feature.key, "spec").await?;
@@ -139,8 +145,7 @@ async fn check_spec(store: &Store, feature: &Feature) -> Result<Vec<String>, App
 /// The check a spec must pass before anything is planned from it: it has content. A spec in
 /// another structure (no spec-kit headings, not even markdown) is still planned from: the
 /// analysts report what they could not read as findings, and the person sees them at the gate.
-fn validate_spec(path: &Path) -> Option<String> {
-    let text = String::from_utf8_lossy(&std::fs::read(path).ok()?).into_owned();
+fn validate_spec(path: &Path, text: &str) -> Option<String> {
     text.trim().is_empty().then(|| {
         format!(
             "- {} is empty\n  hint: write the specification first (`/speckit.specify`)",
@@ -200,7 +205,11 @@ async fn check_artifact(
 
 /// Every task checked, or `stagegate approve implementation` on tasks.md as it is now.
 async fn check_implementation(store: &Store, feature: &Feature) -> Result<Vec<String>, AppError> {
-    let tasks = std::fs::read_to_string(feature.dir.join(TASKS)).unwrap_or_default();
+    let tasks = match read_input(&feature.repo_root(), &feature.dir.join(TASKS)) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(InputProblem::Missing) => String::new(),
+        Err(problem) => return Ok(vec![problem.describe(&format!("{}/{TASKS}", feature.key))]),
+    };
     let open = open_tasks(&tasks);
     if open == 0 && !tasks.is_empty() {
         return Ok(Vec::new());

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::AppError;
+use crate::input_file::read_context;
 
 /// The directory holding the state database and run directories, under the repository root.
 pub const STATE_DIR: &str = ".stagegate";
@@ -28,6 +29,19 @@ pub fn find_repo_root(start: &Path) -> PathBuf {
 pub struct Feature {
     pub dir: PathBuf,
     pub key: String,
+}
+
+impl Feature {
+    /// The repository root the feature lives under: `dir` without the components of `key`
+    /// (a feature directory is always inside its repository, see [`find_feature`]).
+    pub fn repo_root(&self) -> PathBuf {
+        let depth = Path::new(&self.key).components().count();
+        self.dir
+            .ancestors()
+            .nth(depth)
+            .unwrap_or(&self.dir)
+            .to_path_buf()
+    }
 }
 
 /// Finds the feature directory: `--feature DIR`, else `SPECIFY_FEATURE_DIRECTORY`, else
@@ -75,17 +89,23 @@ fn existing(repo_root: &Path, dir: &Path, from: &str) -> Result<Feature, AppErro
     let root = repo_root
         .canonicalize()
         .unwrap_or_else(|_| repo_root.to_path_buf());
-    let key = dir
-        .strip_prefix(&root)
-        .unwrap_or(&dir)
-        .to_string_lossy()
-        .into_owned();
+    // Approvals are keyed by the path under the root, the inputs are read from it and approved
+    // artifacts are published into it: a directory elsewhere (`--feature /tmp/x`, a symlink out
+    // of `specs/`) would let a run write outside the repository it was started in.
+    let Ok(relative) = dir.strip_prefix(&root) else {
+        return Err(AppError::usage(format!(
+            "feature directory {} (from {from}) is outside the repository {}\nhint: stagegate reads and publishes only inside the repository; run it from the repository that holds the feature, or move the feature under specs/",
+            dir.display(),
+            root.display()
+        )));
+    };
+    let key = relative.to_string_lossy().into_owned();
     Ok(Feature { dir, key })
 }
 
 /// `.specify/feature.json`'s directory (`feature_directory`, or a few spellings of it).
 fn from_feature_json(repo_root: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(repo_root.join(".specify/feature.json")).ok()?;
+    let text = read_context(repo_root, Path::new(".specify/feature.json"))?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     [
         "feature_directory",
@@ -114,7 +134,7 @@ fn feature_dirs(specs: &Path) -> Vec<PathBuf> {
 
 /// The branch `.git/HEAD` points at.
 fn current_branch(repo_root: &Path) -> Option<String> {
-    let head = std::fs::read_to_string(repo_root.join(".git/HEAD")).ok()?;
+    let head = read_context(repo_root, Path::new(".git/HEAD"))?;
     head.trim()
         .strip_prefix("ref: refs/heads/")
         .map(str::to_owned)

@@ -7,6 +7,7 @@ use crate::raw::{RawAgent, Sourced};
 use crate::settings::{AgentSettings, Defaults, TimeoutClass};
 use crate::suggest::{did_you_mean, quoted_list};
 
+use super::numbers::limits;
 use super::{Table, Validator};
 
 const TIMEOUT_CLASSES: [&str; 3] = ["default", "complex_analysis", "simple_check"];
@@ -77,7 +78,9 @@ impl Validator<'_> {
             None => TimeoutClass::Default,
         };
         let retries = match &raw.retries {
-            Some(retries) => Some(self.count(retries, &format!("{prefix}.retries"), 0)?),
+            Some(retries) => {
+                Some(self.count(retries, &format!("{prefix}.retries"), 0, limits::REPEATS)?)
+            }
             None => None,
         };
         Ok(AgentSettings {

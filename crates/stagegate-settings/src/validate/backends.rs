@@ -9,6 +9,7 @@ use crate::settings::{BackendSettings, OutputFormat};
 use crate::suggest::{did_you_mean, quoted_list};
 use crate::warning::{ConfigWarning, WarningReason};
 
+use super::numbers::limits;
 use super::{Table, Validator};
 
 /// The kinds stagegate can talk to.
@@ -161,9 +162,12 @@ impl Validator<'_> {
                     None => None,
                 },
                 max_tokens: match &raw.max_tokens {
-                    Some(max_tokens) => {
-                        Some(self.count(max_tokens, &format!("{prefix}.max_tokens"), 1)?)
-                    }
+                    Some(max_tokens) => Some(self.count(
+                        max_tokens,
+                        &format!("{prefix}.max_tokens"),
+                        1,
+                        limits::MAX_TOKENS,
+                    )?),
                     None => None,
                 },
             },
@@ -174,20 +178,27 @@ impl Validator<'_> {
                     .api_key_env(raw, &prefix)?
                     .unwrap_or_else(|| ANTHROPIC_API_KEY_ENV.to_owned()),
                 max_tokens: match &raw.max_tokens {
-                    Some(max_tokens) => {
-                        self.count(max_tokens, &format!("{prefix}.max_tokens"), 1)?
-                    }
+                    Some(max_tokens) => self.count(
+                        max_tokens,
+                        &format!("{prefix}.max_tokens"),
+                        1,
+                        limits::MAX_TOKENS,
+                    )?,
                     None => ANTHROPIC_MAX_TOKENS,
                 },
             },
             _ => BackendSettings::Mock {
                 // A mock of the user's answers at once unless told otherwise: it exists for tests.
                 latency: match &raw.latency {
-                    Some(latency) => self.duration(latency, &format!("{prefix}.latency"), false)?,
+                    Some(latency) => {
+                        self.duration(latency, &format!("{prefix}.latency"), false, limits::WAIT)?
+                    }
                     None => Duration::ZERO,
                 },
                 fail_attempts: match &raw.fail_attempts {
-                    Some(fail) => self.count(fail, &format!("{prefix}.fail_attempts"), 0)?,
+                    Some(fail) => {
+                        self.count(fail, &format!("{prefix}.fail_attempts"), 0, limits::REPEATS)?
+                    }
                     None => 0,
                 },
                 output: raw.output.as_ref().map(|output| output.value.clone()),

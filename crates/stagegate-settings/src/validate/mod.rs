@@ -21,6 +21,8 @@ use crate::source_file::Sources;
 use crate::suggest::{did_you_mean, quoted_list};
 use crate::warning::ConfigWarning;
 
+use self::numbers::limits;
+
 /// Validates `raw` into settings, with the warnings validation found (keys a backend's kind
 /// does not use).
 pub(crate) fn validate(
@@ -232,11 +234,12 @@ impl Validator<'_> {
         self.note("defaults.backend", &backend.location);
 
         let concurrency = self.require(&raw.concurrency, table, "concurrency", missing)?;
-        let concurrency = self.count(concurrency, "defaults.concurrency", 1)?;
+        let concurrency =
+            self.count(concurrency, "defaults.concurrency", 1, limits::CONCURRENCY)?;
         let retries = self.require(&raw.retries, table, "retries", missing)?;
-        let retries = self.count(retries, "defaults.retries", 0)?;
+        let retries = self.count(retries, "defaults.retries", 0, limits::REPEATS)?;
         let backoff = self.require(&raw.backoff, table, "backoff", missing)?;
-        let backoff = self.duration(backoff, "defaults.backoff", false)?;
+        let backoff = self.duration(backoff, "defaults.backoff", false, limits::WAIT)?;
         let ratio = self.require(&raw.min_success_ratio, table, "min_success_ratio", missing)?;
         let min_success_ratio = self.ratio(ratio, "defaults.min_success_ratio")?;
         let iterations = self.require(
@@ -245,7 +248,12 @@ impl Validator<'_> {
             "synthesis_iterations",
             missing,
         )?;
-        let synthesis_iterations = self.count(iterations, "defaults.synthesis_iterations", 0)?;
+        let synthesis_iterations = self.count(
+            iterations,
+            "defaults.synthesis_iterations",
+            0,
+            limits::REPEATS,
+        )?;
         let output_cap = self.require(&raw.output_cap, table, "output_cap", missing)?;
         let output_cap_bytes = self.size(output_cap, "defaults.output_cap")?;
         let memory = self.require(&raw.agent_memory, table, "agent_memory", missing)?;
@@ -281,7 +289,12 @@ impl Validator<'_> {
         let missing = "the built-in defaults.toml should set every [timeouts] key; set it in stagegate.toml meanwhile";
         let mut timeout = |value, key: &str, positive| {
             let value = self.require(value, table, key, missing)?;
-            self.duration(value, &format!("timeouts.{key}"), positive)
+            let maximum = if key == "kill_grace" {
+                limits::KILL_GRACE
+            } else {
+                limits::TIMEOUT
+            };
+            self.duration(value, &format!("timeouts.{key}"), positive, maximum)
         };
         Ok(Timeouts {
             default: timeout(&raw.default, "default", true)?,
@@ -307,7 +320,7 @@ impl Validator<'_> {
         // A zero time to live turns the cache off for that phase.
         let mut ttl = |value, key: &str| {
             let value = self.require(value, table, key, missing)?;
-            self.duration(value, &format!("cache.{key}"), false)
+            self.duration(value, &format!("cache.{key}"), false, limits::CACHE_TTL)
         };
         Ok(CacheTtls {
             agent: ttl(&raw.agent, "agent")?,
@@ -334,14 +347,24 @@ impl Validator<'_> {
             "complexity_threshold",
             missing,
         )?;
-        let complexity_threshold = self.count(complexity, "adaptive.complexity_threshold", 0)?;
+        let complexity_threshold = self.count(
+            complexity,
+            "adaptive.complexity_threshold",
+            0,
+            limits::SCORE,
+        )?;
         let uncertainty = self.require(
             &raw.uncertainty_threshold,
             table,
             "uncertainty_threshold",
             missing,
         )?;
-        let uncertainty_threshold = self.count(uncertainty, "adaptive.uncertainty_threshold", 0)?;
+        let uncertainty_threshold = self.count(
+            uncertainty,
+            "adaptive.uncertainty_threshold",
+            0,
+            limits::SCORE,
+        )?;
         let failure_rate = self.require(&raw.failure_rate, table, "failure_rate", missing)?;
         let failure_rate = self.ratio(failure_rate, "adaptive.failure_rate")?;
         let timeout_rate = self.require(&raw.timeout_rate, table, "timeout_rate", missing)?;

@@ -7,6 +7,7 @@ use crate::error::{ConfigError, ConfigErrorKind, Problem};
 use crate::raw::{Layer, Location, NameList, RawStage};
 use crate::settings::{Defaults, StageSettings};
 
+use super::numbers::limits;
 use super::{Table, Validator};
 
 /// `stagegate run all` runs the pipeline, so no stage may be called `all`.
@@ -106,9 +107,9 @@ impl Validator<'_> {
                 .help("a stage must write at least one artifact for its gate to approve"),
             ));
         }
-        let required = self.file_list(required, &required_path)?;
+        let required = self.artifact_list(required, &required_path)?;
         let optional = match &raw.optional {
-            Some(optional) => self.file_list(optional, &format!("{prefix}.optional"))?,
+            Some(optional) => self.artifact_list(optional, &format!("{prefix}.optional"))?,
             None => Vec::new(),
         };
         let inputs = match &raw.inputs {
@@ -122,7 +123,9 @@ impl Validator<'_> {
         };
         let concurrency_path = format!("{prefix}.concurrency");
         let concurrency = match &raw.concurrency {
-            Some(concurrency) => self.count(concurrency, &concurrency_path, 1)?,
+            Some(concurrency) => {
+                self.count(concurrency, &concurrency_path, 1, limits::CONCURRENCY)?
+            }
             None => {
                 if let Some(origin) = self.origins.get("defaults.concurrency").cloned() {
                     self.origins.insert(concurrency_path, origin);
@@ -236,6 +239,36 @@ impl Validator<'_> {
                 ));
             }
             names.push(name.clone());
+        }
+        Ok(names)
+    }
+
+    /// Artifact names: what [`Self::file_list`] accepts, and further a plain file name
+    /// (`plan.md`) or one directory (`contracts/`), not hidden. Artifacts are staged in and
+    /// published into one flat directory, and the store refuses any other name; checking here
+    /// says so when the configuration loads rather than after every agent of the stage ran.
+    fn artifact_list(&self, list: &NameList, path: &str) -> Result<Vec<String>, ConfigError> {
+        let names = self.file_list(list, path)?;
+        for (name, entry) in names.iter().zip(&list.value) {
+            let file_name = name.strip_suffix('/').unwrap_or(name);
+            let plain = !file_name.is_empty()
+                && !file_name.starts_with('.')
+                && !file_name.contains(['/', '\\', '\0']);
+            if !plain {
+                let location = Location {
+                    layer: list.location.layer.clone(),
+                    span: entry.span(),
+                };
+                return Err(self.fail(
+                    &location,
+                    Problem::new(
+                        ConfigErrorKind::InvalidValue,
+                        format!("\"{name}\" in {path} is not a plain artifact name"),
+                        "not a plain file name",
+                    )
+                    .help("name an artifact as a file directly in the feature directory, such as \"plan.md\", or a directory such as \"contracts/\"; without \"/\" inside the name or a leading \".\""),
+                ));
+            }
         }
         Ok(names)
     }

@@ -6,6 +6,7 @@ use stagegate_store::{ApprovalRecord, file_hash};
 
 use crate::error::{AppError, Exit};
 use crate::gate_decision::{self, Ask, Place};
+use crate::input_file::{InputProblem, check_input};
 use crate::pending::pending_gate;
 use crate::session::Session;
 use crate::stage_inputs::{SPEC, TASKS, artifact_subject, input_subject};
@@ -116,6 +117,18 @@ async fn approve_file(
 ) -> Result<Exit, AppError> {
     let feature = session.feature()?;
     let path = feature.dir.join(file);
+    // The same rules as a stage's inputs: approving a FIFO, a link out of the repository or
+    // an oversized file would only approve something no stage will read.
+    match check_input(&feature.repo_root(), &path) {
+        Ok(()) | Err(InputProblem::Missing) => {}
+        Err(problem) => {
+            return Err(AppError::input_missing(format!(
+                "cannot approve {}/{file}:\n{}",
+                feature.key,
+                problem.describe(&format!("{}/{file}", feature.key))
+            )));
+        }
+    }
     let hash = match file_hash(&path) {
         Ok(hash) => hash,
         // The implementation can be approved without a task list; the approval then stands

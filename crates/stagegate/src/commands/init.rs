@@ -291,7 +291,7 @@ fn speckit_integration(repo_root: &Path) -> Option<(String, String)> {
         ),
     ];
     FILES.iter().find_map(|(file, keys)| {
-        let text = std::fs::read_to_string(repo_root.join(file)).ok()?;
+        let text = crate::input_file::read_context(repo_root, std::path::Path::new(file))?;
         let json: serde_json::Value = serde_json::from_str(&text).ok()?;
         keys.iter().find_map(|key| {
             let value = json.get(key)?;

@@ -9,9 +9,15 @@
 //! printed at start-up (see `token.rs`); decisions also need the CSRF value of the page that
 //! showed the gate. Pages are server-rendered HTML readable without JavaScript; the run page
 //! has a small script that follows the run live over server-sent events (`live.rs`).
+//!
+//! Under load: connections are bounded and time out while idle (`connections.rs`), and every
+//! request passes Host and Origin checks and every response says `nosniff`
+//! (`request_guard.rs`).
 
+mod connections;
 mod live;
 mod pages;
+mod request_guard;
 mod routes;
 mod token;
 
@@ -24,6 +30,7 @@ use crate::cli::ServeArgs;
 use crate::error::{AppError, Exit};
 use crate::session::Session;
 
+use self::request_guard::AllowedHosts;
 use self::token::Token;
 
 /// What every request handler shares.
@@ -59,10 +66,13 @@ pub async fn serve(session: Session, args: &ServeArgs) -> Result<Exit, AppError>
         dashboard.token.as_str()
     );
     let shutdown = dashboard.shutdown.clone();
-    axum::serve(listener, routes::router(dashboard))
-        .with_graceful_shutdown(stop_on_interrupt(shutdown))
-        .await
-        .map_err(|error| AppError::internal(format!("the dashboard server failed: {error}")))?;
+    let allowed = Arc::new(AllowedHosts::for_address(bound));
+    let router = routes::router(dashboard).layer(axum::middleware::from_fn_with_state(
+        allowed,
+        request_guard::guard,
+    ));
+    tokio::spawn(stop_on_interrupt(shutdown.clone()));
+    connections::serve(listener, router, shutdown).await;
     eprintln!("stagegate dashboard stopped");
     Ok(Exit::Done)
 }

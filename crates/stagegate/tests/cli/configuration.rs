@@ -178,3 +178,135 @@ fn an_unknown_key_is_a_warning_naming_its_line_with_a_suggestion() {
         .stderr_has("stages.plan.concurrensy")
         .stderr_has("concurrency");
 }
+
+// Issue 12: special files and values that passed validation and then panicked.
+
+/// `mkfifo PATH`.
+pub fn make_fifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo is installed");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Runs `args` and expects it to end by itself within ten seconds (a hang fails the test).
+fn run_bounded(repo: &TestRepo, args: &[&str]) -> Outcome {
+    crate::harness::wait_for_exit(repo.spawn(args), args, std::time::Duration::from_secs(10))
+}
+
+#[test]
+fn a_fifo_as_stagegate_toml_is_refused_without_hanging() {
+    let repo = TestRepo::with_approved_spec();
+    std::fs::remove_file(repo.path("stagegate.toml")).expect("remove stagegate.toml");
+    make_fifo(&repo.path("stagegate.toml"));
+    run_bounded(&repo, &["run", "plan", "--no-input"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("stagegate.toml")
+        .stderr_has("FIFO");
+    assert!(repo.calls().0.is_empty(), "an agent ran");
+}
+
+#[test]
+fn a_device_or_directory_as_config_is_refused_without_reading_it() {
+    let repo = TestRepo::with_approved_spec();
+    run_bounded(
+        &repo,
+        &["run", "plan", "--no-input", "--config", "/dev/zero"],
+    )
+    .expect_code(EXIT_USAGE)
+    .stderr_has("/dev/zero")
+    .stderr_has("character device");
+    run_bounded(&repo, &["run", "plan", "--no-input", "--config", "specs"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("directory");
+    assert_eq!(repo.run_count(), 0);
+}
+
+#[test]
+fn a_config_file_over_one_mebibyte_is_refused() {
+    let repo = TestRepo::with_approved_spec();
+    let mut text = repo.read("stagegate.toml");
+    text.push_str(&format!("# {}\n", "x".repeat(1024 * 1024)));
+    repo.write("stagegate.toml", &text);
+    run_bounded(&repo, &["run", "plan", "--no-input"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("too large");
+}
+
+#[test]
+fn a_stage_timeout_of_three_hundred_billion_years_is_a_usage_error_not_a_panic() {
+    bad_config("[timeouts]\nstage = \"300000000000y\"\n", 2)
+        .stderr_has("timeouts.stage")
+        .stderr_has("longer than 7days");
+}
+
+#[test]
+fn a_default_timeout_past_u64_seconds_is_a_usage_error_not_a_panic() {
+    // humantime itself refuses this one; either way it is exit 2 with the line.
+    bad_config("[timeouts]\ndefault = \"15000000000000000000s\"\n", 2)
+        .stderr_has("timeouts.default");
+}
+
+#[test]
+fn a_huge_kill_grace_is_a_usage_error_not_a_panicked_agent_call() {
+    bad_config("[timeouts]\nkill_grace = \"100000000y\"\n", 2)
+        .stderr_has("timeouts.kill_grace")
+        .stderr_has("10m");
+}
+
+#[test]
+fn numbers_beyond_their_range_are_usage_errors_naming_the_line() {
+    bad_config("[defaults]\nconcurrency = 9223372036854775807\n", 2)
+        .stderr_has("defaults.concurrency")
+        .stderr_has("at most");
+    bad_config("[defaults]\nretries = 1000000000\n", 2).stderr_has("defaults.retries");
+    bad_config("[defaults]\nbackoff = \"1000y\"\n", 2).stderr_has("defaults.backoff");
+    bad_config("[cache]\nagent = \"100000y\"\n", 2).stderr_has("cache.agent");
+    bad_config("[defaults]\noutput_cap = \"1000TiB\"\n", 2).stderr_has("defaults.output_cap");
+}
+
+#[test]
+fn artifact_names_that_cannot_be_published_are_refused_at_load() {
+    for name in [".hidden.md", "sub/dir.md"] {
+        bad_config(
+            &format!("[stages.plan]\nrequired = [\"plan.md\", \"{name}\"]\n"),
+            2,
+        )
+        .stderr_has(name)
+        .stderr_has("plain artifact name");
+    }
+    bad_config("[stages.plan]\noptional = [\"../escape.md\"]\n", 2).stderr_has("../escape.md");
+}
+
+#[test]
+fn a_feature_directory_outside_the_repository_is_a_usage_error() {
+    let repo = TestRepo::with_approved_spec();
+    let outside = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        repo.path(&format!("{FEATURE}/spec.md")),
+        outside.path().join("spec.md"),
+    )
+    .expect("copy spec");
+    let dir = outside.path().display().to_string();
+    repo.run(&["run", "plan", "--feature", &dir, "--no-input"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("outside the repository");
+    // A symlink under specs/ pointing out of the repository is the same directory.
+    std::os::unix::fs::symlink(outside.path(), repo.path("specs/002-linked")).expect("symlink");
+    repo.run(&["run", "plan", "--feature", "specs/002-linked", "--no-input"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("outside the repository");
+    assert_eq!(repo.run_count(), 0);
+    assert!(repo.calls().0.is_empty(), "an agent ran");
+}
+
+#[test]
+fn a_concurrency_flag_beyond_its_range_is_a_usage_error() {
+    let repo = TestRepo::with_approved_spec();
+    repo.run(&["run", "plan", "--no-input", "--concurrency", "100000"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("--concurrency")
+        .stderr_has("at most 1024");
+    assert_eq!(repo.run_count(), 0);
+}

@@ -671,3 +671,111 @@ fn the_dashboard_and_a_command_deciding_at_once_have_exactly_one_winner() {
     }
     server.interrupt();
 }
+
+/// Sends `head` (a request line and headers, without the blank line) on its own connection
+/// and reads the whole response.
+fn raw_request(address: &str, head: &str) -> Response {
+    let mut stream = TcpStream::connect(address).expect("connect to the dashboard");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("a read timeout");
+    stream
+        .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
+        .expect("send the request");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    Response::parse(&String::from_utf8_lossy(&raw))
+}
+
+#[test]
+fn a_foreign_host_or_origin_is_refused_and_every_response_says_nosniff() {
+    let repo = TestRepo::new();
+    let server = Server::start(&repo);
+    let page = format!("/?token={}", server.token);
+    let port = server
+        .address
+        .rsplit(':')
+        .next()
+        .expect("a port")
+        .to_owned();
+
+    // DNS rebinding: the right token, but the attacker's name as the Host.
+    let rebound = raw_request(
+        &server.address,
+        &format!("GET {page} HTTP/1.1\r\nHost: attacker.example:{port}"),
+    )
+    .expect(403);
+    assert!(rebound.body.contains("host"), "{rebound:#?}");
+    assert_eq!(rebound.header("x-content-type-options"), Some("nosniff"));
+    // The loopback names all work.
+    for host in ["localhost", "127.0.0.1", "[::1]"] {
+        raw_request(
+            &server.address,
+            &format!("GET {page} HTTP/1.1\r\nHost: {host}:{port}"),
+        )
+        .expect(200);
+    }
+    // A form posted from another site.
+    raw_request(
+        &server.address,
+        &format!(
+            "GET {page} HTTP/1.1\r\nHost: {}\r\nOrigin: http://attacker.example",
+            server.address
+        ),
+    )
+    .expect(403);
+    raw_request(
+        &server.address,
+        &format!(
+            "GET {page} HTTP/1.1\r\nHost: {}\r\nOrigin: http://{}",
+            server.address, server.address
+        ),
+    )
+    .expect(200);
+
+    for (path, status) in [(page.as_str(), 200), ("/", 403), ("/nosuch", 404)] {
+        let response = server.get(path).expect(status);
+        assert_eq!(
+            response.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}: {response:#?}"
+        );
+    }
+    server.interrupt();
+}
+
+#[test]
+fn idle_connections_time_out_and_cannot_make_the_dashboard_unreachable() {
+    let repo = TestRepo::new();
+    let server = Server::start(&repo);
+    // 300 connections that never send a byte (and no token).
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(&server.address).expect("connect"))
+        .collect();
+    let started = Instant::now();
+    server.get(&format!("/?token={}", server.token)).expect(200);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "the dashboard answered only after {:?}",
+        started.elapsed()
+    );
+    // The server closed the idle connections by itself: reading one ends (EOF or reset)
+    // rather than timing out.
+    let mut first = &idle[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("a read timeout");
+    let mut buffer = [0u8; 64];
+    match first.read(&mut buffer) {
+        Ok(_) => {}
+        Err(error) => assert!(
+            !matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "an idle connection stayed open: {error}"
+        ),
+    }
+    drop(idle);
+    server.interrupt();
+}

@@ -1,0 +1,118 @@
+//! Checks every request passes before routing, and headers every response carries.
+//!
+//! * `Host` must name the dashboard (`127.0.0.1`, `localhost` or `[::1]` with the bound port)
+//!   when it listens on loopback: a page on another site that rebinds its DNS name to
+//!   127.0.0.1 sends its own name as the Host, so it is refused here even before the token is
+//!   checked. With `--allow-remote` the names a remote browser uses are not known, and the
+//!   token alone guards the dashboard.
+//! * `Origin`, when a browser sends one, must be this dashboard (`http://` and the Host): a
+//!   form posted from another origin is refused whatever it carries.
+//! * Every response, refusals included, says `X-Content-Type-Options: nosniff`, so a
+//!   browser never runs a staged artifact or an agent's output as HTML or script.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::routes::Refusal;
+
+/// Which `Host` values the dashboard answers to.
+#[derive(Debug, Clone)]
+pub struct AllowedHosts {
+    /// `None`: any host (`--allow-remote`).
+    names: Option<Vec<String>>,
+}
+
+impl AllowedHosts {
+    /// The loopback names with `port`, or anything when the dashboard listens beyond loopback.
+    pub fn for_address(address: std::net::SocketAddr) -> Self {
+        if !address.ip().is_loopback() {
+            return AllowedHosts { names: None };
+        }
+        let port = address.port();
+        let mut names = Vec::new();
+        for host in ["127.0.0.1", "localhost", "[::1]"] {
+            names.push(format!("{host}:{port}"));
+            // A browser leaves out the default port.
+            if port == 80 {
+                names.push(host.to_owned());
+            }
+        }
+        AllowedHosts { names: Some(names) }
+    }
+
+    fn allows(&self, host: &str) -> bool {
+        match &self.names {
+            None => true,
+            Some(names) => names.iter().any(|name| name.eq_ignore_ascii_case(host)),
+        }
+    }
+}
+
+/// The middleware: refuses a foreign Host or Origin with 403, and adds `nosniff`.
+pub async fn guard(
+    State(allowed): State<Arc<AllowedHosts>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = match check(&allowed, &request) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => refusal.into_response(),
+    };
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn check(allowed: &AllowedHosts, request: &Request) -> Result<(), Refusal> {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if !allowed.allows(host) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this dashboard does not answer to the host {host:?}: open the URL `stagegate serve` printed (http://127.0.0.1:PORT/...)"
+            ),
+        ));
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let same = origin
+            .to_str()
+            .ok()
+            .and_then(|origin| origin.strip_prefix("http://"))
+            .is_some_and(|origin| origin.eq_ignore_ascii_case(host));
+        if !same {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "cross-origin request refused: decisions are taken only from the dashboard's own pages",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_answers_to_its_names_with_its_port_only() {
+        let allowed = AllowedHosts::for_address("127.0.0.1:7878".parse().expect("address"));
+        assert!(allowed.allows("127.0.0.1:7878"));
+        assert!(allowed.allows("LOCALHOST:7878"));
+        assert!(allowed.allows("[::1]:7878"));
+        assert!(!allowed.allows("evil.example:7878"));
+        assert!(!allowed.allows("127.0.0.1:7879"));
+        assert!(!allowed.allows(""));
+        let remote = AllowedHosts::for_address("0.0.0.0:7878".parse().expect("address"));
+        assert!(remote.allows("my-machine:7878"));
+    }
+}
