@@ -116,11 +116,12 @@ pub fn publish_approved(
                 ),
             ));
         }
-        if let Some(current) = &current {
+        // A regular file is replaced: keep it first (the first version kept stays).
+        if current_hash.is_some() {
             let kept = keep_dir.join(name);
             if !kept.exists() {
                 fs::create_dir_all(keep_dir)?;
-                atomic_write(&kept, current)?;
+                atomic_write(&kept, &fs::read(&target)?)?;
             }
         }
         published.push(PublishedFile {
