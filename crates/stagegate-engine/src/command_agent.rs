@@ -32,6 +32,7 @@ use crate::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
 use crate::bounded_output::{CappedOutput, OverCap, TailBuffer};
 use crate::output_format::parse_output;
 use crate::process_group::{GroupEnd, ProcessGroupGuard, terminate_group};
+use crate::secrets;
 
 /// How much of a program's stderr is kept: the end, where the reason for a failure usually is.
 const STDERR_TAIL_BYTES: usize = 64 * 1024;
@@ -97,6 +98,23 @@ impl CommandAgent {
     /// Reads stdout as `format` says (`text` unless told otherwise).
     pub fn with_output_format(mut self, format: OutputFormat) -> Self {
         self.output_format = format;
+        self
+    }
+
+    /// Marks the variables `names` (from `env`, else inherited from this process) as secrets:
+    /// their values are redacted from the answer, stderr and failure messages (see
+    /// [`crate::secrets`]).
+    pub fn with_secret_env(self, names: &[String]) -> Self {
+        for name in names {
+            let value = self
+                .env
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok());
+            if let Some(value) = value {
+                secrets::remember(&value);
+            }
+        }
         self
     }
 
@@ -339,7 +357,8 @@ async fn run_attempt(
             .as_bytes(),
         );
     }
-    let stderr = stderr_tail.into_bytes();
+    // Redacted before the failure message quotes (and cuts) it.
+    let stderr = secrets::redact_bytes(&stderr_tail.into_bytes()).into_owned();
     let mut usage = None;
     let result = match (stop, over_cap_later) {
         (Stop::Cancelled, _) => Err(Failure::Cancelled),

@@ -21,5 +21,6 @@ pub mod prompt;
 pub mod qa_check;
 pub mod quorum;
 pub mod retry_policy;
+pub mod secrets;
 pub mod stage;
 pub mod stage_plan;
