@@ -71,6 +71,6 @@ pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
             last.unwrap_or_else(|| "-".to_owned())
         );
     }
-    stdout_text!("{out}");
+    stdout_text!("{}", crate::terminal_text::neutralise(&out));
     Ok(Exit::Done)
 }
