@@ -1,0 +1,1 @@
+//! Agent text on a terminal (issue 12).
