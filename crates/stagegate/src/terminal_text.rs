@@ -15,7 +15,8 @@
 //! finished line.
 //!
 //! What stays faithful: `show --file` into a pipe or file (the bytes the agent wrote, for
-//! `diff` and tools), the run files, `--json` (JSON escapes C0 controls itself) and the logs.
+//! `diff` and tools), the run files, the logs, and `--json`, whose strings hold every character
+//! but escaped: serde_json escapes the C0 controls, [`escape_json`] the rest.
 
 use std::borrow::Cow;
 
@@ -47,6 +48,29 @@ pub fn neutralise_bytes(bytes: &[u8]) -> String {
         }
     }
     text
+}
+
+/// JSON text (from `serde_json`) with DEL, the C1 controls and the bidirectional controls written
+/// as `\u00XX` escapes. serde_json escapes the C0 controls itself but writes these raw, and a
+/// terminal reading `--json` would act on them. Outside strings JSON is ASCII, so every such
+/// character is inside a string and the escape means the same character: the data stays
+/// faithful.
+pub fn escape_json(json: String) -> String {
+    if !json
+        .chars()
+        .any(|character| character > '\u{7e}' && needs_escape(character))
+    {
+        return json;
+    }
+    let mut escaped = String::with_capacity(json.len() + 16);
+    for character in json.chars() {
+        if character > '\u{7e}' && needs_escape(character) {
+            escaped.push_str(&format!("\\u{:04x}", u32::from(character)));
+        } else {
+            escaped.push(character);
+        }
+    }
+    escaped
 }
 
 /// Whether `character` would make a terminal do something rather than show something.
@@ -91,6 +115,18 @@ mod tests {
         let text = "line one\n\tindented ✓ — ünïcödé\r\nend";
         assert_eq!(neutralise(text), text);
         assert!(matches!(neutralise("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn json_keeps_its_meaning_with_c1_controls_escaped() {
+        let value = serde_json::json!({"reason": "csi \u{9b}2J del \u{7f} esc \u{1b} ok ✓"});
+        let json = escape_json(serde_json::to_string(&value).expect("json"));
+        assert_eq!(
+            json,
+            r#"{"reason":"csi \u009b2J del \u007f esc \u001b ok ✓"}"#
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).expect("still JSON");
+        assert_eq!(back, value);
     }
 
     #[test]

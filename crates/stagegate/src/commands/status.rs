@@ -51,7 +51,9 @@ async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
             .collect();
         stdout_line!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
+            crate::terminal_text::escape_json(
+                serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
+            )
         );
         return Ok(Exit::Done);
     }
@@ -235,7 +237,9 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
         });
         stdout_line!(
             "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
+            crate::terminal_text::escape_json(
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            )
         );
         return Ok(Exit::Done);
     }

@@ -71,7 +71,10 @@ fn assert_neutralised(name: &str, text: &[u8], shown: &[&str]) {
         );
     }
     for visible in shown {
-        assert!(lossy.contains(visible), "{name} does not show {visible}:\n{lossy}");
+        assert!(
+            lossy.contains(visible),
+            "{name} does not show {visible}:\n{lossy}"
+        );
     }
 }
 
@@ -140,7 +143,9 @@ fn run_in_terminal(repo: &TestRepo, args: &[&str], steps: &[(&str, &str)]) -> (i
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        stdin.write_all(keys.as_bytes()).expect("type into the terminal");
+        stdin
+            .write_all(keys.as_bytes())
+            .expect("type into the terminal");
         stdin.flush().expect("flush");
     }
     let code = loop {
@@ -179,7 +184,14 @@ fn an_agents_escape_sequences_are_shown_in_progress_status_and_show() {
     assert_neutralised("show RUN", listing.as_bytes(), &SHOWN);
 
     // Into a pipe, the file is what the agent wrote; on a terminal, it is shown.
-    let show_stderr = ["show", &run, "--agent", "solution-architect", "--file", "stderr"];
+    let show_stderr = [
+        "show",
+        &run,
+        "--agent",
+        "solution-architect",
+        "--file",
+        "stderr",
+    ];
     let piped = repo.run(&show_stderr).expect_code(EXIT_DONE).stdout;
     assert!(piped.contains("boom \x1b]52;c;cHduZWQ=\x07"), "{piped:?}");
     let (code, on_terminal) = run_in_terminal(&repo, &show_stderr, &[]);
@@ -222,6 +234,9 @@ fn qa_feedback_and_the_artifacts_at_the_gate_are_shown_not_acted_on() {
     assert_neutralised(
         "the gate",
         &terminal,
-        &["Fix this ␛]52;c;cHduZWQ=␇", "hostile ␛]52;c;cHduZWQ=␇ ␛]0;pwned␇ ␛[2J end"],
+        &[
+            "Fix this ␛]52;c;cHduZWQ=␇",
+            "hostile ␛]52;c;cHduZWQ=␇ ␛]0;pwned␇ ␛[2J end",
+        ],
     );
 }
