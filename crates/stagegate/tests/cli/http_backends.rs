@@ -533,7 +533,7 @@ fn the_key_never_reaches_output_logs_or_files() {
             "{requests:#?}"
         );
         // What stagegate reported of the echo is redacted.
-        let echo = "upstream refused the credentials Bearer [redacted]";
+        let echo = "upstream refused the credentials Bearer [REDACTED]";
         assert!(
             ran.stdout.contains(echo) || ran.stderr.contains(echo),
             "the echoing failure is not reported: {ran:?}"
