@@ -62,7 +62,7 @@ pub enum CommandAgentError {
 }
 
 /// An agent that is a program run once per attempt. See the module documentation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CommandAgent {
     program: String,
     args: Vec<String>,
@@ -161,6 +161,20 @@ impl CommandAgent {
             Some(name) => format!("backends.{name}.command"),
             None => "the backend's `command` setting".to_owned(),
         }
+    }
+}
+
+/// Shows the names of the `env` variables, never their values (some are secrets).
+impl std::fmt::Debug for CommandAgent {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CommandAgent")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("output_format", &self.output_format)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
