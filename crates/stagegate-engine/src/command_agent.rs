@@ -372,7 +372,7 @@ async fn run_attempt(
         );
     }
     // Redacted before the failure message quotes (and cuts) it.
-    let stderr = secrets::redact_bytes(&stderr_tail.into_bytes()).into_owned();
+    let stderr = secrets::redact_vec(stderr_tail.into_bytes());
     let mut usage = None;
     let result = match (stop, over_cap_later) {
         (Stop::Cancelled, _) => Err(Failure::Cancelled),
@@ -387,7 +387,9 @@ async fn run_attempt(
             program.name
         ))),
         (Stop::Exited(Ok(status)), None) => {
-            exit_result(status, answer.into_bytes(), &stderr, &program).and_then(|stdout| {
+            // Redacted before a parse error quotes (and cuts) it.
+            let stdout = secrets::redact_vec(answer.into_bytes());
+            exit_result(status, stdout, &stderr, &program).and_then(|stdout| {
                 let parsed = parse_output(program.output_format, stdout)?;
                 usage = parsed.usage;
                 Ok(parsed.answer)

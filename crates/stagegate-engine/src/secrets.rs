@@ -280,6 +280,15 @@ pub fn redact_bytes(text: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
+/// [`redact_bytes`] for bytes the caller owns: no copy when there is nothing to redact.
+pub fn redact_vec(bytes: Vec<u8>) -> Vec<u8> {
+    let redacted = match redact_bytes(&bytes) {
+        Cow::Owned(redacted) => Some(redacted),
+        Cow::Borrowed(_) => None,
+    };
+    redacted.unwrap_or(bytes)
+}
+
 /// Redacts `text` in place; true when something was replaced.
 pub fn redact_in_place(text: &mut String) -> bool {
     match redact(text) {
@@ -304,9 +313,7 @@ pub fn redact_outcome(outcome: &mut AgentOutcome) {
             }
         }
     }
-    if let Cow::Owned(stderr) = redact_bytes(&outcome.stderr) {
-        outcome.stderr = stderr;
-    }
+    outcome.stderr = redact_vec(std::mem::take(&mut outcome.stderr));
 }
 
 #[cfg(test)]
