@@ -102,7 +102,7 @@ impl SecretSet {
 
     /// Fragments at the cut edges: a text's start and end, and either side of a cut mark.
     fn redact_edges(&self, text: &[u8]) -> Option<Vec<u8>> {
-        // Ranges to replace, found on the text as it is, then applied back to front.
+        // Ranges to replace, all found on the text as it is, then applied front to back.
         let mut ranges: Vec<(usize, usize)> = Vec::new();
         let mut edges = vec![(0, Side::After), (text.len(), Side::Before)];
         for mark in CUT_MARKS {
@@ -129,10 +129,12 @@ impl SecretSet {
         let mut redacted = Vec::with_capacity(text.len());
         let mut position = 0;
         for (start, end) in ranges {
-            if end <= position {
+            if start < position {
+                // Overlaps the range just replaced (a piece between two cuts): one marker.
+                position = position.max(end);
                 continue;
             }
-            redacted.extend_from_slice(&text[position..start.max(position)]);
+            redacted.extend_from_slice(&text[position..start]);
             redacted.extend_from_slice(REDACTED.as_bytes());
             position = end;
         }
