@@ -3,6 +3,7 @@
 //! A call runs in its own task and reports every step as an event over a channel; the stage
 //! loop's dispatcher linearizes those events into the sink before acting on the call's result.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::{AgentRequest, CallIdentity, CallMaterials, Failure, Phase, Usage};
 use crate::event::{AttemptStatus, Event, now_ms, parse_confidence};
+use crate::secrets;
 use crate::stage_plan::{AgentPlan, BackendHandle};
 
 /// What every call in a stage shares.
@@ -65,6 +67,12 @@ pub(crate) fn answer_from_cache(
     call: &Call,
     output: Arc<str>,
 ) -> (CallResult, Event) {
+    // An answer stored before its secret was known (or by an older stagegate) is redacted now.
+    let redacted = match secrets::redact(&output) {
+        Cow::Owned(redacted) => Some(redacted),
+        Cow::Borrowed(_) => None,
+    };
+    let output = redacted.map_or(output, Arc::from);
     let event = Event::CacheHit {
         identity: identity(environment, call, call.first_attempt),
         backend: call.agent.backend.name.clone(),
@@ -206,7 +214,9 @@ async fn attempt_once(
         kill_grace: environment.kill_grace,
         materials: call.materials.clone(),
     };
-    let outcome = backend.backend.run(request).await;
+    let mut outcome = backend.backend.run(request).await;
+    // Before anything sees it: events, the recorder, the cache, the retry policy's messages.
+    secrets::redact_outcome(&mut outcome);
     let duration = started.elapsed();
     let (output, output_hash, confidence): (Arc<str>, _, _) = match &outcome.result {
         Ok(text) => (

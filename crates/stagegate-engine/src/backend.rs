@@ -196,6 +196,16 @@ impl Failure {
         }
     }
 
+    /// The text of a failure that has one (retryable, rate limited, permanent).
+    pub fn message_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Failure::Retryable { message }
+            | Failure::Permanent { message }
+            | Failure::RateLimited { message, .. } => Some(message),
+            Failure::TimedOut { .. } | Failure::Cancelled => None,
+        }
+    }
+
     /// Whether another attempt on the same backend may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -32,6 +32,7 @@ use crate::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
 use crate::bounded_output::{CappedOutput, OverCap, TailBuffer};
 use crate::output_format::parse_output;
 use crate::process_group::{GroupEnd, ProcessGroupGuard, terminate_group};
+use crate::secrets;
 use crate::supervisor::{
     SPAWN_FAILED_EXIT, SPAWN_FAILED_PREFIX, SUPERVISOR_SLACK, SupervisorCommand,
     installed_supervisor,
@@ -65,7 +66,7 @@ pub enum CommandAgentError {
 }
 
 /// An agent that is a program run once per attempt. See the module documentation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CommandAgent {
     program: String,
     args: Vec<String>,
@@ -104,6 +105,23 @@ impl CommandAgent {
     /// Reads stdout as `format` says (`text` unless told otherwise).
     pub fn with_output_format(mut self, format: OutputFormat) -> Self {
         self.output_format = format;
+        self
+    }
+
+    /// Marks the variables `names` (from `env`, else inherited from this process) as secrets:
+    /// their values are redacted from the answer, stderr and failure messages (see
+    /// [`crate::secrets`]).
+    pub fn with_secret_env(self, names: &[String]) -> Self {
+        for name in names {
+            let value = self
+                .env
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok());
+            if let Some(value) = value {
+                secrets::remember(&value);
+            }
+        }
         self
     }
 
@@ -172,6 +190,20 @@ impl CommandAgent {
             Some(name) => format!("backends.{name}.command"),
             None => "the backend's `command` setting".to_owned(),
         }
+    }
+}
+
+/// Shows the names of the `env` variables, never their values (some are secrets).
+impl std::fmt::Debug for CommandAgent {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("CommandAgent")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("output_format", &self.output_format)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -382,7 +414,8 @@ async fn run_attempt(
             .as_bytes(),
         );
     }
-    let stderr = stderr_tail.into_bytes();
+    // Redacted before the failure message quotes (and cuts) it.
+    let stderr = secrets::redact_vec(stderr_tail.into_bytes());
     let mut usage = None;
     let result = match (stop, over_cap_later) {
         (Stop::Cancelled, _) => Err(Failure::Cancelled),
@@ -403,7 +436,9 @@ async fn run_attempt(
             Err(spawn_failure(&error, &program, &request.repo_root))
         }
         (Stop::Exited(Ok(status)), None) => {
-            exit_result(status, answer.into_bytes(), &stderr, &program).and_then(|stdout| {
+            // Redacted before a parse error quotes (and cuts) it.
+            let stdout = secrets::redact_vec(answer.into_bytes());
+            exit_result(status, stdout, &stderr, &program).and_then(|stdout| {
                 let parsed = parse_output(program.output_format, stdout)?;
                 usage = parsed.usage;
                 Ok(parsed.answer)

@@ -21,6 +21,7 @@ pub mod prompt;
 pub mod qa_check;
 pub mod quorum;
 pub mod retry_policy;
+pub mod secrets;
 pub mod stage;
 pub mod stage_plan;
 pub mod supervisor;

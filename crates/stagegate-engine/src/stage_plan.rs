@@ -191,6 +191,7 @@ fn build_backend(
         BackendSettings::Command {
             command,
             env,
+            secret_env,
             output_format,
             speckit_integration,
         } => {
@@ -211,6 +212,7 @@ fn build_backend(
             };
             CommandAgent::new(command, env.clone())
                 .map(|agent| {
+                    let agent = agent.with_secret_env(secret_env);
                     Arc::new(agent.with_output_format(*output_format).named(name))
                         as Arc<dyn Backend>
                 })
@@ -241,6 +243,9 @@ pub fn plan_stage(
     stage: &str,
     registry: &mut BackendRegistry,
 ) -> Result<StagePlan, PlanError> {
+    // Every key and secret variable the settings name is known before any call: a cached
+    // answer or another backend's error can repeat it too.
+    crate::secrets::remember_from_settings(settings);
     let stage_settings = settings
         .stage(stage)
         .ok_or_else(|| PlanError::UnknownStage {

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Url};
 use stagegate_engine::backend::{AgentOutcome, AgentRequest, Failure};
+use stagegate_engine::secrets;
 use tokio::time::{Instant, sleep_until};
 
 use crate::answer::Answer;
@@ -156,10 +157,9 @@ impl Transport {
             Ok(answer) => answer.into_outcome(),
             Err(failure) => AgentOutcome::failure(failure),
         };
-        // Our messages never contain the key, but a server or proxy may echo what it was sent.
-        if let (Some(key), Err(failure)) = (&key, &mut outcome.result) {
-            redact(failure, key);
-        }
+        // Our messages never contain the key, but a server or proxy may echo what it was sent,
+        // in an error or in the answer itself. The key was remembered when it was read.
+        secrets::redact_outcome(&mut outcome);
         outcome
     }
 
@@ -281,19 +281,6 @@ pub(crate) fn error_chain(error: &reqwest::Error) -> String {
         0 => error.to_string(),
         // The last two levels carry the information; the rest repeats "client error".
         count => causes[count.saturating_sub(2)..].join(": "),
-    }
-}
-
-/// Replaces the key wherever a failure's message might repeat it.
-fn redact(failure: &mut Failure, key: &str) {
-    let message = match failure {
-        Failure::Retryable { message }
-        | Failure::Permanent { message }
-        | Failure::RateLimited { message, .. } => message,
-        Failure::TimedOut { .. } | Failure::Cancelled => return,
-    };
-    if message.contains(key) {
-        *message = message.replace(key, "[redacted]");
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use stagegate_engine::backend::Failure;
+use stagegate_engine::secrets;
 
 use crate::retry_after::retry_after;
 
@@ -113,6 +114,8 @@ fn server_message(body: &[u8]) -> Option<String> {
             text.to_owned()
         }
     };
+    // Redacted before it is cut: a key echoed by the server must not survive as a fragment.
+    let message = secrets::redact(&message);
     let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
     if message.is_empty() {
         return None;
@@ -196,6 +199,21 @@ mod tests {
                 pause: Some(Duration::from_secs(3)),
             }
         );
+    }
+
+    #[test]
+    fn an_echoed_key_is_redacted_before_the_message_is_cut() {
+        let key = "sk-test-echo-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        secrets::remember(key);
+        let body = format!(
+            r#"{{"error":{{"message":"{} Authorization: Bearer {key} was refused"}}}}"#,
+            "x".repeat(228)
+        );
+        let Failure::Permanent { message } = classify_body(401, &body).failure else {
+            panic!("permanent");
+        };
+        assert!(!message.contains("ABCDEFGHI"), "{message}");
+        assert!(message.contains("Bearer [REDACTED]"), "{message}");
     }
 
     #[test]

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use stagegate_engine::secrets;
+
 type ReadKey = dyn Fn() -> Option<String> + Send + Sync;
 
 /// A key's source: the environment variable it is named by (for messages) and how to read it.
@@ -44,11 +46,14 @@ impl KeySource {
         &self.variable
     }
 
-    /// The key now; `None` when it is unset or blank.
+    /// The key now; `None` when it is unset or blank. A key read is remembered as a secret
+    /// (`stagegate_engine::secrets`), so that nothing stagegate keeps or shows can repeat it.
     pub(crate) fn read(&self) -> Option<String> {
-        (self.read)()
+        let key = (self.read)()
             .map(|key| key.trim().to_owned())
-            .filter(|key| !key.is_empty())
+            .filter(|key| !key.is_empty())?;
+        secrets::remember(&key);
+        Some(key)
     }
 }
 

@@ -92,7 +92,7 @@ fn merge_backend(base: &mut RawBackend, top: RawBackend, layer: &Layer) {
     }
     base.declared_in = Some(layer.clone());
     set_each!(base, top, layer;
-        kind, command, env, output_format, speckit_integration, base_url, model, api_key_env, temperature, max_tokens, latency,
+        kind, command, env, secret_env, output_format, speckit_integration, base_url, model, api_key_env, temperature, max_tokens, latency,
         fail_attempts, output);
 }
 

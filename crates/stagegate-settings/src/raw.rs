@@ -162,6 +162,9 @@ pub(crate) struct RawBackend {
     pub(crate) kind: Option<Sourced<String>>,
     pub(crate) command: Option<NameList>,
     pub(crate) env: Option<Sourced<BTreeMap<String, String>>>,
+    /// `command`: the variables (of `env`, or inherited) whose values are secrets, redacted
+    /// from everything stagegate keeps or shows.
+    pub(crate) secret_env: Option<NameList>,
     /// `command`: how to read the program's stdout (`text`, `claude-json`, `gemini-json`).
     pub(crate) output_format: Option<Sourced<String>>,
     /// `command`: the spec-kit integration key whose `SPECKIT_INTEGRATION_<KEY>_*` variables

@@ -154,6 +154,10 @@ pub enum BackendSettings {
         command: Vec<String>,
         /// Extra environment variables for the program.
         env: BTreeMap<String, String>,
+        /// Variables whose values are secrets (`secret_env`): names from `env`, or variables
+        /// the program inherits from stagegate's environment. Their values are redacted from
+        /// everything stagegate stores, shows or publishes.
+        secret_env: Vec<String>,
         /// How to read the program's stdout.
         output_format: OutputFormat,
         /// The spec-kit integration key (`claude`, `cursor-agent`) whose

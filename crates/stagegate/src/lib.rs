@@ -46,6 +46,7 @@ mod settings_summary;
 mod stage_inputs;
 mod subscribers;
 mod terminal_gate;
+mod terminal_text;
 mod workspace;
 
 use std::process::ExitCode;
@@ -189,12 +190,18 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
     }
 }
 
-/// Prints an error once, at the top: with miette's snippet for configuration errors.
+/// Prints an error once, at the top: with miette's snippet for configuration errors. A message
+/// can quote an agent or a server (a stage's failure reasons), so it is redacted and its control
+/// characters are neutralised; miette's own colours are added after.
 fn report(error: AppError) {
     match error {
         AppError::Config(error) => {
             eprintln!("{:?}", miette::Report::new(error));
         }
-        other => eprintln!("error: {other}"),
+        other => {
+            let message = other.to_string();
+            let message = stagegate_engine::secrets::redact(&message);
+            eprintln!("error: {}", terminal_text::neutralise(&message));
+        }
     }
 }

@@ -57,8 +57,10 @@ impl Progress {
         }
     }
 
-    /// Prints a line above the live bars (or plainly), unless progress is off.
+    /// Prints a line above the live bars (or plainly), unless progress is off. Lines quote
+    /// agents (failure reasons), so their control characters are neutralised first.
     pub fn line(&self, text: &str) {
+        let text = crate::terminal_text::neutralise(text);
         match self.mode {
             ProgressMode::Live => {
                 let _ = self.multi.println(text);

@@ -560,7 +560,7 @@ impl Runner<'_> {
                 },
                 // Someone else decided first: their decision stands, and this run follows it.
                 Err(AppError::AlreadyDecided { status, message }) => {
-                    eprintln!("{message}");
+                    eprintln!("{}", crate::terminal_text::neutralise(&message));
                     match status {
                         Some(GateStatus::Rejected) => return Ok(GateEnd::Rejected),
                         Some(GateStatus::Approved) => {

@@ -1,10 +1,15 @@
 //! The gate at a terminal: the seed's question, then approve / reject (with a reason) /
 //! modify (in $EDITOR, or reworked by the synthesizer with feedback) / view.
+//!
+//! QA's feedback and the artifacts are agents' text: their control characters are neutralised
+//! before they reach the terminal (`terminal_text`).
 
 use std::io::{IsTerminal, Write};
 
 use dialoguer::{Input, Select};
 use stagegate_engine::event::Verdict;
+
+use crate::terminal_text::neutralise;
 
 /// What the person chose.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +68,14 @@ fn ask_until_decided(view: &GateView<'_>) -> Result<Decision, PromptStopped> {
         "Staged for {} (run {}): {}",
         view.stage,
         view.run_id,
-        names.join(", ")
+        neutralise(&names.join(", "))
     );
     if view.verdict == Verdict::Rework {
-        let _ = writeln!(stderr, "QA asked for rework:\n{}", indent(view.qa_feedback));
+        let _ = writeln!(
+            stderr,
+            "QA asked for rework:\n{}",
+            indent(&neutralise(view.qa_feedback))
+        );
     } else {
         let _ = writeln!(stderr, "QA: PASS");
     }
@@ -114,7 +123,12 @@ fn ask_until_decided(view: &GateView<'_>) -> Result<Decision, PromptStopped> {
             }
             Some(4) => {
                 for (name, content) in &view.artifacts {
-                    let _ = writeln!(stderr, "\n===== {name} =====\n{content}");
+                    let _ = writeln!(
+                        stderr,
+                        "\n===== {} =====\n{}",
+                        neutralise(name),
+                        neutralise(content)
+                    );
                 }
             }
             Some(_) | None => return Ok(Decision::Stop),

@@ -38,7 +38,11 @@ mod loopback_server;
 mod orphans;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
+#[path = "cli/secrets.rs"]
+mod secrets;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/stage_inputs.rs"]
 mod stage_inputs;
+#[path = "cli/terminal_safety.rs"]
+mod terminal_safety;

@@ -166,7 +166,7 @@ async fn unauthorized_is_permanent_with_the_servers_message_and_never_the_key() 
     assert!(
         failure
             .to_string()
-            .contains("key [redacted] is not allowed")
+            .contains("key [REDACTED] is not allowed")
     );
     assert!(format!("{agent:?}").contains("STAGEGATE_TEST_KEY_4"));
 }

@@ -390,6 +390,7 @@ fn the_product_example_loads() {
         BackendSettings::Command {
             command: strings(&["claude", "-p"]),
             env: BTreeMap::new(),
+            secret_env: Vec::new(),
             // The example's own command prints text: the preset's JSON format does not linger.
             output_format: OutputFormat::Text,
             // The built-in preset's integration key stays: the spec-kit variables still apply.
@@ -674,6 +675,31 @@ fn overriding_only_a_presets_arguments_keeps_its_format() {
         panic!("a command backend");
     };
     assert_eq!(*output_format, OutputFormat::ClaudeJson);
+}
+
+#[test]
+fn secret_env_names_variables_and_rejects_what_is_not_a_name() {
+    let repository = Repository::with_config(
+        "[backends.x]\nkind = \"command\"\ncommand = [\"x\"]\n\
+         env = { TOKEN = \"t0ps3cr3t-value\" }\nsecret_env = [\"TOKEN\", \"GITHUB_TOKEN\", \"TOKEN\"]\n",
+    );
+    let loaded = repository.load().expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let BackendSettings::Command { secret_env, .. } = &loaded.settings.backends["x"] else {
+        panic!("a command backend");
+    };
+    assert_eq!(secret_env, &strings(&["TOKEN", "GITHUB_TOKEN"]));
+
+    let text = "[backends.x]\nkind = \"command\"\ncommand = [\"x\"]\nsecret_env = [\"A=B\"]\n";
+    let repository = Repository::with_config(text);
+    let error = repository.load_error();
+    assert_file_error(
+        &error,
+        &repository,
+        ConfigErrorKind::InvalidValue,
+        4,
+        "\"A=B\" in backends.x.secret_env is not an environment variable name",
+    );
 }
 
 #[test]

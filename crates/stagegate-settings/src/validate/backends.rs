@@ -27,6 +27,7 @@ fn keys_of_kind(kind: &str) -> &'static [&'static str] {
             "kind",
             "command",
             "env",
+            "secret_env",
             "output_format",
             "speckit_integration",
         ],
@@ -53,6 +54,7 @@ fn keys_set(raw: &RawBackend) -> Vec<(&'static str, &Location)> {
         ("kind", at(&raw.kind)),
         ("command", at(&raw.command)),
         ("env", at(&raw.env)),
+        ("secret_env", at(&raw.secret_env)),
         ("output_format", at(&raw.output_format)),
         ("speckit_integration", at(&raw.speckit_integration)),
         ("base_url", at(&raw.base_url)),
@@ -149,6 +151,7 @@ impl Validator<'_> {
                         .as_ref()
                         .map(|env| env.value.clone())
                         .unwrap_or_default(),
+                    secret_env: self.secret_env(raw, &prefix)?,
                     output_format: self.output_format(raw, &prefix)?,
                     speckit_integration: self.speckit_integration(raw, &prefix)?,
                 }
@@ -259,6 +262,43 @@ impl Validator<'_> {
             )
             .help(help),
         ))
+    }
+
+    /// `secret_env`: names of environment variables whose values are secrets. A name need not
+    /// be in `env`: a program also inherits stagegate's own environment (`GITHUB_TOKEN`).
+    fn secret_env(&self, raw: &RawBackend, prefix: &str) -> Result<Vec<String>, ConfigError> {
+        let Some(list) = &raw.secret_env else {
+            return Ok(Vec::new());
+        };
+        let mut names: Vec<String> = Vec::new();
+        for entry in &list.value {
+            let name = entry.get_ref().trim();
+            let is_name = !name.is_empty()
+                && !name.contains(['=', '\0'])
+                && !name.chars().any(char::is_whitespace);
+            if !is_name {
+                let location = Location {
+                    layer: list.location.layer.clone(),
+                    span: entry.span(),
+                };
+                return Err(self.fail(
+                    &location,
+                    Problem::new(
+                        ConfigErrorKind::InvalidValue,
+                        format!(
+                            "\"{}\" in {prefix}.secret_env is not an environment variable name",
+                            entry.get_ref()
+                        ),
+                        "not a variable name",
+                    )
+                    .help("name the variable, such as secret_env = [\"GITHUB_TOKEN\"]; its value stays in env or in stagegate's environment"),
+                ));
+            }
+            if !names.iter().any(|known| known == name) {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
     }
 
     /// `speckit_integration`: a spec-kit integration key (`claude`, `cursor-agent`), which names

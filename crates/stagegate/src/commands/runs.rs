@@ -41,7 +41,9 @@ pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
             .collect();
         stdout_line!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
+            crate::terminal_text::escape_json(
+                serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
+            )
         );
         return Ok(Exit::Done);
     }
@@ -71,6 +73,6 @@ pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
             last.unwrap_or_else(|| "-".to_owned())
         );
     }
-    stdout_text!("{out}");
+    stdout_text!("{}", crate::terminal_text::neutralise(&out));
     Ok(Exit::Done)
 }

@@ -1,4 +1,9 @@
 //! `stagegate show RUN [--agent ID] [--attempt N] [--file prompt|output|stderr]`
+//!
+//! The listing quotes failure reasons, so its control characters are always neutralised
+//! (`terminal_text`). A file is written as the agent wrote it when stdout is a pipe or a file
+//! (`show --file output > plan.md`, `| diff`), and neutralised when stdout is a terminal, where
+//! its bytes would otherwise act on the terminal (clipboard, title, screen).
 
 use std::fmt::Write as _;
 
@@ -6,6 +11,7 @@ use crate::cli::{ShowArgs, ShowFile};
 use crate::error::{AppError, Exit};
 use crate::runner::find_run;
 use crate::session::Session;
+use crate::terminal_text::{neutralise, neutralise_bytes};
 
 pub async fn show(session: &Session, args: &ShowArgs) -> Result<Exit, AppError> {
     let run = find_run(session, &args.run).await?;
@@ -28,7 +34,7 @@ pub async fn show(session: &Session, args: &ShowArgs) -> Result<Exit, AppError> 
                     .unwrap_or_default()
             );
         }
-        stdout_text!("{out}");
+        stdout_text!("{}", neutralise(&out));
         return Ok(Exit::Done);
     };
     let chosen = attempts
@@ -63,8 +69,13 @@ pub async fn show(session: &Session, args: &ShowArgs) -> Result<Exit, AppError> 
         .join(file);
     match std::fs::read(&path) {
         Ok(bytes) => {
-            use std::io::Write;
-            let _ = std::io::stdout().write_all(&bytes);
+            use std::io::{IsTerminal, Write};
+            let mut stdout = std::io::stdout().lock();
+            let _ = if stdout.is_terminal() {
+                stdout.write_all(neutralise_bytes(&bytes).as_bytes())
+            } else {
+                stdout.write_all(&bytes)
+            };
             Ok(Exit::Done)
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {

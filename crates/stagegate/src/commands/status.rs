@@ -12,6 +12,7 @@ use crate::error::{AppError, Exit};
 use crate::run_view::RunView;
 use crate::runner::{decide_commands, find_run};
 use crate::session::Session;
+use crate::terminal_text::neutralise;
 
 pub async fn status(session: &Session, run_id: Option<&str>, json: bool) -> Result<Exit, AppError> {
     match run_id {
@@ -50,7 +51,9 @@ async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
             .collect();
         stdout_line!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
+            crate::terminal_text::escape_json(
+                serde_json::to_string_pretty(&json!({ "runs": values })).unwrap_or_default()
+            )
         );
         return Ok(Exit::Done);
     }
@@ -63,7 +66,8 @@ async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
         .zip(&views)
         .map(|(run, view)| run_block(run, view))
         .collect();
-    stdout_text!("{}", blocks.join("\n"));
+    // Failure reasons and decisions quote agents and people: shown, never acted on.
+    stdout_text!("{}", neutralise(&blocks.join("\n")));
     Ok(Exit::Done)
 }
 
@@ -233,7 +237,9 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
         });
         stdout_line!(
             "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
+            crate::terminal_text::escape_json(
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            )
         );
         return Ok(Exit::Done);
     }
@@ -355,7 +361,7 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
             let _ = writeln!(out, "  {command}");
         }
     }
-    stdout_text!("{out}");
+    stdout_text!("{}", neutralise(&out));
     Ok(Exit::Done)
 }
 

@@ -26,7 +26,7 @@ const OUTPUT_TOKENS: u64 = 54;
 /// A repository with an approved spec whose every agent, reviewer, synthesizer and QA is the
 /// backend `local` of `kind` at `base_url`, keyed by [`KEY_VAR`], with short timeouts and one
 /// retry after 100 ms.
-fn http_repo(kind: &str, base_url: &str) -> TestRepo {
+pub(crate) fn http_repo(kind: &str, base_url: &str) -> TestRepo {
     TestRepo::with_approved_spec()
         .set("backends.local", "kind", &toml_string(kind))
         .set("backends.local", "base_url", &toml_string(base_url))
@@ -43,7 +43,7 @@ fn http_repo(kind: &str, base_url: &str) -> TestRepo {
 
 /// Runs `stagegate ARGS...` in the repository as the harness does, with [`KEY_VAR`] set to `key`
 /// in the child's environment only.
-fn stagegate(repo: &TestRepo, args: &[&str], key: Option<&str>) -> Outcome {
+pub(crate) fn stagegate(repo: &TestRepo, args: &[&str], key: Option<&str>) -> Outcome {
     match key {
         Some(key) => repo.run_with_env(args, &[(KEY_VAR, key)]),
         None => repo.run(args),
@@ -57,7 +57,7 @@ fn is_qa(prompt: &str) -> bool {
 
 /// What the loopback model answers to `prompt`: findings (with a confidence), or for QA a
 /// check that ends with `VERDICT: PASS`.
-fn answer_for(prompt: &str) -> String {
+pub(crate) fn answer_for(prompt: &str) -> String {
     if is_qa(prompt) {
         "The artifacts match the spec; nothing to fix.\n\nVERDICT: PASS\n".to_owned()
     } else {
@@ -83,7 +83,7 @@ fn pieces(text: &str) -> Vec<&str> {
 }
 
 /// A streamed chat-completions answer: deltas, a finish reason, the usage chunk, `[DONE]`.
-fn openai_stream(text: &str) -> Reply {
+pub(crate) fn openai_stream(text: &str) -> Reply {
     let mut data =
         vec![json!({"choices": [{"index": 0, "delta": {"role": "assistant"}}]}).to_string()];
     for piece in pieces(text) {
@@ -533,7 +533,7 @@ fn the_key_never_reaches_output_logs_or_files() {
             "{requests:#?}"
         );
         // What stagegate reported of the echo is redacted.
-        let echo = "upstream refused the credentials Bearer [redacted]";
+        let echo = "upstream refused the credentials Bearer [REDACTED]";
         assert!(
             ran.stdout.contains(echo) || ran.stderr.contains(echo),
             "the echoing failure is not reported: {ran:?}"
