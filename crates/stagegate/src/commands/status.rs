@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::json;
+use stagegate_engine::event::Event;
 use stagegate_settings::Price;
 use stagegate_store::{AttemptRecord, GateState, RunRecord, RunState};
 
@@ -207,17 +208,17 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
         }
     }
     let agents = agent_summaries(&attempts, &session.settings.prices);
-    let events = store.events(&run.id).await?;
     // What shaped each stage: its input scores and the adaptive adjustments, from the log.
-    let shaping: Vec<&serde_json::Value> = events
-        .iter()
+    let shaping: Vec<Event> = crate::run_log::read(store, &run.id)
+        .await?
+        .into_iter()
+        .map(|envelope| envelope.event)
         .filter(|event| {
             matches!(
-                event.kind.as_str(),
-                "inputs_scored" | "adjusted" | "context_cut"
+                event,
+                Event::InputsScored { .. } | Event::Adjusted { .. } | Event::ContextCut { .. }
             )
         })
-        .map(|event| &event.payload)
         .collect();
     if json {
         let value = json!({
@@ -266,40 +267,9 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
                 None => "not started",
             }
         );
-        for payload in shaping
-            .iter()
-            .filter(|payload| payload.get("stage").and_then(|value| value.as_str()) == Some(stage))
-        {
-            let text = |key: &str| {
-                payload
-                    .get(key)
-                    .map(|value| {
-                        value
-                            .as_str()
-                            .map_or_else(|| value.to_string(), str::to_owned)
-                    })
-                    .unwrap_or_default()
-            };
-            if let Some(cuts) = payload.get("cuts").and_then(|cuts| cuts.as_array()) {
-                let cuts: Vec<&str> = cuts.iter().filter_map(|cut| cut.as_str()).collect();
-                let _ = writeln!(
-                    out,
-                    "  context of {} cut: {}",
-                    text("agent"),
-                    cuts.join("; ")
-                );
-            } else if payload.get("complexity_parts").is_some() {
-                let _ = writeln!(out, "  complexity  {}", text("complexity_parts"));
-                let _ = writeln!(out, "  uncertainty {}", text("uncertainty_parts"));
-            } else {
-                let _ = writeln!(
-                    out,
-                    "  adjusted {} {} → {}: {}",
-                    text("setting"),
-                    text("from"),
-                    text("to"),
-                    text("reason")
-                );
+        for event in &shaping {
+            if let Some(line) = shaping_line(event, stage) {
+                let _ = writeln!(out, "{line}");
             }
         }
         for summary in agents.iter().filter(|summary| &summary.stage == stage) {
@@ -459,4 +429,33 @@ fn when(at_ms: i64) -> String {
     };
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
     humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// How an input score, an adaptive adjustment or a context cut of `stage` reads in `status RUN`.
+fn shaping_line(event: &Event, stage: &str) -> Option<String> {
+    match event {
+        Event::InputsScored {
+            stage: of,
+            complexity_parts,
+            uncertainty_parts,
+            ..
+        } if of == stage => Some(format!(
+            "  complexity  {complexity_parts}\n  uncertainty {uncertainty_parts}"
+        )),
+        Event::Adjusted {
+            stage: of,
+            setting,
+            from,
+            to,
+            reason,
+            ..
+        } if of == stage => Some(format!("  adjusted {setting} {from} → {to}: {reason}")),
+        Event::ContextCut {
+            stage: of,
+            agent,
+            cuts,
+            ..
+        } if of == stage => Some(format!("  context of {agent} cut: {}", cuts.join("; "))),
+        _ => None,
+    }
 }
