@@ -466,12 +466,21 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             tokio::select! {
                 biased;
                 Some(event) = receiver.recv() => {
-                    self.take_event(event, live.as_mut(), &mut calls).await?;
+                    // Every event already sent goes to the sink at once (one group commit).
+                    let mut events = vec![event];
+                    while let Ok(event) = receiver.try_recv() {
+                        events.push(event);
+                    }
+                    self.take_events(events, live.as_mut(), &mut calls).await?;
                 }
                 Some(joined) = running.next(), if !running.is_empty() => {
                     // A call's events are all sent before it ends: take them first.
+                    let mut events = Vec::new();
                     while let Ok(event) = receiver.try_recv() {
-                        self.take_event(event, live.as_mut(), &mut calls).await?;
+                        events.push(event);
+                    }
+                    if !events.is_empty() {
+                        self.take_events(events, live.as_mut(), &mut calls).await?;
                     }
                     let result = joined.map_err(|_| StageError::PhaseFailed {
                         phase: "agent call",
@@ -504,23 +513,28 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         Ok(finished)
     }
 
-    /// Passes a call's event on, and lets the live timeout rule see it first.
-    async fn take_event(
+    /// Passes calls' events on together, letting the live timeout rule see each first (an
+    /// adjustment it makes is reported after them).
+    async fn take_events(
         &mut self,
-        event: Event,
+        events: Vec<Event>,
         live: Option<&mut LiveState>,
         calls: &mut VecDeque<Call>,
     ) -> Result<(), StageError> {
         let Some(live) = live else {
-            self.sink.emit(&event).await?;
+            self.sink.emit_all(&events).await?;
             return Ok(());
         };
-        if let Event::AttemptFinished { status, .. } = &event {
-            live.attempts += 1;
-            live.timeouts += usize::from(*status == AttemptStatus::TimedOut);
+        let mut adjustments = Vec::new();
+        for event in &events {
+            if let Event::AttemptFinished { status, .. } = event {
+                live.attempts += 1;
+                live.timeouts += usize::from(*status == AttemptStatus::TimedOut);
+            }
+            adjustments.extend(live.raise_timeouts(calls));
         }
-        self.sink.emit(&event).await?;
-        if let Some(adjustment) = live.raise_timeouts(calls) {
+        self.sink.emit_all(&events).await?;
+        for adjustment in adjustments {
             self.emit_adjustment(adjustment).await?;
         }
         Ok(())
@@ -556,8 +570,12 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
     }
 
     async fn drain(&mut self, receiver: &mut UnboundedReceiver<Event>) -> Result<(), StageError> {
+        let mut events = Vec::new();
         while let Ok(event) = receiver.try_recv() {
-            self.sink.emit(&event).await?;
+            events.push(event);
+        }
+        if !events.is_empty() {
+            self.sink.emit_all(&events).await?;
         }
         Ok(())
     }

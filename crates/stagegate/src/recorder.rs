@@ -185,6 +185,12 @@ impl Recorder {
     }
 
     async fn record(&mut self, event: &Event) -> Result<(), String> {
+        self.record_queued(event).await?.wait().await
+    }
+
+    /// Records `event`, returning once its rows are queued (and its files written); the
+    /// returned commit says when they are durable, if the event is one that waits for it.
+    async fn record_queued(&mut self, event: &Event) -> Result<Committed, String> {
         let run_id = run_id_of(event);
         let payload = serde_json::to_value(event).map_err(|error| error.to_string())?;
         let mut writes = vec![BatchWrite::Event {
@@ -211,7 +217,7 @@ impl Recorder {
                         ..AttemptFiles::default()
                     },
                 )?;
-                committed.wait().await?;
+                Ok(committed)
             }
             Event::AttemptFinished {
                 identity,
@@ -262,7 +268,7 @@ impl Recorder {
                         stderr: (!stderr.is_empty()).then_some(&stderr[..]),
                     },
                 )?;
-                committed.wait().await?;
+                Ok(committed)
             }
             Event::CacheHit {
                 identity,
@@ -299,7 +305,7 @@ impl Recorder {
                         stderr: None,
                     },
                 )?;
-                committed.wait().await?;
+                Ok(committed)
             }
             Event::ArtifactSynthesized {
                 stage,
@@ -317,6 +323,7 @@ impl Recorder {
                         .stage_artifact(stage, artifact, content.as_bytes())
                 };
                 staged.map_err(|error| format!("cannot stage {artifact}: {error}"))?;
+                Ok(Committed(None))
             }
             Event::GateRequested {
                 run_id,
@@ -336,10 +343,10 @@ impl Recorder {
                     closed_at_ms: None,
                 }));
                 self.commit(writes, wait).await?;
+                Ok(Committed(None))
             }
-            _ => self.commit(writes, wait).await?,
+            _ => self.queue(writes, wait),
         }
-        Ok(())
     }
 
     fn write_files(&self, identity: &CallIdentity, files: &AttemptFiles<'_>) -> Result<(), String> {
@@ -370,6 +377,25 @@ impl Recorder {
 impl EventSink for Recorder {
     async fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         self.record(event)
+            .await
+            .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
+    }
+
+    /// Queues every event's rows, then waits for the commit of the last one that waits: the
+    /// writer commits in order and a failure fails every later commit, so that one being
+    /// durable means all of them are.
+    async fn emit_all(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        let mut last = Committed(None);
+        for event in events {
+            let committed = self
+                .record_queued(event)
+                .await
+                .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))?;
+            if committed.0.is_some() {
+                last = committed;
+            }
+        }
+        last.wait()
             .await
             .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
     }
