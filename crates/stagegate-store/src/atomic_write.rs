@@ -64,12 +64,10 @@ pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
         _ => Path::new("."),
     };
     let (temporary_path, mut file) = create_temporary(directory, &file_name.to_string_lossy())?;
-    let result = file
-        .write_all(bytes)
-        .and_then(|()| {
-            drop(file);
-            fs::rename(&temporary_path, path)
-        });
+    let result = file.write_all(bytes).and_then(|()| {
+        drop(file);
+        fs::rename(&temporary_path, path)
+    });
     if result.is_err() {
         let _ = fs::remove_file(&temporary_path);
     }

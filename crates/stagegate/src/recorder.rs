@@ -32,6 +32,17 @@ pub struct Recorder {
     writer: mpsc::UnboundedSender<Job>,
     /// The first commit that failed, once one has: every later `emit` reports it.
     failed: Arc<Mutex<Option<String>>>,
+    /// Attempt files to write once the commit holding the attempt's outcome is durable: an
+    /// attempt's output on disk means its answer is recorded (a resumed run trusts that).
+    outputs_after_commit: Vec<AttemptOutput>,
+}
+
+/// The files of a finished attempt (or a cache hit), written after its commit.
+struct AttemptOutput {
+    identity: CallIdentity,
+    prompt: Option<Arc<str>>,
+    output: Arc<str>,
+    stderr: Option<Arc<[u8]>>,
 }
 
 /// Rows to commit, and who waits for their commit.
@@ -69,7 +80,10 @@ async fn write_jobs(
             writes.extend(job.writes);
             waiters.extend(job.done);
         }
-        let earlier = failed.lock().map(|failed| failed.clone()).unwrap_or_default();
+        let earlier = failed
+            .lock()
+            .map(|failed| failed.clone())
+            .unwrap_or_default();
         let result = match earlier {
             // Rows after a lost one are not written: the log stays a prefix of the events.
             Some(message) => Err(message),
@@ -116,6 +130,7 @@ impl Recorder {
             next_round: false,
             writer,
             failed,
+            outputs_after_commit: Vec::new(),
         }
     }
 
@@ -185,7 +200,23 @@ impl Recorder {
     }
 
     async fn record(&mut self, event: &Event) -> Result<(), String> {
-        self.record_queued(event).await?.wait().await
+        self.record_queued(event).await?.wait().await?;
+        self.write_outputs()
+    }
+
+    /// Writes the files of the attempts whose outcomes are now committed.
+    fn write_outputs(&mut self) -> Result<(), String> {
+        for done in std::mem::take(&mut self.outputs_after_commit) {
+            self.write_files(
+                &done.identity,
+                &AttemptFiles {
+                    prompt: done.prompt.as_deref(),
+                    output: Some(done.output.as_bytes()),
+                    stderr: done.stderr.as_deref(),
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// Records `event`, returning once its rows are queued (and its files written); the
@@ -258,16 +289,13 @@ impl Recorder {
                     output_tokens: usage.map(|usage| count(usage.output_tokens)),
                     ..attempt_record(identity, backend, started)
                 }));
-                // The files are written while the writer commits; `emit` returns after both.
                 let committed = self.queue(writes, wait)?;
-                self.write_files(
-                    identity,
-                    &AttemptFiles {
-                        prompt: None,
-                        output: Some(output.as_bytes()),
-                        stderr: (!stderr.is_empty()).then_some(&stderr[..]),
-                    },
-                )?;
+                self.outputs_after_commit.push(AttemptOutput {
+                    identity: identity.clone(),
+                    prompt: None,
+                    output: output.clone(),
+                    stderr: (!stderr.is_empty()).then(|| stderr.clone()),
+                });
                 Ok(committed)
             }
             Event::CacheHit {
@@ -297,14 +325,12 @@ impl Recorder {
                     ..attempt_record(identity, backend, *at_ms)
                 }));
                 let committed = self.queue(writes, wait)?;
-                self.write_files(
-                    identity,
-                    &AttemptFiles {
-                        prompt: Some(prompt),
-                        output: Some(output.as_bytes()),
-                        stderr: None,
-                    },
-                )?;
+                self.outputs_after_commit.push(AttemptOutput {
+                    identity: identity.clone(),
+                    prompt: Some(prompt.clone()),
+                    output: output.clone(),
+                    stderr: None,
+                });
                 Ok(committed)
             }
             Event::ArtifactSynthesized {
@@ -387,16 +413,16 @@ impl EventSink for Recorder {
     async fn emit_all(&mut self, events: &[Event]) -> Result<(), SinkError> {
         let mut last = Committed(None);
         for event in events {
-            let committed = self
-                .record_queued(event)
-                .await
-                .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))?;
+            let committed = self.record_queued(event).await.map_err(|message| {
+                SinkError::new(format!("recording the run failed: {message}"))
+            })?;
             if committed.0.is_some() {
                 last = committed;
             }
         }
         last.wait()
             .await
+            .and_then(|()| self.write_outputs())
             .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
     }
 }
