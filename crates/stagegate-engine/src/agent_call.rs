@@ -56,6 +56,8 @@ pub(crate) struct Call {
 #[derive(Debug, Clone)]
 pub(crate) struct CallResult {
     pub agent: String,
+    /// The artifact a synthesis call wrote, so that concurrent syntheses can be told apart.
+    pub artifact: Option<String>,
     pub result: Result<String, Failure>,
     /// The number of the last attempt made.
     pub last_attempt: u32,
@@ -86,6 +88,7 @@ pub(crate) fn answer_from_cache(
     };
     let result = CallResult {
         agent: call.agent.id.clone(),
+        artifact: call.artifact.clone(),
         result: Ok(output.to_string()),
         last_attempt: call.first_attempt,
     };
@@ -178,6 +181,7 @@ pub(crate) async fn run_call(
     }
     CallResult {
         agent: call.agent.id.clone(),
+        artifact: call.artifact.clone(),
         result: outcome.0,
         last_attempt: attempt,
     }

@@ -404,6 +404,18 @@ impl Event {
 /// error stops the run (a recorder that cannot record must not let the run go on).
 pub trait EventSink {
     fn emit(&mut self, event: &Event) -> impl Future<Output = Result<(), SinkError>>;
+
+    /// Takes several events at once, in order: what `emit` of each in turn would do. A sink
+    /// that stores events may store them together (one group commit) but must have stored all
+    /// of them when this returns, as `emit` would have.
+    fn emit_all(&mut self, events: &[Event]) -> impl Future<Output = Result<(), SinkError>> {
+        async move {
+            for event in events {
+                self.emit(event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Earlier outputs of identical calls, by cache key. The caller fills it (from the store's

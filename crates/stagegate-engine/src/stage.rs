@@ -16,6 +16,8 @@
 //!   the stage fails.
 //! * Deadline: the whole stage shares one deadline; when it passes, every call is cancelled
 //!   (program agents' process groups are killed) and the stage fails.
+//! * Synthesis: the artifacts of a round run concurrently under the same limit (required ones
+//!   dispatched first); QA starts after the last of them.
 //! * The gate is not here: the loop ends with a [`StageProduct`] for the caller to put before
 //!   a person, and [`rework`] runs synthesis and QA again with a person's feedback.
 
@@ -464,12 +466,21 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             tokio::select! {
                 biased;
                 Some(event) = receiver.recv() => {
-                    self.take_event(event, live.as_mut(), &mut calls).await?;
+                    // Every event already sent goes to the sink at once (one group commit).
+                    let mut events = vec![event];
+                    while let Ok(event) = receiver.try_recv() {
+                        events.push(event);
+                    }
+                    self.take_events(events, live.as_mut(), &mut calls).await?;
                 }
                 Some(joined) = running.next(), if !running.is_empty() => {
                     // A call's events are all sent before it ends: take them first.
+                    let mut events = Vec::new();
                     while let Ok(event) = receiver.try_recv() {
-                        self.take_event(event, live.as_mut(), &mut calls).await?;
+                        events.push(event);
+                    }
+                    if !events.is_empty() {
+                        self.take_events(events, live.as_mut(), &mut calls).await?;
                     }
                     let result = joined.map_err(|_| StageError::PhaseFailed {
                         phase: "agent call",
@@ -502,23 +513,28 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         Ok(finished)
     }
 
-    /// Passes a call's event on, and lets the live timeout rule see it first.
-    async fn take_event(
+    /// Passes calls' events on together, letting the live timeout rule see each first (an
+    /// adjustment it makes is reported after them).
+    async fn take_events(
         &mut self,
-        event: Event,
+        events: Vec<Event>,
         live: Option<&mut LiveState>,
         calls: &mut VecDeque<Call>,
     ) -> Result<(), StageError> {
         let Some(live) = live else {
-            self.sink.emit(&event).await?;
+            self.sink.emit_all(&events).await?;
             return Ok(());
         };
-        if let Event::AttemptFinished { status, .. } = &event {
-            live.attempts += 1;
-            live.timeouts += usize::from(*status == AttemptStatus::TimedOut);
+        let mut adjustments = Vec::new();
+        for event in &events {
+            if let Event::AttemptFinished { status, .. } = event {
+                live.attempts += 1;
+                live.timeouts += usize::from(*status == AttemptStatus::TimedOut);
+            }
+            adjustments.extend(live.raise_timeouts(calls));
         }
-        self.sink.emit(&event).await?;
-        if let Some(adjustment) = live.raise_timeouts(calls) {
+        self.sink.emit_all(&events).await?;
+        for adjustment in adjustments {
             self.emit_adjustment(adjustment).await?;
         }
         Ok(())
@@ -554,8 +570,12 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
     }
 
     async fn drain(&mut self, receiver: &mut UnboundedReceiver<Event>) -> Result<(), StageError> {
+        let mut events = Vec::new();
         while let Ok(event) = receiver.try_recv() {
-            self.sink.emit(&event).await?;
+            events.push(event);
+        }
+        if !events.is_empty() {
+            self.sink.emit_all(&events).await?;
         }
         Ok(())
     }
@@ -632,14 +652,19 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         }
     }
 
+    /// Synthesizes every artifact of the round. They all depend only on the review (and the
+    /// feedback), so they run concurrently under the stage's concurrency limit, dispatched
+    /// required ones first; their `ArtifactSynthesized` events follow in the order of the
+    /// artifacts once all of them are back, and QA starts only after that.
     async fn synthesize(
         &mut self,
         product: &StageProduct,
         feedback: Option<&str>,
     ) -> Result<Vec<NamedText>, StageError> {
         let plan = self.plan;
-        let mut artifacts = Vec::new();
-        for (name, required) in plan.artifacts_to_synthesize() {
+        let wanted: Vec<(&str, bool)> = plan.artifacts_to_synthesize().collect();
+        let mut calls = VecDeque::with_capacity(wanted.len());
+        for &(name, _) in &wanted {
             let previous = product
                 .artifacts
                 .iter()
@@ -654,13 +679,42 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 previous,
                 ..PhaseInputs::default()
             };
-            let call = self.phase_call(Phase::Synthesis, &plan.synthesizer, Some(name), &inputs)?;
-            let content = if required {
-                self.expect_success(call, "synthesis").await?
-            } else {
-                match self.run_one(call).await?.result {
-                    Ok(content) if !is_skip(&content) => content,
-                    _ => continue,
+            calls.push_back(self.phase_call(
+                Phase::Synthesis,
+                &plan.synthesizer,
+                Some(name),
+                &inputs,
+            )?);
+        }
+        let finished = self.run_parallel(calls, plan.concurrency, None).await?;
+        let mut results: BTreeMap<String, CallResult> = BTreeMap::new();
+        for result in finished {
+            let artifact = result.artifact.clone();
+            self.note_attempts(Phase::Synthesis, &result, artifact.clone());
+            if let Some(artifact) = artifact {
+                results.insert(artifact, result);
+            }
+        }
+        if Instant::now() >= self.environment.stage_deadline {
+            self.timed_out = true;
+        }
+        if self.timed_out || self.context.cancel.is_cancelled() {
+            return Err(StageError::Interrupted);
+        }
+
+        let mut artifacts = Vec::new();
+        for (name, required) in wanted {
+            let result = results.remove(name).ok_or(StageError::Interrupted)?;
+            let content = match result.result {
+                Ok(content) if !required && is_skip(&content) => continue,
+                Ok(content) => content,
+                Err(_) if !required => continue,
+                Err(failure) => {
+                    return Err(StageError::PhaseFailed {
+                        phase: "synthesis",
+                        agent: result.agent,
+                        failure,
+                    });
                 }
             };
             let content = if name == plan.summary_artifact {

@@ -456,7 +456,8 @@ async fn phases_run_in_order_and_required_artifacts_are_synthesized_first() {
             .iter()
             .all(|call| call.started >= reviews[0].ended)
     );
-    assert!(one_at_a_time(&syntheses));
+    // The artifacts are synthesized concurrently under the stage's limit (3), QA after all.
+    assert_eq!(max_in_flight(&syntheses), 3);
     assert!(checks[0].started >= last_end(&syntheses));
 
     // Required artifacts first, then the optional files; never the directory `contracts/`.
@@ -549,6 +550,58 @@ async fn phases_run_in_order_and_required_artifacts_are_synthesized_first() {
         .map(|output| output.agent.as_str())
         .collect();
     assert_eq!(outputs, AGENTS, "outputs keep the stage's agent order");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_artifacts_of_a_synthesis_run_in_waves_under_the_limit_and_qa_waits_for_the_last() {
+    const MS_100: Duration = Duration::from_millis(100);
+    let harness = Harness::new(
+        &AGENTS,
+        &[
+            (AGENTS[0], succeed(MS_100, "requirements")),
+            (AGENTS[1], succeed(MS_100, "architecture")),
+            (AGENTS[2], succeed(MS_100, "risks")),
+            (AGENTS[3], succeed(MS_100, "estimate")),
+            (REVIEWER, succeed(MS_100, "Review: fine.")),
+            (SYNTHESIZER, succeed(MS_100, "# An artifact\n")),
+            (QA, succeed(MS_100, "VERDICT: PASS\n")),
+        ],
+    );
+    let (result, events) = harness.run().await;
+    let product = result.expect("the stage reaches its gate");
+    let calls = harness.calls();
+    let reviews = of_phase(&calls, Phase::Review);
+    let syntheses = of_phase(&calls, Phase::Synthesis);
+    let checks = of_phase(&calls, Phase::Qa);
+
+    // Four artifacts (none skipped) of 100 ms under a limit of 3: two waves, 200 ms.
+    assert_eq!(syntheses.len(), 4);
+    assert_eq!(first_start(&syntheses), reviews[0].ended);
+    assert_eq!(last_end(&syntheses), first_start(&syntheses) + 2 * MS_100);
+    assert_eq!(max_in_flight(&syntheses), 3);
+    assert_eq!(
+        syntheses
+            .iter()
+            .filter(|call| call.started == reviews[0].ended)
+            .count(),
+        3
+    );
+    // QA starts the moment the last artifact is back, never before.
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].started, last_end(&syntheses));
+    // Each artifact's first attempt is attempt 1; the events keep the artifacts' order.
+    assert!(syntheses.iter().all(|call| call.identity.attempt == 1));
+    assert_eq!(
+        synthesized(&events),
+        [
+            ("plan.md".to_owned(), 1),
+            ("planning-summary.md".to_owned(), 1),
+            ("research.md".to_owned(), 1),
+            ("data-model.md".to_owned(), 1),
+        ]
+    );
+    assert_eq!(product.artifacts.len(), 4);
+    assert_eq!(product.verdict, Verdict::Pass);
 }
 
 // ----- 2. the concurrency limit -------------------------------------------------------
@@ -1243,8 +1296,11 @@ async fn ctrl_c_interrupts_the_synthesis() {
     assert!(matches!(result, Err(StageError::Interrupted)), "{result:?}");
     let calls = harness.calls();
     let syntheses = of_phase(&calls, Phase::Synthesis);
-    assert_eq!(syntheses.len(), 1, "no retry after a cancel");
-    assert_eq!(syntheses[0].ended, t0 + 5 * SECOND);
+    // The first wave (3 artifacts under the limit) was in flight; nothing retried or started
+    // after the cancel.
+    assert_eq!(syntheses.len(), 3, "no retry after a cancel");
+    assert!(syntheses.iter().all(|call| call.identity.attempt == 1));
+    assert!(syntheses.iter().all(|call| call.ended == t0 + 5 * SECOND));
     assert!(of_phase(&calls, Phase::Qa).is_empty());
 }
 

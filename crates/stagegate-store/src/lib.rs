@@ -30,4 +30,4 @@ pub use records::{
     RunRecord, RunState, RunUnlock,
 };
 pub use run_dir::{AttemptFiles, RunDir};
-pub use store::{Accepted, DecisionRequest, GateDecision, Refused, Store};
+pub use store::{Accepted, BatchWrite, DecisionRequest, GateDecision, Refused, Store};

@@ -20,7 +20,7 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::atomic_write::atomic_write;
+use crate::atomic_write::{atomic_write, write_unsynced};
 
 const PROMPT_FILE: &str = "prompt.md";
 const OUTPUT_FILE: &str = "output.md";
@@ -84,14 +84,24 @@ impl RunDir {
         }
         let directory = self.attempt_dir(stage, phase, agent, attempt);
         fs::create_dir_all(&directory)?;
+        // Written without fsync (still renamed into place, so never seen half-written). Safe
+        // because nothing durable depends on these files outliving a machine crash: the durable
+        // copy of an answer is its `answers` row (what `resume` replays), the outcome is the
+        // attempt row, and both are committed in the recorder's group commit under
+        // `synchronous = NORMAL`, which itself keeps the last commits only as far as the page
+        // cache does — the files have the same durability. A process crash (the failure the
+        // run log is for) loses neither. Were an OS crash to lose an `output.md`, a later
+        // process reading it back (`history`) fails with a clear error asking to rerun the
+        // stage; nothing is published from these files. Two fsyncs per file (file, then
+        // directory) were most of the recording's cost per attempt.
         if let Some(prompt) = files.prompt {
-            atomic_write(&directory.join(PROMPT_FILE), prompt.as_bytes())?;
+            write_unsynced(&directory.join(PROMPT_FILE), prompt.as_bytes())?;
         }
         if let Some(output) = files.output {
-            atomic_write(&directory.join(OUTPUT_FILE), output)?;
+            write_unsynced(&directory.join(OUTPUT_FILE), output)?;
         }
         if let Some(stderr) = files.stderr {
-            atomic_write(&directory.join(STDERR_FILE), stderr)?;
+            write_unsynced(&directory.join(STDERR_FILE), stderr)?;
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 mod answers;
 mod approvals;
 mod attempts;
+mod batch;
 mod cache;
 mod decisions;
 mod events;
@@ -20,6 +21,7 @@ mod publications;
 mod runs;
 mod transitions;
 
+pub use batch::BatchWrite;
 pub use transitions::{Accepted, DecisionRequest, GateDecision, Refused};
 
 use std::path::{Path, PathBuf};

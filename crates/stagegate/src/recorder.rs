@@ -1,31 +1,136 @@
 //! The store's subscriber: every event is appended to the SQLite log before anything acts on
 //! it, attempts are indexed, and the texts (prompts, outputs, stderr, staged artifacts) go
 //! into the run's directory.
+//!
+//! # Group commit
+//! The rows go to a writer task of the recorder's own, which commits everything that arrived
+//! since its last commit in one `BEGIN IMMEDIATE` transaction ([`Store::write_batch`]), in the
+//! order the events were emitted. `emit` queues an event's rows and, for every event the
+//! dispatcher may act on (an attempt's outcome, a cache hit, a verdict, a gate…), waits for the
+//! commit that holds them, so nothing depends on an outcome before it is durable. Only the
+//! events that merely announce work in progress ([`returns_once_queued`]) return as soon as
+//! they are queued; a later event's commit holds them too (order is kept, one transaction per
+//! batch), and a failed commit fails every later `emit`, so no row is ever written after one
+//! that was lost.
+
+use std::sync::{Arc, Mutex};
 
 use stagegate_engine::backend::{CallIdentity, Phase};
 use stagegate_engine::event::{Event, EventSink, SinkError};
 use stagegate_settings::CacheTtls;
 use stagegate_store::{
-    AttemptFiles, AttemptRecord, CacheEntry, GateRecord, GateState, RunDir, Store,
+    AttemptFiles, AttemptRecord, BatchWrite, CacheEntry, GateRecord, GateState, RunDir, Store,
 };
+use tokio::sync::{mpsc, oneshot};
 
 pub struct Recorder {
-    store: Store,
     run_dir: RunDir,
     /// How long a successful answer is cached, per phase; `None` records nothing in the cache.
     cache_ttls: Option<CacheTtls>,
     /// Synthesized artifacts go to the round being prepared (a rework), not the staged one.
     next_round: bool,
+    writer: mpsc::UnboundedSender<Job>,
+    /// The first commit that failed, once one has: every later `emit` reports it.
+    failed: Arc<Mutex<Option<String>>>,
+    /// Attempt files to write once the commit holding the attempt's outcome is durable: an
+    /// attempt's output on disk means its answer is recorded (a resumed run trusts that).
+    outputs_after_commit: Vec<AttemptOutput>,
+}
+
+/// The files of a finished attempt (or a cache hit), written after its commit.
+struct AttemptOutput {
+    identity: CallIdentity,
+    prompt: Option<Arc<str>>,
+    output: Arc<str>,
+    stderr: Option<Arc<[u8]>>,
+}
+
+/// Rows to commit, and who waits for their commit.
+struct Job {
+    writes: Vec<BatchWrite>,
+    done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// The commit of queued rows, when the queuer waits for it.
+struct Committed(Option<oneshot::Receiver<Result<(), String>>>);
+
+impl Committed {
+    async fn wait(self) -> Result<(), String> {
+        match self.0 {
+            Some(committed) => committed
+                .await
+                .map_err(|_| "the recorder's writer stopped".to_owned())?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The writer task: one transaction for every job that arrived since the last commit.
+async fn write_jobs(
+    store: Store,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    failed: Arc<Mutex<Option<String>>>,
+) {
+    let mut writes = Vec::new();
+    let mut waiters = Vec::new();
+    while let Some(job) = jobs.recv().await {
+        writes.extend(job.writes);
+        waiters.extend(job.done);
+        while let Ok(job) = jobs.try_recv() {
+            writes.extend(job.writes);
+            waiters.extend(job.done);
+        }
+        let earlier = failed
+            .lock()
+            .map(|failed| failed.clone())
+            .unwrap_or_default();
+        let result = match earlier {
+            // Rows after a lost one are not written: the log stays a prefix of the events.
+            Some(message) => Err(message),
+            None => store
+                .write_batch(&writes)
+                .await
+                .map_err(|error| error.to_string()),
+        };
+        if let Err(message) = &result
+            && let Ok(mut failed) = failed.lock()
+        {
+            failed.get_or_insert_with(|| message.clone());
+        }
+        writes.clear();
+        for waiter in waiters.drain(..) {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+/// The events that only announce work in progress: nothing acts on them having been stored,
+/// and an outcome (awaited) always follows them, so `emit` returns once they are queued.
+fn returns_once_queued(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::AttemptStarted { .. }
+            | Event::RetryScheduled { .. }
+            | Event::FallbackStarted { .. }
+            | Event::ContextCut { .. }
+    )
 }
 
 impl Recorder {
+    /// Must be called within a tokio runtime: it starts the recorder's writer task, which
+    /// ends when the recorder is dropped, after committing what was queued.
     pub fn new(store: Store, run_id: &str) -> Self {
         let run_dir = store.run_dir(run_id);
+        let (writer, jobs) = mpsc::unbounded_channel();
+        let failed = Arc::new(Mutex::new(None));
+        tokio::spawn(write_jobs(store, jobs, failed.clone()));
         Recorder {
-            store,
             run_dir,
             cache_ttls: None,
             next_round: false,
+            writer,
+            failed,
+            outputs_after_commit: Vec::new(),
         }
     }
 
@@ -41,17 +146,16 @@ impl Recorder {
         self
     }
 
-    async fn cache(
+    /// The cache entry of a successful answer, when its phase is cached.
+    fn cache_entry(
         &self,
         identity: &CallIdentity,
         key: &str,
         output: &str,
         output_hash: &str,
         at_ms: i64,
-    ) -> Result<(), String> {
-        let Some(ttls) = &self.cache_ttls else {
-            return Ok(());
-        };
+    ) -> Option<CacheEntry> {
+        let ttls = self.cache_ttls.as_ref()?;
         let ttl = match identity.phase {
             Phase::Agent => ttls.agent,
             Phase::Review => ttls.review,
@@ -59,30 +163,73 @@ impl Recorder {
             Phase::Qa => ttls.qa,
         };
         if ttl.is_zero() {
-            return Ok(());
+            return None;
         }
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        self.store
-            .put_cache(&CacheEntry {
-                key: key.to_owned(),
-                phase: identity.phase.as_str().to_owned(),
-                output: output.to_owned(),
-                output_hash: output_hash.to_owned(),
-                run_id: identity.run_id.clone(),
-                created_at_ms: at_ms,
-                expires_at_ms: at_ms.saturating_add(ttl_ms),
-            })
-            .await
-            .map_err(|error| error.to_string())
+        Some(CacheEntry {
+            key: key.to_owned(),
+            phase: identity.phase.as_str().to_owned(),
+            output: output.to_owned(),
+            output_hash: output_hash.to_owned(),
+            run_id: identity.run_id.clone(),
+            created_at_ms: at_ms,
+            expires_at_ms: at_ms.saturating_add(ttl_ms),
+        })
+    }
+
+    /// Queues `writes` for the writer task at once; with `wait`, the returned receiver says
+    /// when they are committed.
+    fn queue(&self, writes: Vec<BatchWrite>, wait: bool) -> Result<Committed, String> {
+        if let Some(message) = self.failed.lock().ok().and_then(|failed| failed.clone()) {
+            return Err(message);
+        }
+        let (done, committed) = if wait {
+            let (sender, receiver) = oneshot::channel();
+            (Some(sender), Some(receiver))
+        } else {
+            (None, None)
+        };
+        self.writer
+            .send(Job { writes, done })
+            .map_err(|_| "the recorder's writer stopped".to_owned())?;
+        Ok(Committed(committed))
+    }
+
+    async fn commit(&self, writes: Vec<BatchWrite>, wait: bool) -> Result<(), String> {
+        self.queue(writes, wait)?.wait().await
     }
 
     async fn record(&mut self, event: &Event) -> Result<(), String> {
+        self.record_queued(event).await?.wait().await?;
+        self.write_outputs()
+    }
+
+    /// Writes the files of the attempts whose outcomes are now committed.
+    fn write_outputs(&mut self) -> Result<(), String> {
+        for done in std::mem::take(&mut self.outputs_after_commit) {
+            self.write_files(
+                &done.identity,
+                &AttemptFiles {
+                    prompt: done.prompt.as_deref(),
+                    output: Some(done.output.as_bytes()),
+                    stderr: done.stderr.as_deref(),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Records `event`, returning once its rows are queued (and its files written); the
+    /// returned commit says when they are durable, if the event is one that waits for it.
+    async fn record_queued(&mut self, event: &Event) -> Result<Committed, String> {
         let run_id = run_id_of(event);
         let payload = serde_json::to_value(event).map_err(|error| error.to_string())?;
-        self.store
-            .append_event(run_id, event.kind(), &payload)
-            .await
-            .map_err(|error| error.to_string())?;
+        let mut writes = vec![BatchWrite::Event {
+            run_id: run_id.to_owned(),
+            kind: event.kind().to_owned(),
+            payload,
+        }];
+        let wait = !returns_once_queued(event);
         match event {
             Event::AttemptStarted {
                 identity,
@@ -90,6 +237,10 @@ impl Recorder {
                 at_ms,
                 prompt,
             } => {
+                writes.push(BatchWrite::Attempt(attempt_record(
+                    identity, backend, *at_ms,
+                )));
+                let committed = self.queue(writes, wait)?;
                 self.write_files(
                     identity,
                     &AttemptFiles {
@@ -97,8 +248,7 @@ impl Recorder {
                         ..AttemptFiles::default()
                     },
                 )?;
-                self.record_attempt(attempt_record(identity, backend, *at_ms))
-                    .await?;
+                Ok(committed)
             }
             Event::AttemptFinished {
                 identity,
@@ -117,22 +267,18 @@ impl Recorder {
                 ..
             } => {
                 if let (Some(key), Some(hash)) = (cache_key, output_hash) {
-                    self.store
-                        .record_answer(&identity.run_id, key, output)
-                        .await
-                        .map_err(|error| error.to_string())?;
-                    self.cache(identity, key, output, hash, *at_ms).await?;
+                    writes.push(BatchWrite::Answer {
+                        run_id: identity.run_id.clone(),
+                        key: key.clone(),
+                        output: output.to_string(),
+                    });
+                    writes.extend(
+                        self.cache_entry(identity, key, output, hash, *at_ms)
+                            .map(BatchWrite::Cache),
+                    );
                 }
-                self.write_files(
-                    identity,
-                    &AttemptFiles {
-                        prompt: None,
-                        output: Some(output.as_bytes()),
-                        stderr: (!stderr.is_empty()).then_some(&stderr[..]),
-                    },
-                )?;
                 let started = at_ms - i64::try_from(*duration_ms).unwrap_or(0);
-                self.record_attempt(AttemptRecord {
+                writes.push(BatchWrite::Attempt(AttemptRecord {
                     finished_at_ms: Some(*at_ms),
                     outcome: Some(status.as_str().to_owned()),
                     failure_reason: failure.as_ref().map(ToString::to_string),
@@ -142,8 +288,15 @@ impl Recorder {
                     input_tokens: usage.map(|usage| count(usage.input_tokens)),
                     output_tokens: usage.map(|usage| count(usage.output_tokens)),
                     ..attempt_record(identity, backend, started)
-                })
-                .await?;
+                }));
+                let committed = self.queue(writes, wait)?;
+                self.outputs_after_commit.push(AttemptOutput {
+                    identity: identity.clone(),
+                    prompt: None,
+                    output: output.clone(),
+                    stderr: (!stderr.is_empty()).then(|| stderr.clone()),
+                });
+                Ok(committed)
             }
             Event::CacheHit {
                 identity,
@@ -157,28 +310,28 @@ impl Recorder {
                 output,
                 ..
             } => {
-                self.write_files(
-                    identity,
-                    &AttemptFiles {
-                        prompt: Some(prompt),
-                        output: Some(output.as_bytes()),
-                        stderr: None,
-                    },
-                )?;
-                self.store
-                    .record_answer(&identity.run_id, cache_key, output)
-                    .await
-                    .map_err(|error| error.to_string())?;
+                writes.push(BatchWrite::Answer {
+                    run_id: identity.run_id.clone(),
+                    key: cache_key.clone(),
+                    output: output.to_string(),
+                });
                 // A cache hit takes no time and costs no tokens.
-                self.record_attempt(AttemptRecord {
+                writes.push(BatchWrite::Attempt(AttemptRecord {
                     finished_at_ms: Some(*at_ms),
                     outcome: Some("cached".to_owned()),
                     output_hash: Some(output_hash.clone()),
                     output_bytes: Some(count(*output_bytes)),
                     confidence: *confidence,
                     ..attempt_record(identity, backend, *at_ms)
-                })
-                .await?;
+                }));
+                let committed = self.queue(writes, wait)?;
+                self.outputs_after_commit.push(AttemptOutput {
+                    identity: identity.clone(),
+                    prompt: Some(prompt.clone()),
+                    output: output.clone(),
+                    stderr: None,
+                });
+                Ok(committed)
             }
             Event::ArtifactSynthesized {
                 stage,
@@ -186,6 +339,8 @@ impl Recorder {
                 content,
                 ..
             } => {
+                // The event is durable before its artifact is staged, as before group commit.
+                self.commit(writes, wait).await?;
                 let staged = if self.next_round {
                     self.run_dir
                         .stage_next_artifact(stage, artifact, content.as_bytes())
@@ -194,6 +349,7 @@ impl Recorder {
                         .stage_artifact(stage, artifact, content.as_bytes())
                 };
                 staged.map_err(|error| format!("cannot stage {artifact}: {error}"))?;
+                Ok(Committed(None))
             }
             Event::GateRequested {
                 run_id,
@@ -202,30 +358,21 @@ impl Recorder {
                 artifacts,
                 at_ms,
             } => {
-                self.store
-                    .open_gate(&GateRecord {
-                        run_id: run_id.clone(),
-                        stage: stage.clone(),
-                        question: question.clone(),
-                        artifacts: artifacts.clone(),
-                        state: GateState::Pending,
-                        round: 1,
-                        opened_at_ms: *at_ms,
-                        closed_at_ms: None,
-                    })
-                    .await
-                    .map_err(|error| error.to_string())?;
+                writes.push(BatchWrite::OpenGate(GateRecord {
+                    run_id: run_id.clone(),
+                    stage: stage.clone(),
+                    question: question.clone(),
+                    artifacts: artifacts.clone(),
+                    state: GateState::Pending,
+                    round: 1,
+                    opened_at_ms: *at_ms,
+                    closed_at_ms: None,
+                }));
+                self.commit(writes, wait).await?;
+                Ok(Committed(None))
             }
-            _ => {}
+            _ => self.queue(writes, wait),
         }
-        Ok(())
-    }
-
-    async fn record_attempt(&self, attempt: AttemptRecord) -> Result<(), String> {
-        self.store
-            .record_attempt(&attempt)
-            .await
-            .map_err(|error| error.to_string())
     }
 
     fn write_files(&self, identity: &CallIdentity, files: &AttemptFiles<'_>) -> Result<(), String> {
@@ -257,6 +404,25 @@ impl EventSink for Recorder {
     async fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         self.record(event)
             .await
+            .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
+    }
+
+    /// Queues every event's rows, then waits for the commit of the last one that waits: the
+    /// writer commits in order and a failure fails every later commit, so that one being
+    /// durable means all of them are.
+    async fn emit_all(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        let mut last = Committed(None);
+        for event in events {
+            let committed = self.record_queued(event).await.map_err(|message| {
+                SinkError::new(format!("recording the run failed: {message}"))
+            })?;
+            if committed.0.is_some() {
+                last = committed;
+            }
+        }
+        last.wait()
+            .await
+            .and_then(|()| self.write_outputs())
             .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
     }
 }

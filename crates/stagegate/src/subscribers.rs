@@ -44,4 +44,13 @@ impl EventSink for Subscribers {
         self.recorder.emit(event).await?;
         self.announce(event).await
     }
+
+    /// The recorder stores them all (one group commit) before any is shown.
+    async fn emit_all(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        self.recorder.emit_all(events).await?;
+        for event in events {
+            self.announce(event).await?;
+        }
+        Ok(())
+    }
 }

@@ -4,6 +4,8 @@
 //! live and `cache clear`; a run's own answers are its history, and a resumed run must find
 //! every one of them, so that no finished call is made twice.
 
+use sqlx::SqliteConnection;
+
 use crate::error::StoreError;
 use crate::store::Store;
 
@@ -18,17 +20,31 @@ impl Store {
     ) -> Result<(), StoreError> {
         let operation = "recording an answer";
         let mut transaction = self.begin_write(operation).await?;
-        sqlx::query("INSERT OR IGNORE INTO answers (run_id, key, output) VALUES (?, ?, ?)")
-            .bind(run_id)
-            .bind(key)
-            .bind(output)
-            .execute(&mut *transaction)
-            .await
-            .map_err(|error| self.write_error(operation, run_id, error))?;
+        self.record_answer_in(&mut transaction, run_id, key, output)
+            .await?;
         transaction
             .commit()
             .await
             .map_err(|error| self.error(operation, error))
+    }
+
+    /// Records an answer inside `connection`'s open write transaction.
+    pub(crate) async fn record_answer_in(
+        &self,
+        connection: &mut SqliteConnection,
+        run_id: &str,
+        key: &str,
+        output: &str,
+    ) -> Result<(), StoreError> {
+        let operation = "recording an answer";
+        sqlx::query("INSERT OR IGNORE INTO answers (run_id, key, output) VALUES (?, ?, ?)")
+            .bind(run_id)
+            .bind(key)
+            .bind(output)
+            .execute(&mut *connection)
+            .await
+            .map_err(|error| self.write_error(operation, run_id, error))?;
+        Ok(())
     }
 
     /// Every answer run `run_id` recorded, as `(key, output)`.

@@ -1,5 +1,7 @@
 //! The `attempts` table: one row per agent attempt, written when it starts and again when it ends.
 
+use sqlx::SqliteConnection;
+
 use crate::records::AttemptRecord;
 use crate::store::Store;
 
@@ -10,6 +12,20 @@ impl Store {
     pub async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), crate::StoreError> {
         let operation = "recording an attempt";
         let mut transaction = self.begin_write(operation).await?;
+        self.record_attempt_in(&mut transaction, attempt).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(operation, error))
+    }
+
+    /// Records an attempt inside `connection`'s open write transaction.
+    pub(crate) async fn record_attempt_in(
+        &self,
+        connection: &mut SqliteConnection,
+        attempt: &AttemptRecord,
+    ) -> Result<(), crate::StoreError> {
+        let operation = "recording an attempt";
         sqlx::query(
             "INSERT INTO attempts (run_id, stage, phase, agent, attempt, backend, started_at_ms, \
              finished_at_ms, outcome, failure_reason, output_hash, output_bytes, confidence, \
@@ -37,13 +53,10 @@ impl Store {
         .bind(attempt.confidence)
         .bind(attempt.input_tokens)
         .bind(attempt.output_tokens)
-        .execute(&mut *transaction)
+        .execute(&mut *connection)
         .await
         .map_err(|error| self.write_error(operation, &attempt.run_id, error))?;
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.error(operation, error))
+        Ok(())
     }
 
     /// The attempts of run `run_id`, in the order they were first recorded.

@@ -5,6 +5,7 @@
 //! back those still valid. A run's own entries stay valid for that run whatever their age, so that
 //! `resume` after a long pause at a gate does not redo finished work.
 
+use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::StoreError;
@@ -16,6 +17,20 @@ impl Store {
     pub async fn put_cache(&self, entry: &CacheEntry) -> Result<(), StoreError> {
         let operation = "writing a cache entry";
         let mut transaction = self.begin_write(operation).await?;
+        self.put_cache_in(&mut transaction, entry).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(operation, error))
+    }
+
+    /// Writes a cache entry inside `connection`'s open write transaction.
+    pub(crate) async fn put_cache_in(
+        &self,
+        connection: &mut SqliteConnection,
+        entry: &CacheEntry,
+    ) -> Result<(), StoreError> {
+        let operation = "writing a cache entry";
         sqlx::query(
             "INSERT INTO cache (key, phase, output, output_hash, run_id, created_at_ms, \
              expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) \
@@ -30,13 +45,10 @@ impl Store {
         .bind(&entry.run_id)
         .bind(entry.created_at_ms)
         .bind(entry.expires_at_ms)
-        .execute(&mut *transaction)
+        .execute(&mut *connection)
         .await
         .map_err(|error| self.error(operation, error))?;
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.error(operation, error))
+        Ok(())
     }
 
     /// Every entry still valid at `now_ms` (`expires_at_ms > now_ms`), plus every entry recorded

@@ -1,6 +1,8 @@
 //! The `events` table: the run's log, appended before the CLI acts on an event, so that the state
 //! after a crash is a replay of it.
 
+use sqlx::SqliteConnection;
+
 use crate::error::StoreError;
 use crate::records::EventRecord;
 use crate::store::{Store, now_ms};
@@ -16,8 +18,27 @@ impl Store {
         payload: &serde_json::Value,
     ) -> Result<i64, StoreError> {
         let operation = "appending an event";
-        let payload_json = self.to_json("event payload", payload)?;
         let mut transaction = self.begin_write(operation).await?;
+        let seq = self
+            .append_event_in(&mut transaction, run_id, kind, payload)
+            .await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(operation, error))?;
+        Ok(seq)
+    }
+
+    /// Appends an event inside `connection`'s open write transaction.
+    pub(crate) async fn append_event_in(
+        &self,
+        connection: &mut SqliteConnection,
+        run_id: &str,
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> Result<i64, StoreError> {
+        let operation = "appending an event";
+        let payload_json = self.to_json("event payload", payload)?;
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO events (run_id, kind, payload_json, recorded_at_ms) VALUES (?, ?, ?, ?) \
              RETURNING seq",
@@ -26,13 +47,9 @@ impl Store {
         .bind(kind)
         .bind(payload_json)
         .bind(now_ms())
-        .fetch_one(&mut *transaction)
+        .fetch_one(&mut *connection)
         .await
         .map_err(|error| self.write_error(operation, run_id, error))?;
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.error(operation, error))?;
         Ok(seq)
     }
 

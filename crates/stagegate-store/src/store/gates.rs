@@ -1,5 +1,6 @@
 //! The `gates` table: at most one gate per stage of a run, pending until a person decides.
 
+use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::StoreError;
@@ -28,8 +29,22 @@ impl Store {
     /// [`Store::decide_gate`], so that a late "open" can never undo a decision.
     pub async fn open_gate(&self, gate: &GateRecord) -> Result<(), StoreError> {
         let operation = "opening a gate";
-        let artifacts_json = self.to_json("gate artifacts", &gate.artifacts)?;
         let mut transaction = self.begin_write(operation).await?;
+        self.open_gate_in(&mut transaction, gate).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(operation, error))
+    }
+
+    /// Opens a gate inside `connection`'s open write transaction.
+    pub(crate) async fn open_gate_in(
+        &self,
+        connection: &mut SqliteConnection,
+        gate: &GateRecord,
+    ) -> Result<(), StoreError> {
+        let operation = "opening a gate";
+        let artifacts_json = self.to_json("gate artifacts", &gate.artifacts)?;
         sqlx::query(
             "INSERT INTO gates (run_id, stage, question, artifacts_json, state, opened_at_ms, \
              closed_at_ms, round) VALUES (?, ?, ?, ?, ?, ?, NULL, 1) \
@@ -42,13 +57,10 @@ impl Store {
         .bind(artifacts_json)
         .bind(GateState::Pending.as_str())
         .bind(gate.opened_at_ms)
-        .execute(&mut *transaction)
+        .execute(&mut *connection)
         .await
         .map_err(|error| self.write_error(operation, &gate.run_id, error))?;
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.error(operation, error))
+        Ok(())
     }
 
     /// The gate of `stage` in run `run_id`, if one was opened.

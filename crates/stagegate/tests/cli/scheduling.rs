@@ -25,13 +25,11 @@ fn the_phases_run_in_order_agents_review_synthesis_qa() {
     let plan = calls.synthesis_of("plan.md");
     let summary = calls.synthesis_of("planning-summary.md");
     assert_eq!((plan.len(), summary.len()), (1, 1), "{calls:#?}");
+    // The artifacts are synthesized concurrently under the stage's limit (their order of
+    // dispatch is asserted under the paused clock in the engine's tests): both after the review.
     assert!(
-        review.end() <= plan[0].start,
+        review.end() <= plan[0].start && review.end() <= summary[0].start,
         "synthesis before the review ended"
-    );
-    assert!(
-        plan[0].end() <= summary[0].start,
-        "planning-summary.md was synthesized before plan.md was done: {calls:#?}"
     );
 
     let qa = calls.phase("qa");
