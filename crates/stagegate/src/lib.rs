@@ -183,6 +183,8 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
             serve::serve(session, &args).await
         }
         Command::Init(args) => commands::init::init(args.force, args.speckit_extension),
+        Command::Completions(args) => Ok(commands::completions::completions(args.shell)),
+        Command::Man => commands::man_page::man_page(),
         Command::Metrics(args) => {
             let session = Session::open(&args.common, None).await?;
             commands::metrics::metrics(&session, args.format).await

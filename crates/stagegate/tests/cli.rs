@@ -6,6 +6,8 @@
 mod agent_failures;
 #[path = "cli/builtin.rs"]
 mod builtin;
+#[path = "cli/completions.rs"]
+mod completions;
 #[path = "cli/configuration.rs"]
 mod configuration;
 #[path = "cli/context.rs"]
