@@ -46,5 +46,7 @@ mod secrets;
 mod serve;
 #[path = "cli/stage_inputs.rs"]
 mod stage_inputs;
+#[path = "cli/state_directory.rs"]
+mod state_directory;
 #[path = "cli/terminal_safety.rs"]
 mod terminal_safety;
