@@ -14,7 +14,7 @@
 //! - it makes itself a *child subreaper* (`PR_SET_CHILD_SUBREAPER`), so every orphan of the tree
 //!   (including processes that called `setsid`) is re-parented to it rather than to init, and the
 //!   tree is exactly "the supervisor's descendants" (found by walking `/proc/*/stat`);
-//! - it asks for [`KILL_TREE_SIGNAL`] (not `SIGKILL`) as its parent-death signal and also polls
+//! - it asks for `KILL_TREE_SIGNAL` (not `SIGKILL`) as its parent-death signal and also polls
 //!   `getppid()`; either way, when stagegate is gone it `SIGKILL`s every descendant, again and
 //!   again until none is left, and exits. The engine sends the same signal when an attempt is
 //!   dropped;

@@ -11,7 +11,7 @@
 //! or a multi-provider framework (genai, rig), because:
 //!
 //! - there are two endpoints and two wire formats; the request body is a handful of fields and the
-//!   streamed answer is a handful of event kinds ([`openai`] and [`anthropic`] hold each format in
+//!   streamed answer is a handful of event kinds (`openai` and `anthropic` hold each format in
 //!   about a hundred lines);
 //! - the engine's retry policy, quorum and fallback need every failure classified our way
 //!   (retryable, rate limited with its `Retry-After`, permanent with the server's own message,

@@ -105,6 +105,38 @@ impl Store {
         })
     }
 
+    /// An empty store held in memory, for a command that only reads (`status`, `runs`, …) in a
+    /// repository without `state_dir`: it answers every query as a store without runs would,
+    /// and creates nothing on disk. `state_dir` is only named in messages.
+    ///
+    /// One connection, kept for the store's whole life: every connection to `:memory:` would
+    /// be a database of its own, and closing the last one would drop the schema.
+    pub async fn open_empty(state_dir: &Path) -> Result<Store, StoreError> {
+        let database_path = state_dir.join(DATABASE_FILE);
+        let options = SqliteConnectOptions::new()
+            .in_memory(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|error| classify(&database_path, "opening an empty database", error))?;
+        let mut connection = pool
+            .acquire()
+            .await
+            .map_err(|error| classify(&database_path, "opening an empty database", error))?;
+        schema::migrate(&mut connection, &database_path).await?;
+        drop(connection);
+        Ok(Store {
+            pool,
+            state_dir: state_dir.to_path_buf(),
+            database_path,
+        })
+    }
+
     /// The directory the store was opened on (`.stagegate/`).
     pub fn state_dir(&self) -> &Path {
         &self.state_dir

@@ -55,6 +55,18 @@ pub enum Command {
     /// Write a stagegate.toml that uses what this machine has (a CLI agent, an API key, a local
     /// server), saying what it chose and why.
     Init(InitArgs),
+    /// Print a shell completion script on stdout (e.g. `stagegate completions bash >
+    /// ~/.local/share/bash-completion/completions/stagegate`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout (e.g. `stagegate man | man -l -`).
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

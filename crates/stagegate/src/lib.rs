@@ -25,6 +25,7 @@ mod effects;
 mod error;
 mod event_log;
 mod gate_decision;
+mod gitignore;
 mod history;
 mod input_file;
 mod json_lines;
@@ -151,7 +152,7 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
             runner::resume_run(&session, &args.run, options).await
         }
         Command::Status(args) => {
-            let session = Session::open(&args.common, None).await?;
+            let session = Session::open_read_only(&args.common).await?;
             commands::status::status(&session, args.run.as_deref(), args.json).await
         }
         Command::Restore(args) => {
@@ -163,15 +164,21 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
             commands::unlock::unlock(&session, &args.run, args.force).await
         }
         Command::Runs(args) => {
-            let session = Session::open(&args.common, None).await?;
+            let session = Session::open_read_only(&args.common).await?;
             commands::runs::runs(&session, args.json).await
         }
         Command::Show(args) => {
-            let session = Session::open(&args.common, None).await?;
+            let session = Session::open_read_only(&args.common).await?;
+            if !session.has_state() {
+                return Err(no_runs_yet(&args.run));
+            }
             commands::show::show(&session, &args).await
         }
         Command::Report(args) => {
-            let session = Session::open(&args.common, None).await?;
+            let session = Session::open_read_only(&args.common).await?;
+            if !session.has_state() {
+                return Err(no_runs_yet(&args.run));
+            }
             commands::report::report(&session, &args.run, &args.html).await
         }
         Command::Cache(args) => {
@@ -183,11 +190,23 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
             serve::serve(session, &args).await
         }
         Command::Init(args) => commands::init::init(args.force, args.speckit_extension),
+        Command::Completions(args) => Ok(commands::completions::completions(args.shell)),
+        Command::Man => commands::man_page::man_page(),
         Command::Metrics(args) => {
-            let session = Session::open(&args.common, None).await?;
+            let session = Session::open_read_only(&args.common).await?;
             commands::metrics::metrics(&session, args.format).await
         }
     }
+}
+
+/// `show RUN` or `report RUN` where nothing was ever recorded: RUN cannot exist. A usage error
+/// (exit 2) as for any unknown run, so that `stagegate report RUN --html FILE && open FILE`
+/// does not go on without a page.
+fn no_runs_yet(run_id: &str) -> AppError {
+    AppError::usage(format!(
+        "no run {run_id}: no runs yet in this repository (there is no {})\nhint: `stagegate run plan` starts one",
+        workspace::STATE_DIR
+    ))
 }
 
 /// Prints an error once, at the top: with miette's snippet for configuration errors. A message

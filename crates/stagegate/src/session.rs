@@ -20,15 +20,7 @@ pub struct Session {
 impl Session {
     /// Loads the configuration (printing its warnings) and opens the store.
     pub async fn open(common: &CommonArgs, concurrency: Option<usize>) -> Result<Self, AppError> {
-        let cwd = std::env::current_dir()?;
-        let repo_root = find_repo_root(&cwd);
-        let mut options = LoadOptions::from_process_env(repo_root.clone());
-        options.config_file = common.config.as_ref().map(|file| cwd.join(file));
-        options.concurrency = concurrency;
-        let loaded = stagegate_settings::load(&options)?;
-        for warning in &loaded.warnings {
-            eprintln!("warning: {warning}");
-        }
+        let (cwd, repo_root, settings) = load_settings(common, concurrency)?;
         let store = Store::open(&repo_root.join(STATE_DIR)).await?;
         // Whatever a killed stagegate left half done is finished before anything looks.
         crate::effects::finish_interrupted(&store, |key| Feature {
@@ -39,10 +31,36 @@ impl Session {
         Ok(Session {
             cwd,
             repo_root,
-            settings: loaded.settings,
+            settings,
             store,
             common: common.clone(),
         })
+    }
+
+    /// Like [`Session::open`], for a command that only reads: in a repository without
+    /// `.stagegate/` it reads an empty store held in memory (so it reports no runs) and creates
+    /// nothing; with one, it is [`Session::open`].
+    pub async fn open_read_only(common: &CommonArgs) -> Result<Self, AppError> {
+        let cwd = std::env::current_dir()?;
+        let state_dir = find_repo_root(&cwd).join(STATE_DIR);
+        if std::fs::symlink_metadata(&state_dir).is_ok() {
+            return Self::open(common, None).await;
+        }
+        let (cwd, repo_root, settings) = load_settings(common, None)?;
+        // Nothing was ever recorded here, so nothing was left half done either.
+        let store = Store::open_empty(&state_dir).await?;
+        Ok(Session {
+            cwd,
+            repo_root,
+            settings,
+            store,
+            common: common.clone(),
+        })
+    }
+
+    /// Whether this repository has recorded anything (`.stagegate/` exists).
+    pub fn has_state(&self) -> bool {
+        std::fs::symlink_metadata(self.store.state_dir()).is_ok()
     }
 
     /// The feature directory the command is about (`--feature`, or found as spec-kit finds it).
@@ -67,4 +85,21 @@ impl Session {
     pub fn relative<'a>(&self, path: &'a Path) -> &'a Path {
         path.strip_prefix(&self.repo_root).unwrap_or(path)
     }
+}
+
+/// The working directory, the repository root and the settings (printing their warnings).
+fn load_settings(
+    common: &CommonArgs,
+    concurrency: Option<usize>,
+) -> Result<(PathBuf, PathBuf, Settings), AppError> {
+    let cwd = std::env::current_dir()?;
+    let repo_root = find_repo_root(&cwd);
+    let mut options = LoadOptions::from_process_env(repo_root.clone());
+    options.config_file = common.config.as_ref().map(|file| cwd.join(file));
+    options.concurrency = concurrency;
+    let loaded = stagegate_settings::load(&options)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok((cwd, repo_root, loaded.settings))
 }

@@ -6,6 +6,8 @@
 mod agent_failures;
 #[path = "cli/builtin.rs"]
 mod builtin;
+#[path = "cli/completions.rs"]
+mod completions;
 #[path = "cli/configuration.rs"]
 mod configuration;
 #[path = "cli/context.rs"]
@@ -44,5 +46,7 @@ mod secrets;
 mod serve;
 #[path = "cli/stage_inputs.rs"]
 mod stage_inputs;
+#[path = "cli/state_directory.rs"]
+mod state_directory;
 #[path = "cli/terminal_safety.rs"]
 mod terminal_safety;

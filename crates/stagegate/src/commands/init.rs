@@ -30,7 +30,8 @@ use std::time::Duration;
 use stagegate_settings::CONFIG_FILE_NAME;
 
 use crate::error::{AppError, Exit};
-use crate::workspace::find_repo_root;
+use crate::gitignore::Outcome;
+use crate::workspace::{STATE_DIR, find_repo_root};
 
 /// The CLI coding agents stagegate has presets for, in the order a found one is preferred.
 pub const CLI_AGENTS: [&str; 7] = [
@@ -376,6 +377,14 @@ pub fn init(force: bool, speckit_extension: bool) -> Result<Exit, AppError> {
     }
     std::fs::write(&config_path, config_text(&choice, &detected))?;
     eprintln!("wrote {}", config_path.display());
+    match crate::gitignore::ignore_state_dir(&repo_root)? {
+        Outcome::Created => eprintln!("wrote .gitignore (ignoring {STATE_DIR}/)"),
+        Outcome::Appended => eprintln!("added {STATE_DIR}/ to .gitignore"),
+        Outcome::AlreadyIgnored => {}
+        Outcome::NotRegular => {
+            eprintln!("warning: .gitignore is not a regular file; add {STATE_DIR}/ to it yourself")
+        }
+    }
 
     if speckit_extension {
         let report = install_speckit_extension(&repo_root, force)?;

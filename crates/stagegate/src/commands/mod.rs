@@ -3,7 +3,9 @@
 
 pub mod approve;
 pub mod cache;
+pub mod completions;
 pub mod init;
+pub mod man_page;
 pub mod metrics;
 pub mod reject;
 pub mod report;

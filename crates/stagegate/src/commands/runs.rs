@@ -47,6 +47,10 @@ pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
         );
         return Ok(Exit::Done);
     }
+    if rows.is_empty() {
+        stdout_line!("no runs yet\nhint: `stagegate run plan` starts one");
+        return Ok(Exit::Done);
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,
