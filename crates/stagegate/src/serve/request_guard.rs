@@ -6,7 +6,10 @@
 //!   checked. With `--allow-remote` the names a remote browser uses are not known, and the
 //!   token alone guards the dashboard.
 //! * `Origin`, when a browser sends one, must be this dashboard (`http://` and the Host): a
-//!   form posted from another origin is refused whatever it carries.
+//!   form posted from another web origin is refused whatever it carries. The opaque origin
+//!   `null` (a form in a local file, a sandboxed frame) is let through to the token and CSRF
+//!   checks: such a page cannot read the dashboard's pages, so it cannot hold the page's CSRF
+//!   value, and a person may well keep a local page that posts to their own dashboard.
 //! * Every response, refusals included, says `X-Content-Type-Options: nosniff`, so a
 //!   browser never runs a staged artifact or an agent's output as HTML or script.
 
@@ -83,7 +86,11 @@ fn check(allowed: &AllowedHosts, request: &Request) -> Result<(), Refusal> {
             ),
         ));
     }
-    if let Some(origin) = request.headers().get(header::ORIGIN) {
+    if let Some(origin) = request
+        .headers()
+        .get(header::ORIGIN)
+        .filter(|origin| origin.as_bytes() != b"null")
+    {
         let same = origin
             .to_str()
             .ok()
