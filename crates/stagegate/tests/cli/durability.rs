@@ -109,9 +109,9 @@ fn repo_with_slow_agents() -> TestRepo {
     )
 }
 
-/// After `kill -9 stagegate`: its agents (its children) die with it (`PR_SET_PDEATHSIG`);
-/// what they started themselves (the fake agent's background `sleep`) is orphaned and would run
-/// on, so the test ends it.
+/// After `kill -9 stagegate`: its agents die with it, their whole trees too (each agent's
+/// supervisor kills what it adopted; `orphans.rs` checks that). Ending the fake agent's
+/// background `sleep` here as well is only a safety net for this test's cleanup.
 fn agents_die_with_stagegate(repo: &TestRepo, agents: &[&str], phase: &str, pids: &[u32]) {
     for (agent, pid) in agents.iter().zip(pids) {
         wait_until(
