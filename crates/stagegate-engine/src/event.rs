@@ -280,6 +280,12 @@ pub enum Event {
         stage: String,
         /// The commands that decide it.
         commands: Vec<String>,
+        /// The feature's files that approval would create, and those it would replace (kept,
+        /// and restorable with `stagegate restore`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        creates: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replaces: Vec<String>,
         at_ms: i64,
     },
     GateDecided {
@@ -683,6 +689,8 @@ mod tests {
                 run_id: run_id(),
                 stage: stage(),
                 commands: vec!["stagegate approve r1".into()],
+                creates: vec!["planning-summary.md".into()],
+                replaces: vec!["plan.md".into()],
                 at_ms: 18,
             },
             Event::GateDecided {

@@ -56,6 +56,15 @@ fn line_changes(before: &[u8], after: &[u8]) -> ChangeKind {
     ChangeKind::Replace { added, removed }
 }
 
+/// The names of the changes of the kinds `keep` selects.
+pub fn named(changes: &[Change], keep: impl Fn(ChangeKind) -> bool) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|change| keep(change.kind))
+        .map(|change| change.name.clone())
+        .collect()
+}
+
 /// `approval creates plan.md; replaces research.md (+12 −40 lines, the current file is kept)`,
 /// or `None` when there is nothing to say.
 pub fn describe(changes: &[Change]) -> Option<String> {

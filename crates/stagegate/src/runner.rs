@@ -313,20 +313,25 @@ impl Runner<'_> {
                     .update_run(&self.run.id, RunState::AwaitingDecision, Some(&plan.id))
                     .await?;
                 let commands = decide_commands(&self.run.id);
+                let staged = store.run_dir(&self.run.id).staged_artifacts(&plan.id)?;
+                let changes = publication_preview::preview(&staged, &self.feature.dir);
                 emit(
                     sink,
                     Event::GateWaiting {
                         run_id: self.run.id.clone(),
                         stage: plan.id.clone(),
                         commands: commands.clone(),
+                        creates: publication_preview::named(&changes, |kind| {
+                            kind == publication_preview::ChangeKind::Create
+                        }),
+                        replaces: publication_preview::named(&changes, |kind| {
+                            matches!(kind, publication_preview::ChangeKind::Replace { .. })
+                        }),
                         at_ms: now_ms(),
                     },
                 )
                 .await?;
                 if !self.options.json {
-                    let run_dir = store.run_dir(&self.run.id);
-                    let staged = run_dir.staged_artifacts(&plan.id)?;
-                    let changes = publication_preview::preview(&staged, &self.feature.dir);
                     if let Some(changes) = publication_preview::describe(&changes) {
                         eprintln!("\n{}", changes.replace("RUN", &self.run.id));
                     }

@@ -948,6 +948,8 @@ mod tests {
             run_id: "r1".into(),
             stage: stage.into(),
             commands: vec![],
+            creates: vec![],
+            replaces: vec![],
             at_ms,
         }
     }

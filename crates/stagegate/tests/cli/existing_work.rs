@@ -93,3 +93,26 @@ fn adopting_needs_the_artifacts_later_stages_read() {
         .expect_code(EXIT_INPUT_MISSING)
         .stderr_has("plan.md is missing");
 }
+
+#[test]
+fn the_json_gate_event_names_the_files_approval_creates_and_replaces() {
+    let repo = repo_with_a_plan();
+    let events = repo
+        .run(&["run", "plan", "--no-input", "--json"])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .json_lines();
+    let waiting = events
+        .iter()
+        .find(|event| event["event"] == "gate_waiting")
+        .expect("a gate_waiting event");
+    assert_eq!(
+        waiting["replaces"],
+        serde_json::json!(["plan.md"]),
+        "{waiting}"
+    );
+    let creates = waiting["creates"].as_array().expect("creates");
+    assert!(
+        creates.iter().any(|name| name == "planning-summary.md"),
+        "{waiting}"
+    );
+}
