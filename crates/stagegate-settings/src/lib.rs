@@ -36,6 +36,9 @@ mod warning;
 
 pub use environment::ENVIRONMENT_VARIABLES;
 pub use error::{ConfigError, ConfigErrorKind, FileError};
-pub use load::{CONFIG_FILE_NAME, LoadOptions, Loaded, MAX_CONFIG_BYTES, embedded_defaults, load};
+pub use load::{
+    CONFIG_FILE_NAME, LoadOptions, Loaded, MAX_CONFIG_BYTES, embedded_defaults, file_type_name,
+    load,
+};
 pub use settings::*;
 pub use warning::{ConfigWarning, WarningReason};

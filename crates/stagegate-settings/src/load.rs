@@ -176,8 +176,9 @@ fn read_user_file(options: &LoadOptions) -> Result<Option<SourceFile>, ConfigErr
     }
 }
 
-/// What a path is, for an error saying it is not a regular file.
-pub(crate) fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
+/// What a path is, for an error saying it is not a regular file (the configuration here; the
+/// binary's stage inputs too).
+pub fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if file_type.is_dir() {
         "a directory"

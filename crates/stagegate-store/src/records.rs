@@ -277,6 +277,29 @@ named_enum!(
     }
 );
 
+/// The store's gate states are the run state machine's, stored by name.
+impl From<GateState> for stagegate_run::GateStatus {
+    fn from(state: GateState) -> Self {
+        match state {
+            GateState::Pending => stagegate_run::GateStatus::Pending,
+            GateState::Approved => stagegate_run::GateStatus::Approved,
+            GateState::Rejected => stagegate_run::GateStatus::Rejected,
+            GateState::Superseded => stagegate_run::GateStatus::Superseded,
+        }
+    }
+}
+
+impl From<stagegate_run::GateStatus> for GateState {
+    fn from(status: stagegate_run::GateStatus) -> Self {
+        match status {
+            stagegate_run::GateStatus::Pending => GateState::Pending,
+            stagegate_run::GateStatus::Approved => GateState::Approved,
+            stagegate_run::GateStatus::Rejected => GateState::Rejected,
+            stagegate_run::GateStatus::Superseded => GateState::Superseded,
+        }
+    }
+}
+
 named_enum!(
     /// What a person decided at a gate.
     DecisionKind, "decision kind", {

@@ -129,6 +129,12 @@ pub async fn finish_interrupted(
     }
     for gate in store.pending_gates().await? {
         let run_dir = store.run_dir(&gate.run_id);
+        // Only a switch that never committed leaves the recorded round's directory behind; a
+        // crashed process's round cannot move any more, so this look needs no lock, and every
+        // command's start takes the write lock only when there is something to repair.
+        if !run_dir.round_dir(&gate.stage, gate.round).is_dir() {
+            continue;
+        }
         let repaired = store
             .with_gate_round_locked(&gate.run_id, &gate.stage, |round| {
                 run_dir.repair_rounds(&gate.stage, round)

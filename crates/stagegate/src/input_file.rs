@@ -71,7 +71,7 @@ pub fn check_input(repo_root: &Path, path: &Path) -> Result<(), InputProblem> {
     let metadata = std::fs::metadata(&resolved).map_err(InputProblem::Io)?;
     if !metadata.is_file() {
         return Err(InputProblem::NotAFile {
-            found: file_type_name(&metadata.file_type()),
+            found: stagegate_settings::file_type_name(&metadata.file_type()),
         });
     }
     if metadata.len() > MAX_INPUT_BYTES {
@@ -104,24 +104,6 @@ pub fn read_input(repo_root: &Path, path: &Path) -> Result<Vec<u8>, InputProblem
 pub fn read_context(repo_root: &Path, relative: &Path) -> Option<String> {
     let bytes = read_input(repo_root, &repo_root.join(relative)).ok()?;
     String::from_utf8(bytes).ok()
-}
-
-/// What a path is, for an error saying it is not a regular file.
-fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    }
 }
 
 #[cfg(test)]

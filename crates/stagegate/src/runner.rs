@@ -16,7 +16,7 @@ use stagegate_engine::stage::{
 use stagegate_engine::stage_plan::{BackendFactory, BackendRegistry, StagePlan, plan_stage};
 use stagegate_run::{GateStatus, ResumePoint, RunAfter, Verb, resume_point};
 use stagegate_settings::BackendSettings;
-use stagegate_store::{GateState, NewRun, RunRecord, RunState};
+use stagegate_store::{NewRun, RunRecord, RunState};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -127,7 +127,7 @@ pub async fn resume_run(
     let mut gates = Vec::with_capacity(plans.len());
     for plan in &plans {
         let gate = session.store.gate(&run.id, &plan.id).await?;
-        gates.push(gate.map(|gate| gate_status(gate.state)));
+        gates.push(gate.map(|gate| GateStatus::from(gate.state)));
     }
     match resume_point(&gates) {
         ResumePoint::RunFrom(index) => runner.continue_from(&plans, index, &mut sink).await,
@@ -155,15 +155,6 @@ pub async fn resume_run(
             ),
         }),
         ResumePoint::Complete => runner.finish(&mut sink).await,
-    }
-}
-
-fn gate_status(state: GateState) -> GateStatus {
-    match state {
-        GateState::Pending => GateStatus::Pending,
-        GateState::Approved => GateStatus::Approved,
-        GateState::Rejected => GateStatus::Rejected,
-        GateState::Superseded => GateStatus::Superseded,
     }
 }
 

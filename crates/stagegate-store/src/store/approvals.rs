@@ -3,6 +3,8 @@
 //! Whether an approval still counts is the caller's question (does the file still hash to
 //! `content_hash`?); the store only remembers what was approved, when, and by which gate.
 
+use sqlx::SqliteConnection;
+
 use crate::error::StoreError;
 use crate::records::ApprovalRecord;
 use crate::store::Store;
@@ -12,6 +14,19 @@ impl Store {
     pub async fn record_approval(&self, approval: &ApprovalRecord) -> Result<(), StoreError> {
         let operation = "recording an approval";
         let mut transaction = self.begin_write(operation).await?;
+        self.record_approval_in(&mut transaction, approval).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(operation, error))
+    }
+
+    /// [`Store::record_approval`] inside a transaction the caller holds.
+    pub(crate) async fn record_approval_in(
+        &self,
+        connection: &mut SqliteConnection,
+        approval: &ApprovalRecord,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO approvals (feature_dir, subject, path, content_hash, run_id, stage, \
              approved_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -23,19 +38,16 @@ impl Store {
         .bind(&approval.run_id)
         .bind(&approval.stage)
         .bind(approval.approved_at_ms)
-        .execute(&mut *transaction)
+        .execute(connection)
         .await
         .map_err(|error| {
             self.write_error(
-                operation,
+                "recording an approval",
                 approval.run_id.as_deref().unwrap_or_default(),
                 error,
             )
         })?;
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.error(operation, error))
+        Ok(())
     }
 
     /// The newest approval of `subject` for this feature directory (subjects: `spec`,

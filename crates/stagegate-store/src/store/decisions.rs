@@ -1,6 +1,8 @@
 //! The `decisions` table: every decision a person took at a gate, an append-only audit trail
 //! (the schema's triggers refuse updates and deletions).
 
+use sqlx::SqliteConnection;
+
 use crate::error::StoreError;
 use crate::records::DecisionRecord;
 use crate::store::Store;
@@ -10,7 +12,21 @@ impl Store {
     pub async fn record_decision(&self, decision: &DecisionRecord) -> Result<i64, StoreError> {
         let operation = "recording a decision";
         let mut transaction = self.begin_write(operation).await?;
-        let id: i64 = sqlx::query_scalar(
+        let id = self.record_decision_in(&mut transaction, decision).await?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(operation, error))?;
+        Ok(id)
+    }
+
+    /// [`Store::record_decision`] inside a transaction the caller holds.
+    pub(crate) async fn record_decision_in(
+        &self,
+        connection: &mut SqliteConnection,
+        decision: &DecisionRecord,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
             "INSERT INTO decisions (run_id, stage, kind, reason, note, diff, decided_by, \
              decided_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
@@ -22,14 +38,9 @@ impl Store {
         .bind(&decision.diff)
         .bind(&decision.decided_by)
         .bind(decision.decided_at_ms)
-        .fetch_one(&mut *transaction)
+        .fetch_one(connection)
         .await
-        .map_err(|error| self.write_error(operation, &decision.run_id, error))?;
-        transaction
-            .commit()
-            .await
-            .map_err(|error| self.error(operation, error))?;
-        Ok(id)
+        .map_err(|error| self.write_error("recording a decision", &decision.run_id, error))
     }
 
     /// The decisions of run `run_id`, in the order they were recorded, with their ids.

@@ -68,20 +68,7 @@ impl Store {
             return Ok(false);
         }
         for approval in approvals {
-            sqlx::query(
-                "INSERT INTO approvals (feature_dir, subject, path, content_hash, run_id, stage, \
-                 approved_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&approval.feature_dir)
-            .bind(&approval.subject)
-            .bind(&approval.path)
-            .bind(&approval.content_hash)
-            .bind(&approval.run_id)
-            .bind(&approval.stage)
-            .bind(approval.approved_at_ms)
-            .execute(&mut *transaction)
-            .await
-            .map_err(|error| self.write_error(operation, run_id, error))?;
+            self.record_approval_in(&mut transaction, approval).await?;
         }
         transaction
             .commit()

@@ -7,7 +7,7 @@
 //! gate are serialised by SQLite's write lock: the second reads the first's decision and is
 //! refused, and nothing of its request is written.
 
-use stagegate_run::{Gate, GateStatus, Refusal, Request, RunAfter, Transition};
+use stagegate_run::{Gate, Refusal, Request, RunAfter, Transition};
 
 use crate::error::StoreError;
 use crate::records::{
@@ -87,7 +87,7 @@ impl Store {
         };
         let gate = self.gate_from_row(&row)?;
         let before = Gate {
-            status: gate_status(gate.state),
+            status: gate.state.into(),
             round: gate.round,
         };
         let transition =
@@ -106,23 +106,20 @@ impl Store {
             };
         let publication = inside(&transition)?;
 
-        let decision_id: i64 = sqlx::query_scalar(
-            "INSERT INTO decisions (run_id, stage, kind, reason, note, diff, decided_by, \
-             decided_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&decision.run_id)
-        .bind(&decision.stage)
-        .bind(decision_kind(decision.request.verb).as_str())
-        .bind(&decision.reason)
-        .bind(&decision.note)
-        .bind(&decision.diff)
-        .bind(&decision.decided_by)
-        .bind(decision.decided_at_ms)
-        .fetch_one(&mut *transaction)
-        .await
-        .map_err(|error| self.write_error(operation, &decision.run_id, error))?;
+        let record = DecisionRecord {
+            id: None,
+            run_id: decision.run_id.clone(),
+            stage: decision.stage.clone(),
+            kind: decision_kind(decision.request.verb),
+            reason: decision.reason.clone(),
+            note: decision.note.clone(),
+            diff: decision.diff.clone(),
+            decided_by: decision.decided_by.clone(),
+            decided_at_ms: decision.decided_at_ms,
+        };
+        let decision_id = self.record_decision_in(&mut transaction, &record).await?;
 
-        let state = gate_state(transition.gate.status);
+        let state = GateState::from(transition.gate.status);
         let closed_at = state.ne(&GateState::Pending).then(now_ms);
         sqlx::query(
             "UPDATE gates SET state = ?, round = ?, closed_at_ms = ? WHERE run_id = ? AND stage = ?",
@@ -163,17 +160,13 @@ impl Store {
             .map_err(|error| self.error(operation, error))?;
         }
 
-        let payload_json = self.to_json("event payload", &decision.event_payload)?;
-        sqlx::query(
-            "INSERT INTO events (run_id, kind, payload_json, recorded_at_ms) VALUES (?, ?, ?, ?)",
+        self.append_event_in(
+            &mut transaction,
+            &decision.run_id,
+            &decision.event_kind,
+            &decision.event_payload,
         )
-        .bind(&decision.run_id)
-        .bind(&decision.event_kind)
-        .bind(payload_json)
-        .bind(now_ms())
-        .execute(&mut *transaction)
-        .await
-        .map_err(|error| self.error(operation, error))?;
+        .await?;
 
         transaction
             .commit()
@@ -230,24 +223,6 @@ impl Store {
         .await
         .map_err(|error| self.error("reading a decision", error))?;
         row.map(|row| self.decision_from_row(&row)).transpose()
-    }
-}
-
-fn gate_status(state: GateState) -> GateStatus {
-    match state {
-        GateState::Pending => GateStatus::Pending,
-        GateState::Approved => GateStatus::Approved,
-        GateState::Rejected => GateStatus::Rejected,
-        GateState::Superseded => GateStatus::Superseded,
-    }
-}
-
-fn gate_state(status: GateStatus) -> GateState {
-    match status {
-        GateStatus::Pending => GateState::Pending,
-        GateStatus::Approved => GateState::Approved,
-        GateStatus::Rejected => GateState::Rejected,
-        GateStatus::Superseded => GateState::Superseded,
     }
 }
 
