@@ -142,6 +142,51 @@ pub async fn decide(place: &Place<'_>, verb: Verb, ask: Ask) -> Result<Decided, 
     })
 }
 
+/// Closes every gate of `stage` on `feature` still waiting for a decision, but `except_run`'s,
+/// as superseded (nothing of them is published): one pending gate per feature and stage, the
+/// newest product (a newer run's, or the existing artifacts a person adopted). A gate decided
+/// meanwhile by someone else is left as they decided it.
+pub async fn supersede_pending(
+    store: &Store,
+    settings: &Settings,
+    feature: &Feature,
+    stage: &str,
+    except_run: Option<&str>,
+    reason: &str,
+) -> Result<(), AppError> {
+    for gate in store.pending_gates().await? {
+        if gate.stage != stage || Some(gate.run_id.as_str()) == except_run {
+            continue;
+        }
+        let Some(older) = store.run(&gate.run_id).await? else {
+            continue;
+        };
+        if older.feature_dir != feature.key {
+            continue;
+        }
+        let place = Place {
+            store,
+            settings,
+            run: &older,
+            feature,
+            stage,
+        };
+        let ask = Ask {
+            reason: Some(reason.to_owned()),
+            ..Ask::default()
+        };
+        match decide(&place, Verb::Supersede, ask).await {
+            Ok(_) => eprintln!(
+                "note: run {}'s {stage} gate was still waiting for a decision; it is superseded ({reason}), and nothing of it was published",
+                older.id
+            ),
+            Err(AppError::AlreadyDecided { .. }) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(())
+}
+
 /// The file-system part of a decision, under its lock: an approval binds itself to the bytes
 /// staged now (and to the stage's inputs as they are); a modification makes its prepared round
 /// the staged one.

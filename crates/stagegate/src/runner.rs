@@ -582,38 +582,15 @@ impl Runner<'_> {
     /// gate of the same stage on the same feature, still pending, is closed as superseded (and
     /// nothing of it published). Someone deciding it at this very moment wins or loses cleanly.
     async fn supersede_older_gates(&self, plan: &StagePlan) -> Result<(), AppError> {
-        let store = &self.session.store;
-        for gate in store.pending_gates().await? {
-            if gate.stage != plan.id || gate.run_id == self.run.id {
-                continue;
-            }
-            let Some(older) = store.run(&gate.run_id).await? else {
-                continue;
-            };
-            if older.feature_dir != self.run.feature_dir {
-                continue;
-            }
-            let place = Place {
-                store,
-                settings: &self.session.settings,
-                run: &older,
-                feature: &self.feature,
-                stage: &plan.id,
-            };
-            let ask = Ask {
-                reason: Some(format!("superseded by run {}", self.run.id)),
-                ..Ask::default()
-            };
-            match gate_decision::decide(&place, Verb::Supersede, ask).await {
-                Ok(_) => eprintln!(
-                    "note: run {}'s {} gate was still waiting for a decision; this run supersedes it (nothing of it was published)",
-                    older.id, plan.id
-                ),
-                Err(AppError::AlreadyDecided { .. }) => {}
-                Err(other) => return Err(other),
-            }
-        }
-        Ok(())
+        gate_decision::supersede_pending(
+            &self.session.store,
+            &self.session.settings,
+            &self.feature,
+            &plan.id,
+            Some(&self.run.id),
+            &format!("superseded by run {}", self.run.id),
+        )
+        .await
     }
 
     /// The round of staged artifacts the stage's gate shows now.

@@ -101,6 +101,15 @@ async fn adopt_existing(session: &Session, name: &str) -> Result<Exit, AppError>
             stdout_line!("{}/{file} {}", feature.key, &hash[..hash.len().min(12)]);
         }
     }
+    gate_decision::supersede_pending(
+        &session.store,
+        &session.settings,
+        &feature,
+        &stage.id,
+        None,
+        "the existing artifacts were adopted instead",
+    )
+    .await?;
     eprintln!(
         "adopted the existing artifacts of {} as the approved product of stage {}; nothing was written\nhint: a later stage can start now; a change to them voids this approval",
         feature.key, stage.id

@@ -70,10 +70,19 @@ fn adopting_an_existing_plan_lets_prep_start_and_writes_nothing() {
     let repo = repo_with_a_plan();
     repo.run(&["run", "prep", "--no-input"])
         .expect_code(EXIT_INPUT_MISSING);
+    // A plan run waiting at its gate: adopting the existing plan instead supersedes it, so
+    // that nobody later approves that run's plan over the adopted one by mistake.
+    let waiting = repo.run_plan_to_gate();
     repo.run(&["approve", "plan"])
         .expect_code(EXIT_DONE)
         .stdout_has(&format!("{FEATURE}/plan.md"))
-        .stderr_has("nothing was written");
+        .stderr_has("nothing was written")
+        .stderr_has(&format!("run {waiting}'s plan gate was still waiting"));
+    assert_eq!(
+        repo.run_status(&waiting)["run"]["state"],
+        "superseded",
+        "the waiting plan run"
+    );
     assert_eq!(repo.read(&format!("{FEATURE}/plan.md")), TEAM_PLAN);
     repo.run(&["run", "prep", "--no-input"])
         .expect_code(EXIT_AWAITING_DECISION);

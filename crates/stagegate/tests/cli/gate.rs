@@ -405,7 +405,7 @@ fn a_newer_run_of_a_stage_supersedes_the_gate_an_older_one_left_waiting() {
         .run(&["run", "plan", "--no-input"])
         .expect_code(EXIT_AWAITING_DECISION)
         .stderr_has(&format!(
-            "run {first}'s plan gate was still waiting for a decision; this run supersedes it"
+            "run {first}'s plan gate was still waiting for a decision; it is superseded (superseded by run"
         ));
     let second = outcome.run_id();
     let status = repo.run_status(&first);
