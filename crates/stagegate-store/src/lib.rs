@@ -29,5 +29,8 @@ pub use records::{
     GateRecord, GateState, LockRecord, NewPublication, NewRun, ParseNameError, PublicationRecord,
     RunRecord, RunState, RunUnlock,
 };
-pub use run_dir::{AttemptFiles, RunDir};
-pub use store::{Accepted, BatchWrite, DecisionRequest, GateDecision, Refused, Store};
+pub use run_dir::RunDir;
+pub use store::{
+    Accepted, AttemptKey, AttemptText, BatchWrite, DecisionRequest, GateDecision, Refused, Store,
+    TextKind,
+};
