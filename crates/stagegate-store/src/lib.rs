@@ -12,6 +12,7 @@
 //! [`atomic_write`] per artifact.
 
 mod atomic_write;
+mod chunking;
 mod content_hash;
 mod error;
 mod publish;

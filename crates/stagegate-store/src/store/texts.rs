@@ -1,16 +1,18 @@
-//! Attempt texts (prompts, outputs, stderr) as rows: `texts` holds each distinct text once,
-//! by content hash, compressed when that pays; `attempt_texts` says which attempt's prompt,
-//! output or stderr each one is.
+//! Attempt texts (prompts, outputs, stderr) as rows: each text is cut into content-defined
+//! chunks (`chunking`), `text_chunks` holds each distinct chunk once, by hash, compressed when
+//! that pays, and `attempt_texts` lists which chunks make which attempt's prompt, output or
+//! stderr.
 //!
-//! This replaces a directory and up to three files per attempt in the run directory: a wide
-//! stage's agents share long prompts, and a retry often repeats an answer, so most texts are
-//! stored once, and an attempt's texts are committed in the same transaction as its outcome.
+//! This replaces a directory and up to three files per attempt in the run directory. The agents
+//! of a wide stage get prompts that differ in their first lines and share the rest (the spec,
+//! the constitution, the plan…), and a retry often repeats an answer, so most of what a stage
+//! says is stored once; an attempt's texts are committed in the same transaction as its outcome.
 
 use std::sync::Arc;
 
 use sqlx::SqliteConnection;
 
-use crate::content_hash::content_hash;
+use crate::chunking::chunks;
 use crate::error::StoreError;
 use crate::store::Store;
 
@@ -50,12 +52,14 @@ pub struct AttemptText {
     pub bytes: Arc<[u8]>,
 }
 
-/// Texts shorter than this are stored as they are: compressing them saves nothing.
+/// A chunk's key: its blake3 hash.
+const HASH_BYTES: usize = 32;
+/// Chunks shorter than this are stored as they are: compressing them saves nothing.
 const COMPRESS_FROM_BYTES: usize = 256;
 /// DEFLATE level 1: most of the gain on prose and prompts at a fraction of the time.
 const DEFLATE_LEVEL: u8 = 1;
 
-/// A text as stored: its codec and body.
+/// A chunk as stored: its codec and body.
 fn encode(bytes: &[u8]) -> (&'static str, Vec<u8>) {
     if bytes.len() >= COMPRESS_FROM_BYTES {
         let compressed = miniz_oxide::deflate::compress_to_vec(bytes, DEFLATE_LEVEL);
@@ -66,7 +70,7 @@ fn encode(bytes: &[u8]) -> (&'static str, Vec<u8>) {
     ("raw", bytes.to_vec())
 }
 
-/// The bytes of a stored text; `length` bounds what inflating may produce.
+/// The bytes of a stored chunk; `length` bounds what inflating may produce.
 fn decode(codec: &str, length: i64, body: Vec<u8>) -> Result<Vec<u8>, String> {
     match codec {
         "raw" => Ok(body),
@@ -80,8 +84,8 @@ fn decode(codec: &str, length: i64, body: Vec<u8>) -> Result<Vec<u8>, String> {
 }
 
 impl Store {
-    /// Records one attempt text inside `connection`'s open write transaction. The text itself
-    /// is written only if no attempt stored the same bytes before.
+    /// Records one attempt text inside `connection`'s open write transaction. Only the chunks
+    /// that no text stored before are written.
     pub(crate) async fn record_attempt_text_in(
         &self,
         connection: &mut SqliteConnection,
@@ -89,26 +93,33 @@ impl Store {
     ) -> Result<(), StoreError> {
         let operation = "recording an attempt's text";
         let run_id = &text.key.run_id;
-        let hash = content_hash(&text.bytes);
-        let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM texts WHERE hash = ?")
-            .bind(&hash)
-            .fetch_optional(&mut *connection)
-            .await
-            .map_err(|error| self.write_error(operation, run_id, error))?;
-        if known.is_none() {
-            let (codec, body) = encode(&text.bytes);
-            sqlx::query("INSERT INTO texts (hash, codec, length, body) VALUES (?, ?, ?, ?)")
-                .bind(&hash)
+        let pieces = chunks(&text.bytes);
+        let mut hashes = Vec::with_capacity(pieces.len() * HASH_BYTES);
+        for piece in pieces {
+            let hash = blake3::hash(piece);
+            hashes.extend_from_slice(hash.as_bytes());
+            let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM text_chunks WHERE hash = ?")
+                .bind(&hash.as_bytes()[..])
+                .fetch_optional(&mut *connection)
+                .await
+                .map_err(|error| self.write_error(operation, run_id, error))?;
+            if known.is_some() {
+                continue;
+            }
+            let (codec, body) = encode(piece);
+            sqlx::query("INSERT INTO text_chunks (hash, codec, length, body) VALUES (?, ?, ?, ?)")
+                .bind(&hash.as_bytes()[..])
                 .bind(codec)
-                .bind(i64::try_from(text.bytes.len()).unwrap_or(i64::MAX))
+                .bind(length_of(piece.len()))
                 .bind(body)
                 .execute(&mut *connection)
                 .await
                 .map_err(|error| self.write_error(operation, run_id, error))?;
         }
         sqlx::query(
-            "INSERT OR REPLACE INTO attempt_texts (run_id, stage, phase, agent, attempt, kind, hash)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO attempt_texts
+                 (run_id, stage, phase, agent, attempt, kind, length, chunks)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(run_id)
         .bind(&text.key.stage)
@@ -116,7 +127,8 @@ impl Store {
         .bind(&text.key.agent)
         .bind(i64::from(text.key.attempt))
         .bind(text.kind.as_str())
-        .bind(&hash)
+        .bind(length_of(text.bytes.len()))
+        .bind(hashes)
         .execute(&mut *connection)
         .await
         .map_err(|error| self.write_error(operation, run_id, error))?;
@@ -131,9 +143,13 @@ impl Store {
         kind: TextKind,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let operation = "reading an attempt's text";
-        let row = sqlx::query_as::<_, (String, i64, Vec<u8>)>(
-            "SELECT texts.codec, texts.length, texts.body
-             FROM attempt_texts JOIN texts ON texts.hash = attempt_texts.hash
+        let mut connection = self
+            .pool()
+            .acquire()
+            .await
+            .map_err(|error| self.error(operation, error))?;
+        let row = sqlx::query_as::<_, (i64, Vec<u8>)>(
+            "SELECT length, chunks FROM attempt_texts
              WHERE run_id = ? AND stage = ? AND phase = ? AND agent = ? AND attempt = ?
                AND kind = ?",
         )
@@ -143,19 +159,41 @@ impl Store {
         .bind(&key.agent)
         .bind(i64::from(key.attempt))
         .bind(kind.as_str())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *connection)
         .await
         .map_err(|error| self.error(operation, error))?;
-        let Some((codec, length, body)) = row else {
+        let Some((length, hashes)) = row else {
             return Ok(None);
         };
-        decode(&codec, length, body)
-            .map(Some)
-            .map_err(|reason| StoreError::Corrupt {
-                path: self.database_path.clone(),
-                detail: format!("the {} text of an attempt: {reason}", kind.as_str()),
-            })
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: self.database_path.clone(),
+            detail: format!("the {} text of an attempt: {reason}", kind.as_str()),
+        };
+        let mut text = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+        for hash in hashes.chunks(HASH_BYTES) {
+            let chunk = sqlx::query_as::<_, (String, i64, Vec<u8>)>(
+                "SELECT codec, length, body FROM text_chunks WHERE hash = ?",
+            )
+            .bind(hash)
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(|error| self.error(operation, error))?
+            .ok_or_else(|| corrupt("a chunk is missing".to_owned()))?;
+            let (codec, chunk_length, body) = chunk;
+            text.extend(decode(&codec, chunk_length, body).map_err(corrupt)?);
+        }
+        if i64::try_from(text.len()).ok() != Some(length) {
+            return Err(corrupt(format!(
+                "{} bytes where {length} were recorded",
+                text.len()
+            )));
+        }
+        Ok(Some(text))
     }
+}
+
+fn length_of(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -228,7 +266,7 @@ mod tests {
             ])
             .await
             .unwrap();
-        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM texts")
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM text_chunks")
             .fetch_one(store.pool())
             .await
             .unwrap();
@@ -250,6 +288,44 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(none, None);
+    }
+
+    #[tokio::test]
+    async fn prompts_that_share_their_inputs_store_the_inputs_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&directory.path().join(".stagegate"))
+            .await
+            .unwrap();
+        // 10 agents whose prompts differ in their first line and share 400 KB of inputs.
+        let inputs: String = (0..10_000)
+            .map(|line| format!("- FR-{line:05}: the system keeps record {line}.\n"))
+            .collect();
+        let writes: Vec<crate::BatchWrite> = (0..10)
+            .map(|agent| {
+                let prompt = format!("You are agent {agent}, with a role of its own.\n{inputs}");
+                text(&format!("agent-{agent}"), TextKind::Prompt, &prompt)
+            })
+            .collect();
+        store.write_batch(&writes).await.unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT sum(length) FROM text_chunks")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let stored = usize::try_from(stored).unwrap();
+        assert!(
+            stored < inputs.len() * 2,
+            "{stored} bytes stored for 10 prompts sharing {} bytes",
+            inputs.len()
+        );
+        let read = store
+            .attempt_text(&key("agent-7", 1), TextKind::Prompt)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(read).unwrap(),
+            format!("You are agent 7, with a role of its own.\n{inputs}")
+        );
     }
 
     #[test]
