@@ -22,6 +22,8 @@ pub fn backend_from_settings(
             api_key_env,
             temperature,
             max_tokens,
+            api,
+            http,
         } => Some(
             OpenAiAgent::new(
                 base_url,
@@ -30,7 +32,14 @@ pub fn backend_from_settings(
                 *temperature,
                 *max_tokens,
             )
-            .map(|agent| Arc::new(agent.named(name)) as Arc<dyn Backend>)
+            .and_then(|agent| agent.with_api(*api))
+            .map(|agent| {
+                let agent = agent
+                    .named(name)
+                    .with_idle_timeout(http.idle_timeout)
+                    .with_on_truncation(http.on_truncation);
+                Arc::new(agent) as Arc<dyn Backend>
+            })
             .map_err(|error| error.to_string()),
         ),
         BackendSettings::Anthropic {
@@ -38,9 +47,16 @@ pub fn backend_from_settings(
             model,
             api_key_env,
             max_tokens,
+            http,
         } => Some(
             AnthropicAgent::new(base_url, model, api_key_env, *max_tokens)
-                .map(|agent| Arc::new(agent.named(name)) as Arc<dyn Backend>)
+                .map(|agent| {
+                    let agent = agent
+                        .named(name)
+                        .with_idle_timeout(http.idle_timeout)
+                        .with_on_truncation(http.on_truncation);
+                    Arc::new(agent) as Arc<dyn Backend>
+                })
                 .map_err(|error| error.to_string()),
         ),
         _ => None,

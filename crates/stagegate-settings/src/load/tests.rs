@@ -8,7 +8,9 @@ use miette::Diagnostic;
 
 use super::*;
 use crate::error::ConfigErrorKind;
-use crate::settings::{BackendSettings, Origin, OutputFormat, TimeoutClass};
+use crate::settings::{
+    BackendSettings, HttpOptions, OpenAiApi, Origin, OutputFormat, TimeoutClass,
+};
 use crate::warning::WarningReason;
 
 /// A temporary repository with `stagegate.toml` holding `text`.
@@ -405,6 +407,8 @@ fn the_product_example_loads() {
             api_key_env: Some("OPENAI_API_KEY".to_owned()),
             temperature: None,
             max_tokens: None,
+            api: OpenAiApi::ChatCompletions,
+            http: HttpOptions::default(),
         }
     );
     assert_eq!(
@@ -414,6 +418,7 @@ fn the_product_example_loads() {
             model: "claude-sonnet-4-5".to_owned(),
             api_key_env: "ANTHROPIC_API_KEY".to_owned(),
             max_tokens: 4096,
+            http: HttpOptions::default(),
         }
     );
     assert_eq!(settings.backends["dry"].kind(), "mock");
