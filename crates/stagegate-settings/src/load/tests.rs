@@ -728,6 +728,50 @@ fn an_unknown_output_format_suggests_the_close_one() {
 }
 
 #[test]
+fn http_options_are_read_and_a_misspelt_choice_suggests_the_close_one() {
+    let text = "[backends.x]\nkind = \"openai\"\nmodel = \"m\"\napi = \"responses\"\nidle_timeout = \"5m\"\non_truncation = \"accept\"\n";
+    let loaded = Repository::with_config(text).load().expect("loads");
+    let BackendSettings::OpenAi { api, http, .. } = &loaded.settings.backends["x"] else {
+        panic!("an openai backend");
+    };
+    assert_eq!(*api, OpenAiApi::Responses);
+    assert_eq!(
+        *http,
+        HttpOptions {
+            idle_timeout: Duration::from_secs(300),
+            on_truncation: crate::settings::OnTruncation::Accept,
+        }
+    );
+
+    let text = "[backends.x]\nkind = \"anthropic\"\nmodel = \"m\"\non_truncation = \"continu\"\n";
+    let repository = Repository::with_config(text);
+    let error = repository.load_error();
+    assert_file_error(
+        &error,
+        &repository,
+        ConfigErrorKind::InvalidValue,
+        4,
+        "unknown value \"continu\" for backends.x.on_truncation",
+    );
+    let help = error
+        .help()
+        .map(|help| help.to_string())
+        .unwrap_or_default();
+    assert!(help.contains("did you mean \"continue\"?"), "{help}");
+
+    let repository = Repository::with_config(
+        "[backends.x]\nkind = \"anthropic\"\nmodel = \"m\"\napi = \"responses\"\n",
+    );
+    let loaded = repository.load().expect("loads");
+    assert_eq!(
+        loaded.warnings.len(),
+        1,
+        "api is openai's: {:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
 fn output_format_on_another_kind_is_warned_about() {
     let repository =
         Repository::with_config("[backends.dry]\nkind = \"mock\"\noutput_format = \"text\"\n");
