@@ -39,8 +39,9 @@ impl Answer {
     }
 
     /// The answer as read: `<think>` blocks taken out of the text, or why there is no usable
-    /// answer. A cut answer (`Stop::TokenLimit`) is usable: the caller decides what to do.
-    pub(crate) fn finish(mut self) -> Result<Answer, Failure> {
+    /// answer. A cut answer (`Stop::TokenLimit`) is usable: the caller decides what to do; so is
+    /// an empty one that `continues` an earlier cut (the model had nothing left to say).
+    pub(crate) fn finish(mut self, continues: bool) -> Result<Answer, Failure> {
         if self.stop.is_none() && !self.complete {
             return Err(Failure::retryable(
                 "the stream ended before the answer was complete",
@@ -49,7 +50,7 @@ impl Answer {
         let (text, think_chars) = strip_think_blocks(&self.text);
         self.text = text;
         self.reasoning_chars += think_chars;
-        if self.text.trim().is_empty() && self.stop != Some(Stop::TokenLimit) {
+        if self.text.trim().is_empty() && self.stop != Some(Stop::TokenLimit) && !continues {
             let detail = if self.reasoning_chars > 0 {
                 " (only reasoning)"
             } else {

@@ -211,10 +211,11 @@ impl Transport {
         let mut request = body.clone();
         loop {
             let remaining_cap = output_cap.saturating_sub(assembled.text.len() as u64);
+            let continues = !assembled.text.is_empty();
             let answer = self
                 .send::<W>(request, key, remaining_cap)
                 .await
-                .and_then(Answer::finish);
+                .and_then(|answer| answer.finish(continues));
             let answer = match answer {
                 Ok(answer) => answer,
                 Err(failure) => {

@@ -62,3 +62,50 @@ pub fn backend_from_settings(
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use stagegate_settings::{HttpOptions, OnTruncation, OpenAiApi};
+
+    use super::*;
+
+    #[test]
+    fn the_http_options_reach_the_backend() {
+        let settings = BackendSettings::OpenAi {
+            base_url: "http://127.0.0.1:8080/v1".to_owned(),
+            model: "m".to_owned(),
+            api_key_env: None,
+            temperature: None,
+            max_tokens: Some(64),
+            api: OpenAiApi::Responses,
+            http: HttpOptions {
+                idle_timeout: Duration::from_millis(1500),
+                on_truncation: OnTruncation::Fail,
+            },
+        };
+        let backend = backend_from_settings("local", &settings)
+            .expect("an HTTP kind")
+            .expect("valid settings");
+        assert_eq!(
+            backend.fingerprint(),
+            "openai:http://127.0.0.1:8080/v1:m:temperature=None:max_tokens=Some(64):api=responses:on_truncation=fail"
+        );
+        let anthropic = BackendSettings::Anthropic {
+            base_url: "https://api.anthropic.com".to_owned(),
+            model: "m".to_owned(),
+            api_key_env: "ANTHROPIC_API_KEY".to_owned(),
+            max_tokens: 64,
+            http: HttpOptions::default(),
+        };
+        let backend = backend_from_settings("sonnet", &anthropic)
+            .expect("an HTTP kind")
+            .expect("valid settings");
+        // Defaults add nothing: existing cache entries stay valid.
+        assert_eq!(
+            backend.fingerprint(),
+            "anthropic:https://api.anthropic.com:m:temperature=None:max_tokens=64"
+        );
+    }
+}
