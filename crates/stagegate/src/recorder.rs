@@ -15,7 +15,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use stagegate_engine::backend::{CallIdentity, Phase};
+use stagegate_engine::backend::{CallIdentity, Phase, TruncationHandling};
 use stagegate_engine::event::{Event, EventSink, SinkError};
 use stagegate_settings::CacheTtls;
 use stagegate_store::{
@@ -35,6 +35,9 @@ pub struct Recorder {
     /// Attempt files to write once the commit holding the attempt's outcome is durable: an
     /// attempt's output on disk means its answer is recorded (a resumed run trusts that).
     outputs_after_commit: Vec<AttemptOutput>,
+    /// Attempts whose answer was kept although cut at the token limit: the run keeps them (a
+    /// resume needs them) but the cache does not, so that no later run takes one for whole.
+    kept_cuts: Vec<CallIdentity>,
 }
 
 /// The files of a finished attempt (or a cache hit), written after its commit.
@@ -131,6 +134,7 @@ impl Recorder {
             writer,
             failed,
             outputs_after_commit: Vec::new(),
+            kept_cuts: Vec::new(),
         }
     }
 
@@ -272,10 +276,12 @@ impl Recorder {
                         key: key.clone(),
                         output: output.to_string(),
                     });
-                    writes.extend(
-                        self.cache_entry(identity, key, output, hash, *at_ms)
-                            .map(BatchWrite::Cache),
-                    );
+                    if !self.kept_cuts.contains(identity) {
+                        writes.extend(
+                            self.cache_entry(identity, key, output, hash, *at_ms)
+                                .map(BatchWrite::Cache),
+                        );
+                    }
                 }
                 let started = at_ms - i64::try_from(*duration_ms).unwrap_or(0);
                 writes.push(BatchWrite::Attempt(AttemptRecord {
@@ -370,6 +376,14 @@ impl Recorder {
                 }));
                 self.commit(writes, wait).await?;
                 Ok(Committed(None))
+            }
+            Event::AnswerTruncated {
+                identity,
+                handling: TruncationHandling::Accepted,
+                ..
+            } => {
+                self.kept_cuts.push(identity.clone());
+                self.queue(writes, wait)
             }
             _ => self.queue(writes, wait),
         }

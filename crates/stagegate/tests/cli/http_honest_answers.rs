@@ -119,6 +119,16 @@ fn a_kept_cut_answer_is_marked_in_status_the_summary_and_every_later_prompt() {
                 && request.prompt().contains(&warning)),
         "QA was not told"
     );
+
+    // The cut answer is not cached: the next run asks that agent again, and only that agent
+    // (the others' whole answers come from the cache).
+    let cut_request = requests[0].raw_body.clone();
+    stagegate(&repo, &["run", "plan", "--no-input"], Some(KEY)).expect_code(EXIT_AWAITING_DECISION);
+    let again = &server.requests()[requests.len()..];
+    assert!(
+        again.iter().any(|request| request.raw_body == cut_request),
+        "the next run reused the cut answer from the cache"
+    );
 }
 
 #[test]
