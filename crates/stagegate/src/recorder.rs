@@ -15,7 +15,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use stagegate_engine::backend::{CallIdentity, Phase};
+use stagegate_engine::backend::{CallIdentity, Phase, TruncationHandling};
 use stagegate_engine::event::{Event, EventSink, SinkError};
 use stagegate_settings::CacheTtls;
 use stagegate_store::{
@@ -33,6 +33,9 @@ pub struct Recorder {
     writer: mpsc::UnboundedSender<Job>,
     /// The first commit that failed, once one has: every later `emit` reports it.
     failed: Arc<Mutex<Option<String>>>,
+    /// Attempts whose answer was kept although cut at the token limit: the run keeps them (a
+    /// resume needs them) but the cache does not, so that no later run takes one for whole.
+    kept_cuts: Vec<CallIdentity>,
 }
 
 /// Rows to commit, and who waits for their commit.
@@ -120,6 +123,7 @@ impl Recorder {
             next_round: false,
             writer,
             failed,
+            kept_cuts: Vec::new(),
         }
     }
 
@@ -239,10 +243,12 @@ impl Recorder {
                         key: key.clone(),
                         output: output.to_string(),
                     });
-                    writes.extend(
-                        self.cache_entry(identity, key, output, hash, *at_ms)
-                            .map(BatchWrite::Cache),
-                    );
+                    if !self.kept_cuts.contains(identity) {
+                        writes.extend(
+                            self.cache_entry(identity, key, output, hash, *at_ms)
+                                .map(BatchWrite::Cache),
+                        );
+                    }
                 }
                 let started = at_ms - i64::try_from(*duration_ms).unwrap_or(0);
                 writes.push(BatchWrite::Attempt(AttemptRecord {
@@ -329,6 +335,14 @@ impl Recorder {
                 }));
                 self.commit(writes, wait).await?;
                 Ok(Committed(None))
+            }
+            Event::AnswerTruncated {
+                identity,
+                handling: TruncationHandling::Accepted,
+                ..
+            } => {
+                self.kept_cuts.push(identity.clone());
+                self.queue(writes, wait)
             }
             _ => self.queue(writes, wait),
         }
