@@ -230,6 +230,10 @@ pub struct ModifyArgs {
     /// opening $EDITOR.
     #[arg(long)]
     pub feedback: Option<String>,
+    /// A comment on lines of a staged artifact, sent to the synthesizer with the lines it
+    /// names (`plan.md:42` or `plan.md:40-44`); repeatable, with or without --feedback.
+    #[arg(long, num_args = 2, value_names = ["FILE:LINES", "TEXT"], action = clap::ArgAction::Append)]
+    pub comment: Vec<String>,
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]

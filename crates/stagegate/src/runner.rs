@@ -27,6 +27,7 @@ use crate::event_log::EventLog;
 use crate::gate_decision::{self, Ask, Decided, Place, artifact_diff};
 use crate::history::load_product;
 use crate::json_lines::JsonLines;
+use crate::line_comments::CommentTarget;
 use crate::progress::{Progress, ProgressMode};
 use crate::publication_preview;
 use crate::recorder::Recorder;
@@ -532,7 +533,8 @@ impl Runner<'_> {
                     self.decide(plan, Verb::Modify, ask, sink).await
                 }
                 Decision::Rework { feedback } => {
-                    self.rework(plan, &product, &feedback, round, sink).await
+                    self.rework(plan, &product, &feedback, Vec::new(), round, sink)
+                        .await
                 }
                 Decision::Stop => return Ok(GateEnd::Waiting),
             };
@@ -648,7 +650,8 @@ impl Runner<'_> {
         .await
     }
 
-    /// Sends the artifacts back through synthesis and QA with `feedback`, into the next round
+    /// Sends the artifacts back through synthesis and QA with `feedback` and line `comments`
+    /// (recorded with the modification), into the next round
     /// prepared beside the staged one; the modification is recorded (and the round switched)
     /// only once QA has seen all of it, and the gate asks again.
     async fn rework(
@@ -656,6 +659,7 @@ impl Runner<'_> {
         plan: &StagePlan,
         product: &StageProduct,
         feedback: &str,
+        comments: Vec<stagegate_store::LineComment>,
         round: u32,
         sink: &mut Subscribers,
     ) -> Result<Decided, AppError> {
@@ -677,7 +681,19 @@ impl Runner<'_> {
             .run_dir(&self.run.id)
             .begin_next_round(&plan.id)?;
         sink.recorder.stage_next_round(true);
-        let reworked = rework(&adapted, &context, sink, product, feedback).await;
+        let engine_comments: Vec<_> = comments
+            .iter()
+            .map(crate::line_comments::engine_comment)
+            .collect();
+        let reworked = rework(
+            &adapted,
+            &context,
+            sink,
+            product,
+            feedback,
+            &engine_comments,
+        )
+        .await;
         sink.recorder.stage_next_round(false);
         let reworked = reworked.map_err(|error| AppError::StageFailed {
             stage: plan.id.clone(),
@@ -695,8 +711,9 @@ impl Runner<'_> {
         }
         let ask = Ask {
             seen_round: Some(round),
-            note: Some(feedback.to_owned()),
+            note: (!feedback.trim().is_empty()).then(|| feedback.to_owned()),
             diff: Some(diff),
+            comments,
             ..Ask::default()
         };
         let decided = self.decide(plan, Verb::Modify, ask, sink).await?;
@@ -705,14 +722,16 @@ impl Runner<'_> {
     }
 }
 
-/// `stagegate modify RUN --feedback TEXT`, or in $EDITOR without feedback.
+/// `stagegate modify RUN --feedback TEXT --comment FILE:LINES TEXT`, or in $EDITOR without
+/// feedback or comments.
 ///
 /// `seen_round` is the round of staged artifacts the person was shown (the dashboard's page);
-/// `None` modifies whatever is staged now.
+/// `None` modifies whatever is staged now. Comments name lines of that round.
 pub async fn modify_gate(
     session: &Session,
     run_id: Option<&str>,
     feedback: Option<String>,
+    comments: &[(CommentTarget, String)],
     seen_round: Option<u32>,
     options: RunOptions,
 ) -> Result<Exit, AppError> {
@@ -733,10 +752,17 @@ pub async fn modify_gate(
         Some(round) => round,
         None => runner.current_round(plan).await?,
     };
+    let run_dir = session.store.run_dir(&run.id);
+    let comments = crate::line_comments::resolve(comments, &run_dir.staged_artifacts(&stage)?)?;
     match feedback {
         Some(feedback) => {
             runner
-                .rework(plan, &product, &feedback, round, &mut sink)
+                .rework(plan, &product, &feedback, comments, round, &mut sink)
+                .await?;
+        }
+        None if !comments.is_empty() => {
+            runner
+                .rework(plan, &product, "", comments, round, &mut sink)
                 .await?;
         }
         None => {

@@ -330,6 +330,7 @@ async fn modify(
         &dashboard.session,
         Some(&checked.run.id),
         checked.form.feedback,
+        &[],
         checked.form.round,
         options,
     )
