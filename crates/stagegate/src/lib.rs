@@ -37,6 +37,7 @@ mod pending;
 mod progress;
 mod publication_preview;
 mod recorder;
+mod render;
 mod run_lock;
 mod run_log;
 mod run_view;

@@ -154,7 +154,6 @@ pub enum Answer {
     ArtifactGone,
 }
 
-#[cfg_attr(not(test), expect(dead_code, reason = "the dashboard shows it next"))]
 impl Answer {
     pub fn of(comment: &LineComment, new_content: Option<&str>) -> Answer {
         match new_content {

@@ -8,9 +8,10 @@ use std::path::Path;
 
 use stagegate_engine::envelope::Envelope;
 use stagegate_engine::event::{Event, Verdict};
-use stagegate_store::{AttemptRecord, DecisionRecord, RunRecord, atomic_write};
+use stagegate_store::{AttemptRecord, DecisionRecord, LineCommentRecord, RunRecord, atomic_write};
 
 use crate::error::{AppError, Exit};
+use crate::render::{REVIEW_STYLE, diff_html, markdown_html, templates};
 use crate::runner::find_run;
 use crate::session::Session;
 
@@ -30,7 +31,17 @@ pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit
     let metrics_json =
         serde_json::to_string_pretty(&crate::commands::metrics::render_json(&metrics))
             .unwrap_or_default();
-    let page = render(&run, &attempts, &envelopes, &decisions, &metrics_json);
+    let comments = store.line_comments(&run.id).await?;
+    let page = render(
+        &run,
+        &attempts,
+        &envelopes,
+        &Reviewed {
+            decisions: &decisions,
+            comments: &comments,
+        },
+        &metrics_json,
+    );
     let path = session.cwd.join(html);
     atomic_write(&path, page.as_bytes())
         .map_err(|error| AppError::internal(format!("cannot write {}: {error}", path.display())))?;
@@ -38,19 +49,25 @@ pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit
     Ok(Exit::Done)
 }
 
+/// The people's side of a run: decisions and their line comments.
+pub struct Reviewed<'a> {
+    pub decisions: &'a [DecisionRecord],
+    pub comments: &'a [LineCommentRecord],
+}
+
 /// The whole page.
 pub fn render(
     run: &RunRecord,
     attempts: &[AttemptRecord],
     envelopes: &[Envelope],
-    decisions: &[DecisionRecord],
+    reviewed: &Reviewed<'_>,
     metrics_json: &str,
 ) -> String {
     let mut page = String::new();
     let _ = write!(
         page,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>stagegate run {id}</title><style>{STYLE}</style></head><body>\n\
+         <title>stagegate run {id}</title><style>{STYLE}{REVIEW_STYLE}</style></head><body>\n\
          <h1>Run {id}</h1>\n<p>Feature <code>{feature}</code> · stages {stages} · state <b>{state}</b></p>\n",
         id = escape(&run.id),
         feature = escape(&run.feature_dir),
@@ -62,7 +79,7 @@ pub fn render(
     page.push_str(&legend());
     page.push_str(&attempt_table(attempts));
     page.push_str(&verdicts_and_adjustments(envelopes));
-    page.push_str(&decision_list(decisions));
+    page.push_str(&decision_list(reviewed.decisions, reviewed.comments));
     let _ = write!(
         page,
         "<h2>Settings</h2>\n<pre>{}</pre>\n<h2>Metrics</h2>\n<pre>{}</pre>\n</body></html>\n",
@@ -212,9 +229,9 @@ pub(crate) fn verdicts_and_adjustments(envelopes: &[Envelope]) -> String {
                 };
                 let _ = writeln!(
                     html,
-                    "<li>{} QA round {iteration}: <b>{verdict}</b><pre>{}</pre></li>",
+                    "<li>{} QA round {iteration}: <b>{verdict}</b><div class=\"markdown\">{}</div></li>",
                     escape(stage),
-                    escape(feedback)
+                    markdown_html::render(feedback)
                 );
             }
             Event::Adjusted {
@@ -255,38 +272,42 @@ pub(crate) fn verdicts_and_adjustments(envelopes: &[Envelope]) -> String {
     html
 }
 
-pub(crate) fn decision_list(decisions: &[DecisionRecord]) -> String {
-    let mut html = String::from("<h2>Decisions</h2>\n");
-    if decisions.is_empty() {
-        html.push_str("<p>No decision yet.</p>\n");
-        return html;
-    }
-    html.push_str("<ul>\n");
-    for decision in decisions {
-        let detail = decision
-            .reason
-            .as_deref()
-            .or(decision.note.as_deref())
-            .unwrap_or("");
-        let _ = write!(
-            html,
-            "<li>{} <b>{}</b> by {}{}",
-            escape(&decision.stage),
-            escape(decision.kind.as_str()),
-            escape(&decision.decided_by),
-            if detail.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", escape(detail))
-            }
-        );
-        if let Some(diff) = decision.diff.as_deref().filter(|diff| !diff.is_empty()) {
-            let _ = write!(html, "<pre>{}</pre>", escape(diff));
-        }
-        html.push_str("</li>\n");
-    }
-    html.push_str("</ul>\n");
-    html
+/// The decisions, each with its line comments and the change it made, through the shared
+/// template.
+pub(crate) fn decision_list(
+    decisions: &[DecisionRecord],
+    comments: &[LineCommentRecord],
+) -> String {
+    let decisions: Vec<serde_json::Value> = decisions
+        .iter()
+        .map(|decision| {
+            let comments: Vec<serde_json::Value> = comments
+                .iter()
+                .filter(|comment| Some(comment.decision_id) == decision.id)
+                .map(|comment| {
+                    serde_json::json!({
+                        "location": crate::line_comments::location(&comment.comment),
+                        "round": comment.round,
+                        "quoted": comment.comment.quoted,
+                        "comment": comment.comment.comment,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "stage": decision.stage,
+                "kind": decision.kind.as_str(),
+                "by": decision.decided_by,
+                "text": decision.reason.as_deref().or(decision.note.as_deref()).unwrap_or(""),
+                "comments": comments,
+                "diff": decision.diff.as_deref().map(diff_html::unified_rows).unwrap_or_default(),
+            })
+        })
+        .collect();
+    templates::render(
+        "decisions.html",
+        serde_json::json!({ "decisions": decisions }),
+    )
+    .unwrap_or_else(|error| format!("<p>{}</p>\n", escape(&error.to_string())))
 }
 
 pub(crate) fn escape(text: &str) -> String {
@@ -382,7 +403,7 @@ mod tests {
             "<h2>QA verdicts and adjustments</h2>\n<ul>\n\
              <li>plan adjusted concurrency 3 → 1: complexity &lt;high&gt;</li>\n\
              <li>plan quorum lost: {&quot;at_ms&quot;:2,&quot;event&quot;:&quot;quorum_lost&quot;,&quot;reason&quot;:&quot;2 of 3 failed&quot;,&quot;run_id&quot;:&quot;r&quot;,&quot;stage&quot;:&quot;plan&quot;}</li>\n\
-             <li>plan QA round 2: <b>REWORK</b><pre>missing &lt;risks&gt;</pre></li>\n\
+             <li>plan QA round 2: <b>REWORK</b><div class=\"markdown\"><p>missing &lt;risks&gt;</p>\n</div></li>\n\
              </ul>\n"
         );
     }
@@ -416,7 +437,11 @@ mod tests {
             decided_by: "me".into(),
             decided_at_ms: 5000,
         }];
-        let page = render(&run, &attempts, &[], &decisions, "{}");
+        let reviewed = Reviewed {
+            decisions: &decisions,
+            comments: &[],
+        };
+        let page = render(&run, &attempts, &[], &reviewed, "{}");
         assert!(page.contains("<svg"), "a timeline");
         assert_eq!(page.matches("<rect ").count(), 4, "a bar per attempt");
         assert!(
