@@ -1079,7 +1079,7 @@ mod tests {
             "{prompt}"
         );
         assert!(
-            prompt.contains("### Comment 1: `plan.md` line 2\n"),
+            prompt.contains("### Comment 1: `plan.md` line 2\n\nThe lines:"),
             "{prompt}"
         );
         assert!(prompt.contains("| a | b |\n````\n\nThe comment: Name the columns."));

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use crate::harness::{EXIT_DONE, EXIT_USAGE, FEATURE, TestRepo, wait_for_exit, wait_until};
 
 /// A running `stagegate serve --addr 127.0.0.1:0`, with the address and token it printed.
-struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
     address: String,
-    token: String,
+    pub(crate) token: String,
 }
 
 impl Server {
-    fn start(repo: &TestRepo) -> Server {
+    pub(crate) fn start(repo: &TestRepo) -> Server {
         let mut child = repo.spawn(&["serve", "--addr", "127.0.0.1:0"]);
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut lines = BufReader::new(stderr).lines();
@@ -44,7 +44,7 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
@@ -87,7 +87,7 @@ impl Server {
     }
 
     /// Ctrl-C; the server must end by itself, with exit code 0.
-    fn interrupt(mut self) {
+    pub(crate) fn interrupt(mut self) {
         let child = self.child.take().expect("the server runs");
         let status = std::process::Command::new("kill")
             .args(["-INT", &child.id().to_string()])
@@ -552,23 +552,32 @@ fn chromium_dump_dom(profile: &Path, target: &str) -> String {
     reader.join().expect("chromium's output")
 }
 
-/// Set (to anything) to let the browser test pass when Chromium is not installed.
+/// Set (to anything) to let the browser tests pass when Chromium is not installed.
 const SKIP_BROWSER_TEST: &str = "STAGEGATE_SKIP_BROWSER_TEST";
 
-#[test]
-fn a_browser_reads_the_dashboard_and_approves_through_the_form() {
+/// Whether Chromium is there to run a browser test; a missing browser fails the test unless
+/// [`SKIP_BROWSER_TEST`] is set.
+pub(crate) fn chromium_available() -> bool {
     if std::process::Command::new("chromium")
         .arg("--version")
         .output()
-        .is_err()
+        .is_ok()
     {
-        // A missing browser must not pass silently (CI would stop testing the dashboard in a
-        // browser without anyone noticing): skipping is a decision someone writes down.
-        assert!(
-            std::env::var_os(SKIP_BROWSER_TEST).is_some(),
-            "chromium is not installed: install it, or set {SKIP_BROWSER_TEST}=1 to skip this test"
-        );
-        eprintln!("note: chromium is not installed and {SKIP_BROWSER_TEST} is set; skipped");
+        return true;
+    }
+    // A missing browser must not pass silently (CI would stop testing the dashboard in a
+    // browser without anyone noticing): skipping is a decision someone writes down.
+    assert!(
+        std::env::var_os(SKIP_BROWSER_TEST).is_some(),
+        "chromium is not installed: install it, or set {SKIP_BROWSER_TEST}=1 to skip this test"
+    );
+    eprintln!("note: chromium is not installed and {SKIP_BROWSER_TEST} is set; skipped");
+    false
+}
+
+#[test]
+fn a_browser_reads_the_dashboard_and_approves_through_the_form() {
+    if !chromium_available() {
         return;
     }
     let (repo, run_id) = run_at_plan_gate();
