@@ -33,6 +33,7 @@ mod line_comments;
 mod metric_names;
 #[cfg(feature = "otel")]
 mod otel_export;
+mod pager;
 mod pending;
 mod progress;
 mod publication_preview;

@@ -37,7 +37,7 @@ use crate::session::Session;
 use crate::settings_summary::settings_summary;
 use crate::stage_inputs::check_stage_inputs;
 use crate::subscribers::Subscribers;
-use crate::terminal_gate::{self, Decision, GateView};
+use crate::terminal_gate::{self, Decision, GateArtifact, GateView};
 use crate::workspace::Feature;
 
 /// How a run talks to the person.
@@ -481,6 +481,12 @@ impl Runner<'_> {
                 return Ok(GateEnd::Waiting);
             }
             sink.progress.clear();
+            let staged = self
+                .session
+                .store
+                .run_dir(&self.run.id)
+                .staged_artifacts(&plan.id)?;
+            let changes = publication_preview::preview(&staged, &self.feature.dir);
             let view = GateView {
                 run_id: &self.run.id,
                 stage: &plan.id,
@@ -490,22 +496,20 @@ impl Runner<'_> {
                 artifacts: product
                     .artifacts
                     .iter()
-                    .map(|artifact| (artifact.name.clone(), artifact.content.clone()))
+                    .map(|artifact| GateArtifact {
+                        name: artifact.name.clone(),
+                        content: artifact.content.clone(),
+                        published: std::fs::read(self.feature.dir.join(&artifact.name))
+                            .ok()
+                            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+                    })
                     .collect(),
+                publication: publication_preview::describe(&changes),
             };
             let seen = Ask {
                 seen_round: Some(round),
                 ..Ask::default()
             };
-            let staged = self
-                .session
-                .store
-                .run_dir(&self.run.id)
-                .staged_artifacts(&plan.id)?;
-            let changes = publication_preview::preview(&staged, &self.feature.dir);
-            if let Some(changes) = publication_preview::describe(&changes) {
-                eprintln!("\n{}", changes.replace("RUN", &self.run.id));
-            }
             let decided = match terminal_gate::ask(&view) {
                 Decision::Approve => self.decide(plan, Verb::Approve, seen, sink).await,
                 Decision::Reject { reason } => {
