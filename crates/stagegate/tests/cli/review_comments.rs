@@ -103,6 +103,26 @@ fn two_line_comments_reach_the_synthesizer_with_their_lines_and_are_recorded() {
     repo.run(&["status", &run])
         .stdout_has("plan.md:1: Name the feature in the title.")
         .stdout_has("plan.md:2-3: Say who owns this.");
+
+    // The report: a timeline per round with the person's wait as a break, the comments with
+    // the decision, and the artifacts rendered with the answers to the comments.
+    repo.run(&["report", &run, "--html", "report.html"])
+        .expect_code(crate::harness::EXIT_DONE);
+    let report = repo.read("report.html");
+    assert!(report.contains("plan · round 1 · "), "{report}");
+    assert!(report.contains("plan · round 2 · "), "{report}");
+    assert!(
+        report.contains("for a person ⋯ then <b>modify</b>"),
+        "{report}"
+    );
+    assert!(report.contains("<code>plan.md:2-3</code> (round 1): Say who owns this."));
+    assert!(report.contains("<h2>Artifacts of plan</h2>"));
+    assert_eq!(
+        report.matches("class=\"comment-answer").count(),
+        2,
+        "{report}"
+    );
+    assert!(!report.contains("<script"), "the report needs no script");
 }
 
 #[test]
