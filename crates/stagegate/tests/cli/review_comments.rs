@@ -103,6 +103,10 @@ fn two_line_comments_reach_the_synthesizer_with_their_lines_and_are_recorded() {
     repo.run(&["status", &run])
         .stdout_has("plan.md:1: Name the feature in the title.")
         .stdout_has("plan.md:2-3: Say who owns this.");
+    repo.run(&["show", &run])
+        .stdout_has("line comments:")
+        .stdout_has("round 1 plan.md:2-3: Say who owns this.")
+        .stdout_has(&format!("    > {}", range[0]));
 
     // The report: a timeline per round with the person's wait as a break, the comments with
     // the decision, and the artifacts rendered with the answers to the comments.
