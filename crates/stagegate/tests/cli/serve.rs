@@ -457,6 +457,71 @@ fn a_rejection_and_a_rework_from_the_dashboard_are_recorded_like_the_clis() {
 }
 
 #[test]
+fn line_comments_from_the_dashboard_are_checked_like_the_clis_and_recorded() {
+    let (repo, run_id) = run_at_plan_gate();
+    let server = Server::start(&repo);
+    let token = server.token.clone();
+    let page = server
+        .get(&format!("/runs/{run_id}?token={token}"))
+        .expect(200);
+    let csrf = hidden_field(&page.body, "csrf");
+    let modify = |comments: &str| {
+        server.post(
+            &format!("/runs/{run_id}/modify"),
+            &[
+                ("token", &token),
+                ("csrf", &csrf),
+                ("stage", "plan"),
+                ("round", "1"),
+                ("feedback", ""),
+                ("comments", comments),
+            ],
+        )
+    };
+    // Neither feedback nor comments, malformed comments, lines past the end, an artifact that
+    // is not staged: refused, nothing recorded.
+    modify("[]").expect(400);
+    let malformed = modify("[{\"artifact\": 1}]").expect(400);
+    assert!(
+        malformed.body.contains("malformed line comments"),
+        "{}",
+        malformed.body
+    );
+    let past = modify(r#"[{"artifact":"plan.md","lines":"99999","comment":"x"}]"#).expect(400);
+    assert!(
+        past.body.contains("comment on plan.md:99999"),
+        "{}",
+        past.body
+    );
+    modify(r#"[{"artifact":"spec.md","lines":"1","comment":"x"}]"#).expect(400);
+    modify(r#"[{"artifact":"plan.md","lines":"3-1","comment":"x"}]"#).expect(400);
+    assert!(decisions(&repo, &run_id).is_empty());
+
+    // Comments alone are enough for a rework.
+    modify(r#"[{"artifact":"plan.md","lines":"1","comment":"<b>bold</b> claim"}]"#).expect(303);
+    let status = repo.run_status(&run_id);
+    let comments = status["line_comments"].as_array().expect("line_comments");
+    assert_eq!(comments.len(), 1, "{status:#}");
+    assert_eq!(comments[0]["comment"]["comment"], "<b>bold</b> claim");
+    // The next round's page answers it, escaped.
+    let next = server
+        .get(&format!("/runs/{run_id}?token={token}"))
+        .expect(200);
+    assert!(
+        next.body.contains("class=\"comment-answer"),
+        "{}",
+        next.body
+    );
+    assert!(
+        next.body.contains("&lt;b&gt;bold&lt;&#x2f;b&gt; claim"),
+        "{}",
+        next.body
+    );
+    assert!(!next.body.contains("<b>bold</b>"));
+    server.interrupt();
+}
+
+#[test]
 fn the_live_stream_follows_the_store_and_ctrl_c_ends_it() {
     let (repo, run_id) = run_at_plan_gate();
     let server = Server::start(&repo);
