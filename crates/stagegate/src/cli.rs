@@ -29,7 +29,7 @@ pub enum Command {
     Approve(ApproveArgs),
     /// Reject a pending gate; nothing is published.
     Reject(RejectArgs),
-    /// Modify a pending gate's artifacts: in $EDITOR, or reworked with --feedback.
+    /// Modify a pending gate's artifacts: in $EDITOR, or reworked with --feedback and --comment.
     Modify(ModifyArgs),
     /// Continue a run that stopped at a gate that has since been decided.
     Resume(ResumeArgs),
