@@ -341,6 +341,17 @@ fn a_person_reviews_the_plan_in_a_browser_and_two_line_comments_become_rework() 
     browser.pending.clear();
     browser.evaluate("document.querySelector('#modify button[type=submit]').click(); true");
     browser.wait_for_event("Page.loadEventFired");
+    let diffs = browser.evaluate(&format!(
+        "(() => [...{plan}.querySelectorAll('.diff-view summary')].map(s => s.textContent))()"
+    ));
+    assert!(
+        diffs
+            .as_array()
+            .is_some_and(|titles| titles.iter().any(|title| title
+                .as_str()
+                .is_some_and(|title| title.contains("since round 1")))),
+        "the next round shows its change since round 1: {diffs}"
+    );
     let answers = browser.evaluate(&format!(
         "(() => [...{plan}.querySelectorAll('.comment-answer')].map(li => li.textContent))()"
     ));
