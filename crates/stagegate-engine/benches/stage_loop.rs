@@ -406,6 +406,7 @@ fn costs(agents: usize) -> Result<Costs, String> {
             artifact: None,
             artifacts: &[],
             feedback: None,
+            comments: &[],
             previous: None,
             guidance: &[],
             discovery: None,

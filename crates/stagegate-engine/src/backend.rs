@@ -199,6 +199,8 @@ pub struct CallMaterials {
     pub artifacts: Vec<NamedText>,
     /// QA's or a person's feedback on a rework.
     pub feedback: Option<String>,
+    /// A person's comments on lines of the artifact this synthesis rewrites.
+    pub comments: Vec<crate::line_comment::LineComment>,
     /// The artifact's previous version on a rework.
     pub previous: Option<String>,
     /// Extra instructions from the adaptive rules for this phase.

@@ -14,6 +14,7 @@ pub mod command_agent;
 pub mod context_budget;
 pub mod envelope;
 pub mod event;
+pub mod line_comment;
 pub mod mock_agent;
 pub mod output_format;
 mod process_group;

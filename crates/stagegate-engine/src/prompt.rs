@@ -42,6 +42,7 @@ use serde::Serialize;
 use crate::backend::Phase;
 use crate::context_budget::{Cut, fit, human_size};
 use crate::event::AgentFailure;
+use crate::line_comment::LineComment;
 
 /// Where a repository keeps its own templates, relative to its root.
 pub const TEMPLATE_OVERRIDE_DIR: &str = ".specify/stagegate/templates";
@@ -116,7 +117,7 @@ const EMBEDDED_AGENTS: [(Phase, &str, &str); 20] = [
 ];
 
 /// Variables every template may use.
-const PROVIDED: [&str; 13] = [
+const PROVIDED: [&str; 14] = [
     "guidance",
     "discovery",
     "stage",
@@ -128,6 +129,7 @@ const PROVIDED: [&str; 13] = [
     "artifact",
     "artifacts",
     "feedback",
+    "comments",
     "previous",
     "cuts",
 ];
@@ -204,6 +206,8 @@ pub struct PromptContext<'a> {
     pub artifact: Option<&'a str>,
     pub artifacts: &'a [NamedText],
     pub feedback: Option<&'a str>,
+    /// A person's comments on lines of the artifact a rework rewrites.
+    pub comments: &'a [LineComment],
     pub previous: Option<&'a str>,
     /// Extra instructions from the adaptive rules for this phase.
     pub guidance: &'a [String],
@@ -230,6 +234,11 @@ impl PromptContext<'_> {
                 .map(|artifact| artifact.content.len())
                 .sum::<usize>()
             + self.guidance.iter().map(String::len).sum::<usize>()
+            + self
+                .comments
+                .iter()
+                .map(|comment| comment.quoted.len() + comment.comment.len())
+                .sum::<usize>()
     }
 
     /// The bytes of the material the budget may cut.
@@ -503,6 +512,7 @@ mod tests {
             artifact: Some("plan.md"),
             artifacts: &[],
             feedback: None,
+            comments: &[],
             previous: None,
             guidance: &[],
             discovery: None,
@@ -840,6 +850,7 @@ mod tests {
                 &[]
             },
             feedback: None,
+            comments: &[],
             previous: None,
             guidance: &material.guidance,
             discovery: (phase == Phase::Agent).then_some("1. Assume in-app notifications."),
@@ -1034,6 +1045,53 @@ mod tests {
         assert!(prompt.contains("1. T004 has no file path."));
         assert!(prompt.contains("## Previous version of implementation_plan.md"));
         assert!(prompt.contains("- [ ] T004 Do it"));
+    }
+
+    #[test]
+    fn a_rework_lists_each_line_comment_with_its_lines_and_quoted_text() {
+        let prompts = Prompts::embedded().expect("embedded templates load");
+        let required = ["plan.md".to_owned()];
+        let mut context = context(&[], &[], &[], &required);
+        context.artifact = Some("plan.md");
+        context.previous = Some("# Plan\n| a | b |\n");
+        let comments = [
+            LineComment {
+                artifact: "plan.md".to_owned(),
+                first_line: 2,
+                last_line: 2,
+                quoted: "| a | b |".to_owned(),
+                comment: "Name the columns.".to_owned(),
+            },
+            LineComment {
+                artifact: "plan.md".to_owned(),
+                first_line: 40,
+                last_line: 44,
+                quoted: "five lines".to_owned(),
+                comment: "Too long.".to_owned(),
+            },
+        ];
+        context.comments = &comments;
+        let prompt = prompts
+            .render(Phase::Synthesis, "lead-synthesizer-a", &context)
+            .expect("renders");
+        assert!(
+            prompt.contains("## Line comments on the previous version"),
+            "{prompt}"
+        );
+        assert!(
+            prompt.contains("### Comment 1: `plan.md` line 2\n\nThe lines:"),
+            "{prompt}"
+        );
+        assert!(prompt.contains("| a | b |\n````\n\nThe comment: Name the columns."));
+        assert!(
+            prompt.contains("### Comment 2: `plan.md` lines 40-44\n"),
+            "{prompt}"
+        );
+        assert!(prompt.contains("The comment: Too long."));
+        assert!(
+            !prompt.contains("## Rework requested"),
+            "no free-text feedback was given"
+        );
     }
 
     #[test]

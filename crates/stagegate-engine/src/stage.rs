@@ -41,6 +41,7 @@ use crate::backend::{CallMaterials, Failure, Phase, TruncationHandling};
 use crate::event::{
     AgentFailure, AttemptStatus, CallMemo, Event, EventSink, SinkError, Verdict, now_ms,
 };
+use crate::line_comment::LineComment;
 use crate::prompt::{
     AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, StageView,
 };
@@ -127,16 +128,18 @@ pub async fn run_stage_memoized<S: EventSink>(
     loop_state.finish(result)
 }
 
-/// Runs synthesis and QA again with a person's `feedback` over an earlier product.
+/// Runs synthesis and QA again with a person's `feedback` and line `comments` over an earlier
+/// product (an empty `feedback` is none: the comments may say it all).
 pub async fn rework<S: EventSink>(
     plan: &StagePlan,
     context: &StageContext,
     sink: &mut S,
     previous: &StageProduct,
     feedback: &str,
+    comments: &[LineComment],
 ) -> Result<StageProduct, StageError> {
     let mut loop_state = StageLoop::new(plan, context, sink);
-    let result = loop_state.rework_from(previous, feedback).await;
+    let result = loop_state.rework_from(previous, feedback, comments).await;
     loop_state.finish(result)
 }
 
@@ -262,7 +265,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             iterations: 0,
             next_attempts: BTreeMap::new(),
         };
-        self.synthesize_and_check(&mut product, None).await?;
+        self.synthesize_and_check(&mut product, None, &[]).await?;
         product.next_attempts = self.next_attempt.clone();
         Ok(product)
     }
@@ -271,10 +274,12 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         &mut self,
         previous: &StageProduct,
         feedback: &str,
+        comments: &[LineComment],
     ) -> Result<StageProduct, StageError> {
         let mut product = previous.clone();
         self.next_attempt = previous.next_attempts.clone();
-        self.synthesize_and_check(&mut product, Some(feedback.to_owned()))
+        let feedback = (!feedback.trim().is_empty()).then(|| feedback.to_owned());
+        self.synthesize_and_check(&mut product, feedback, comments)
             .await?;
         product.next_attempts = self.next_attempt.clone();
         Ok(product)
@@ -657,14 +662,20 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         &mut self,
         product: &mut StageProduct,
         mut feedback: Option<String>,
+        comments: &[LineComment],
     ) -> Result<(), StageError> {
+        // A person's line comments go to the first synthesis only; QA's reworks judge its answer.
+        let mut comments = comments;
         // Each call (the first synthesis, or a person's feedback) earns its own QA reworks;
         // `product.iterations` keeps counting across them for the events and the record.
         let mut rounds = 0;
         loop {
             rounds += 1;
             product.iterations += 1;
-            product.artifacts = self.synthesize(product, feedback.as_deref()).await?;
+            product.artifacts = self
+                .synthesize(product, feedback.as_deref(), comments)
+                .await?;
+            comments = &[];
             let (verdict, qa_feedback) = self.check(product).await?;
             product.verdict = verdict;
             product.qa_feedback = qa_feedback;
@@ -683,6 +694,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         &mut self,
         product: &StageProduct,
         feedback: Option<&str>,
+        comments: &[LineComment],
     ) -> Result<Vec<NamedText>, StageError> {
         let plan = self.plan;
         let wanted: Vec<(&str, bool)> = plan.artifacts_to_synthesize().collect();
@@ -693,12 +705,18 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 .iter()
                 .find(|artifact| artifact.name == name)
                 .map(|artifact| artifact.content.as_str());
+            let comments: Vec<LineComment> = comments
+                .iter()
+                .filter(|comment| comment.artifact == name)
+                .cloned()
+                .collect();
             let inputs = PhaseInputs {
                 outputs: &product.outputs,
                 failures: &product.failures,
                 review: Some(&product.review),
                 artifact: Some(name),
                 feedback,
+                comments: &comments,
                 previous,
                 ..PhaseInputs::default()
             };
@@ -886,6 +904,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             artifact: inputs.artifact.map(str::to_owned),
             artifacts: inputs.artifacts.to_vec(),
             feedback: inputs.feedback.map(str::to_owned),
+            comments: inputs.comments.to_vec(),
             previous: inputs.previous.map(str::to_owned),
             guidance: self.guidance(phase),
             discovery: self.discovery_for(phase).map(str::to_owned),
@@ -951,6 +970,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             artifact: inputs.artifact,
             artifacts: inputs.artifacts,
             feedback: inputs.feedback,
+            comments: inputs.comments,
             previous: inputs.previous,
             guidance: &guidance,
             discovery: self.discovery_for(phase),
@@ -1051,6 +1071,7 @@ struct PhaseInputs<'a> {
     artifact: Option<&'a str>,
     artifacts: &'a [NamedText],
     feedback: Option<&'a str>,
+    comments: &'a [LineComment],
     previous: Option<&'a str>,
 }
 

@@ -17,6 +17,7 @@ use stagegate_engine::backend::{
     AgentOutcome, AgentRequest, Backend, BoxFuture, CallIdentity, Failure, Phase,
 };
 use stagegate_engine::event::{AttemptStatus, CollectingSink, Event, Verdict};
+use stagegate_engine::line_comment::LineComment;
 use stagegate_engine::prompt::{NamedText, Prompts};
 use stagegate_engine::retry_policy::RetryPolicy;
 use stagegate_engine::stage::{StageContext, StageError, StageProduct, rework, run_stage};
@@ -1188,6 +1189,13 @@ async fn rework_resynthesizes_with_the_feedback_without_asking_the_agents_again(
         &mut sink,
         &product,
         feedback,
+        &[LineComment {
+            artifact: "plan.md".to_owned(),
+            first_line: 3,
+            last_line: 4,
+            quoted: "Synthesized plan.md.".to_owned(),
+            comment: "Say which component owns this.".to_owned(),
+        }],
     )
     .await
     .expect("rework reaches the gate again");
@@ -1221,6 +1229,22 @@ async fn rework_resynthesizes_with_the_feedback_without_asking_the_agents_again(
             .contains("Previous version of plan.md")
     );
     assert!(plan_synthesis.prompt.contains("Synthesized plan.md."));
+    // A line comment reaches the synthesis of its own artifact only.
+    for synthesis in &syntheses {
+        let commented = synthesis.identity.artifact.as_deref() == Some("plan.md");
+        assert_eq!(
+            synthesis
+                .prompt
+                .contains("Comment 1: `plan.md` lines 3-4\n"),
+            commented,
+            "{}",
+            synthesis.prompt
+        );
+        assert_eq!(
+            synthesis.prompt.contains("Say which component owns this."),
+            commented
+        );
+    }
     let checks: Vec<&CallRecord> = new_calls
         .iter()
         .filter(|call| call.identity.phase == Phase::Qa)

@@ -27,8 +27,8 @@ pub use error::StoreError;
 pub use publish::{PublishedFile, publish, publish_approved, remove_stale_temporaries};
 pub use records::{
     ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, EventRecord,
-    GateRecord, GateState, LockRecord, NewPublication, NewRun, ParseNameError, PublicationRecord,
-    RunRecord, RunState, RunUnlock,
+    GateRecord, GateState, LineComment, LineCommentRecord, LockRecord, NewPublication, NewRun,
+    ParseNameError, PublicationRecord, RunRecord, RunState, RunUnlock,
 };
 pub use run_dir::RunDir;
 pub use store::{

@@ -344,3 +344,24 @@ mod tests {
         assert!("Approve".parse::<DecisionKind>().is_err());
     }
 }
+
+/// A person's comment on lines of a staged artifact, sent with a modification (like a
+/// pull-request review comment). Lines are 1-based and inclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineComment {
+    pub artifact: String,
+    pub first_line: u32,
+    pub last_line: u32,
+    /// The commented lines as the person saw them.
+    pub quoted: String,
+    pub comment: String,
+}
+
+/// A [`LineComment`] as recorded: which decision sent it, on which round.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineCommentRecord {
+    pub decision_id: i64,
+    pub stage: String,
+    pub round: u32,
+    pub comment: LineComment,
+}

@@ -16,6 +16,7 @@ mod cache;
 mod decisions;
 mod events;
 mod gates;
+mod line_comments;
 mod locks;
 mod publications;
 mod runs;

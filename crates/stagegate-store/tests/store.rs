@@ -11,8 +11,8 @@ use serde_json::json;
 use stagegate_run::{GateStatus, Refusal, Request, Verb};
 use stagegate_store::{
     ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, DecisionRequest,
-    GateDecision, GateRecord, GateState, LockRecord, NewPublication, NewRun, Refused, RunState,
-    RunUnlock, Store, StoreError,
+    GateDecision, GateRecord, GateState, LineComment, LockRecord, NewPublication, NewRun, Refused,
+    RunState, RunUnlock, Store, StoreError,
 };
 
 fn new_run(id: &str, created_at_ms: i64) -> NewRun {
@@ -369,17 +369,38 @@ async fn gates_open_close_and_list_pending() {
         .unwrap_err();
     assert!(matches!(error, StoreError::UnknownGate { .. }), "{error}");
 
-    // A modification opens the next round; a decision on the round before is refused.
-    store
-        .decide_gate(&request("r2", "plan", Verb::Modify, Some(1)), |_| Ok(None))
-        .await
-        .unwrap();
+    // A modification opens the next round, its line comments recorded with it (on the round
+    // they were written on); a decision on the round before is refused and records none.
+    let comment = |line: u32, text: &str| LineComment {
+        artifact: "plan.md".to_owned(),
+        first_line: line,
+        last_line: line + 2,
+        quoted: format!("line {line}"),
+        comment: text.to_owned(),
+    };
+    let mut modify = request("r2", "plan", Verb::Modify, Some(1));
+    modify.comments = vec![comment(4, "too vague"), comment(9, "name the table")];
+    let accepted = store.decide_gate(&modify, |_| Ok(None)).await.unwrap();
+    let GateDecision::Accepted(accepted) = accepted else {
+        panic!("{accepted:?}");
+    };
     let modified = store.gate("r2", "plan").await.unwrap().unwrap();
     assert_eq!((modified.state, modified.round), (GateState::Pending, 2));
-    let stale = store
-        .decide_gate(&request("r2", "plan", Verb::Reject, Some(1)), |_| Ok(None))
-        .await
-        .unwrap();
+    let recorded = store.line_comments("r2").await.unwrap();
+    assert_eq!(
+        recorded
+            .iter()
+            .map(|record| (record.decision_id, record.round, record.comment.clone()))
+            .collect::<Vec<_>>(),
+        [
+            (accepted.decision_id, 1, comment(4, "too vague")),
+            (accepted.decision_id, 1, comment(9, "name the table")),
+        ]
+    );
+    let mut stale = request("r2", "plan", Verb::Reject, Some(1));
+    stale.comments = vec![comment(1, "late")];
+    let stale = store.decide_gate(&stale, |_| Ok(None)).await.unwrap();
+    assert_eq!(store.line_comments("r2").await.unwrap().len(), 2);
     assert!(
         matches!(
             stale,
@@ -428,6 +449,7 @@ fn request(run_id: &str, stage: &str, verb: Verb, seen_round: Option<u32>) -> De
         reason: (verb == Verb::Reject).then(|| "no".to_owned()),
         note: None,
         diff: None,
+        comments: Vec::new(),
         decided_by: "alice".to_owned(),
         decided_at_ms: 50,
         event_kind: "gate_decided".to_owned(),
@@ -1106,8 +1128,8 @@ async fn a_version_1_database_gains_the_lock_holders_identity_and_keeps_its_lock
     store.close().await;
     assert_eq!(
         integer_by_hand(&database, "PRAGMA user_version").await,
-        3,
-        "migrated to version 3"
+        4,
+        "migrated to the newest version"
     );
 
     // Opening again migrates nothing more and changes nothing.

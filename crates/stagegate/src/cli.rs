@@ -29,7 +29,7 @@ pub enum Command {
     Approve(ApproveArgs),
     /// Reject a pending gate; nothing is published.
     Reject(RejectArgs),
-    /// Modify a pending gate's artifacts: in $EDITOR, or reworked with --feedback.
+    /// Modify a pending gate's artifacts: in $EDITOR, or reworked with --feedback and --comment.
     Modify(ModifyArgs),
     /// Continue a run that stopped at a gate that has since been decided.
     Resume(ResumeArgs),
@@ -230,6 +230,10 @@ pub struct ModifyArgs {
     /// opening $EDITOR.
     #[arg(long)]
     pub feedback: Option<String>,
+    /// A comment on lines of a staged artifact, sent to the synthesizer with the lines it
+    /// names (`plan.md:42` or `plan.md:40-44`); repeatable, with or without --feedback.
+    #[arg(long, num_args = 2, value_names = ["FILE:LINES", "TEXT"], action = clap::ArgAction::Append)]
+    pub comment: Vec<String>,
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]

@@ -58,6 +58,8 @@ pub struct Ask {
     pub note: Option<String>,
     /// A modification's change, as a unified diff.
     pub diff: Option<String>,
+    /// A modification's comments on lines of the artifacts it was shown.
+    pub comments: Vec<stagegate_store::LineComment>,
 }
 
 /// An accepted decision.
@@ -116,6 +118,7 @@ pub async fn decide(place: &Place<'_>, verb: Verb, ask: Ask) -> Result<Decided, 
         reason: ask.reason,
         note: ask.note,
         diff: ask.diff,
+        comments: ask.comments,
         decided_by: decided_by(),
         decided_at_ms: at_ms,
         event_kind: event.kind().to_owned(),

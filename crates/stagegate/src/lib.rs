@@ -29,13 +29,16 @@ mod gitignore;
 mod history;
 mod input_file;
 mod json_lines;
+mod line_comments;
 mod metric_names;
 #[cfg(feature = "otel")]
 mod otel_export;
+mod pager;
 mod pending;
 mod progress;
 mod publication_preview;
 mod recorder;
+mod render;
 mod run_lock;
 mod run_log;
 mod run_view;
@@ -142,9 +145,22 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
             commands::reject::reject(&session, args.run.as_deref(), args.reason).await
         }
         Command::Modify(args) => {
+            let comments = args
+                .comment
+                .chunks(2)
+                .map(|pair| Ok((line_comments::parse_target(&pair[0])?, pair[1].clone())))
+                .collect::<Result<Vec<_>, AppError>>()?;
             let session = Session::open(&args.common, None).await?;
             let options = run_options(&args.output, logs);
-            runner::modify_gate(&session, args.run.as_deref(), args.feedback, None, options).await
+            runner::modify_gate(
+                &session,
+                args.run.as_deref(),
+                args.feedback,
+                &comments,
+                None,
+                options,
+            )
+            .await
         }
         Command::Resume(args) => {
             let session = Session::open(&args.common, None).await?;

@@ -27,6 +27,7 @@ use crate::event_log::EventLog;
 use crate::gate_decision::{self, Ask, Decided, Place, artifact_diff};
 use crate::history::load_product;
 use crate::json_lines::JsonLines;
+use crate::line_comments::CommentTarget;
 use crate::progress::{Progress, ProgressMode};
 use crate::publication_preview;
 use crate::recorder::Recorder;
@@ -36,7 +37,7 @@ use crate::session::Session;
 use crate::settings_summary::settings_summary;
 use crate::stage_inputs::check_stage_inputs;
 use crate::subscribers::Subscribers;
-use crate::terminal_gate::{self, Decision, GateView};
+use crate::terminal_gate::{self, Decision, GateArtifact, GateView};
 use crate::workspace::Feature;
 
 /// How a run talks to the person.
@@ -478,6 +479,12 @@ impl Runner<'_> {
                 return Ok(GateEnd::Waiting);
             }
             sink.progress.clear();
+            let staged = self
+                .session
+                .store
+                .run_dir(&self.run.id)
+                .staged_artifacts(&plan.id)?;
+            let changes = publication_preview::preview(&staged, &self.feature.dir);
             let view = GateView {
                 run_id: &self.run.id,
                 stage: &plan.id,
@@ -487,22 +494,20 @@ impl Runner<'_> {
                 artifacts: product
                     .artifacts
                     .iter()
-                    .map(|artifact| (artifact.name.clone(), artifact.content.clone()))
+                    .map(|artifact| GateArtifact {
+                        name: artifact.name.clone(),
+                        content: artifact.content.clone(),
+                        published: std::fs::read(self.feature.dir.join(&artifact.name))
+                            .ok()
+                            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+                    })
                     .collect(),
+                publication: publication_preview::describe(&changes),
             };
             let seen = Ask {
                 seen_round: Some(round),
                 ..Ask::default()
             };
-            let staged = self
-                .session
-                .store
-                .run_dir(&self.run.id)
-                .staged_artifacts(&plan.id)?;
-            let changes = publication_preview::preview(&staged, &self.feature.dir);
-            if let Some(changes) = publication_preview::describe(&changes) {
-                eprintln!("\n{}", changes.replace("RUN", &self.run.id));
-            }
             let decided = match terminal_gate::ask(&view) {
                 Decision::Approve => self.decide(plan, Verb::Approve, seen, sink).await,
                 Decision::Reject { reason } => {
@@ -530,7 +535,8 @@ impl Runner<'_> {
                     self.decide(plan, Verb::Modify, ask, sink).await
                 }
                 Decision::Rework { feedback } => {
-                    self.rework(plan, &product, &feedback, round, sink).await
+                    self.rework(plan, &product, &feedback, Vec::new(), round, sink)
+                        .await
                 }
                 Decision::Stop => return Ok(GateEnd::Waiting),
             };
@@ -646,7 +652,8 @@ impl Runner<'_> {
         .await
     }
 
-    /// Sends the artifacts back through synthesis and QA with `feedback`, into the next round
+    /// Sends the artifacts back through synthesis and QA with `feedback` and line `comments`
+    /// (recorded with the modification), into the next round
     /// prepared beside the staged one; the modification is recorded (and the round switched)
     /// only once QA has seen all of it, and the gate asks again.
     async fn rework(
@@ -654,6 +661,7 @@ impl Runner<'_> {
         plan: &StagePlan,
         product: &StageProduct,
         feedback: &str,
+        comments: Vec<stagegate_store::LineComment>,
         round: u32,
         sink: &mut Subscribers,
     ) -> Result<Decided, AppError> {
@@ -675,7 +683,19 @@ impl Runner<'_> {
             .run_dir(&self.run.id)
             .begin_next_round(&plan.id)?;
         sink.recorder.stage_next_round(true);
-        let reworked = rework(&adapted, &context, sink, product, feedback).await;
+        let engine_comments: Vec<_> = comments
+            .iter()
+            .map(crate::line_comments::engine_comment)
+            .collect();
+        let reworked = rework(
+            &adapted,
+            &context,
+            sink,
+            product,
+            feedback,
+            &engine_comments,
+        )
+        .await;
         sink.recorder.stage_next_round(false);
         let reworked = reworked.map_err(|error| AppError::StageFailed {
             stage: plan.id.clone(),
@@ -693,8 +713,9 @@ impl Runner<'_> {
         }
         let ask = Ask {
             seen_round: Some(round),
-            note: Some(feedback.to_owned()),
+            note: (!feedback.trim().is_empty()).then(|| feedback.to_owned()),
             diff: Some(diff),
+            comments,
             ..Ask::default()
         };
         let decided = self.decide(plan, Verb::Modify, ask, sink).await?;
@@ -703,14 +724,16 @@ impl Runner<'_> {
     }
 }
 
-/// `stagegate modify RUN --feedback TEXT`, or in $EDITOR without feedback.
+/// `stagegate modify RUN --feedback TEXT --comment FILE:LINES TEXT`, or in $EDITOR without
+/// feedback or comments.
 ///
 /// `seen_round` is the round of staged artifacts the person was shown (the dashboard's page);
-/// `None` modifies whatever is staged now.
+/// `None` modifies whatever is staged now. Comments name lines of that round.
 pub async fn modify_gate(
     session: &Session,
     run_id: Option<&str>,
     feedback: Option<String>,
+    comments: &[(CommentTarget, String)],
     seen_round: Option<u32>,
     options: RunOptions,
 ) -> Result<Exit, AppError> {
@@ -731,10 +754,17 @@ pub async fn modify_gate(
         Some(round) => round,
         None => runner.current_round(plan).await?,
     };
+    let run_dir = session.store.run_dir(&run.id);
+    let comments = crate::line_comments::resolve(comments, &run_dir.staged_artifacts(&stage)?)?;
     match feedback {
         Some(feedback) => {
             runner
-                .rework(plan, &product, &feedback, round, &mut sink)
+                .rework(plan, &product, &feedback, comments, round, &mut sink)
+                .await?;
+        }
+        None if !comments.is_empty() => {
+            runner
+                .rework(plan, &product, "", comments, round, &mut sink)
                 .await?;
         }
         None => {

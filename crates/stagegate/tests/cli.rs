@@ -40,6 +40,10 @@ mod logs;
 mod loopback_server;
 #[path = "cli/orphans.rs"]
 mod orphans;
+#[path = "cli/review_browser.rs"]
+mod review_browser;
+#[path = "cli/review_comments.rs"]
+mod review_comments;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/secrets.rs"]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use stagegate_engine::backend::{AgentRequest, Backend, CallIdentity, CallMaterials, Phase};
 use stagegate_engine::event::AgentFailure;
+use stagegate_engine::line_comment::LineComment;
 use stagegate_engine::prompt::{AgentOutputView, NamedText};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -565,6 +566,57 @@ fn qa_asks_for_rework_on_missing_structure_and_the_rework_answers_it() {
         "{reworked}"
     );
     assert!(reworked.contains("now traced in this artifact"));
+}
+
+#[test]
+fn a_rework_answers_each_line_comment_honestly() {
+    let agent = BuiltinAgent::new();
+    let inputs = [named("spec.md", SPEC)];
+    let first = agent.answer(&request(
+        "plan",
+        Phase::Synthesis,
+        "lead-synthesizer-a",
+        CallMaterials {
+            artifact: Some("plan.md".to_owned()),
+            ..base("plan", &inputs)
+        },
+    ));
+    let kept_line = first
+        .lines()
+        .find(|line| line.starts_with("## "))
+        .expect("plan.md has headings")
+        .to_owned();
+    let comment = |first_line: u32, quoted: &str, text: &str| LineComment {
+        artifact: "plan.md".to_owned(),
+        first_line,
+        last_line: first_line,
+        quoted: quoted.to_owned(),
+        comment: text.to_owned(),
+    };
+    let reworked = agent.answer(&request(
+        "plan",
+        Phase::Synthesis,
+        "lead-synthesizer-a",
+        CallMaterials {
+            artifact: Some("plan.md".to_owned()),
+            previous: Some(first.clone()),
+            comments: vec![
+                comment(3, &kept_line, "Make this section shorter."),
+                comment(7, "a line no version holds", "Trace FR-002 here."),
+            ],
+            ..base("plan", &inputs)
+        },
+    ));
+    let answers = &reworked[reworked.find("## Review comments").expect("answered")..];
+    assert!(
+        answers.contains("1. `plan.md:3`: Make this section shorter.\n\n   Not changed:"),
+        "{answers}"
+    );
+    assert!(
+        answers
+            .contains("2. `plan.md:7`: Trace FR-002 here.\n\n   FR-002 traced in this artifact."),
+        "{answers}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use stagegate_run::{Gate, Refusal, Request, RunAfter, Transition};
 
 use crate::error::StoreError;
 use crate::records::{
-    DecisionKind, DecisionRecord, GateRecord, GateState, NewPublication, RunState,
+    DecisionKind, DecisionRecord, GateRecord, GateState, LineComment, NewPublication, RunState,
 };
 use crate::store::gates::select_gate;
 use crate::store::{Store, now_ms};
@@ -27,6 +27,8 @@ pub struct DecisionRequest {
     pub reason: Option<String>,
     pub note: Option<String>,
     pub diff: Option<String>,
+    /// A modification's comments on lines of the artifacts it was shown.
+    pub comments: Vec<LineComment>,
     pub decided_by: String,
     pub decided_at_ms: i64,
     /// The `gate_decided` event, appended in the decision's transaction.
@@ -118,6 +120,15 @@ impl Store {
             decided_at_ms: decision.decided_at_ms,
         };
         let decision_id = self.record_decision_in(&mut transaction, &record).await?;
+        self.record_line_comments_in(
+            &mut transaction,
+            decision_id,
+            &decision.run_id,
+            &decision.stage,
+            before.round,
+            &decision.comments,
+        )
+        .await?;
 
         let state = GateState::from(transition.gate.status);
         let closed_at = state.ne(&GateState::Pending).then(now_ms);

@@ -37,6 +37,28 @@ pub async fn show(session: &Session, args: &ShowArgs) -> Result<Exit, AppError> 
                     .unwrap_or_default()
             );
         }
+        // The line comments people sent with their modifications, with the lines they quote.
+        let comments = session.store.line_comments(&run.id).await?;
+        if !comments.is_empty() {
+            let _ = writeln!(out, "\nline comments:");
+            for record in &comments {
+                let _ = writeln!(
+                    out,
+                    "{:<9} round {} {}: {}\n{}",
+                    record.stage,
+                    record.round,
+                    crate::line_comments::location(&record.comment),
+                    record.comment.comment,
+                    record
+                        .comment
+                        .quoted
+                        .lines()
+                        .map(|line| format!("    > {line}\n"))
+                        .collect::<String>()
+                        .trim_end()
+                );
+            }
+        }
         stdout_text!("{}", neutralise(&out));
         return Ok(Exit::Done);
     };

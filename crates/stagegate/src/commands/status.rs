@@ -201,6 +201,7 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
     let store = &session.store;
     let attempts = store.attempts(&run.id).await?;
     let decisions = store.decisions(&run.id).await?;
+    let comments = store.line_comments(&run.id).await?;
     let mut gates = Vec::new();
     for stage in &run.stages {
         if let Some(gate) = store.gate(&run.id, stage).await? {
@@ -238,6 +239,7 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
             })).collect::<Vec<_>>(),
             "gates": gates,
             "decisions": decisions,
+            "line_comments": comments,
             "scores_and_adjustments": shaping,
             "commands": pending_commands(&run, &gates),
         });
@@ -327,6 +329,17 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
                     .map(|text| format!(": {text}"))
                     .unwrap_or_default()
             );
+            for comment in comments
+                .iter()
+                .filter(|comment| Some(comment.decision_id) == decision.id)
+            {
+                let _ = writeln!(
+                    out,
+                    "    {}: {}",
+                    crate::line_comments::location(&comment.comment),
+                    comment.comment.comment
+                );
+            }
         }
     }
     let commands = pending_commands(&run, &gates);

@@ -9,12 +9,15 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use stagegate_engine::envelope::Envelope;
 use stagegate_engine::event::Event;
-use stagegate_store::{AttemptRecord, DecisionRecord, GateRecord, GateState, RunRecord};
+use stagegate_store::{
+    AttemptRecord, DecisionRecord, GateRecord, GateState, LineCommentRecord, RunRecord,
+};
 
 use crate::commands::report::{
     STYLE, attempt_table, decision_list, escape, verdicts_and_adjustments,
 };
-use crate::gate_decision::artifact_diff;
+use crate::render::artifact_view::{self, ArtifactView, Versions};
+use crate::render::{REVIEW_STYLE, markdown_html, templates};
 
 use super::Dashboard;
 use super::routes::Refusal;
@@ -65,7 +68,7 @@ fn layout(title: &str, token: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"referrer\" content=\"no-referrer\"><title>{title}</title>\
-         <style>{STYLE}{EXTRA_STYLE}</style></head><body>\n\
+         <style>{STYLE}{EXTRA_STYLE}{REVIEW_STYLE}</style></head><body>\n\
          <nav><a href=\"/?token={token}\">runs</a> · <a href=\"/metrics?token={token}\">metrics</a></nav>\n\
          {body}</body></html>\n",
         title = escape(title),
@@ -74,7 +77,7 @@ fn layout(title: &str, token: &str, body: &str) -> String {
 }
 
 const EXTRA_STYLE: &str = "nav{margin-bottom:1em}form{margin:.5em 0;padding:.5em;border:1px solid #ddd}\
-textarea{width:100%;min-height:4em}pre{white-space:pre-wrap}.diff{background:#fffbe6}.question{font-size:120%}";
+textarea{width:100%;min-height:4em}pre{white-space:pre-wrap}.question{font-size:120%}";
 
 /// `/`: every run, and the gates waiting for a decision.
 pub fn index(runs: &[RunRecord], pending: &[GateRecord], token: &str) -> String {
@@ -128,6 +131,7 @@ pub struct RunView {
     attempts: Vec<AttemptRecord>,
     events: Vec<Envelope>,
     decisions: Vec<DecisionRecord>,
+    comments: Vec<LineCommentRecord>,
     gates: Vec<GateRecord>,
     pending: Option<PendingGate>,
     token: String,
@@ -136,15 +140,14 @@ pub struct RunView {
 /// The gate waiting for a decision, with what the person decides on.
 struct PendingGate {
     gate: GateRecord,
-    artifacts: Vec<StagedArtifact>,
+    artifacts: Vec<ArtifactView>,
+    /// `approval creates …; replaces …`, when it does either.
+    publication: Option<String>,
+    /// The last QA verdict of the stage: PASS or REWORK, and its feedback (markdown).
+    qa: Option<(&'static str, String)>,
+    /// The reviewer's `## Conflicts` section (markdown), when it has one.
+    conflicts: Option<String>,
     csrf: String,
-}
-
-struct StagedArtifact {
-    name: String,
-    content: String,
-    /// The diff from the version in the feature directory; `None` when there is none there.
-    diff: Option<String>,
 }
 
 impl RunView {
@@ -157,45 +160,141 @@ impl RunView {
                 gates.push(gate);
             }
         }
+        let attempts = store.attempts(&run.id).await?;
+        let events = crate::run_log::read(store, &run.id).await?;
+        let comments = store.line_comments(&run.id).await?;
         let pending = match gates.iter().find(|gate| gate.state == GateState::Pending) {
-            Some(gate) => {
-                let feature = session.feature_of_run(&run.feature_dir);
-                let staged = store
-                    .run_dir(&run.id)
-                    .staged_artifacts(&gate.stage)
-                    .map_err(crate::error::AppError::from)?;
-                let artifacts = staged
-                    .into_iter()
-                    .map(|(name, path)| {
-                        let content = read_text(&path);
-                        let diff = std::fs::read(feature.dir.join(&name)).ok().map(|current| {
-                            artifact_diff(&name, &String::from_utf8_lossy(&current), &content)
-                        });
-                        StagedArtifact {
-                            name,
-                            content,
-                            diff,
-                        }
-                    })
-                    .collect();
-                Some(PendingGate {
-                    csrf: dashboard.token.csrf(&run.id, &gate.stage),
-                    gate: gate.clone(),
-                    artifacts,
-                })
-            }
+            Some(gate) => Some(PendingGate {
+                csrf: dashboard.token.csrf(&run.id, &gate.stage),
+                qa: last_verdict(&events, &gate.stage),
+                conflicts: review_conflicts(store, &attempts, &gate.stage),
+                ..pending_artifacts(dashboard, &run, gate, &comments)?
+            }),
             None => None,
         };
         Ok(RunView {
-            attempts: store.attempts(&run.id).await?,
-            events: crate::run_log::read(store, &run.id).await?,
+            attempts,
+            events,
             decisions: store.decisions(&run.id).await?,
+            comments,
             gates,
             pending,
             token: dashboard.token.as_str().to_owned(),
             run,
         })
     }
+}
+
+/// The staged artifacts of `gate` with their diffs and the answers to the previous round's
+/// comments, and what approving them publishes.
+fn pending_artifacts(
+    dashboard: &Dashboard,
+    run: &RunRecord,
+    gate: &GateRecord,
+    comments: &[LineCommentRecord],
+) -> Result<PendingGate, Refusal> {
+    let session = &dashboard.session;
+    let feature = session.feature_of_run(&run.feature_dir);
+    let run_dir = session.store.run_dir(&run.id);
+    let staged = run_dir
+        .staged_artifacts(&gate.stage)
+        .map_err(crate::error::AppError::from)?;
+    let previous_round = gate.round.checked_sub(1).filter(|round| *round > 0);
+    let mut artifacts = Vec::with_capacity(staged.len());
+    for (name, path) in &staged {
+        let content = read_text(path);
+        let published = std::fs::read(feature.dir.join(name))
+            .ok()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        let previous = previous_round.and_then(|round| {
+            std::fs::read(run_dir.round_dir(&gate.stage, round).join(name))
+                .ok()
+                .map(|bytes| (round, String::from_utf8_lossy(&bytes).into_owned()))
+        });
+        let on_previous: Vec<&stagegate_store::LineComment> = comments
+            .iter()
+            .filter(|record| {
+                record.stage == gate.stage
+                    && Some(record.round) == previous_round
+                    && record.comment.artifact == *name
+            })
+            .map(|record| &record.comment)
+            .collect();
+        let published_path = format!("{}/{name}", run.feature_dir);
+        artifacts.push(artifact_view::view(
+            &Versions {
+                name,
+                staged: &content,
+                published: published.as_deref(),
+                previous_round: previous
+                    .as_ref()
+                    .map(|(round, text)| (*round, text.as_str())),
+                published_path: &published_path,
+            },
+            &on_previous,
+        ));
+    }
+    let changes = crate::publication_preview::preview(&staged, &feature.dir);
+    Ok(PendingGate {
+        gate: gate.clone(),
+        artifacts,
+        publication: crate::publication_preview::describe(&changes),
+        qa: None,
+        conflicts: None,
+        csrf: String::new(),
+    })
+}
+
+/// The stage's last QA verdict, from the run's log.
+fn last_verdict(events: &[Envelope], stage: &str) -> Option<(&'static str, String)> {
+    events
+        .iter()
+        .rev()
+        .find_map(|envelope| match &envelope.event {
+            Event::QaVerdict {
+                stage: of,
+                verdict,
+                feedback,
+                ..
+            } if of == stage => Some((
+                match verdict {
+                    stagegate_engine::event::Verdict::Pass => "PASS",
+                    stagegate_engine::event::Verdict::Rework => "REWORK",
+                },
+                feedback.clone(),
+            )),
+            _ => None,
+        })
+}
+
+/// The `## Conflicts` section of the stage's last successful review.
+fn review_conflicts(
+    store: &stagegate_store::Store,
+    attempts: &[AttemptRecord],
+    stage: &str,
+) -> Option<String> {
+    let review = attempts.iter().rev().find(|attempt| {
+        attempt.stage == stage
+            && attempt.phase == "review"
+            && matches!(attempt.outcome.as_deref(), Some("ok" | "cached"))
+    })?;
+    let path = store
+        .run_dir(&review.run_id)
+        .attempt_dir(&review.stage, &review.phase, &review.agent, review.attempt)
+        .join("output.md");
+    let text = std::fs::read_to_string(path).ok()?;
+    markdown_section(&text, "Conflicts")
+}
+
+/// The body of the `## HEADING` section of `markdown` (to the next heading of that level).
+fn markdown_section(markdown: &str, heading: &str) -> Option<String> {
+    let mut lines = markdown.lines();
+    lines.find(|line| line.trim_start_matches('#').trim() == heading && line.starts_with("## "))?;
+    let body: Vec<&str> = lines
+        .take_while(|line| !(line.starts_with("## ") || line.starts_with("# ")))
+        .collect();
+    let body = body.join("\n");
+    (!body.trim().is_empty()).then_some(body)
 }
 
 fn read_text(path: &std::path::Path) -> String {
@@ -224,7 +323,7 @@ pub fn run(view: &RunView) -> String {
     }
     body.push_str(&attempt_table(&view.attempts));
     body.push_str(&verdicts_and_adjustments(&view.events));
-    body.push_str(&decision_list(&view.decisions));
+    body.push_str(&decision_list(&view.decisions, &view.comments));
     body.push_str(&live_section(run, &view.events, &view.token));
     layout(&format!("stagegate run {}", run.id), &view.token, &body)
 }
@@ -248,7 +347,9 @@ fn stages(view: &RunView) -> String {
     html
 }
 
-/// The question, the staged artifacts (and their diffs), and the three decision forms.
+/// The question, what the person decides on (QA's verdict, the reviewer's conflicts, what
+/// approval publishes), the three decision forms, and the staged artifacts: rendered, as
+/// numbered source to comment on, and their diffs.
 fn gate_section(run: &RunRecord, pending: &PendingGate, token: &str) -> String {
     let stage = &pending.gate.stage;
     let mut html = format!(
@@ -256,6 +357,7 @@ fn gate_section(run: &RunRecord, pending: &PendingGate, token: &str) -> String {
         escape(stage),
         escape(&pending.gate.question)
     );
+    html.push_str(&gate_summary(pending));
     let action = |decision: &str| escape(&format!("/runs/{}/{decision}", path_segment(&run.id)));
     let hidden = format!(
         "<input type=\"hidden\" name=\"token\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"stage\" value=\"{}\"><input type=\"hidden\" name=\"round\" value=\"{}\">",
@@ -273,37 +375,66 @@ fn gate_section(run: &RunRecord, pending: &PendingGate, token: &str) -> String {
          <label>Reason (required)<textarea name=\"reason\" required></textarea></label>\
          <button type=\"submit\">Reject</button></form>\n\
          <form id=\"modify\" method=\"post\" action=\"{modify}\">{hidden}\
-         <label>Feedback for the synthesizer (required; the artifacts are reworked and checked by QA again)\
-         <textarea name=\"feedback\" required></textarea></label>\
+         <input type=\"hidden\" name=\"comments\" id=\"comments-field\" value=\"[]\">\
+         <label>Feedback for the synthesizer (feedback or line comments are required; the artifacts are reworked and checked by QA again)\
+         <textarea name=\"feedback\"></textarea></label>\
+         <div id=\"pending-comments\"><p class=\"none\">No line comments: click a line number in an artifact's source to add one.</p><ol></ol></div>\
          <button type=\"submit\">Rework</button></form>\n",
         approve = action("approve"),
         reject = action("reject"),
         modify = action("modify"),
     );
     html.push_str("<p>The staged artifacts, as they would be published:</p>\n");
-    for artifact in &pending.artifacts {
-        let _ = writeln!(
-            html,
-            "<h3>{}</h3>\n<details open><summary>staged content</summary><pre>{}</pre></details>",
-            escape(&artifact.name),
-            escape(&artifact.content)
-        );
-        match artifact.diff.as_deref() {
-            Some("") => {
-                html.push_str("<p>Identical to the version in the feature directory.</p>\n")
-            }
-            Some(diff) => {
-                let _ = writeln!(
-                    html,
-                    "<details open><summary>changes against {}/{}</summary><pre class=\"diff\">{}</pre></details>",
-                    escape(&run.feature_dir),
-                    escape(&artifact.name),
-                    escape(diff)
-                );
-            }
-            None => html.push_str("<p>New: the feature directory has no version of it yet.</p>\n"),
+    let rendered = templates::render(
+        "artifacts.html",
+        serde_json::json!({ "artifacts": &pending.artifacts, "commenting": true }),
+    );
+    match rendered {
+        Ok(artifacts) => html.push_str(&artifacts),
+        Err(error) => {
+            let _ = writeln!(
+                html,
+                "<p class=\"error\">{}</p>",
+                escape(&error.to_string())
+            );
         }
     }
+    let _ = writeln!(
+        html,
+        "<noscript><style>.views table.source{{display:table!important}}</style></noscript><script>{}</script>",
+        include_str!("line_comments.js")
+    );
+    html
+}
+
+/// What approval publishes, QA's verdict and the reviewer's conflicts, rendered.
+fn gate_summary(pending: &PendingGate) -> String {
+    let mut html = String::from("<div class=\"summary\">");
+    match &pending.publication {
+        Some(publication) => {
+            let _ = writeln!(
+                html,
+                "<p class=\"publication\"><b>{}</b></p>",
+                escape(publication)
+            );
+        }
+        None => html.push_str("<p class=\"publication\">Approval changes no file.</p>"),
+    }
+    if let Some((verdict, feedback)) = &pending.qa {
+        let _ = write!(
+            html,
+            "<details class=\"qa\" open><summary>QA verdict: <b>{verdict}</b></summary><div class=\"markdown\">{}</div></details>",
+            markdown_html::render(feedback)
+        );
+    }
+    if let Some(conflicts) = &pending.conflicts {
+        let _ = write!(
+            html,
+            "<details class=\"conflicts\" open><summary>The reviewer's conflicts</summary><div class=\"markdown\">{}</div></details>",
+            markdown_html::render(conflicts)
+        );
+    }
+    html.push_str("</div>\n");
     html
 }
 
@@ -466,17 +597,30 @@ mod tests {
                 closed_at_ms: None,
             },
             artifacts: vec![
-                StagedArtifact {
-                    name: "plan.md".into(),
-                    content: "# Plan <script>alert(1)</script>".into(),
-                    diff: None,
-                },
-                StagedArtifact {
-                    name: "research.md".into(),
-                    content: "new <b>".into(),
-                    diff: Some(artifact_diff("research.md", "old\n", "new <b>\n")),
-                },
+                artifact_view::view(
+                    &Versions {
+                        name: "plan.md",
+                        staged: "# Plan <script>alert(1)</script>\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+                        published: None,
+                        previous_round: None,
+                        published_path: "specs/001-<x>/plan.md",
+                    },
+                    &[],
+                ),
+                artifact_view::view(
+                    &Versions {
+                        name: "research.md",
+                        staged: "new <b>\n",
+                        published: Some("old\n"),
+                        previous_round: None,
+                        published_path: "specs/001-<x>/research.md",
+                    },
+                    &[],
+                ),
             ],
+            publication: Some("approval creates plan.md".into()),
+            qa: Some(("PASS", "All **good**.".into())),
+            conflicts: None,
             csrf: "c5rf".into(),
         };
         let html = gate_section(&run_record("r1"), &pending, "tok");
@@ -486,11 +630,28 @@ mod tests {
         assert!(html.contains("action=\"/runs/r1/approve\""));
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("<script>alert"));
-        assert!(html.contains("New: the feature directory has no version of it yet."));
-        assert!(html.contains("changes against specs/001-&lt;x&gt;/research.md"));
-        assert!(html.contains("-old\n+new &lt;b&gt;"), "{html}");
+        assert!(html.contains("<td>1</td>"), "the table is rendered: {html}");
+        assert!(html.contains("QA verdict: <b>PASS</b>") && html.contains("<strong>good</strong>"));
+        assert!(html.contains("new: approval creates it"));
+        // minijinja escapes `/` too.
         assert!(
-            html.find("<form id=\"approve\"") < html.find("<h3>plan.md</h3>"),
+            html.contains("changes against specs&#x2f;001-&lt;x&gt;&#x2f;research.md"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr class=\"delete\"><td class=\"ln\">1</td><td class=\"ln\"></td><td class=\"sign\">−</td><td class=\"text\">old</td>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<td class=\"text\">new &lt;b&gt;</td>"),
+            "{html}"
+        );
+        let publication = html
+            .find("approval creates plan.md")
+            .expect("publication stated");
+        assert!(publication < html.find("<form id=\"approve\"").expect("approve form"));
+        assert!(
+            html.find("<form id=\"approve\"") < html.find("<h3>plan.md "),
             "the decision comes before the long artifacts"
         );
     }

@@ -19,6 +19,7 @@ use stagegate_run::Verb;
 
 use crate::error::AppError;
 use crate::gate_decision::{self, Ask, Place};
+use crate::line_comments::{CommentTarget, parse_target};
 use crate::recorder::Recorder;
 use crate::runner::{self, RunOptions};
 use crate::session::Session;
@@ -226,6 +227,8 @@ pub struct DecisionForm {
     note: Option<String>,
     reason: Option<String>,
     feedback: Option<String>,
+    /// The page's line comments, as JSON: `[{"artifact", "lines": "40-44", "comment"}]`.
+    comments: Option<String>,
     /// The round of staged artifacts the page showed; a decision on an older round is refused.
     round: Option<u32>,
 }
@@ -320,6 +323,18 @@ async fn modify(
     body: DecisionBody,
 ) -> Result<Response, Refusal> {
     let checked = check(&dashboard, &headers, id, body, DecisionKind::Modify).await?;
+    let comments = form_comments(checked.form.comments.as_deref())?;
+    let feedback = checked
+        .form
+        .feedback
+        .clone()
+        .filter(|feedback| !feedback.trim().is_empty());
+    if feedback.is_none() && comments.is_empty() {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "a modification needs feedback for the synthesizer or line comments",
+        ));
+    }
     // The synthesizer reworks the artifacts with the feedback and QA checks them again; the
     // gate then waits for a decision on the new version (never prompting: this is no terminal).
     let options = RunOptions {
@@ -329,7 +344,8 @@ async fn modify(
     runner::modify_gate(
         &dashboard.session,
         Some(&checked.run.id),
-        checked.form.feedback,
+        feedback,
+        &comments,
         checked.form.round,
         options,
     )
@@ -397,10 +413,10 @@ async fn check<'a>(
                 "a rejection needs a reason",
             ));
         }
-        DecisionKind::Modify if blank(&form.feedback) => {
+        DecisionKind::Modify if blank(&form.feedback) && no_comments(&form.comments) => {
             return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
-                "a modification needs feedback for the synthesizer",
+                "a modification needs feedback for the synthesizer or line comments",
             ));
         }
         _ => {}
@@ -436,6 +452,42 @@ async fn check<'a>(
     }
 }
 
+/// One line comment as the page sends it.
+#[derive(Debug, Deserialize)]
+struct FormComment {
+    artifact: String,
+    lines: String,
+    comment: String,
+}
+
+fn no_comments(comments: &Option<String>) -> bool {
+    comments
+        .as_deref()
+        .is_none_or(|json| json.trim().is_empty() || json.trim() == "[]")
+}
+
+/// The page's line comments, parsed and checked as `--comment` is (against the staged
+/// artifacts once the gate is known); 400 when they are malformed.
+fn form_comments(json: Option<&str>) -> Result<Vec<(CommentTarget, String)>, Refusal> {
+    let Some(json) = json.filter(|json| !json.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let comments: Vec<FormComment> = serde_json::from_str(json).map_err(|error| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("malformed line comments: {error}"),
+        )
+    })?;
+    comments
+        .into_iter()
+        .map(|comment| {
+            let target = parse_target(&format!("{}:{}", comment.artifact, comment.lines))
+                .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+            Ok((target, comment.comment))
+        })
+        .collect()
+}
+
 /// A decision that failed after the checks: the store refusing a decided gate (another
 /// process decided first) or stage inputs that changed under a rework are conflicts with the
 /// repository's state; agents that failed the rework are a bad gateway; anything else is the
@@ -444,6 +496,7 @@ fn decision_failed(error: AppError) -> Refusal {
     let status = match &error {
         AppError::InputMissing { .. } => StatusCode::CONFLICT,
         AppError::StageFailed { .. } => StatusCode::BAD_GATEWAY,
+        AppError::Usage { .. } => StatusCode::BAD_REQUEST,
         AppError::AlreadyDecided { .. } => StatusCode::CONFLICT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };

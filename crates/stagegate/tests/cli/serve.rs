@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use crate::harness::{EXIT_DONE, EXIT_USAGE, FEATURE, TestRepo, wait_for_exit, wait_until};
 
 /// A running `stagegate serve --addr 127.0.0.1:0`, with the address and token it printed.
-struct Server {
+pub(crate) struct Server {
     child: Option<Child>,
     address: String,
-    token: String,
+    pub(crate) token: String,
 }
 
 impl Server {
-    fn start(repo: &TestRepo) -> Server {
+    pub(crate) fn start(repo: &TestRepo) -> Server {
         let mut child = repo.spawn(&["serve", "--addr", "127.0.0.1:0"]);
         let stderr = child.stderr.take().expect("stderr is piped");
         let mut lines = BufReader::new(stderr).lines();
@@ -44,7 +44,7 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
@@ -87,7 +87,7 @@ impl Server {
     }
 
     /// Ctrl-C; the server must end by itself, with exit code 0.
-    fn interrupt(mut self) {
+    pub(crate) fn interrupt(mut self) {
         let child = self.child.take().expect("the server runs");
         let status = std::process::Command::new("kill")
             .args(["-INT", &child.id().to_string()])
@@ -457,6 +457,71 @@ fn a_rejection_and_a_rework_from_the_dashboard_are_recorded_like_the_clis() {
 }
 
 #[test]
+fn line_comments_from_the_dashboard_are_checked_like_the_clis_and_recorded() {
+    let (repo, run_id) = run_at_plan_gate();
+    let server = Server::start(&repo);
+    let token = server.token.clone();
+    let page = server
+        .get(&format!("/runs/{run_id}?token={token}"))
+        .expect(200);
+    let csrf = hidden_field(&page.body, "csrf");
+    let modify = |comments: &str| {
+        server.post(
+            &format!("/runs/{run_id}/modify"),
+            &[
+                ("token", &token),
+                ("csrf", &csrf),
+                ("stage", "plan"),
+                ("round", "1"),
+                ("feedback", ""),
+                ("comments", comments),
+            ],
+        )
+    };
+    // Neither feedback nor comments, malformed comments, lines past the end, an artifact that
+    // is not staged: refused, nothing recorded.
+    modify("[]").expect(400);
+    let malformed = modify("[{\"artifact\": 1}]").expect(400);
+    assert!(
+        malformed.body.contains("malformed line comments"),
+        "{}",
+        malformed.body
+    );
+    let past = modify(r#"[{"artifact":"plan.md","lines":"99999","comment":"x"}]"#).expect(400);
+    assert!(
+        past.body.contains("comment on plan.md:99999"),
+        "{}",
+        past.body
+    );
+    modify(r#"[{"artifact":"spec.md","lines":"1","comment":"x"}]"#).expect(400);
+    modify(r#"[{"artifact":"plan.md","lines":"3-1","comment":"x"}]"#).expect(400);
+    assert!(decisions(&repo, &run_id).is_empty());
+
+    // Comments alone are enough for a rework.
+    modify(r#"[{"artifact":"plan.md","lines":"1","comment":"<b>bold</b> claim"}]"#).expect(303);
+    let status = repo.run_status(&run_id);
+    let comments = status["line_comments"].as_array().expect("line_comments");
+    assert_eq!(comments.len(), 1, "{status:#}");
+    assert_eq!(comments[0]["comment"]["comment"], "<b>bold</b> claim");
+    // The next round's page answers it, escaped.
+    let next = server
+        .get(&format!("/runs/{run_id}?token={token}"))
+        .expect(200);
+    assert!(
+        next.body.contains("class=\"comment-answer"),
+        "{}",
+        next.body
+    );
+    assert!(
+        next.body.contains("&lt;b&gt;bold&lt;&#x2f;b&gt; claim"),
+        "{}",
+        next.body
+    );
+    assert!(!next.body.contains("<b>bold</b>"));
+    server.interrupt();
+}
+
+#[test]
 fn the_live_stream_follows_the_store_and_ctrl_c_ends_it() {
     let (repo, run_id) = run_at_plan_gate();
     let server = Server::start(&repo);
@@ -552,23 +617,32 @@ fn chromium_dump_dom(profile: &Path, target: &str) -> String {
     reader.join().expect("chromium's output")
 }
 
-/// Set (to anything) to let the browser test pass when Chromium is not installed.
+/// Set (to anything) to let the browser tests pass when Chromium is not installed.
 const SKIP_BROWSER_TEST: &str = "STAGEGATE_SKIP_BROWSER_TEST";
 
-#[test]
-fn a_browser_reads_the_dashboard_and_approves_through_the_form() {
+/// Whether Chromium is there to run a browser test; a missing browser fails the test unless
+/// [`SKIP_BROWSER_TEST`] is set.
+pub(crate) fn chromium_available() -> bool {
     if std::process::Command::new("chromium")
         .arg("--version")
         .output()
-        .is_err()
+        .is_ok()
     {
-        // A missing browser must not pass silently (CI would stop testing the dashboard in a
-        // browser without anyone noticing): skipping is a decision someone writes down.
-        assert!(
-            std::env::var_os(SKIP_BROWSER_TEST).is_some(),
-            "chromium is not installed: install it, or set {SKIP_BROWSER_TEST}=1 to skip this test"
-        );
-        eprintln!("note: chromium is not installed and {SKIP_BROWSER_TEST} is set; skipped");
+        return true;
+    }
+    // A missing browser must not pass silently (CI would stop testing the dashboard in a
+    // browser without anyone noticing): skipping is a decision someone writes down.
+    assert!(
+        std::env::var_os(SKIP_BROWSER_TEST).is_some(),
+        "chromium is not installed: install it, or set {SKIP_BROWSER_TEST}=1 to skip this test"
+    );
+    eprintln!("note: chromium is not installed and {SKIP_BROWSER_TEST} is set; skipped");
+    false
+}
+
+#[test]
+fn a_browser_reads_the_dashboard_and_approves_through_the_form() {
+    if !chromium_available() {
         return;
     }
     let (repo, run_id) = run_at_plan_gate();

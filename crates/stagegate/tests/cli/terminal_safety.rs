@@ -93,6 +93,8 @@ fn run_in_terminal(repo: &TestRepo, args: &[&str], steps: &[(&str, &str)]) -> (i
         .current_dir(&repo.root)
         .env_remove("SPECIFY_FEATURE_DIRECTORY")
         .env("TERM", "xterm-256color")
+        // "view" pages one artifact: through `cat`, it comes back to the menu at once.
+        .env("PAGER", "cat")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());

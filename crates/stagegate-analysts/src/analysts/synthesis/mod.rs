@@ -62,6 +62,46 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         }
     }
     out.push_str(&revisions(call));
+    let answers = review_comments(call, &out);
+    out.push_str(&answers);
+    out
+}
+
+/// `## Review comments`: each of a person's line comments, numbered as the prompt numbers
+/// them, with what this rework did about it. The built-in synthesizer writes from the spec and
+/// the agents' findings and cannot follow free text, so it says so rather than claim a change.
+fn review_comments(call: &Call<'_>, written: &str) -> String {
+    let comments = &call.materials().comments;
+    if comments.is_empty() {
+        return String::new();
+    }
+    let spec = &call.feature.spec;
+    let mut out = String::from("## Review comments\n\n");
+    for (index, comment) in comments.iter().enumerate() {
+        out.push_str(&format!(
+            "{}. `{}`: {}\n\n",
+            index + 1,
+            comment.location(),
+            text::truncate(comment.comment.trim(), 300)
+        ));
+        let mut ids = text::ids(&comment.comment, "FR-");
+        ids.extend(text::ids(&comment.comment, "SC-"));
+        let traced: Vec<&str> = ids
+            .iter()
+            .filter(|id| spec.requirement(id).is_some() && written.contains(id.as_str()))
+            .map(String::as_str)
+            .collect();
+        let still_there =
+            !comment.quoted.trim().is_empty() && written.contains(comment.quoted.as_str());
+        let answer = if !traced.is_empty() {
+            format!("{} traced in this artifact.", traced.join(", "))
+        } else if still_there {
+            "Not changed: the built-in synthesizer writes this artifact from the spec and the agents' findings and cannot follow a free-text comment; the lines are as they were. Edit them yourself (`stagegate modify RUN` opens $EDITOR) or use a model-backed synthesizer.".to_owned()
+        } else {
+            "The lines it named were regenerated from the spec and read differently now; the built-in synthesizer did not follow the comment's words themselves, so check the new version.".to_owned()
+        };
+        out.push_str(&format!("   {answer}\n\n"));
+    }
     out
 }
 
