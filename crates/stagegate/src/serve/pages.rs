@@ -167,7 +167,7 @@ impl RunView {
             Some(gate) => Some(PendingGate {
                 csrf: dashboard.token.csrf(&run.id, &gate.stage),
                 qa: last_verdict(&events, &gate.stage),
-                conflicts: review_conflicts(store, &attempts, &gate.stage),
+                conflicts: review_conflicts(store, &attempts, &gate.stage).await,
                 ..pending_artifacts(dashboard, &run, gate, &comments)?
             }),
             None => None,
@@ -268,7 +268,7 @@ fn last_verdict(events: &[Envelope], stage: &str) -> Option<(&'static str, Strin
 }
 
 /// The `## Conflicts` section of the stage's last successful review.
-fn review_conflicts(
+async fn review_conflicts(
     store: &stagegate_store::Store,
     attempts: &[AttemptRecord],
     stage: &str,
@@ -278,12 +278,14 @@ fn review_conflicts(
             && attempt.phase == "review"
             && matches!(attempt.outcome.as_deref(), Some("ok" | "cached"))
     })?;
-    let path = store
-        .run_dir(&review.run_id)
-        .attempt_dir(&review.stage, &review.phase, &review.agent, review.attempt)
-        .join("output.md");
-    let text = std::fs::read_to_string(path).ok()?;
-    markdown_section(&text, "Conflicts")
+    let output = store
+        .attempt_text(
+            &crate::history::attempt_key(review),
+            stagegate_store::TextKind::Output,
+        )
+        .await
+        .ok()??;
+    markdown_section(&String::from_utf8_lossy(&output), "Conflicts")
 }
 
 /// The body of the `## HEADING` section of `markdown` (to the next heading of that level).
