@@ -305,22 +305,17 @@ impl TestRepo {
     /// Every attempt of `run` as `stagegate show RUN` lists it.
     pub fn attempts(&self, run_id: &str) -> Vec<AttemptRow> {
         let listing = self.run(&["show", run_id]).expect_code(EXIT_DONE).stdout;
+        // The attempts come first, one per line; anything after them (line comments) is not.
         listing
             .lines()
-            .filter(|line| !line.trim().is_empty())
-            .map(|line| {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                assert!(
-                    words.len() >= 6 && words[3] == "attempt",
-                    "unexpected line of `stagegate show {run_id}`: {line:?}"
-                );
-                AttemptRow {
-                    stage: words[0].to_owned(),
-                    phase: words[1].to_owned(),
-                    agent: words[2].to_owned(),
-                    attempt: words[4].parse().expect("an attempt number"),
-                    outcome: words[5].to_owned(),
-                }
+            .map(|line| line.split_whitespace().collect::<Vec<&str>>())
+            .take_while(|words| words.len() >= 6 && words[3] == "attempt")
+            .map(|words| AttemptRow {
+                stage: words[0].to_owned(),
+                phase: words[1].to_owned(),
+                agent: words[2].to_owned(),
+                attempt: words[4].parse().expect("an attempt number"),
+                outcome: words[5].to_owned(),
             })
             .collect()
     }
@@ -354,6 +349,16 @@ impl TestRepo {
             _ if outcome.stderr.contains("recorded no") => None,
             _ => panic!("stagegate {args:?} failed: {outcome:?}"),
         }
+    }
+
+    /// The prompts of every recorded attempt of `agent` (for a synthesis,
+    /// `synthesizer.artifact`) in `stage`, in attempt order.
+    pub fn prompts_of(&self, run_id: &str, stage: &str, agent: &str) -> Vec<String> {
+        self.attempts(run_id)
+            .into_iter()
+            .filter(|row| row.stage == stage && row.agent == agent)
+            .filter_map(|row| self.attempt_text(run_id, stage, agent, row.attempt, "prompt"))
+            .collect()
     }
 
     fn log_path(&self) -> PathBuf {

@@ -375,15 +375,7 @@ fn a_person_reviews_the_plan_in_a_browser_and_two_line_comments_become_rework() 
     // The synthesizer got both, with the lines and the text they named.
     let status = repo.run_status(&run);
     assert_eq!(status["gates"][0]["round"], 2, "{status:#}");
-    let synthesis_dir = repo
-        .run_dir(&run)
-        .join("plan/synthesis/lead-synthesizer-a.plan.md");
-    let prompts: Vec<String> = std::fs::read_dir(&synthesis_dir)
-        .expect("synthesis attempts")
-        .filter_map(|entry| {
-            std::fs::read_to_string(entry.expect("entry").path().join("prompt.md")).ok()
-        })
-        .collect();
+    let prompts = repo.prompts_of(&run, "plan", "lead-synthesizer-a.plan.md");
     let rework = prompts
         .iter()
         .find(|prompt| prompt.contains("## Line comments on the previous version"))

@@ -15,16 +15,7 @@ fn staged_line(repo: &TestRepo, run: &str, line: usize) -> String {
 }
 
 fn synthesis_prompts(repo: &TestRepo, run: &str) -> Vec<String> {
-    let dir = repo
-        .run_dir(run)
-        .join("plan/synthesis/lead-synthesizer-a.plan.md");
-    std::fs::read_dir(&dir)
-        .expect("synthesis attempts")
-        .map(|entry| {
-            std::fs::read_to_string(entry.expect("entry").path().join("prompt.md"))
-                .expect("prompt.md")
-        })
-        .collect()
+    repo.prompts_of(run, "plan", "lead-synthesizer-a.plan.md")
 }
 
 #[test]
@@ -74,12 +65,7 @@ fn two_line_comments_reach_the_synthesizer_with_their_lines_and_are_recorded() {
         "{rework}"
     );
     // Comments on plan.md go to plan.md's synthesis only.
-    let summary_dir = repo
-        .run_dir(&run)
-        .join("plan/synthesis/lead-synthesizer-a.planning-summary.md");
-    for entry in std::fs::read_dir(&summary_dir).expect("summary attempts") {
-        let prompt = std::fs::read_to_string(entry.expect("entry").path().join("prompt.md"))
-            .expect("prompt.md");
+    for prompt in repo.prompts_of(&run, "plan", "lead-synthesizer-a.planning-summary.md") {
         assert!(!prompt.contains("Say who owns this."), "{prompt}");
     }
 
