@@ -57,6 +57,9 @@ pub struct Store {
     pool: SqlitePool,
     state_dir: PathBuf,
     database_path: PathBuf,
+    /// The hashes of the text chunks this process has committed: a group commit neither
+    /// compresses nor writes them again.
+    committed_chunks: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<[u8; 32]>>>,
 }
 
 impl Store {
@@ -105,6 +108,7 @@ impl Store {
             pool,
             state_dir: state_dir.to_path_buf(),
             database_path,
+            committed_chunks: std::sync::Arc::default(),
         })
     }
 
@@ -137,6 +141,7 @@ impl Store {
             pool,
             state_dir: state_dir.to_path_buf(),
             database_path,
+            committed_chunks: std::sync::Arc::default(),
         })
     }
 

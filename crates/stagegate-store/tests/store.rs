@@ -1128,7 +1128,7 @@ async fn a_version_1_database_gains_the_lock_holders_identity_and_keeps_its_lock
     store.close().await;
     assert_eq!(
         integer_by_hand(&database, "PRAGMA user_version").await,
-        4,
+        5,
         "migrated to the newest version"
     );
 

@@ -10,8 +10,6 @@
 
 use std::sync::Arc;
 
-use sqlx::SqliteConnection;
-
 use crate::chunking::chunks;
 use crate::error::StoreError;
 use crate::store::Store;
@@ -83,58 +81,41 @@ fn decode(codec: &str, length: i64, body: Vec<u8>) -> Result<Vec<u8>, String> {
     }
 }
 
-impl Store {
-    /// Records one attempt text inside `connection`'s open write transaction. Only the chunks
-    /// that no text stored before are written.
-    pub(crate) async fn record_attempt_text_in(
-        &self,
-        connection: &mut SqliteConnection,
-        text: &AttemptText,
-    ) -> Result<(), StoreError> {
-        let operation = "recording an attempt's text";
-        let run_id = &text.key.run_id;
-        let pieces = chunks(&text.bytes);
-        let mut hashes = Vec::with_capacity(pieces.len() * HASH_BYTES);
-        for piece in pieces {
-            let hash = blake3::hash(piece);
-            hashes.extend_from_slice(hash.as_bytes());
-            let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM text_chunks WHERE hash = ?")
-                .bind(&hash.as_bytes()[..])
-                .fetch_optional(&mut *connection)
-                .await
-                .map_err(|error| self.write_error(operation, run_id, error))?;
-            if known.is_some() {
-                continue;
-            }
-            let (codec, body) = encode(piece);
-            sqlx::query("INSERT INTO text_chunks (hash, codec, length, body) VALUES (?, ?, ?, ?)")
-                .bind(&hash.as_bytes()[..])
-                .bind(codec)
-                .bind(length_of(piece.len()))
-                .bind(body)
-                .execute(&mut *connection)
-                .await
-                .map_err(|error| self.write_error(operation, run_id, error))?;
-        }
-        sqlx::query(
-            "INSERT OR REPLACE INTO attempt_texts
-                 (run_id, stage, phase, agent, attempt, kind, length, chunks)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(run_id)
-        .bind(&text.key.stage)
-        .bind(&text.key.phase)
-        .bind(&text.key.agent)
-        .bind(i64::from(text.key.attempt))
-        .bind(text.kind.as_str())
-        .bind(length_of(text.bytes.len()))
-        .bind(hashes)
-        .execute(&mut *connection)
-        .await
-        .map_err(|error| self.write_error(operation, run_id, error))?;
-        Ok(())
-    }
+/// A chunk to write: not yet in the database as far as this process knows.
+#[derive(Debug)]
+pub(crate) struct NewChunk {
+    pub(crate) hash: [u8; HASH_BYTES],
+    pub(crate) codec: &'static str,
+    pub(crate) length: i64,
+    pub(crate) body: Vec<u8>,
+}
 
+/// Cuts `bytes` into chunks: returns the chunks' hashes, concatenated (what `attempt_texts`
+/// stores), and the chunks for which `is_new` says yes, encoded.
+pub(crate) fn chunked(
+    bytes: &[u8],
+    mut is_new: impl FnMut(&[u8; HASH_BYTES]) -> bool,
+) -> (Vec<u8>, Vec<NewChunk>) {
+    let pieces = chunks(bytes);
+    let mut hashes = Vec::with_capacity(pieces.len() * HASH_BYTES);
+    let mut new = Vec::new();
+    for piece in pieces {
+        let hash = *blake3::hash(piece).as_bytes();
+        hashes.extend_from_slice(&hash);
+        if is_new(&hash) {
+            let (codec, body) = encode(piece);
+            new.push(NewChunk {
+                hash,
+                codec,
+                length: length_of(piece.len()),
+                body,
+            });
+        }
+    }
+    (hashes, new)
+}
+
+impl Store {
     /// The `kind` text of an attempt, or `None` when the attempt recorded none (an attempt
     /// still running has no output; most have no stderr).
     pub async fn attempt_text(
