@@ -20,6 +20,8 @@ mod decision_races;
 mod durability;
 #[path = "cli/editor.rs"]
 mod editor;
+#[path = "cli/event_schema.rs"]
+mod event_schema;
 #[path = "cli/existing_work.rs"]
 mod existing_work;
 #[path = "cli/gate.rs"]
@@ -30,6 +32,8 @@ mod harness;
 mod http_backends;
 #[path = "cli/init.rs"]
 mod init;
+#[path = "cli/json_schema.rs"]
+mod json_schema;
 #[path = "cli/locks.rs"]
 mod locks;
 #[path = "cli/logs.rs"]
@@ -38,6 +42,8 @@ mod logs;
 mod loopback_server;
 #[path = "cli/orphans.rs"]
 mod orphans;
+#[path = "cli/output_style.rs"]
+mod output_style;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/secrets.rs"]
@@ -50,3 +56,5 @@ mod stage_inputs;
 mod state_directory;
 #[path = "cli/terminal_safety.rs"]
 mod terminal_safety;
+#[path = "cli/user_configuration.rs"]
+mod user_configuration;

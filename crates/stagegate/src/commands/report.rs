@@ -11,6 +11,7 @@ use stagegate_engine::event::{Event, Verdict};
 use stagegate_store::{AttemptRecord, DecisionRecord, RunRecord, atomic_write};
 
 use crate::error::{AppError, Exit};
+use crate::output_style::info_line;
 use crate::runner::find_run;
 use crate::session::Session;
 
@@ -34,7 +35,7 @@ pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit
     let path = session.cwd.join(html);
     atomic_write(&path, page.as_bytes())
         .map_err(|error| AppError::internal(format!("cannot write {}: {error}", path.display())))?;
-    eprintln!("wrote {}", path.display());
+    info_line!("wrote {}", path.display());
     Ok(Exit::Done)
 }
 
