@@ -358,7 +358,6 @@ fn pending_commands(run: &RunRecord, gates: &[stagegate_store::GateRecord]) -> V
     }
 }
 
-/// One agent's attempts in one phase of one stage, summarized.
 /// The last column of an agent's row: tokens, cost and why it failed, where known.
 fn details(summary: &AgentSummary) -> String {
     let tokens = summary
@@ -376,6 +375,7 @@ fn details(summary: &AgentSummary) -> String {
         .join("  ")
 }
 
+/// One agent's attempts in one phase of one stage, summarized.
 struct AgentSummary {
     stage: String,
     phase: String,
