@@ -30,8 +30,8 @@ pub struct VerbosityArgs {
     /// the commands to decide it remain. Logs (--log-format) default to warnings.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Say more: progress also shows every attempt as it starts; logs (--log-format) default to
-    /// debug, -vv to trace.
+    /// Say more: which configuration files were read, and every attempt as it starts; logs
+    /// (--log-format) default to debug, -vv to trace.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
