@@ -2,7 +2,9 @@
 # Runs stagegate's default pipeline (plan → prep → analyze) on the bundled example feature,
 # offline, in a fresh temporary git repository, deciding each gate from the command line.
 #
-#   ./examples/demo.sh                      build stagegate (release) and run the demo
+#   ./examples/demo.sh                      build stagegate (release) and run the demo; the first
+#                                           build compiles about 300 crates: ~3 minutes on a quiet
+#                                           4-core machine, up to ~30 on a busy 2-core one
 #   STAGEGATE_BIN=path/to/stagegate ./examples/demo.sh   use that binary, build nothing
 #   DEMO_CLEANUP=1 ./examples/demo.sh       remove the temporary repository at the end
 #
@@ -55,7 +57,10 @@ else
         exit 1
     fi
     banner "Building stagegate (cargo build --release)"
-    (cd "$repo_root" && cargo build --release --quiet)
+    say "A first build compiles about 300 crates: ~3 minutes on a quiet 4-core machine, up to ~30"
+    say "on a busy 2-core one. Later runs of the demo reuse it and start at once."
+    # cargo's own progress (a bar in a terminal, one line per crate otherwise) on stderr.
+    (cd "$repo_root" && cargo build --release --locked -p stagegate)
     # Where cargo put it: honours CARGO_TARGET_DIR and build.target-dir.
     target_dir=$(cd "$repo_root" && cargo metadata --format-version 1 --no-deps --offline 2>/dev/null |
         sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || target_dir=
@@ -145,6 +150,21 @@ stagegate_expect() {
     fi
 }
 
+# The feature directory's files, one a line, for telling what an approval published.
+feature_files() { (cd "$feature" && find . -type f | sed 's|^\./||' | sort); }
+
+# Prints what appeared in the feature directory since BEFORE (a feature_files listing) and
+# adds it to the demo's tally.
+published_files=()
+report_published() {
+    local before=$1 file new=()
+    while IFS= read -r file; do
+        [[ -n $file ]] && new+=("$file")
+    done < <(comm -13 <(printf '%s\n' "$before") <(feature_files))
+    say "published ${#new[@]} file(s) into $feature: ${new[*]:-none}"
+    published_files+=("${new[@]}")
+}
+
 expect_file() {
     [[ -f $1 ]] || {
         err "expected $1 to exist after the approval, it does not."
@@ -161,15 +181,19 @@ stagegate_expect 10 run plan --no-input --feature "$feature"
 banner "Where things stand"
 stagegate_expect 0 status
 
-banner "Approving the plan gate: plan.md and planning-summary.md are published"
+banner "Approving the plan gate: its staged artifacts are published"
+before=$(feature_files)
 stagegate_expect 0 approve --note "demo"
 expect_file "$feature/plan.md"
 expect_file "$feature/planning-summary.md"
+report_published "$before"
 
 banner "Stage B (prep): implementation plan"
 stagegate_expect 10 run prep --no-input --feature "$feature"
+before=$(feature_files)
 stagegate_expect 0 approve
 expect_file "$feature/implementation_plan.md"
+report_published "$before"
 
 banner "Marking the implementation done (tasks.md is not all checked in the example)"
 stagegate_expect 0 approve implementation --feature "$feature"
@@ -182,25 +206,25 @@ if [[ -e $feature/quality_report.md ]]; then
     exit 1
 fi
 
-banner "Published files (quality_report.md is absent: it was rejected)"
+banner "The feature directory (quality_report.md is absent: it was rejected)"
 ls -- "$feature"
 
-banner "Run directories (every agent's prompt and output of every attempt)"
-say "$demo_dir/.stagegate/runs/"
-ls -- .stagegate/runs
+# The metrics are one command away rather than printed: a few hundred lines of JSON would push
+# this summary off the screen.
+run_count=$(find .stagegate/runs -mindepth 1 -maxdepth 1 -type d | wc -l)
 
-banner "Metrics"
-metrics_code=0
-"$bin" metrics --format json || metrics_code=$?
-if ((metrics_code != 0)); then
-    say "note: 'stagegate metrics --format json' exited with code $metrics_code; metrics are not shown."
-fi
-
-printf '\nDone.\n'
+printf '\n==> Summary\n'
+say "Ran:       $run_count runs, offline (built-in analysts): plan approved, prep approved, analyze rejected"
+say "Published: ${#published_files[@]} files into $feature: ${published_files[*]}"
+say "Look at:"
 if [[ ${DEMO_CLEANUP:-0} == 1 ]]; then
-    say "The demo repository is removed (DEMO_CLEANUP=1)."
+    say "  (the demo repository is removed: DEMO_CLEANUP=1)"
 else
-    say "The demo repository is kept: $demo_dir"
-    say "  cd $demo_dir && $bin status"
+    say "  cd $demo_dir"
+    say "  $bin status                    where each run stands"
+    say "  $bin runs                      every run and its decision"
+    say "  $bin show RUN                  what each agent received and answered"
+    say "  $bin metrics --format json     the full metrics"
+    say "  ls .stagegate/runs/            every attempt's prompt and output"
     say "Remove it with: rm -rf $demo_dir  (or run the demo with DEMO_CLEANUP=1)"
 fi

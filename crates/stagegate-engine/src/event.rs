@@ -798,6 +798,59 @@ mod tests {
         }
     }
 
+    /// `docs/events.schema.json` describes exactly the fields each kind serializes: a field
+    /// added or renamed on either side, or one the schema requires but the event may leave out,
+    /// fails here. (The binary's tests validate real `--json` output against the same file.)
+    #[test]
+    fn the_published_schema_has_every_kind_and_field() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/events.schema.json");
+        let text = std::fs::read_to_string(&path).expect("docs/events.schema.json");
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+        let definitions = schema["$defs"].as_object().expect("$defs");
+        for event in one_of_each() {
+            let json = serde_json::to_value(&event).expect("serializes");
+            let mut fields: Vec<&str> = json
+                .as_object()
+                .expect("an object")
+                .keys()
+                .map(String::as_str)
+                .chain(["version"])
+                .collect();
+            fields.sort_unstable();
+            let definition = definitions
+                .get(event.kind())
+                .unwrap_or_else(|| panic!("the schema has no {}", event.kind()));
+            let mut described: Vec<&str> = definition["properties"]
+                .as_object()
+                .expect("properties")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            described.sort_unstable();
+            let required: Vec<&str> = definition["required"]
+                .as_array()
+                .expect("required")
+                .iter()
+                .filter_map(serde_json::Value::as_str)
+                .collect();
+            for field in &fields {
+                assert!(
+                    described.contains(field),
+                    "{}: {field} is not in the schema",
+                    event.kind()
+                );
+            }
+            for field in &described {
+                assert!(
+                    fields.contains(field) || !required.contains(field),
+                    "{}: the schema requires {field}, which is not serialized",
+                    event.kind()
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_failure_reads_back() {
         for failure in [

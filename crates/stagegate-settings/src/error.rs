@@ -321,31 +321,33 @@ impl Sources {
                 message: problem.message,
                 help: problem.help,
             },
-            Layer::Defaults | Layer::User => match self.file(&location.layer) {
-                Some(file) => {
-                    let (line, column) = file.line_column(location.span.start);
-                    ConfigError::File(Box::new(FileError {
+            Layer::Defaults | Layer::UserConfig | Layer::Repository => {
+                match self.file(&location.layer) {
+                    Some(file) => {
+                        let (line, column) = file.line_column(location.span.start);
+                        ConfigError::File(Box::new(FileError {
+                            kind: problem.kind,
+                            file: file.name.clone(),
+                            path: file.path.clone(),
+                            line,
+                            column,
+                            message: problem.message,
+                            source_code: NamedSource::new(file.name.clone(), file.text.clone()),
+                            span: SourceSpan::from(location.span.clone()),
+                            label: problem.label,
+                            help: problem.help,
+                        }))
+                    }
+                    // A user-layer value without a user file cannot be built by `load`; name the
+                    // problem anyway rather than panic.
+                    None => ConfigError::Flag {
                         kind: problem.kind,
-                        file: file.name.clone(),
-                        path: file.path.clone(),
-                        line,
-                        column,
+                        flag: "configuration".to_owned(),
                         message: problem.message,
-                        source_code: NamedSource::new(file.name.clone(), file.text.clone()),
-                        span: SourceSpan::from(location.span.clone()),
-                        label: problem.label,
                         help: problem.help,
-                    }))
+                    },
                 }
-                // A user-layer value without a user file cannot be built by `load`; name the
-                // problem anyway rather than panic.
-                None => ConfigError::Flag {
-                    kind: problem.kind,
-                    flag: "configuration".to_owned(),
-                    message: problem.message,
-                    help: problem.help,
-                },
-            },
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! stagegate's configuration, resolved in passes: the embedded seed defaults
-//! (`defaults.toml`), then `stagegate.toml`, then the environment, then flags; then validated
-//! into [`Settings`].
+//! (`defaults.toml`), then the user-level file (`$XDG_CONFIG_HOME/stagegate/config.toml`), then
+//! the repository's `stagegate.toml`, then the environment, then flags; then validated into
+//! [`Settings`].
 //!
 //! ```no_run
 //! let options = stagegate_settings::LoadOptions::from_process_env(".".into());
@@ -37,8 +38,8 @@ mod warning;
 pub use environment::ENVIRONMENT_VARIABLES;
 pub use error::{ConfigError, ConfigErrorKind, FileError};
 pub use load::{
-    CONFIG_FILE_NAME, LoadOptions, Loaded, MAX_CONFIG_BYTES, embedded_defaults, file_type_name,
-    load,
+    CONFIG_FILE_NAME, LoadOptions, Loaded, MAX_CONFIG_BYTES, USER_CONFIG_FILE, embedded_defaults,
+    file_type_name, load, user_config_path,
 };
 pub use settings::*;
 pub use warning::{ConfigWarning, WarningReason};

@@ -1,12 +1,15 @@
 //! Loading: the passes in order, from the embedded defaults to validated [`Settings`].
 //!
-//! 1. parse the embedded `defaults.toml` and the user's file into raw configurations;
-//! 2. merge the user's over the defaults, key by key ([`crate::merge`]);
+//! 1. parse the embedded `defaults.toml`, the user-level file and the repository's file into raw
+//!    configurations;
+//! 2. merge each over the ones before, key by key ([`crate::merge`]): the repository's file wins
+//!    over the user-level one, which wins over the defaults;
 //! 3. the environment ([`crate::environment`]), then the flags;
 //! 4. validate into [`Settings`] ([`crate::validate`]).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use crate::environment::apply_environment;
 use crate::error::ConfigError;
@@ -30,12 +33,34 @@ pub fn embedded_defaults() -> &'static str {
 /// The configuration file's name at the repository root.
 pub const CONFIG_FILE_NAME: &str = "stagegate.toml";
 
+/// The user-level configuration file, under the XDG configuration directory: settings a person
+/// wants in every repository (their CLI agent, their API key's variable), beneath each
+/// repository's `stagegate.toml`.
+pub const USER_CONFIG_FILE: &str = "stagegate/config.toml";
+
+/// Where the user-level file is: `$XDG_CONFIG_HOME/stagegate/config.toml`, else
+/// `$HOME/.config/stagegate/config.toml`. `XDG_CONFIG_HOME` counts only when absolute, as the
+/// XDG Base Directory specification says; `None` when neither variable gives a place.
+pub fn user_config_path(
+    xdg_config_home: Option<OsString>,
+    home: Option<OsString>,
+) -> Option<PathBuf> {
+    let absolute =
+        |value: Option<OsString>| value.map(PathBuf::from).filter(|path| path.is_absolute());
+    absolute(xdg_config_home)
+        .or_else(|| absolute(home).map(|home| home.join(".config")))
+        .map(|directory| directory.join(USER_CONFIG_FILE))
+}
+
 /// Everything loading depends on, passed in so that it can be tested without touching the
 /// process's environment or working directory.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// `stagegate.toml` is read from here when `config_file` is `None`; a missing file is fine.
     pub repo_root: PathBuf,
+    /// The user-level file ([`user_config_path`]), read beneath the repository's when it
+    /// exists; `None` reads none.
+    pub user_config: Option<PathBuf>,
     /// `--config FILE`: must exist.
     pub config_file: Option<PathBuf>,
     /// A snapshot of the environment; only the `STAGEGATE_*` variables listed in
@@ -57,6 +82,10 @@ impl LoadOptions {
             .collect();
         LoadOptions {
             repo_root,
+            user_config: user_config_path(
+                std::env::var_os("XDG_CONFIG_HOME"),
+                std::env::var_os("HOME"),
+            ),
             config_file: None,
             environment,
             concurrency: None,
@@ -70,12 +99,15 @@ pub struct Loaded {
     pub settings: Settings,
     /// Keys that were ignored, for the caller to print (`warning: …`).
     pub warnings: Vec<ConfigWarning>,
-    /// The user's configuration file that was read, if any.
+    /// The repository's configuration file that was read (`stagegate.toml` or `--config`), if
+    /// any.
     pub source: Option<PathBuf>,
+    /// The user-level configuration file that was read, if any.
+    pub user_config: Option<PathBuf>,
 }
 
-/// Loads the settings: embedded defaults < `stagegate.toml` (or `--config`) < environment <
-/// flags.
+/// Loads the settings: embedded defaults < the user-level file < `stagegate.toml` (or
+/// `--config`) < environment < flags.
 pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
     load_over(DEFAULTS_TOML, options)
 }
@@ -83,14 +115,23 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
 /// [`load`] over another defaults text, so that tests can show that a broken defaults file is an
 /// error rather than a panic.
 pub(crate) fn load_over(defaults: &str, options: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let user_config = match &options.user_config {
+        Some(path) => read_config_file(path, false)?,
+        None => None,
+    };
+    let repository = match &options.config_file {
+        Some(path) => read_config_file(path, true)?,
+        None => read_config_file(&options.repo_root.join(CONFIG_FILE_NAME), false)?,
+    };
     let sources = Sources {
         defaults: SourceFile::embedded_defaults(defaults),
-        user: read_user_file(options)?,
+        user_config,
+        repository,
     };
 
     let mut raw = RawConfig::default();
     let mut warnings = Vec::new();
-    for layer in [Layer::Defaults, Layer::User] {
+    for layer in [Layer::Defaults, Layer::UserConfig, Layer::Repository] {
         let (layer_raw, layer_warnings) = parse_file(&sources, &layer)?;
         merge(&mut raw, layer_raw, &layer);
         warnings.extend(layer_warnings);
@@ -107,7 +148,8 @@ pub(crate) fn load_over(defaults: &str, options: &LoadOptions) -> Result<Loaded,
     Ok(Loaded {
         settings,
         warnings,
-        source: sources.user.and_then(|file| file.path),
+        source: sources.repository.and_then(|file| file.path),
+        user_config: sources.user_config.and_then(|file| file.path),
     })
 }
 
@@ -116,16 +158,13 @@ pub(crate) fn load_over(defaults: &str, options: &LoadOptions) -> Result<Loaded,
 /// memory. Not settable: no real configuration comes near it.
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// The user's file: `--config FILE` (which must exist), else `stagegate.toml` at the
-/// repository root (which may not).
+/// A configuration file's text: `--config FILE` must exist, `stagegate.toml` at the repository
+/// root and the user-level file may not.
 ///
 /// Only a regular file (or a symlink to one) is read: a FIFO would block the read forever and a
 /// device such as `/dev/zero` never ends, so both are refused before they are opened.
-fn read_user_file(options: &LoadOptions) -> Result<Option<SourceFile>, ConfigError> {
-    let (path, must_exist) = match &options.config_file {
-        Some(path) => (path.clone(), true),
-        None => (options.repo_root.join(CONFIG_FILE_NAME), false),
-    };
+fn read_config_file(path: &Path, must_exist: bool) -> Result<Option<SourceFile>, ConfigError> {
+    let path = path.to_path_buf();
     let metadata = match std::fs::metadata(&path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {

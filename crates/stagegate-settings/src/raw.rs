@@ -23,8 +23,11 @@ use toml::Spanned;
 pub(crate) enum Layer {
     /// The embedded `defaults.toml`.
     Defaults,
-    /// The user's `stagegate.toml` (or `--config FILE`).
-    User,
+    /// The user-level file, `$XDG_CONFIG_HOME/stagegate/config.toml`: the person's own
+    /// defaults for every repository.
+    UserConfig,
+    /// The repository's `stagegate.toml` (or `--config FILE`).
+    Repository,
     /// An environment variable, by name.
     Environment(String),
     /// A command-line flag, by name (`--concurrency`).

@@ -134,11 +134,13 @@ fn find_key<'i>(
         .map(|(key, value)| (key.span(), value.clone()))
 }
 
-/// The files of one load: the embedded defaults and the user's file, if any.
+/// The files of one load: the embedded defaults, the user-level file and the repository's file,
+/// each if there is one.
 #[derive(Debug, Clone)]
 pub(crate) struct Sources {
     pub(crate) defaults: SourceFile,
-    pub(crate) user: Option<SourceFile>,
+    pub(crate) user_config: Option<SourceFile>,
+    pub(crate) repository: Option<SourceFile>,
 }
 
 impl Sources {
@@ -146,7 +148,8 @@ impl Sources {
     pub(crate) fn file(&self, layer: &Layer) -> Option<&SourceFile> {
         match layer {
             Layer::Defaults => Some(&self.defaults),
-            Layer::User => self.user.as_ref(),
+            Layer::UserConfig => self.user_config.as_ref(),
+            Layer::Repository => self.repository.as_ref(),
             Layer::Environment(_) | Layer::Flag(_) => None,
         }
     }

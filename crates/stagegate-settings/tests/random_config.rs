@@ -5,7 +5,8 @@
 //! about a dozen crates to the build for this one test). Two generators: documents built from
 //! the schema's tables and keys with edge-case values (huge, negative, NaN, empty, odd names),
 //! and the embedded defaults with random spans replaced. It runs in a few seconds; a failure
-//! names the seed and the document.
+//! names the seed and the document. An error must name the file (the repository's or the
+//! user-level one) and the line.
 
 use std::time::Duration;
 
@@ -222,11 +223,16 @@ fn check_ranges(settings: &Settings) -> Result<(), String> {
 #[test]
 fn the_loader_never_panics_and_accepts_only_values_in_range() {
     let directory = tempfile::tempdir().expect("tempdir");
+    let repository_file = directory.path().join("stagegate.toml");
+    // Every third document goes into the user-level file instead, beneath an empty
+    // repository file: the same passes read it, and its errors must name it.
+    let user_file = directory.path().join("xdg/stagegate/config.toml");
+    std::fs::create_dir_all(user_file.parent().expect("a parent")).expect("create xdg dir");
     let options = LoadOptions {
         repo_root: directory.path().to_path_buf(),
+        user_config: Some(user_file.clone()),
         ..LoadOptions::default()
     };
-    let path = directory.path().join("stagegate.toml");
     let mut accepted = 0;
     for seed in 0..600u64 {
         let mut rng = fastrand::Rng::with_seed(seed);
@@ -235,19 +241,34 @@ fn the_loader_never_panics_and_accepts_only_values_in_range() {
         } else {
             mutated(&mut rng)
         };
-        std::fs::write(&path, &text).expect("write stagegate.toml");
+        let (path, other) = if seed % 3 == 0 {
+            (&user_file, &repository_file)
+        } else {
+            (&repository_file, &user_file)
+        };
+        std::fs::write(path, &text).expect("write the configuration");
+        std::fs::write(other, "").expect("empty the other file");
         let outcome = std::panic::catch_unwind(|| match load(&options) {
-            Ok(loaded) => check_ranges(&loaded.settings).map(|()| true),
-            // Rendering the error must not panic either.
+            Ok(loaded) => check_ranges(&loaded.settings)
+                .map(|()| true)
+                .map_err(|value| format!("accepted {value}")),
             Err(error) => {
-                assert!(!error.to_string().is_empty());
+                // A clear error: it names the file and the line, and renders (as the binary
+                // shows it) without panicking.
+                let message = error.to_string();
+                let file_name = path.file_name().expect("a name").to_string_lossy();
+                if !message.contains(&*file_name) || error.line().is_none() {
+                    return Err(format!("an error without its file and line: {message}"));
+                }
+                let rendered = format!("{:?}", miette::Report::new(error));
+                assert!(!rendered.is_empty());
                 Ok(false)
             }
         });
         match outcome {
             Ok(Ok(ok)) => accepted += usize::from(ok),
-            Ok(Err(out_of_range)) => {
-                panic!("seed {seed}: accepted {out_of_range} from:\n{text}")
+            Ok(Err(problem)) => {
+                panic!("seed {seed}: {problem}, from:\n{text}")
             }
             Err(_) => panic!("seed {seed}: the loader panicked on:\n{text}"),
         }

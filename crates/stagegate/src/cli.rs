@@ -19,6 +19,21 @@ pub struct Cli {
     /// RUST_LOG, default info); turns the live display off.
     #[arg(long, value_enum, global = true, value_name = "FORMAT")]
     pub log_format: Option<crate::event_log::LogFormat>,
+    #[command(flatten)]
+    pub verbosity: VerbosityArgs,
+}
+
+/// `-q` / `-v`: how much stagegate says on stderr (data on stdout is never affected).
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct VerbosityArgs {
+    /// Say less: no progress, no confirmations or hints; warnings, errors, a gate's question and
+    /// the commands to decide it remain. Logs (--log-format) default to warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more: which configuration files were read, and every attempt as it starts; logs
+    /// (--log-format) default to debug, -vv to trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +113,7 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
+    /// The run id (as `stagegate runs` lists them).
     #[arg(value_name = "RUN")]
     pub run: String,
     /// Where to write the page.
@@ -118,6 +134,7 @@ pub struct RunsArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    /// The run id (as `stagegate runs` lists them).
     #[arg(value_name = "RUN")]
     pub run: String,
     /// The agent (or reviewer, synthesizer `lead-synthesizer-a.plan.md`, `main-agent`); every
@@ -181,8 +198,9 @@ pub struct RunArgs {
     /// Ignore the cache.
     #[arg(long)]
     pub refresh: bool,
-    /// At most this many agents at once (overrides every stage's setting).
-    #[arg(long, value_name = "N")]
+    /// At most this many agents at once (overrides every stage's setting); 1 runs them one at
+    /// a time.
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
 }
 
@@ -242,6 +260,7 @@ pub struct ModifyArgs {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
+    /// The run id (as `stagegate runs` lists them) of a run that stopped.
     #[arg(value_name = "RUN")]
     pub run: String,
     #[command(flatten)]
@@ -302,4 +321,20 @@ pub struct MetricsArgs {
 pub enum MetricsFormat {
     Prometheus,
     Json,
+}
+
+/// `--concurrency N`: at least one agent must run, and the bound keeps the number meaningful
+/// (the settings' own range check would report it as a configuration error instead).
+fn parse_concurrency(text: &str) -> Result<usize, String> {
+    const MOST: usize = 1024;
+    match text.trim().parse::<usize>() {
+        Ok(0) => {
+            Err("at least one agent must run at once; give 1 to run them one at a time".to_owned())
+        }
+        Ok(value) if value > MOST => Err(format!("at most {MOST} agents can run at once")),
+        Ok(value) => Ok(value),
+        Err(_) => Err(format!(
+            "expected a whole number of parallel agents such as 3, not `{text}`"
+        )),
+    }
 }

@@ -1,7 +1,8 @@
 //! Structured logs: `--log-format text|json` turns every event of a run into a log record on
 //! stderr, with the run, stage, phase, agent and attempt as fields (the "spans" a log reader
 //! filters on), at a level that says how it went. `STAGEGATE_LOG` (or `RUST_LOG`) selects the
-//! levels, like `info` or `stagegate=debug`; the default is `info`.
+//! levels, like `info` or `stagegate=debug`; the default is `info`, `warn` with `-q`, `debug`
+//! with `-v` and `trace` with `-vv`.
 //!
 //! Logs are another subscriber of the one event stream, beside the recorder and the display;
 //! with logs on, the live display is off so the two do not interleave on stderr.
@@ -18,13 +19,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global log subscriber writing to stderr.
-pub fn install(format: LogFormat) {
+/// Installs the global log subscriber writing to stderr. `STAGEGATE_LOG` or `RUST_LOG` choose
+/// the levels; without them `default_filter` (from `-q`/`-v`) does.
+pub fn install(format: LogFormat, default_filter: &str) {
     let filter = std::env::var("STAGEGATE_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
         .and_then(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -34,6 +34,7 @@ mod metric_names;
 #[cfg(feature = "otel")]
 mod otel_export;
 mod pager;
+mod output_style;
 mod pending;
 mod progress;
 mod publication_preview;
@@ -51,6 +52,7 @@ mod stage_inputs;
 mod subscribers;
 mod terminal_gate;
 mod terminal_text;
+mod text_table;
 mod workspace;
 
 use std::process::ExitCode;
@@ -59,6 +61,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::error::{AppError, Exit};
+use crate::output_style::{Stream, Tone};
 use crate::runner::RunOptions;
 use crate::session::Session;
 
@@ -76,6 +79,9 @@ pub fn main() -> ExitCode {
     }
     install_supervisor();
     let cli = Cli::parse();
+    let verbosity = output_style::Verbosity::from_args(cli.verbosity);
+    output_style::set_verbosity(verbosity);
+    install_error_style();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -87,7 +93,7 @@ pub fn main() -> ExitCode {
         }
     };
     if let Some(format) = cli.log_format {
-        event_log::install(format);
+        event_log::install(format, verbosity.default_log_filter());
     }
     let logs = cli.log_format.is_some();
     match runtime.block_on(dispatch(cli.command, logs)) {
@@ -236,7 +242,20 @@ fn report(error: AppError) {
         other => {
             let message = other.to_string();
             let message = stagegate_engine::secrets::redact(&message);
-            eprintln!("error: {}", terminal_text::neutralise(&message));
+            let message = terminal_text::neutralise(&message);
+            let error = output_style::paint(Stream::Stderr, Tone::Bad, "error:");
+            let hint = output_style::paint(Stream::Stderr, Tone::Emphasis, "hint:");
+            let message = message.replace("\nhint:", &format!("\n{hint}"));
+            eprintln!("{error} {message}");
         }
     }
+}
+
+/// miette draws configuration errors: in colour exactly when stagegate's own words are (its
+/// own detection knows neither `CLICOLOR` nor `CLICOLOR_FORCE`).
+fn install_error_style() {
+    let colour = output_style::colour_enabled(Stream::Stderr);
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(miette::MietteHandlerOpts::new().color(colour).build())
+    }));
 }

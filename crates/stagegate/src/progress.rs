@@ -1,5 +1,6 @@
 //! What the person sees while a run goes: a live line per running agent in a terminal, plain
-//! lines for the notable events elsewhere, nothing with `--json` or `STAGEGATE_NO_PROGRESS`.
+//! lines for the notable events elsewhere (with `-v`, every attempt's start too), nothing with
+//! `--json`, `-q` or `STAGEGATE_NO_PROGRESS`.
 //! Everything goes to stderr; stdout is for data.
 
 use std::collections::HashMap;
@@ -9,6 +10,8 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stagegate_engine::backend::Phase;
 use stagegate_engine::event::{AttemptStatus, Event, StageEnd, Verdict};
+
+use crate::output_style::{Stream, paint_progress_mark};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +24,11 @@ pub enum ProgressMode {
 }
 
 impl ProgressMode {
-    /// Live in a terminal, plain lines otherwise, off with `--json` or `STAGEGATE_NO_PROGRESS`.
+    /// Live in a terminal, plain lines otherwise, off with `--json`, `-q` or
+    /// `STAGEGATE_NO_PROGRESS`.
     pub fn detect(json: bool) -> Self {
         let disabled = std::env::var_os("STAGEGATE_NO_PROGRESS").is_some_and(|value| value != "0");
-        if json || disabled {
+        if json || disabled || crate::output_style::quiet() {
             ProgressMode::Off
         } else if std::io::stderr().is_terminal() {
             ProgressMode::Live
@@ -61,6 +65,7 @@ impl Progress {
     /// agents (failure reasons), so their control characters are neutralised first.
     pub fn line(&self, text: &str) {
         let text = crate::terminal_text::neutralise(text);
+        let text = paint_progress_mark(Stream::Stderr, &text);
         match self.mode {
             ProgressMode::Live => {
                 let _ = self.multi.println(text);
@@ -114,6 +119,18 @@ impl Progress {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 self.running.insert(key(identity), bar);
             }
+            Event::AttemptStarted {
+                identity, backend, ..
+            } if crate::output_style::verbose() => self.line(&format!(
+                "  · {:<9} {} (attempt {}, {backend})",
+                identity.phase.as_str(),
+                label(
+                    identity.phase,
+                    &identity.agent,
+                    identity.artifact.as_deref()
+                ),
+                identity.attempt
+            )),
             Event::AttemptFinished {
                 identity,
                 status,

@@ -101,5 +101,19 @@ fn load_settings(
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
+    if crate::output_style::verbose() {
+        let files: Vec<String> = [&loaded.user_config, &loaded.source]
+            .into_iter()
+            .flatten()
+            .map(|path| path.display().to_string())
+            .collect();
+        eprintln!(
+            "settings: built-in defaults{}",
+            files
+                .iter()
+                .map(|file| format!(" < {file}"))
+                .collect::<String>()
+        );
+    }
     Ok((cwd, repo_root, loaded.settings))
 }

@@ -20,6 +20,8 @@ mod decision_races;
 mod durability;
 #[path = "cli/editor.rs"]
 mod editor;
+#[path = "cli/event_schema.rs"]
+mod event_schema;
 #[path = "cli/existing_work.rs"]
 mod existing_work;
 #[path = "cli/gate.rs"]
@@ -32,6 +34,8 @@ mod http_backends;
 mod http_honest_answers;
 #[path = "cli/init.rs"]
 mod init;
+#[path = "cli/json_schema.rs"]
+mod json_schema;
 #[path = "cli/locks.rs"]
 mod locks;
 #[path = "cli/logs.rs"]
@@ -44,6 +48,8 @@ mod orphans;
 mod review_browser;
 #[path = "cli/review_comments.rs"]
 mod review_comments;
+#[path = "cli/output_style.rs"]
+mod output_style;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/secrets.rs"]
@@ -56,3 +62,5 @@ mod stage_inputs;
 mod state_directory;
 #[path = "cli/terminal_safety.rs"]
 mod terminal_safety;
+#[path = "cli/user_configuration.rs"]
+mod user_configuration;

@@ -1402,3 +1402,84 @@ fn a_negative_price_is_refused_with_its_line() {
         "{error}"
     );
 }
+
+// --- the user-level file -------------------------------------------------------------------
+
+/// A repository plus a user-level file holding `user_text`.
+fn with_user_config(repository_text: Option<&str>, user_text: &str) -> (Repository, LoadOptions) {
+    let repository = match repository_text {
+        Some(text) => Repository::with_config(text),
+        None => Repository::new(),
+    };
+    let user_config = repository.root().join("xdg/stagegate/config.toml");
+    std::fs::create_dir_all(user_config.parent().expect("parent")).expect("create xdg dir");
+    std::fs::write(&user_config, user_text).expect("write config.toml");
+    let options = LoadOptions {
+        user_config: Some(user_config),
+        ..repository.options()
+    };
+    (repository, options)
+}
+
+#[test]
+fn the_user_level_file_sits_between_the_defaults_and_the_repository() {
+    let (_repository, options) = with_user_config(
+        Some("[defaults]\nretries = 4\n"),
+        "[defaults]\nretries = 1\nconcurrency = 2\n",
+    );
+    let loaded = load(&options).expect("loads");
+    // The repository wins where both say something; the user-level file where only it does.
+    assert_eq!(loaded.settings.defaults.retries, 4);
+    assert_eq!(loaded.settings.defaults.concurrency, 2);
+    assert_eq!(loaded.user_config, options.user_config);
+    let origin = &loaded.settings.origins["defaults.concurrency"];
+    assert_eq!(
+        origin,
+        &Origin::File {
+            path: options.user_config.clone().expect("path"),
+            line: 3
+        }
+    );
+}
+
+#[test]
+fn a_missing_user_level_file_is_no_error() {
+    let repository = Repository::new();
+    let options = LoadOptions {
+        user_config: Some(repository.root().join("nowhere/stagegate/config.toml")),
+        ..repository.options()
+    };
+    let loaded = load(&options).expect("loads");
+    assert_eq!(loaded.user_config, None);
+}
+
+#[test]
+fn an_error_in_the_user_level_file_names_that_file_and_line() {
+    let (_repository, options) = with_user_config(None, "[defaults]\n\nconcurrency = \"three\"\n");
+    let error = load(&options).expect_err("a wrong type");
+    let text = error.to_string();
+    let path = options.user_config.expect("path").display().to_string();
+    assert!(text.contains(&path), "{text}");
+    assert_eq!(error.line(), Some(3), "{text}");
+}
+
+#[test]
+fn the_user_level_path_follows_the_xdg_rules() {
+    let path = |xdg: Option<&str>, home: Option<&str>| {
+        user_config_path(xdg.map(Into::into), home.map(Into::into))
+    };
+    assert_eq!(
+        path(Some("/x/config"), Some("/home/a")),
+        Some(PathBuf::from("/x/config/stagegate/config.toml"))
+    );
+    // A relative XDG_CONFIG_HOME is invalid by the specification: ignored.
+    assert_eq!(
+        path(Some("relative"), Some("/home/a")),
+        Some(PathBuf::from("/home/a/.config/stagegate/config.toml"))
+    );
+    assert_eq!(
+        path(Some(""), Some("/home/a")),
+        Some(PathBuf::from("/home/a/.config/stagegate/config.toml"))
+    );
+    assert_eq!(path(None, None), None);
+}

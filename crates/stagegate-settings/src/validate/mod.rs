@@ -90,7 +90,7 @@ impl Validator<'_> {
     pub(super) fn origin_of(&self, location: &Location) -> Origin {
         match &location.layer {
             Layer::Defaults => Origin::Default,
-            Layer::User => match self.sources.file(&location.layer) {
+            Layer::UserConfig | Layer::Repository => match self.sources.file(&location.layer) {
                 Some(file) => Origin::File {
                     path: file.path.clone().unwrap_or_default(),
                     line: file.line_column(location.span.start).0,

@@ -7,6 +7,7 @@ use stagegate_store::{ApprovalRecord, file_hash};
 use crate::error::{AppError, Exit};
 use crate::gate_decision::{self, Ask, Place};
 use crate::input_file::{InputProblem, check_input};
+use crate::output_style::info_line;
 use crate::pending::pending_gate;
 use crate::session::Session;
 use crate::stage_inputs::{SPEC, TASKS, artifact_subject, input_subject};
@@ -110,9 +111,10 @@ async fn adopt_existing(session: &Session, name: &str) -> Result<Exit, AppError>
         "the existing artifacts were adopted instead",
     )
     .await?;
-    eprintln!(
+    info_line!(
         "adopted the existing artifacts of {} as the approved product of stage {}; nothing was written\nhint: a later stage can start now; a change to them voids this approval",
-        feature.key, stage.id
+        feature.key,
+        stage.id
     );
     Ok(Exit::Done)
 }
@@ -168,7 +170,7 @@ async fn approve_file(
         .await?;
     let _ = note;
     let short = &hash[..hash.len().min(12)];
-    eprintln!(
+    info_line!(
         "approved {subject}: {}/{file}{}",
         feature.key,
         if short.is_empty() {
@@ -207,7 +209,7 @@ async fn approve_gate(
             &file.content_hash[..file.content_hash.len().min(12)]
         );
     }
-    eprintln!(
+    info_line!(
         "approved the {stage} gate of run {}: published {} file(s) into {}",
         run.id,
         decided.published.len(),
@@ -220,14 +222,14 @@ async fn approve_gate(
         .map(|file| file.name.as_str())
         .collect();
     if !replaced.is_empty() {
-        eprintln!(
+        info_line!(
             "replaced {}; the previous versions are kept (`stagegate restore {}` brings them back)",
             replaced.join(", "),
             run.id
         );
     }
     if decided.transition.run != RunAfter::Completed {
-        eprintln!("hint: continue with `stagegate resume {}`", run.id);
+        info_line!("hint: continue with `stagegate resume {}`", run.id);
     }
     Ok(Exit::Done)
 }

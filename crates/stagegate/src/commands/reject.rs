@@ -5,6 +5,7 @@ use stagegate_run::Verb;
 
 use crate::error::{AppError, Exit};
 use crate::gate_decision::{self, Ask, Place};
+use crate::output_style::info_line;
 use crate::pending::pending_gate;
 use crate::recorder::Recorder;
 use crate::session::Session;
@@ -36,7 +37,7 @@ pub async fn reject(
         })
         .await
         .map_err(|error| AppError::internal(error.to_string()))?;
-    eprintln!(
+    info_line!(
         "rejected the {stage} gate of run {}; nothing was published",
         run.id
     );

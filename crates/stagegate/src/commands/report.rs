@@ -13,6 +13,7 @@ use stagegate_store::{AttemptRecord, DecisionRecord, LineCommentRecord, RunRecor
 use crate::error::{AppError, Exit};
 use crate::render::artifact_view::{self, ArtifactView, Versions};
 use crate::render::{REVIEW_STYLE, diff_html, markdown_html, templates};
+use crate::output_style::info_line;
 use crate::runner::find_run;
 use crate::session::Session;
 
@@ -48,7 +49,7 @@ pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit
     let path = session.cwd.join(html);
     atomic_write(&path, page.as_bytes())
         .map_err(|error| AppError::internal(format!("cannot write {}: {error}", path.display())))?;
-    eprintln!("wrote {}", path.display());
+    info_line!("wrote {}", path.display());
     Ok(Exit::Done)
 }
 

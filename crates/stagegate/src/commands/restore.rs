@@ -8,6 +8,7 @@
 use stagegate_store::{PublicationRecord, atomic_write, file_hash};
 
 use crate::error::{AppError, Exit};
+use crate::output_style::info_line;
 use crate::runner::find_run;
 use crate::session::Session;
 
@@ -81,14 +82,14 @@ fn restore_publication(
         match std::fs::read(&kept) {
             Ok(previous) => {
                 atomic_write(&target, &previous)?;
-                eprintln!(
+                info_line!(
                     "restored {feature_key}/{name} as it was before the {} gate",
                     publication.stage
                 );
             }
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 match std::fs::remove_file(&target) {
-                    Ok(()) => eprintln!(
+                    Ok(()) => info_line!(
                         "removed {feature_key}/{name}, which the {} gate had created",
                         publication.stage
                     ),

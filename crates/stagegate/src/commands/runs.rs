@@ -1,13 +1,13 @@
 //! `stagegate runs [--json]`: the history, newest first, with each run's last decision (from
 //! its folded log, see `run_view`).
 
-use std::fmt::Write as _;
-
 use serde_json::json;
 
 use crate::error::{AppError, Exit};
+use crate::output_style::{Stream, state_tone};
 use crate::run_view::RunView;
 use crate::session::Session;
+use crate::text_table::TextTable;
 
 pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
     let store = &session.store;
@@ -51,12 +51,8 @@ pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
         stdout_line!("no runs yet\nhint: `stagegate run plan` starts one");
         return Ok(Exit::Done);
     }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<22} {:<20} {:<18} {:<28} {:<20} decision",
-        "run", "stages", "state", "feature", "started"
-    );
+    let mut table = TextTable::new();
+    table.row(["run", "stages", "state", "feature", "started", "decision"]);
     for (run, last, _) in rows {
         let started = u64::try_from(run.created_at_ms)
             .map(|millis| {
@@ -66,17 +62,16 @@ pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
                 .to_string()
             })
             .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{:<22} {:<20} {:<18} {:<28} {:<20} {}",
-            run.id,
-            run.stages.join(","),
-            run.state.as_str(),
-            run.feature_dir,
-            started,
-            last.unwrap_or_else(|| "-".to_owned())
-        );
+        let state = run.state.as_str();
+        table.toned_row([
+            (run.id.clone(), None),
+            (run.stages.join(","), None),
+            (state.to_owned(), state_tone(state)),
+            (run.feature_dir.clone(), None),
+            (started, None),
+            (last.unwrap_or_else(|| "-".to_owned()), None),
+        ]);
     }
-    stdout_text!("{}", crate::terminal_text::neutralise(&out));
+    stdout_text!("{}", table.render("", Stream::Stdout));
     Ok(Exit::Done)
 }

@@ -10,10 +10,12 @@ use stagegate_settings::Price;
 use stagegate_store::{AttemptRecord, GateState, RunRecord, RunState};
 
 use crate::error::{AppError, Exit};
+use crate::output_style::{Stream, Tone, paint, state_tone};
 use crate::run_view::RunView;
 use crate::runner::{decide_commands, find_run};
 use crate::session::Session;
 use crate::terminal_text::neutralise;
+use crate::text_table::TextTable;
 
 pub async fn status(session: &Session, run_id: Option<&str>, json: bool) -> Result<Exit, AppError> {
     match run_id {
@@ -62,13 +64,25 @@ async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
         stdout_line!("no runs yet\nhint: `stagegate run plan` starts one");
         return Ok(Exit::Done);
     }
+    // Failure reasons and decisions quote agents and people: shown, never acted on. The state
+    // word is coloured after that, in the header line `run ID  STATE  feature …`.
     let blocks: Vec<String> = runs
         .iter()
         .zip(&views)
-        .map(|(run, view)| run_block(run, view))
+        .map(|(run, view)| {
+            let block = neutralise(&run_block(run, view)).into_owned();
+            let state = run.state.as_str();
+            match state_tone(state) {
+                Some(tone) => block.replacen(
+                    &format!("  {state}  "),
+                    &format!("  {}  ", paint(Stream::Stdout, tone, state)),
+                    1,
+                ),
+                None => block,
+            }
+        })
         .collect();
-    // Failure reasons and decisions quote agents and people: shown, never acted on.
-    stdout_text!("{}", neutralise(&blocks.join("\n")));
+    stdout_text!("{}", blocks.join("\n"));
     Ok(Exit::Done)
 }
 
@@ -251,6 +265,9 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
         );
         return Ok(Exit::Done);
     }
+    // `out` collects lines to neutralise; `shown` what is ready to print (tables are
+    // neutralised cell by cell, then coloured).
+    let mut shown = String::new();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -279,29 +296,24 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
                 let _ = writeln!(out, "{line}");
             }
         }
+        // Agent names and failure reasons vary in length: a table keeps the columns apart.
+        let mut table = TextTable::new();
         for summary in agents.iter().filter(|summary| &summary.stage == stage) {
-            let _ = writeln!(
-                out,
-                "  {:<9} {:<40} {:<10} attempts {}{}{}",
-                summary.phase,
-                summary.agent,
-                summary.outcome,
-                summary.attempts,
-                summary
-                    .tokens
-                    .map(|(input, output)| format!("  tokens {input} in / {output} out"))
-                    .unwrap_or_default()
-                    + &summary
-                        .cost
-                        .map(|cost| format!("  cost {cost:.4}"))
-                        .unwrap_or_default(),
-                summary
-                    .failure_reason
-                    .as_deref()
-                    .map(|reason| format!("  ({reason})"))
-                    .unwrap_or_default()
-            );
+            let outcome_tone = if summary.outcome == "ok" {
+                Tone::Good
+            } else {
+                Tone::Bad
+            };
+            table.toned_row([
+                (summary.phase.to_string(), None),
+                (summary.agent.clone(), None),
+                (summary.outcome.to_string(), Some(outcome_tone)),
+                (format!("attempts {}", summary.attempts), None),
+                (details(summary), None),
+            ]);
         }
+        shown.push_str(&neutralise(&std::mem::take(&mut out)));
+        shown.push_str(&table.render("  ", Stream::Stdout));
         let failed: Vec<_> = agents
             .iter()
             .filter(|summary| {
@@ -349,7 +361,8 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
             let _ = writeln!(out, "  {command}");
         }
     }
-    stdout_text!("{}", neutralise(&out));
+    shown.push_str(&neutralise(&out));
+    stdout_text!("{shown}");
     Ok(Exit::Done)
 }
 
@@ -361,6 +374,23 @@ fn pending_commands(run: &RunRecord, gates: &[stagegate_store::GateRecord]) -> V
         RunState::Interrupted | RunState::Paused => vec![format!("stagegate resume {}", run.id)],
         _ => Vec::new(),
     }
+}
+
+/// The last column of an agent's row: tokens, cost and why it failed, where known.
+fn details(summary: &AgentSummary) -> String {
+    let tokens = summary
+        .tokens
+        .map(|(input, output)| format!("tokens {input} in / {output} out"));
+    let cost = summary.cost.map(|cost| format!("cost {cost:.4}"));
+    let reason = summary
+        .failure_reason
+        .as_deref()
+        .map(|reason| format!("({reason})"));
+    [tokens, cost, reason]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("  ")
 }
 
 /// One agent's attempts in one phase of one stage, summarized.

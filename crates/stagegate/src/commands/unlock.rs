@@ -5,6 +5,7 @@
 use stagegate_store::{LockRecord, RunState, RunUnlock};
 
 use crate::error::{AppError, Exit};
+use crate::output_style::info_line;
 use crate::run_lock::holder_is_alive;
 use crate::runner::find_run;
 use crate::session::Session;
@@ -27,10 +28,10 @@ pub async fn unlock(session: &Session, run_id: &str, force: bool) -> Result<Exit
         RunUnlock::Removed(removed) => removed,
     };
     if removed.is_empty() {
-        eprintln!("run {} holds no lock; nothing to do", run.id);
+        info_line!("run {} holds no lock; nothing to do", run.id);
         return Ok(Exit::Done);
     }
-    eprintln!(
+    info_line!(
         "removed the lock(s) of run {}: {}",
         run.id,
         describe(&removed)
@@ -41,9 +42,10 @@ pub async fn unlock(session: &Session, run_id: &str, force: bool) -> Result<Exit
         store
             .update_run(&run.id, RunState::Interrupted, run.current_stage.as_deref())
             .await?;
-        eprintln!(
+        info_line!(
             "run {} is marked interrupted\nhint: `stagegate resume {}` continues it",
-            run.id, run.id
+            run.id,
+            run.id
         );
     }
     Ok(Exit::Done)

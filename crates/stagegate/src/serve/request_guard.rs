@@ -10,17 +10,27 @@
 //!   `null` (a form in a local file, a sandboxed frame) is let through to the token and CSRF
 //!   checks: such a page cannot read the dashboard's pages, so it cannot hold the page's CSRF
 //!   value, and a person may well keep a local page that posts to their own dashboard.
+//! * A request's body must arrive within [`BODY_READ_TIMEOUT`] of its headers (hyper times
+//!   out only the headers): a client that announces a body and never sends it would otherwise
+//!   hold its connection, and one of the dashboard's few connection slots, for ever. The body
+//!   is read here, bounded by the routes' size limit, and handed on whole.
 //! * Every response, refusals included, says `X-Content-Type-Options: nosniff`, so a
 //!   browser never runs a staged artifact or an agent's output as HTML or script.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::routes::Refusal;
+use super::routes::{BODY_LIMIT, Refusal};
+
+/// How long a request's body may take to arrive once its headers have (a form is a few hundred
+/// bytes).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which `Host` values the dashboard answers to.
 #[derive(Debug, Clone)]
@@ -61,8 +71,12 @@ pub async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    let mut response = match check(&allowed, &request) {
-        Ok(()) => next.run(request).await,
+    let checked = match check(&allowed, &request) {
+        Ok(()) => read_body_in_time(request).await,
+        Err(refusal) => Err(refusal),
+    };
+    let mut response = match checked {
+        Ok(request) => next.run(request).await,
         Err(refusal) => refusal.into_response(),
     };
     response.headers_mut().insert(
@@ -70,6 +84,28 @@ pub async fn guard(
         HeaderValue::from_static("nosniff"),
     );
     response
+}
+
+/// The request with its whole body read, or a refusal when the body is too slow or too large.
+async fn read_body_in_time(request: Request) -> Result<Request, Refusal> {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Ok(Err(_)) => Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {} KiB, or was cut off",
+                BODY_LIMIT / 1024
+            ),
+        )),
+        Err(_) => Err(Refusal::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s of its headers",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )),
+    }
 }
 
 fn check(allowed: &AllowedHosts, request: &Request) -> Result<(), Refusal> {
@@ -109,6 +145,43 @@ fn check(allowed: &AllowedHosts, request: &Request) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn post(body: Body) -> Request {
+        Request::post("/runs/r1/approve")
+            .body(body)
+            .expect("a request")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_arrives_is_refused_after_the_timeout() {
+        let body = Body::from_stream(futures_util::stream::pending::<
+            Result<Vec<u8>, std::io::Error>,
+        >());
+        let started = tokio::time::Instant::now();
+        let refusal = read_body_in_time(post(body)).await.expect_err("refused");
+        assert_eq!(
+            refusal.into_response().status(),
+            StatusCode::REQUEST_TIMEOUT
+        );
+        assert_eq!(started.elapsed(), BODY_READ_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_within_the_limits_is_handed_on_whole() {
+        let request = read_body_in_time(post(Body::from("decision=approve")))
+            .await
+            .expect("read");
+        let bytes = axum::body::to_bytes(request.into_body(), BODY_LIMIT)
+            .await
+            .expect("the body");
+        assert_eq!(&bytes[..], b"decision=approve");
+        let large = Body::from(vec![b'a'; BODY_LIMIT + 1]);
+        let refusal = read_body_in_time(post(large)).await.expect_err("too large");
+        assert_eq!(
+            refusal.into_response().status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
 
     #[test]
     fn loopback_answers_to_its_names_with_its_port_only() {

@@ -29,7 +29,7 @@ use super::Dashboard;
 use super::pages;
 
 /// The largest request body accepted: a decision is a few form fields and a note.
-const BODY_LIMIT: usize = 64 * 1024;
+pub(super) const BODY_LIMIT: usize = 64 * 1024;
 
 /// The header a script or `curl` can present the token in, instead of the `token` parameter.
 pub const TOKEN_HEADER: &str = "x-stagegate-token";

@@ -69,6 +69,9 @@ pub struct TestRepo {
     pub root: PathBuf,
     /// The fake agent's behaviour files, prompts and call log; outside the repository.
     pub fake_dir: PathBuf,
+    /// `XDG_CONFIG_HOME` of every command (empty: the person's own user-level configuration
+    /// never reaches a test); outside the repository.
+    pub config_home: PathBuf,
     /// `stagegate.toml`, table by table, key by key (values are TOML).
     config: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -110,6 +113,7 @@ impl TestRepo {
             _temp: temp,
             root,
             fake_dir,
+            config_home: base.join("xdg-config"),
             config: BTreeMap::new(),
         };
         let agent = fake_agent();
@@ -217,6 +221,7 @@ impl TestRepo {
             .args(args)
             .env_remove("SPECIFY_FEATURE_DIRECTORY")
             .env("NO_COLOR", "1")
+            .env("XDG_CONFIG_HOME", &self.config_home)
             .timeout(COMMAND_LIMIT);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("STAGEGATE_") {
@@ -255,6 +260,7 @@ impl TestRepo {
             .args(args)
             .env_remove("SPECIFY_FEATURE_DIRECTORY")
             .env("NO_COLOR", "1")
+            .env("XDG_CONFIG_HOME", &self.config_home)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
