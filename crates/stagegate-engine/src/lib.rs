@@ -8,12 +8,14 @@
 
 pub mod adaptive;
 mod agent_call;
+mod agent_error;
 pub mod backend;
 mod bounded_output;
 pub mod command_agent;
 pub mod context_budget;
 pub mod envelope;
 pub mod event;
+mod memory_usage;
 pub mod mock_agent;
 pub mod output_format;
 mod process_group;

@@ -201,14 +201,20 @@ pub enum OutputFormat {
     ClaudeJson,
     /// `gemini --output-format json`'s object (`{"response":…,"stats":…}`).
     GeminiJson,
+    /// `qwen --output-format json`'s array of messages ending in a Claude-style `result` object.
+    QwenJson,
+    /// `codex exec --json`'s event lines (`item.completed`, `turn.completed`, `turn.failed`).
+    CodexJsonl,
 }
 
 impl OutputFormat {
     /// Every format, in the order the documentation lists them.
-    pub const ALL: [OutputFormat; 3] = [
+    pub const ALL: [OutputFormat; 5] = [
         OutputFormat::Text,
         OutputFormat::ClaudeJson,
         OutputFormat::GeminiJson,
+        OutputFormat::QwenJson,
+        OutputFormat::CodexJsonl,
     ];
 
     /// The name as written in the configuration.
@@ -217,6 +223,8 @@ impl OutputFormat {
             OutputFormat::Text => "text",
             OutputFormat::ClaudeJson => "claude-json",
             OutputFormat::GeminiJson => "gemini-json",
+            OutputFormat::QwenJson => "qwen-json",
+            OutputFormat::CodexJsonl => "codex-jsonl",
         }
     }
 
