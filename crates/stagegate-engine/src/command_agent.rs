@@ -30,6 +30,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
 use crate::bounded_output::{CappedOutput, OverCap, TailBuffer};
+use crate::headless_arguments::insert_before_output_flags;
 use crate::output_format::{parse_output, reported_failure};
 use crate::process_group::{GroupEnd, ProcessGroupGuard, terminate_group};
 use crate::secrets;
@@ -81,6 +82,8 @@ pub struct CommandAgent {
     name: Option<String>,
     /// What the program runs under, if anything (see `supervisor`).
     supervisor: Option<SupervisorCommand>,
+    /// The backend's own memory cap (`backends.NAME.memory`), replacing the agent's.
+    memory_bytes: Option<u64>,
 }
 
 impl CommandAgent {
@@ -103,6 +106,7 @@ impl CommandAgent {
             output_format: OutputFormat::Text,
             name: None,
             supervisor: installed_supervisor(),
+            memory_bytes: None,
         })
     }
 
@@ -136,6 +140,13 @@ impl CommandAgent {
         self
     }
 
+    /// Caps the agent's memory at `bytes` whatever the agent's own cap (`defaults.agent_memory`)
+    /// says: the backend knows what its program needs.
+    pub fn with_memory_cap(mut self, bytes: Option<u64>) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
     /// Runs the program under `supervisor` (the installed one unless told otherwise), or
     /// directly with `None`.
     pub fn supervised_by(mut self, supervisor: Option<SupervisorCommand>) -> Self {
@@ -146,6 +157,7 @@ impl CommandAgent {
     /// The `tokio` command for one attempt: everything but the spawn.
     fn command_for(&self, request: &AgentRequest) -> Command {
         let identity = &request.identity;
+        let memory_limit_bytes = self.memory_limit(request);
         let mut command = match &self.supervisor {
             None => Command::new(&self.program),
             Some(supervisor) => {
@@ -157,7 +169,7 @@ impl CommandAgent {
                     .arg("--grace-ms")
                     .arg(request.kill_grace.as_millis().to_string())
                     .arg("--memory-bytes")
-                    .arg(request.memory_limit_bytes.to_string())
+                    .arg(memory_limit_bytes.to_string())
                     .arg("--")
                     .arg(&self.program);
                 command
@@ -191,7 +203,7 @@ impl CommandAgent {
         let data_limit = if self.supervisor.is_some() {
             0
         } else {
-            request.memory_limit_bytes
+            memory_limit_bytes
         };
         confine_child(&mut command, data_limit);
         command
@@ -203,6 +215,11 @@ impl CommandAgent {
             Some(name) => format!("backends.{name}.command"),
             None => "the backend's `command` setting".to_owned(),
         }
+    }
+
+    /// The memory cap of an attempt: the backend's, else the agent's.
+    fn memory_limit(&self, request: &AgentRequest) -> u64 {
+        self.memory_bytes.unwrap_or(request.memory_limit_bytes)
     }
 
     /// Where to point someone whose agent needs more memory.
@@ -248,7 +265,9 @@ impl Backend for CommandAgent {
 
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
         let command = self.command_for(&request);
+        let memory_limit_bytes = self.memory_limit(&request);
         let program = Program {
+            memory_limit_bytes,
             name: self.program.clone(),
             setting: self.setting(),
             memory_setting: self.memory_setting(),
@@ -264,6 +283,8 @@ struct Program {
     name: String,
     setting: String,
     memory_setting: String,
+    /// The attempt's memory cap, bytes (0: none).
+    memory_limit_bytes: u64,
     output_format: OutputFormat,
     /// Run under the supervisor, which leads the group.
     supervised: bool,
@@ -476,7 +497,7 @@ async fn run_attempt(
         }
         (Stop::Exited(Ok(status)), None)
             if !program.supervised
-                && request.memory_limit_bytes != 0
+                && program.memory_limit_bytes != 0
                 && stopped_after < CRASH_AT_START
                 && crashed(status) =>
         {
@@ -485,7 +506,7 @@ async fn run_attempt(
                  counts reserved address space; raise {}",
                 program.name,
                 describe_status(status),
-                readable_size(request.memory_limit_bytes),
+                readable_size(program.memory_limit_bytes),
                 program.memory_setting
             )))
         }
@@ -746,11 +767,13 @@ pub fn speckit_variable(integration: &str, suffix: &str) -> String {
 /// Applies spec-kit's overrides for `integration` to `command` the way spec-kit does when it runs
 /// the agent: `SPECKIT_INTEGRATION_<KEY>_EXECUTABLE` replaces the program and
 /// `SPECKIT_INTEGRATION_<KEY>_EXTRA_ARGS` (split like a POSIX shell would, quotes grouping words)
-/// is appended. Unset or blank variables change nothing. `lookup` reads a variable, so that the
-/// environment is passed in rather than read here.
+/// goes before the output flags of `format` (see `headless_arguments`). Unset or blank variables
+/// change nothing. `lookup` reads a variable, so that the environment is passed in rather than
+/// read here.
 pub fn apply_speckit_integration(
     mut command: Vec<String>,
     integration: &str,
+    format: OutputFormat,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, CommandAgentError> {
     let executable = lookup(&speckit_variable(integration, "EXECUTABLE"))
@@ -766,7 +789,7 @@ pub fn apply_speckit_integration(
     if let Some(extra) = lookup(&variable).filter(|value| !value.trim().is_empty()) {
         let arguments = split_arguments(&extra)
             .map_err(|reason| CommandAgentError::ExtraArguments { variable, reason })?;
-        command.extend(arguments);
+        insert_before_output_flags(&mut command, format, arguments);
     }
     Ok(command)
 }
@@ -1346,7 +1369,7 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
     }
 
     #[test]
-    fn speckit_executable_replaces_the_program_and_extra_args_are_appended() {
+    fn speckit_executable_replaces_the_program_and_extra_args_go_before_the_output_flags() {
         let command = words(&["cursor-agent", "-p", "--output-format", "json"]);
         let lookup = environment(&[
             (
@@ -1361,18 +1384,18 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
             ("SPECKIT_INTEGRATION_CLAUDE_EXECUTABLE", "/usr/bin/false"),
         ]);
         assert_eq!(
-            apply_speckit_integration(command, "cursor-agent", lookup),
+            apply_speckit_integration(command, "cursor-agent", OutputFormat::ClaudeJson, lookup),
             Ok(words(&[
                 "/opt/cursor/bin/cursor-agent",
                 "-p",
-                "--output-format",
-                "json",
                 "--model",
                 "sonnet-4",
                 "--append",
                 "two words",
                 "a \"b\"",
                 "c d",
+                "--output-format",
+                "json",
             ]))
         );
     }
@@ -1381,7 +1404,12 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
     fn unset_or_blank_speckit_variables_change_nothing() {
         let command = words(&["claude", "-p"]);
         assert_eq!(
-            apply_speckit_integration(command.clone(), "claude", environment(&[])),
+            apply_speckit_integration(
+                command.clone(),
+                "claude",
+                OutputFormat::Text,
+                environment(&[])
+            ),
             Ok(command.clone())
         );
         let blank = environment(&[
@@ -1389,7 +1417,7 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
             ("SPECKIT_INTEGRATION_CLAUDE_EXTRA_ARGS", " \t"),
         ]);
         assert_eq!(
-            apply_speckit_integration(command.clone(), "claude", blank),
+            apply_speckit_integration(command.clone(), "claude", OutputFormat::Text, blank),
             Ok(command)
         );
     }
@@ -1397,8 +1425,13 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
     #[test]
     fn an_unclosed_quote_in_extra_args_is_an_error_naming_the_variable() {
         let lookup = environment(&[("SPECKIT_INTEGRATION_CODEX_EXTRA_ARGS", "--flag 'open")]);
-        let error = apply_speckit_integration(words(&["codex", "exec", "-"]), "codex", lookup)
-            .expect_err("an unclosed quote");
+        let error = apply_speckit_integration(
+            words(&["codex", "exec", "-"]),
+            "codex",
+            OutputFormat::Text,
+            lookup,
+        )
+        .expect_err("an unclosed quote");
         assert_eq!(
             error,
             CommandAgentError::ExtraArguments {

@@ -15,6 +15,7 @@ pub mod command_agent;
 pub mod context_budget;
 pub mod envelope;
 pub mod event;
+mod headless_arguments;
 mod memory_usage;
 pub mod mock_agent;
 pub mod output_format;

@@ -164,6 +164,12 @@ pub enum BackendSettings {
         /// `SPECKIT_INTEGRATION_<KEY>_EXECUTABLE` and `_EXTRA_ARGS` variables apply to the
         /// command when the backend is built.
         speckit_integration: Option<String>,
+        /// `model`: passed as `--model NAME` (where spec-kit puts it: before the output flags);
+        /// `None` leaves the choice to the agent's own configuration.
+        model: Option<String>,
+        /// `memory`: the cap on what the agent's process tree really uses, bytes; replaces
+        /// `defaults.agent_memory` (and `large_context_memory`) for attempts on this backend.
+        memory_bytes: Option<u64>,
     },
     /// OpenAI-compatible chat completions.
     OpenAi {
