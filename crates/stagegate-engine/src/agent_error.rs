@@ -77,6 +77,23 @@ pub(crate) fn classify(status: Option<u64>, message: &str) -> Failure {
     Failure::retryable(said)
 }
 
+/// What an agent's stderr says on a failed exit, when it says it is not authenticated or out
+/// of quota: the permanent failure, with `how` (the exit) and `excerpt` (stderr's last lines)
+/// quoted. `None` otherwise: the exit stays a retryable failure.
+pub(crate) fn permanent_from_stderr(how: &str, excerpt: &str) -> Option<Failure> {
+    let lower = excerpt.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|word| lower.contains(word));
+    if has(&QUOTA_WORDS) {
+        return Some(Failure::permanent(format!(
+            "{how}: {excerpt}; {QUOTA_HINT}"
+        )));
+    }
+    if has(&AUTH_WORDS) {
+        return Some(Failure::permanent(format!("{how}: {excerpt}; {AUTH_HINT}")));
+    }
+    None
+}
+
 /// Whether the text names one of `codes` the way the agents print a status: `API Error: 401`,
 /// `[API Error: 429 …]`, `status 401`, `"code":401`.
 fn status_in_text(lower: &str, codes: &[&str]) -> bool {
@@ -101,6 +118,23 @@ mod tests {
 
     fn is_permanent(failure: &Failure) -> bool {
         matches!(failure, Failure::Permanent { .. })
+    }
+
+    #[test]
+    fn stderr_is_permanent_only_when_it_says_auth_or_quota() {
+        let failure =
+            permanent_from_stderr("`opencode` exited with code 1", "Error: invalid x-api-key")
+                .expect("an auth failure");
+        assert!(is_permanent(&failure));
+        assert_eq!(
+            permanent_from_stderr(
+                "`copilot` exited with code 1",
+                "Error: Authentication token found but could not be validated. | Failed to fetch \
+                 PAT user login: network fetch failed"
+            ),
+            None,
+            "a network failure while checking a token may pass"
+        );
     }
 
     #[test]

@@ -28,6 +28,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, Command};
 use tokio::time::{Instant, sleep_until};
 
+use crate::agent_error::permanent_from_stderr;
 use crate::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
 use crate::bounded_output::{CappedOutput, OverCap, TailBuffer};
 use crate::headless_arguments::insert_before_output_flags;
@@ -626,10 +627,38 @@ fn exit_result(
         ),
         (None, None) => format!("`{}` failed ({status})", program.name),
     };
-    Err(Failure::retryable(match stderr_excerpt(stderr) {
-        Some(excerpt) => format!("{how}: {excerpt}"),
-        None => format!("{how} and wrote nothing on stderr"),
-    }))
+    // Colour codes (opencode writes them to a pipe too) are not part of the message.
+    let stderr = strip_ansi_escapes(stderr);
+    match stderr_excerpt(&stderr) {
+        Some(excerpt) => Err(permanent_from_stderr(&how, &excerpt)
+            .unwrap_or_else(|| Failure::retryable(format!("{how}: {excerpt}")))),
+        None => Err(Failure::retryable(format!(
+            "{how} and wrote nothing on stderr"
+        ))),
+    }
+}
+
+/// `bytes` without ANSI escape sequences (CSI `ESC [ … final`, and other `ESC x` pairs).
+fn strip_ansi_escapes(bytes: &[u8]) -> Vec<u8> {
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] != 0x1b {
+            kept.push(bytes[index]);
+            index += 1;
+            continue;
+        }
+        index += 1;
+        if bytes.get(index) == Some(&b'[') {
+            index += 1;
+            // Parameters and intermediates, then one final byte in 0x40..=0x7e.
+            while index < bytes.len() && !(0x40..=0x7e).contains(&bytes[index]) {
+                index += 1;
+            }
+        }
+        index += 1;
+    }
+    kept
 }
 
 /// `failure` with `lead: ` before its message.
@@ -1056,6 +1085,16 @@ mod tests {
             "`/bin/sh` crashed right after it started (SIGTRAP) under the 4 GiB RLIMIT_DATA cap, \
              which counts reserved address space; raise backends.claude.memory (or \
              defaults.agent_memory)"
+        );
+    }
+
+    #[test]
+    fn colour_codes_are_stripped_from_stderr() {
+        assert_eq!(
+            strip_ansi_escapes(
+                b"\x1b[0m\n> plan\n\x1b[91m\x1b[1mError: \x1b[0minvalid x-api-key\n"
+            ),
+            b"\n> plan\nError: invalid x-api-key\n"
         );
     }
 
