@@ -38,6 +38,8 @@ mod logs;
 mod loopback_server;
 #[path = "cli/orphans.rs"]
 mod orphans;
+#[path = "cli/presets_real_clis.rs"]
+mod presets_real_clis;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/secrets.rs"]
