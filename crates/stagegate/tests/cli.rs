@@ -4,6 +4,8 @@
 
 #[path = "cli/agent_failures.rs"]
 mod agent_failures;
+#[path = "cli/agent_memory.rs"]
+mod agent_memory;
 #[path = "cli/builtin.rs"]
 mod builtin;
 #[path = "cli/completions.rs"]
