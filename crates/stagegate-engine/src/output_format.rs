@@ -4,7 +4,7 @@
 //!
 //! Pure functions over the program's output, so that each format is tested with the real
 //! tools' output shapes without running them. An error the agent reports is classified by
-//! [`crate::agent_error`] (authentication and quota permanent, rate limits waited for, the rest
+//! `agent_error` (authentication and quota permanent, rate limits waited for, the rest
 //! retryable); output that is not the expected JSON is retryable, since an interrupted agent
 //! writes that too.
 

@@ -33,9 +33,9 @@
 //! the agent has its own copies, so that end of file and broken pipes are the agent's alone.
 //!
 //! - with `--memory-bytes N`, it samples what the tree really uses (see `memory_usage`: anonymous
-//!   and shared memory, not reserved address space) every [`MEMORY_POLL`]; when the sum passes N
-//!   it says so on stderr ([`MEMORY_EXCEEDED_PREFIX`]), kills the tree and exits with
-//!   [`MEMORY_EXCEEDED_EXIT`], which the engine turns into a permanent "exceeded agent_memory"
+//!   and shared memory, not reserved address space) every `MEMORY_POLL`; when the sum passes N
+//!   it says so on stderr (`MEMORY_EXCEEDED_PREFIX`), kills the tree and exits with
+//!   `MEMORY_EXCEEDED_EXIT`, which the engine turns into a permanent "exceeded agent_memory"
 //!   failure. This replaces `RLIMIT_DATA` for supervised agents: the rlimit counts reservations
 //!   (Bun and V8 make huge ones and die at start under it) but not shared mappings.
 //!
