@@ -638,24 +638,24 @@ fn exit_result(
     }
 }
 
-/// `bytes` without ANSI escape sequences (CSI `ESC [ … final`, and other `ESC x` pairs).
+/// `bytes` without colour codes (SGR: `ESC [ digits;… m`), which some CLIs write to a pipe
+/// too. Every other escape sequence is kept, for the terminal display to show neutralised: it
+/// may be an attempt to act on the terminal, and the reader should see it.
 fn strip_ansi_escapes(bytes: &[u8]) -> Vec<u8> {
     let mut kept = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while index < bytes.len() {
-        if bytes[index] != 0x1b {
-            kept.push(bytes[index]);
-            index += 1;
-            continue;
-        }
-        index += 1;
-        if bytes.get(index) == Some(&b'[') {
-            index += 1;
-            // Parameters and intermediates, then one final byte in 0x40..=0x7e.
-            while index < bytes.len() && !(0x40..=0x7e).contains(&bytes[index]) {
-                index += 1;
+        if bytes[index] == 0x1b && bytes.get(index + 1) == Some(&b'[') {
+            let parameters = bytes[index + 2..]
+                .iter()
+                .take_while(|byte| byte.is_ascii_digit() || **byte == b';')
+                .count();
+            if bytes.get(index + 2 + parameters) == Some(&b'm') {
+                index += 3 + parameters;
+                continue;
             }
         }
+        kept.push(bytes[index]);
         index += 1;
     }
     kept

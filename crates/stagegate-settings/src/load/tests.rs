@@ -390,7 +390,14 @@ fn the_product_example_loads() {
         BackendSettings::Command {
             command: strings(&["claude", "-p"]),
             // The preset's variables stay unless the file sets the same names.
-            env: [("CLAUDE_CODE_MAX_RETRIES".to_owned(), "0".to_owned())].into(),
+            env: [
+                ("CLAUDE_CODE_MAX_RETRIES".to_owned(), "0".to_owned()),
+                (
+                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_owned(),
+                    "1".to_owned()
+                ),
+            ]
+            .into(),
             secret_env: Vec::new(),
             // The example's own command prints text: the preset's JSON format does not linger.
             output_format: OutputFormat::Text,
