@@ -12,7 +12,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{AgentRequest, CallIdentity, CallMaterials, Failure, Phase, Usage};
+use crate::backend::{
+    AgentRequest, AnswerNotes, CallIdentity, CallMaterials, Failure, NotedOutcome, Phase, Usage,
+};
 use crate::event::{AttemptStatus, Event, now_ms, parse_confidence};
 use crate::secrets;
 use crate::stage_plan::{AgentPlan, BackendHandle};
@@ -218,10 +220,11 @@ async fn attempt_once(
         kill_grace: environment.kill_grace,
         materials: call.materials.clone(),
     };
-    let mut outcome = backend.backend.run(request).await;
+    let NotedOutcome { mut outcome, notes } = backend.backend.run_noted(request).await;
     // Before anything sees it: events, the recorder, the cache, the retry policy's messages.
     secrets::redact_outcome(&mut outcome);
     let duration = started.elapsed();
+    send_notes(events, &identity, &backend.name, notes);
     let (output, output_hash, confidence): (Arc<str>, _, _) = match &outcome.result {
         Ok(text) => (
             Arc::from(text.as_str()),
@@ -249,6 +252,38 @@ async fn attempt_once(
         },
     );
     (outcome.result, outcome.usage)
+}
+
+/// What the backend noticed about the answer, as events ahead of the attempt's end.
+fn send_notes(
+    events: &UnboundedSender<Event>,
+    identity: &CallIdentity,
+    backend: &str,
+    notes: AnswerNotes,
+) {
+    if let Some(truncation) = notes.truncation {
+        send(
+            events,
+            Event::AnswerTruncated {
+                identity: identity.clone(),
+                backend: backend.to_owned(),
+                cuts: truncation.cuts,
+                handling: truncation.handling,
+                at_ms: now_ms(),
+            },
+        );
+    }
+    if let Some(reasoning) = notes.reasoning {
+        send(
+            events,
+            Event::ReasoningStripped {
+                identity: identity.clone(),
+                backend: backend.to_owned(),
+                reasoning,
+                at_ms: now_ms(),
+            },
+        );
+    }
 }
 
 fn identity(environment: &CallEnvironment, call: &Call, attempt: u32) -> CallIdentity {

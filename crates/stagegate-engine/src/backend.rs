@@ -35,6 +35,89 @@ pub trait Backend: Send + Sync {
     /// Runs one attempt. Must return by `request.deadline` (as [`Failure::TimedOut`]) and
     /// soon after `request.cancel` fires (as [`Failure::Cancelled`]), leaving nothing running.
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome>;
+
+    /// Runs one attempt like [`Backend::run`], with what the backend noticed about the answer
+    /// beyond its text (a cut at the token limit, reasoning taken out). Backends that notice
+    /// nothing keep this default.
+    fn run_noted(&self, request: AgentRequest) -> BoxFuture<NotedOutcome> {
+        let run = self.run(request);
+        Box::pin(async move {
+            NotedOutcome {
+                outcome: run.await,
+                notes: AnswerNotes::default(),
+            }
+        })
+    }
+}
+
+/// An attempt's outcome and the backend's notes on its answer.
+///
+/// The notes travel beside the outcome (not in it) so that the backends that have none, and
+/// the code that builds outcomes, stay as they are.
+#[derive(Debug, Clone)]
+pub struct NotedOutcome {
+    pub outcome: AgentOutcome,
+    pub notes: AnswerNotes,
+}
+
+/// What a backend noticed about an answer: each becomes an event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerNotes {
+    /// The model stopped at its output-token limit at least once.
+    pub truncation: Option<Truncation>,
+    /// The model reasoned before answering, and that reasoning was taken out of the answer.
+    pub reasoning: Option<Reasoning>,
+}
+
+/// A model that stopped at its output-token limit (`finish_reason: "length"`,
+/// `stop_reason: "max_tokens"`), and what was done about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truncation {
+    /// How many times the answer was cut (1 + the continuations that were cut again).
+    pub cuts: u32,
+    pub handling: TruncationHandling,
+}
+
+/// What the backend's `on_truncation` setting did with a cut answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TruncationHandling {
+    /// The model was asked to go on until the answer was whole.
+    Continued,
+    /// The attempt failed: the answer was cut (and stayed cut after the continuations allowed).
+    Failed,
+    /// The cut answer was kept, marked incomplete.
+    Accepted,
+}
+
+impl TruncationHandling {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TruncationHandling::Continued => "continued",
+            TruncationHandling::Failed => "failed",
+            TruncationHandling::Accepted => "accepted",
+        }
+    }
+
+    /// What happened, for a person: "continued until whole", "attempt failed", "kept incomplete".
+    pub fn describe(self) -> &'static str {
+        match self {
+            TruncationHandling::Continued => "continued until whole",
+            TruncationHandling::Failed => "attempt failed",
+            TruncationHandling::Accepted => "kept incomplete",
+        }
+    }
+}
+
+/// Reasoning a model did before its answer (`reasoning_content`, `<think>` blocks, thinking
+/// blocks), kept out of the answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reasoning {
+    /// Reasoning tokens, when the server reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    /// Characters of reasoning text taken out of the answer.
+    pub chars: u64,
 }
 
 /// The phase of a stage an agent call belongs to.

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{CallIdentity, Failure, Usage};
+use crate::backend::{CallIdentity, Failure, Reasoning, TruncationHandling, Usage};
 
 /// Milliseconds since the Unix epoch, the timestamp of every event.
 pub fn now_ms() -> i64 {
@@ -213,6 +213,26 @@ pub enum Event {
         delay_ms: u64,
         at_ms: i64,
     },
+    /// The model stopped at its output-token limit during this attempt; `handling` says what
+    /// the backend's `on_truncation` did about it. Sent before the attempt's `attempt_finished`.
+    AnswerTruncated {
+        #[serde(flatten)]
+        identity: CallIdentity,
+        backend: String,
+        /// How many times the answer was cut.
+        cuts: u32,
+        handling: TruncationHandling,
+        at_ms: i64,
+    },
+    /// The model reasoned before answering; the reasoning was taken out of the answer.
+    ReasoningStripped {
+        #[serde(flatten)]
+        identity: CallIdentity,
+        backend: String,
+        #[serde(flatten)]
+        reasoning: Reasoning,
+        at_ms: i64,
+    },
     FallbackStarted {
         run_id: String,
         stage: String,
@@ -333,6 +353,8 @@ impl Event {
             Event::AttemptFinished { .. } => "attempt_finished",
             Event::CacheHit { .. } => "cache_hit",
             Event::RetryScheduled { .. } => "retry_scheduled",
+            Event::AnswerTruncated { .. } => "answer_truncated",
+            Event::ReasoningStripped { .. } => "reasoning_stripped",
             Event::FallbackStarted { .. } => "fallback_started",
             Event::QuorumMet { .. } => "quorum_met",
             Event::QuorumLost { .. } => "quorum_lost",
@@ -361,6 +383,8 @@ impl Event {
             | Event::AttemptFinished { at_ms, .. }
             | Event::CacheHit { at_ms, .. }
             | Event::RetryScheduled { at_ms, .. }
+            | Event::AnswerTruncated { at_ms, .. }
+            | Event::ReasoningStripped { at_ms, .. }
             | Event::FallbackStarted { at_ms, .. }
             | Event::QuorumMet { at_ms, .. }
             | Event::QuorumLost { at_ms, .. }
@@ -383,7 +407,9 @@ impl Event {
             Event::AttemptStarted { identity, .. }
             | Event::AttemptFinished { identity, .. }
             | Event::CacheHit { identity, .. }
-            | Event::RetryScheduled { identity, .. } => &identity.run_id,
+            | Event::RetryScheduled { identity, .. }
+            | Event::AnswerTruncated { identity, .. }
+            | Event::ReasoningStripped { identity, .. } => &identity.run_id,
             Event::RunStarted { run_id, .. }
             | Event::StageStarted { run_id, .. }
             | Event::Adjusted { run_id, .. }
@@ -622,6 +648,22 @@ mod tests {
                 delay_ms: 1000,
                 at_ms: 9,
             },
+            Event::AnswerTruncated {
+                identity: identity(Phase::Agent, "a", None),
+                backend: "local".into(),
+                cuts: 2,
+                handling: crate::backend::TruncationHandling::Continued,
+                at_ms: 9,
+            },
+            Event::ReasoningStripped {
+                identity: identity(Phase::Synthesis, "s", Some("plan.md")),
+                backend: "local".into(),
+                reasoning: Reasoning {
+                    tokens: Some(120),
+                    chars: 480,
+                },
+                at_ms: 9,
+            },
             Event::FallbackStarted {
                 run_id: run_id(),
                 stage: stage(),
@@ -743,7 +785,7 @@ mod tests {
         let kinds: std::collections::BTreeSet<&str> = events.iter().map(Event::kind).collect();
         // One of each kind but `Unknown`: a new kind needs its sample here.
         assert_eq!(kinds.len(), events.len());
-        assert_eq!(kinds.len(), 21, "{kinds:?}");
+        assert_eq!(kinds.len(), 23, "{kinds:?}");
         for event in &events {
             let json = serde_json::to_string(event).expect("serializes");
             let back: Event = serde_json::from_str(&json).unwrap_or_else(|error| {

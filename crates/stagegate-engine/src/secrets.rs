@@ -410,6 +410,8 @@ mod tests {
                 api_key_env: Some("KEY_VARIABLE".to_owned()),
                 temperature: None,
                 max_tokens: None,
+                api: Default::default(),
+                http: Default::default(),
             },
         ];
         remember_from_backends(backends.iter(), |variable| match variable {

@@ -37,7 +37,7 @@ use crate::adaptive::{Adjustment, LiveRules, humanize};
 use crate::agent_call::{
     Call, CallEnvironment, CallResult, answer_from_cache, cache_key, millis, run_call,
 };
-use crate::backend::{CallMaterials, Failure, Phase};
+use crate::backend::{CallMaterials, Failure, Phase, TruncationHandling};
 use crate::event::{
     AgentFailure, AttemptStatus, CallMemo, Event, EventSink, SinkError, Verdict, now_ms,
 };
@@ -154,6 +154,9 @@ struct StageLoop<'a, S> {
     discovery: Option<String>,
     /// Every adaptive adjustment made so far, for the summary artifact.
     adjustments_made: Vec<Adjustment>,
+    /// Answers kept although the model stopped at its token limit (`on_truncation =
+    /// "accept"`), by phase, agent and artifact: the later phases and the summary say so.
+    truncated: BTreeSet<(Phase, String, Option<String>)>,
 }
 
 impl<'a, S: EventSink> StageLoop<'a, S> {
@@ -180,6 +183,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             memo: None,
             discovery: None,
             adjustments_made: Vec::new(),
+            truncated: BTreeSet::new(),
         }
     }
 
@@ -528,6 +532,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         live: Option<&mut LiveState>,
         calls: &mut VecDeque<Call>,
     ) -> Result<(), StageError> {
+        self.note_truncations(&events);
         let Some(live) = live else {
             self.sink.emit_all(&events).await?;
             return Ok(());
@@ -582,9 +587,27 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             events.push(event);
         }
         if !events.is_empty() {
+            self.note_truncations(&events);
             self.sink.emit_all(&events).await?;
         }
         Ok(())
+    }
+
+    fn note_truncations(&mut self, events: &[Event]) {
+        for event in events {
+            if let Event::AnswerTruncated {
+                identity,
+                handling: TruncationHandling::Accepted,
+                ..
+            } = event
+            {
+                self.truncated.insert((
+                    identity.phase,
+                    identity.agent.clone(),
+                    identity.artifact.clone(),
+                ));
+            }
+        }
     }
 
     fn note_attempts(&mut self, phase: Phase, result: &CallResult, artifact: Option<String>) {
@@ -725,7 +748,13 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 }
             };
             let content = if name == plan.summary_artifact {
-                append_agent_outcomes(&content, plan, product, &self.adjustments_made)
+                append_agent_outcomes(
+                    &content,
+                    plan,
+                    product,
+                    &self.adjustments_made,
+                    &self.truncated,
+                )
             } else {
                 content
             };
@@ -865,19 +894,34 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             artifacts: inputs.artifacts.to_vec(),
             feedback: inputs.feedback.map(str::to_owned),
             previous: inputs.previous.map(str::to_owned),
-            guidance: self.guidance(phase).to_vec(),
+            guidance: self.guidance(phase),
             discovery: self.discovery_for(phase).map(str::to_owned),
         })
     }
 
-    fn guidance(&self, phase: Phase) -> &[String] {
+    /// The adaptive rules' guidance for `phase`, and a warning about every earlier answer that
+    /// was kept although cut at its token limit.
+    fn guidance(&self, phase: Phase) -> Vec<String> {
         let guidance = &self.plan.adaptation.guidance;
-        match phase {
-            Phase::Agent => &guidance.agent,
-            Phase::Review => &guidance.review,
-            Phase::Synthesis => &guidance.synthesis,
-            Phase::Qa => &guidance.qa,
+        let mut lines = match phase {
+            Phase::Agent => guidance.agent.clone(),
+            Phase::Review => guidance.review.clone(),
+            Phase::Synthesis => guidance.synthesis.clone(),
+            Phase::Qa => guidance.qa.clone(),
+        };
+        for (earlier, agent, artifact) in &self.truncated {
+            if *earlier >= phase {
+                continue;
+            }
+            let what = match artifact {
+                Some(artifact) => format!("The synthesis of {artifact} by {agent}"),
+                None => format!("The {} output of {agent}", earlier.as_str()),
+            };
+            lines.push(format!(
+                "{what} was cut off at its model's output-token limit and is incomplete: treat what it leaves out as unknown, not as settled, and say so."
+            ));
         }
+        lines
     }
 
     fn discovery_for(&self, phase: Phase) -> Option<&str> {
@@ -893,6 +937,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         inputs: &PhaseInputs<'_>,
     ) -> Result<(String, Vec<String>), StageError> {
         let plan = self.plan;
+        let guidance = self.guidance(phase);
         let context = PromptContext {
             stage: StageView {
                 id: &plan.id,
@@ -914,7 +959,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             artifacts: inputs.artifacts,
             feedback: inputs.feedback,
             previous: inputs.previous,
-            guidance: self.guidance(phase),
+            guidance: &guidance,
             discovery: self.discovery_for(phase),
             cuts: &[],
         };
@@ -1029,6 +1074,7 @@ fn append_agent_outcomes(
     plan: &StagePlan,
     product: &StageProduct,
     adjustments: &[Adjustment],
+    truncated: &BTreeSet<(Phase, String, Option<String>)>,
 ) -> String {
     let mut section =
         String::from("\n\n## Agent outcomes\n\n| agent | role | outcome |\n|---|---|---|\n");
@@ -1039,6 +1085,10 @@ fn append_agent_outcomes(
             .find(|failure| failure.agent == agent.id)
         {
             Some(failure) => format!("failed: {}", failure.reason.replace('|', "/")),
+            None if truncated.contains(&(Phase::Agent, agent.id.clone(), None)) => {
+                "succeeded, but its answer was cut at the model's output-token limit (incomplete)"
+                    .to_owned()
+            }
             None => "succeeded".to_owned(),
         };
         section.push_str(&format!(

@@ -1,6 +1,18 @@
-//! The answer being assembled from a stream (or read from one JSON body), in either wire format.
+//! The answer being assembled from a stream (or read from one JSON body), in any wire format.
 
-use stagegate_engine::backend::{AgentOutcome, Failure, Usage};
+use stagegate_engine::backend::Failure;
+
+use crate::reasoning::strip_think_blocks;
+
+/// Why the model stopped, as far as the format says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// It finished its answer (`stop`, `end_turn`, `completed`, or any reason but the limit).
+    Ended,
+    /// It reached its output-token limit (`length`, `max_tokens`, `max_output_tokens`): the text
+    /// is cut off.
+    TokenLimit,
+}
 
 /// Text and usage so far, and how far the server got.
 #[derive(Debug, Default)]
@@ -8,31 +20,52 @@ pub(crate) struct Answer {
     pub(crate) text: String,
     pub(crate) input_tokens: Option<u64>,
     pub(crate) output_tokens: Option<u64>,
-    /// The model said why it stopped (`finish_reason`, `stop_reason`): the text is whole even if
-    /// the stream's end marker never comes.
-    pub(crate) finished: bool,
+    /// Reasoning tokens, when the server reports them (they are part of `output_tokens`).
+    pub(crate) reasoning_tokens: Option<u64>,
+    /// Characters of reasoning the server sent apart from the text (`reasoning_content`,
+    /// thinking blocks) or inside it (`<think>` blocks), none of which is kept.
+    pub(crate) reasoning_chars: u64,
+    /// The model said why it stopped (`finish_reason`, `stop_reason`): the text is whole or
+    /// cut, even if the stream's end marker never comes.
+    pub(crate) stop: Option<Stop>,
     /// The stream's end marker (`[DONE]`, `message_stop`): nothing more will come.
     pub(crate) complete: bool,
 }
 
 impl Answer {
-    /// The attempt's outcome: the text and usage, or why there is no usable text.
-    pub(crate) fn into_outcome(self) -> AgentOutcome {
-        if !(self.finished || self.complete) {
-            return AgentOutcome::failure(Failure::retryable(
+    /// Notes reasoning text that arrived apart from the answer.
+    pub(crate) fn add_reasoning(&mut self, reasoning: &str) {
+        self.reasoning_chars += reasoning.chars().count() as u64;
+    }
+
+    /// The answer as read: `<think>` blocks taken out of the text, or why there is no usable
+    /// answer. A cut answer (`Stop::TokenLimit`) is usable: the caller decides what to do; so is
+    /// an empty one that `continues` an earlier cut (the model had nothing left to say).
+    pub(crate) fn finish(mut self, continues: bool) -> Result<Answer, Failure> {
+        if self.stop.is_none() && !self.complete {
+            return Err(Failure::retryable(
                 "the stream ended before the answer was complete",
             ));
         }
-        if self.text.trim().is_empty() {
-            return AgentOutcome::failure(Failure::retryable("the model returned no text"));
+        let (text, think_chars) = strip_think_blocks(&self.text);
+        self.text = text;
+        self.reasoning_chars += think_chars;
+        if self.text.trim().is_empty() && self.stop != Some(Stop::TokenLimit) && !continues {
+            let detail = if self.reasoning_chars > 0 {
+                " (only reasoning)"
+            } else {
+                ""
+            };
+            return Err(Failure::retryable(format!(
+                "the model returned no text{detail}"
+            )));
         }
-        let usage = (self.input_tokens.is_some() || self.output_tokens.is_some()).then(|| Usage {
-            input_tokens: self.input_tokens.unwrap_or(0),
-            output_tokens: self.output_tokens.unwrap_or(0),
-        });
-        let mut outcome = AgentOutcome::success(self.text);
-        outcome.usage = usage;
-        outcome
+        Ok(self)
+    }
+
+    /// Whether the model stopped at its token limit.
+    pub(crate) fn is_cut(&self) -> bool {
+        self.stop == Some(Stop::TokenLimit)
     }
 }
 

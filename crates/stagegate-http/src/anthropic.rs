@@ -4,15 +4,22 @@
 //! with `"stream": true`. The streamed answer is a sequence of named events: `message_start`
 //! (input tokens), `content_block_delta` (text), `message_delta` (output tokens, stop reason),
 //! `message_stop`, and `error` (e.g. `overloaded_error`, worth another try). The key is required.
+//!
+//! Thinking blocks (`thinking_delta`) are counted and left out of the answer; a `stop_reason` of
+//! `max_tokens` is a cut answer. Input tokens include the prompt-cache reads and writes
+//! (`cache_read_input_tokens`, `cache_creation_input_tokens`): the prompt was that long.
 
 use std::time::Duration;
 
 use eventsource_stream::Event;
 use reqwest::RequestBuilder;
 use serde_json::{Value, json};
-use stagegate_engine::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
+use stagegate_engine::backend::{
+    AgentOutcome, AgentRequest, Backend, BoxFuture, Failure, NotedOutcome,
+};
+use stagegate_settings::OnTruncation;
 
-use crate::answer::{Answer, unreadable};
+use crate::answer::{Answer, Stop, unreadable};
 use crate::backend_error::HttpBackendError;
 use crate::client::{Transport, WireFormat};
 use crate::key_source::KeySource;
@@ -42,13 +49,15 @@ impl AnthropicAgent {
         }
         let root = base_url.trim_end_matches('/');
         let root = root.strip_suffix("/v1").unwrap_or(root);
+        let mut transport = Transport::new(
+            root,
+            "/v1/messages",
+            model,
+            Some(KeySource::env(api_key_env)),
+        )?;
+        transport.token_limit = Some(max_tokens);
         Ok(AnthropicAgent {
-            transport: Transport::new(
-                root,
-                "/v1/messages",
-                model,
-                Some(KeySource::env(api_key_env)),
-            )?,
+            transport,
             base_url: base_url.to_owned(),
             max_tokens,
         })
@@ -93,13 +102,25 @@ impl Backend for AnthropicAgent {
 
     /// Kind, server, model and token limit: what shapes the answer. Never the key.
     fn fingerprint(&self) -> String {
-        format!(
+        let mut fingerprint = format!(
             "anthropic:{}:{}:temperature=None:max_tokens={}",
             self.base_url, self.transport.model, self.max_tokens
-        )
+        );
+        if self.transport.on_truncation != OnTruncation::default() {
+            fingerprint.push_str(&format!(
+                ":on_truncation={}",
+                self.transport.on_truncation.as_str()
+            ));
+        }
+        fingerprint
     }
 
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
+        let noted = self.run_noted(request);
+        Box::pin(async move { noted.await.outcome })
+    }
+
+    fn run_noted(&self, request: AgentRequest) -> BoxFuture<NotedOutcome> {
         let body = self.body(&request);
         let transport = self.transport.clone();
         Box::pin(transport.call::<AnthropicWire>(request, body))
@@ -131,16 +152,24 @@ impl WireFormat for AnthropicWire {
             "message_start" => read_usage(&payload["message"]["usage"], answer),
             "content_block_delta" => {
                 let delta = &payload["delta"];
-                if delta["type"] == "text_delta"
-                    && let Some(text) = delta["text"].as_str()
-                {
-                    answer.text.push_str(text);
+                match delta["type"].as_str() {
+                    Some("text_delta") => {
+                        if let Some(text) = delta["text"].as_str() {
+                            answer.text.push_str(text);
+                        }
+                    }
+                    Some("thinking_delta") => {
+                        if let Some(thinking) = delta["thinking"].as_str() {
+                            answer.add_reasoning(thinking);
+                        }
+                    }
+                    _ => {}
                 }
             }
             "message_delta" => {
                 read_usage(&payload["usage"], answer);
-                if payload["delta"]["stop_reason"].is_string() {
-                    answer.finished = true;
+                if let Some(reason) = payload["delta"]["stop_reason"].as_str() {
+                    answer.stop = Some(stop(reason));
                 }
             }
             "message_stop" => answer.complete = true,
@@ -164,18 +193,41 @@ impl WireFormat for AnthropicWire {
                 .filter(|block| block["type"] == "text")
                 .filter_map(|block| block["text"].as_str())
                 .collect(),
-            finished: true,
+            stop: Some(stop(body["stop_reason"].as_str().unwrap_or("end_turn"))),
             complete: true,
             ..Answer::default()
         };
+        for block in blocks.iter().filter(|block| block["type"] == "thinking") {
+            if let Some(thinking) = block["thinking"].as_str() {
+                answer.add_reasoning(thinking);
+            }
+        }
         read_usage(&body["usage"], &mut answer);
         Ok(answer)
     }
 }
 
-/// `input_tokens` and `output_tokens`, where present (`message_delta` carries output only).
+/// `max_tokens` (and a full context window) cut the answer; `end_turn`, `stop_sequence`,
+/// `refusal` and the rest end it.
+fn stop(stop_reason: &str) -> Stop {
+    match stop_reason {
+        "max_tokens" | "model_context_window_exceeded" => Stop::TokenLimit,
+        _ => Stop::Ended,
+    }
+}
+
+/// Input (with the prompt cache's reads and writes) and output tokens, where present
+/// (`message_delta` carries output only). Later counts replace earlier ones: they are totals.
 fn read_usage(usage: &Value, answer: &mut Answer) {
-    if let Some(tokens) = usage["input_tokens"].as_u64() {
+    let input = [
+        "input_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+    ]
+    .iter()
+    .filter_map(|key| usage[*key].as_u64())
+    .reduce(|total, tokens| total + tokens);
+    if let Some(tokens) = input {
         answer.input_tokens = Some(tokens);
     }
     if let Some(tokens) = usage["output_tokens"].as_u64() {
@@ -196,6 +248,9 @@ fn stream_error(error: &Value) -> Failure {
             message,
             retry_after_ms: None,
         },
+        "billing_error" => Failure::permanent(format!(
+            "{message} (the account has no credit left: add credit or change the plan; retrying cannot help)"
+        )),
         _ => Failure::permanent(message),
     }
 }
@@ -246,7 +301,44 @@ mod tests {
             (answer.input_tokens, answer.output_tokens),
             (Some(25), Some(15))
         );
-        assert!(answer.finished && answer.complete);
+        assert!(answer.stop == Some(Stop::Ended) && answer.complete);
+    }
+
+    #[test]
+    fn thinking_is_counted_apart_cache_tokens_are_input_and_max_tokens_is_a_cut() {
+        let mut answer = Answer::default();
+        for (name, data) in [
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":5,"cache_read_input_tokens":100,"cache_creation_input_tokens":20,"output_tokens":1}}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me see"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"abc"}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Cut here"}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":64}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ] {
+            AnthropicWire::on_event(&event(name, data), &mut answer).expect("an event");
+        }
+        assert_eq!(answer.text, "Cut here");
+        assert_eq!(answer.reasoning_chars, 10);
+        assert_eq!(
+            (answer.input_tokens, answer.output_tokens),
+            (Some(125), Some(64))
+        );
+        assert!(answer.is_cut());
     }
 
     #[test]

@@ -14,8 +14,9 @@ use eventsource_stream::Event;
 use futures_util::StreamExt;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{RequestBuilder, Url};
-use stagegate_engine::backend::{AgentOutcome, AgentRequest, Failure};
+use stagegate_engine::backend::{AgentOutcome, AgentRequest, Failure, NotedOutcome};
 use stagegate_engine::secrets;
+use stagegate_settings::OnTruncation;
 use tokio::time::{Instant, sleep_until};
 
 use crate::answer::Answer;
@@ -25,6 +26,7 @@ use crate::http_error::{RejectionContext, classify};
 use crate::key_source::KeySource;
 use crate::shared_pause::SharedPause;
 use crate::sse::events;
+use crate::truncation::{Assembled, continuation_messages};
 
 /// How long connecting may take before the server counts as unreachable.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,6 +41,13 @@ pub(crate) trait WireFormat {
     fn on_event(event: &Event, answer: &mut Answer) -> Result<(), Failure>;
     /// Reads a whole (non-streamed) JSON answer.
     fn parse_json(body: &serde_json::Value) -> Result<Answer, Failure>;
+    /// The request that asks the model to go on after `partial`, the answer so far, which it
+    /// cut at its token limit: the conversation with that answer and a request to continue.
+    fn continuation(body: &serde_json::Value, partial: &str) -> serde_json::Value {
+        let mut body = body.clone();
+        body["messages"] = continuation_messages(&body["messages"], partial);
+        body
+    }
 }
 
 /// What both agents hold: the client, the endpoint and the call-time settings.
@@ -51,6 +60,9 @@ pub(crate) struct Transport {
     /// `[backends.NAME]`, for messages that point at the setting to change.
     pub(crate) backend_name: Option<String>,
     pub(crate) idle_timeout: Duration,
+    pub(crate) on_truncation: OnTruncation,
+    /// The output-token limit the request sets, for the message about a cut answer.
+    pub(crate) token_limit: Option<u32>,
     pause: SharedPause,
 }
 
@@ -93,8 +105,21 @@ impl Transport {
             key,
             backend_name: None,
             idle_timeout: IDLE_TIMEOUT,
+            on_truncation: OnTruncation::default(),
+            token_limit: None,
             pause: SharedPause::default(),
         })
+    }
+
+    /// Points the transport at `base_url` + `path` instead (another endpoint of one API).
+    pub(crate) fn set_path(&mut self, base_url: &str, path: &str) -> Result<(), HttpBackendError> {
+        let endpoint = format!("{}{path}", base_url.trim_end_matches('/'));
+        self.endpoint =
+            Url::parse(&endpoint).map_err(|error| HttpBackendError::InvalidBaseUrl {
+                base_url: base_url.to_owned(),
+                reason: error.to_string(),
+            })?;
+        Ok(())
     }
 
     #[cfg(test)]
@@ -107,20 +132,24 @@ impl Transport {
         self,
         request: AgentRequest,
         body: serde_json::Value,
-    ) -> AgentOutcome {
+    ) -> NotedOutcome {
         let started = Instant::now();
         let cancel = request.cancel.clone();
+        let bare = |failure| NotedOutcome {
+            outcome: AgentOutcome::failure(failure),
+            notes: Default::default(),
+        };
         if cancel.is_cancelled() {
-            return AgentOutcome::failure(Failure::Cancelled);
+            return bare(Failure::Cancelled);
         }
         let deadline = request.deadline;
         let output_cap = request.output_cap_bytes;
         tokio::select! {
             biased;
-            () = cancel.cancelled() => AgentOutcome::failure(Failure::Cancelled),
+            () = cancel.cancelled() => bare(Failure::Cancelled),
             () = sleep_until(deadline) => {
                 let after_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                AgentOutcome::failure(Failure::TimedOut { after_ms })
+                bare(Failure::TimedOut { after_ms })
             }
             outcome = self.attempt::<W>(body, output_cap, deadline) => outcome,
         }
@@ -131,12 +160,17 @@ impl Transport {
         body: serde_json::Value,
         output_cap: u64,
         deadline: Instant,
-    ) -> AgentOutcome {
+    ) -> NotedOutcome {
         let key = match &self.key {
             None => None,
             Some(source) => match source.read() {
                 Some(key) => Some(key),
-                None => return AgentOutcome::failure(self.missing_key(source)),
+                None => {
+                    return NotedOutcome {
+                        outcome: AgentOutcome::failure(self.missing_key(source)),
+                        notes: Default::default(),
+                    };
+                }
             },
         };
         if let Some(until) = self.pause.paused_until()
@@ -146,21 +180,67 @@ impl Transport {
             // honours `retry_after_ms`) or the fallback backend can act on it at once.
             let remaining = until.saturating_duration_since(Instant::now());
             let remaining_ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
-            return AgentOutcome::failure(Failure::RateLimited {
-                message: format!(
-                    "the server's rate limit holds this backend for {remaining_ms} ms more, past this attempt's deadline"
-                ),
-                retry_after_ms: Some(remaining_ms),
-            });
+            return NotedOutcome {
+                outcome: AgentOutcome::failure(Failure::RateLimited {
+                    message: format!(
+                        "the server's rate limit holds this backend for {remaining_ms} ms more, past this attempt's deadline"
+                    ),
+                    retry_after_ms: Some(remaining_ms),
+                }),
+                notes: Default::default(),
+            };
         }
-        let mut outcome = match self.send::<W>(body, key.as_deref(), output_cap).await {
-            Ok(answer) => answer.into_outcome(),
-            Err(failure) => AgentOutcome::failure(failure),
-        };
+        let mut noted = self
+            .assemble::<W>(body, key.as_deref(), output_cap)
+            .await
+            .into_outcome(self.on_truncation, &self.cut_advice());
         // Our messages never contain the key, but a server or proxy may echo what it was sent,
         // in an error or in the answer itself. The key was remembered when it was read.
-        secrets::redact_outcome(&mut outcome);
-        outcome
+        secrets::redact_outcome(&mut noted.outcome);
+        noted
+    }
+
+    /// The answer, over as many requests as `on_truncation = "continue"` takes.
+    async fn assemble<W: WireFormat>(
+        &self,
+        body: serde_json::Value,
+        key: Option<&str>,
+        output_cap: u64,
+    ) -> Assembled {
+        let mut assembled = Assembled::default();
+        let mut request = body.clone();
+        loop {
+            let remaining_cap = output_cap.saturating_sub(assembled.text.len() as u64);
+            let continues = !assembled.text.is_empty();
+            let answer = self
+                .send::<W>(request, key, remaining_cap)
+                .await
+                .and_then(|answer| answer.finish(continues));
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(failure) => {
+                    assembled.failure = Some(failure);
+                    return assembled;
+                }
+            };
+            if !assembled.add(answer, self.on_truncation) {
+                return assembled;
+            }
+            request = W::continuation(&body, &assembled.text);
+        }
+    }
+
+    /// What to change when answers are cut: the token limit, or the handling.
+    fn cut_advice(&self) -> String {
+        let prefix = match &self.backend_name {
+            Some(name) => format!("backends.{name}."),
+            None => String::new(),
+        };
+        let limit = match self.token_limit {
+            Some(limit) => format!("raise {prefix}max_tokens (now {limit})"),
+            None => format!("set {prefix}max_tokens higher than the server's default"),
+        };
+        format!("{limit}, or set {prefix}on_truncation = \"accept\" to keep cut answers")
     }
 
     async fn send<W: WireFormat>(
@@ -261,6 +341,7 @@ impl fmt::Debug for Transport {
             .field("key", &self.key)
             .field("backend_name", &self.backend_name)
             .field("idle_timeout", &self.idle_timeout)
+            .field("on_truncation", &self.on_truncation)
             .finish_non_exhaustive()
     }
 }
@@ -305,6 +386,15 @@ macro_rules! transport_options {
             /// How long the answer may send nothing before the attempt fails as stalled (60 s).
             pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> Self {
                 self.transport.idle_timeout = idle_timeout;
+                self
+            }
+
+            /// What an answer cut at the output-token limit gets (`continue` by default).
+            pub fn with_on_truncation(
+                mut self,
+                on_truncation: stagegate_settings::OnTruncation,
+            ) -> Self {
+                self.transport.on_truncation = on_truncation;
                 self
             }
         }

@@ -1,9 +1,13 @@
 //! A non-2xx answer as a classified [`Failure`], with the server's own message.
 //!
-//! 429 and 529 (Anthropic's "overloaded") are rate limits: retryable, with the server's
-//! `Retry-After` as both the failure's `retry_after_ms` and the backend's shared pause. 408 and
-//! 5xx are retryable. Every other 4xx is permanent: the request, the key or the model name is
-//! wrong, and sending it again cannot help. The message is the status plus the server's
+//! As both official SDKs do: the server's `x-should-retry` header decides first (`true` or
+//! `false`); without it, 429 and 529 (Anthropic's "overloaded") are rate limits: retryable, with
+//! the server's `Retry-After` as both the failure's `retry_after_ms` and the backend's shared
+//! pause; 408, 409 (a conflict, such as a lock held by another request) and 5xx are retryable.
+//! Every other 4xx is permanent: the request, the key or the model name is wrong, and sending
+//! it again cannot help. An exhausted quota or credit (OpenAI's 429 `insufficient_quota`,
+//! Anthropic's `billing_error`, 402) is permanent whatever the status: it lasts until someone
+//! pays, and retrying it as a rate limit only delays the failure. The message is the status plus the server's
 //! explanation from its JSON error body (`error.message` in both APIs), e.g.
 //! "401 Unauthorized: invalid x-api-key", with a hint at what to check.
 
@@ -54,8 +58,29 @@ pub(crate) fn classify(
         message.push_str(": ");
         message.push_str(&server_message);
     }
-    match status.as_u16() {
-        429 | 529 => {
+    if status.as_u16() == 402 || is_out_of_credit(body) {
+        message.push_str(
+            " (the account is out of quota or credit: check its plan and billing; retrying cannot help)",
+        );
+        return Rejection {
+            failure: Failure::permanent(message),
+            pause: None,
+        };
+    }
+    let should_retry = headers
+        .get("x-should-retry")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim);
+    match (should_retry, status.as_u16()) {
+        (Some("false"), _) => Rejection {
+            failure: Failure::permanent(message),
+            pause: None,
+        },
+        (Some("true"), code) if !matches!(code, 429 | 529) => Rejection {
+            failure: Failure::retryable(message),
+            pause: None,
+        },
+        (_, 429 | 529) => {
             let pause = retry_after(headers, now);
             Rejection {
                 failure: Failure::RateLimited {
@@ -66,11 +91,11 @@ pub(crate) fn classify(
                 pause,
             }
         }
-        408 | 500..=599 => Rejection {
+        (_, 408 | 409 | 500..=599) => Rejection {
             failure: Failure::retryable(message),
             pause: None,
         },
-        code => {
+        (_, code) => {
             match (code, context.key_variable) {
                 (401 | 403, Some(variable)) => {
                     message.push_str(&format!(" (check the key in {variable})"));
@@ -90,6 +115,19 @@ pub(crate) fn classify(
             }
         }
     }
+}
+
+/// OpenAI's `insufficient_quota` (as `error.code` or `error.type`) or Anthropic's
+/// `billing_error` (`error.type`).
+fn is_out_of_credit(body: &[u8]) -> bool {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    let error = &json["error"];
+    [&error["code"], &error["type"]]
+        .into_iter()
+        .filter_map(|value| value.as_str())
+        .any(|kind| matches!(kind, "insufficient_quota" | "billing_error"))
 }
 
 /// The server's explanation: `error.message` (OpenAI, Anthropic), `error` as a string (Ollama,
@@ -198,6 +236,48 @@ mod tests {
                 },
                 pause: Some(Duration::from_secs(3)),
             }
+        );
+    }
+
+    #[test]
+    fn quota_and_billing_errors_are_permanent_with_a_hint() {
+        let quota = classify_body(
+            429,
+            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+        );
+        assert_eq!(
+            quota.failure,
+            Failure::permanent(
+                "429 Too Many Requests: You exceeded your current quota (the account is out of quota or credit: check its plan and billing; retrying cannot help)"
+            )
+        );
+        assert_eq!(quota.pause, None);
+        let billing = classify_body(
+            400,
+            r#"{"type":"error","error":{"type":"billing_error","message":"Your credit balance is too low"}}"#,
+        );
+        assert!(!billing.failure.is_retryable());
+        assert!(!classify_body(402, "pay").failure.is_retryable());
+    }
+
+    #[test]
+    fn x_should_retry_decides_and_409_is_retried() {
+        let with_header = |code: u16, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-should-retry", HeaderValue::from_static(value));
+            let status = StatusCode::from_u16(code).expect("status");
+            classify(status, &headers, b"", SystemTime::now(), &context()).failure
+        };
+        assert!(with_header(400, "true").is_retryable());
+        assert!(!with_header(503, "false").is_retryable());
+        assert!(!with_header(429, "false").is_retryable());
+        assert!(matches!(
+            with_header(429, "true"),
+            Failure::RateLimited { .. }
+        ));
+        assert_eq!(
+            classify_body(409, "").failure,
+            Failure::retryable("409 Conflict")
         );
     }
 

@@ -31,7 +31,9 @@
 //! formats), `body_stream` (a response body that fails when it stalls), `sse` (server-sent
 //! events), `http_error` (a non-2xx answer as a [`Failure`](stagegate_engine::backend::Failure)),
 //! `retry_after` (the `Retry-After` header), `shared_pause`, `answer` (the text and usage being
-//! assembled), [`KeySource`], and the two formats.
+//! assembled), `reasoning` (`<think>` blocks), `truncation` (answers cut at the token limit:
+//! continued, failed or kept), [`KeySource`], and the formats: chat completions (`openai`),
+//! the Responses API (`responses`) and Messages (`anthropic`).
 
 mod answer;
 mod anthropic;
@@ -41,10 +43,13 @@ mod client;
 mod http_error;
 mod key_source;
 mod openai;
+mod reasoning;
+mod responses;
 mod retry_after;
 mod settings_factory;
 mod shared_pause;
 mod sse;
+mod truncation;
 
 pub use anthropic::AnthropicAgent;
 pub use backend_error::HttpBackendError;

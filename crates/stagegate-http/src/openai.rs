@@ -6,6 +6,11 @@
 //! usage in the last chunk when asked for with `stream_options.include_usage`. A server that
 //! ignores `stream` and answers with one JSON body (`choices[0].message.content`) works too.
 //! The key is optional: local servers need none.
+//!
+//! The token limit goes as `max_completion_tokens` to OpenAI itself and to its reasoning models
+//! (which refuse the deprecated `max_tokens`), and as `max_tokens` to every other server.
+//! Reasoning that comes apart from the answer (`reasoning_content`, `reasoning`) is counted and
+//! left out. `api = "responses"` speaks OpenAI's Responses API instead (see `responses`).
 
 use std::time::Duration;
 
@@ -13,12 +18,16 @@ use eventsource_stream::Event;
 use reqwest::RequestBuilder;
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
-use stagegate_engine::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
+use stagegate_engine::backend::{
+    AgentOutcome, AgentRequest, Backend, BoxFuture, Failure, NotedOutcome,
+};
+use stagegate_settings::{OnTruncation, OpenAiApi};
 
-use crate::answer::{Answer, unreadable};
+use crate::answer::{Answer, Stop, unreadable};
 use crate::backend_error::HttpBackendError;
 use crate::client::{Transport, WireFormat};
 use crate::key_source::KeySource;
+use crate::responses::ResponsesWire;
 
 /// An agent answered by an OpenAI-compatible chat-completions server.
 #[derive(Debug, Clone)]
@@ -27,6 +36,7 @@ pub struct OpenAiAgent {
     base_url: String,
     temperature: Option<f64>,
     max_tokens: Option<u32>,
+    api: OpenAiApi,
 }
 
 impl OpenAiAgent {
@@ -50,15 +60,37 @@ impl OpenAiAgent {
             return Err(HttpBackendError::ZeroMaxTokens);
         }
         let key = api_key_env.map(KeySource::env);
+        let mut transport = Transport::new(base_url, "/chat/completions", model, key)?;
+        transport.token_limit = max_tokens;
         Ok(OpenAiAgent {
-            transport: Transport::new(base_url, "/chat/completions", model, key)?,
+            transport,
             base_url: base_url.to_owned(),
             temperature,
             max_tokens,
+            api: OpenAiApi::ChatCompletions,
         })
     }
 
+    /// Speaks `api`: chat completions (the default) or the Responses API.
+    pub fn with_api(mut self, api: OpenAiApi) -> Result<Self, HttpBackendError> {
+        let path = match api {
+            OpenAiApi::ChatCompletions => "/chat/completions",
+            OpenAiApi::Responses => "/responses",
+        };
+        self.transport.set_path(&self.base_url, path)?;
+        self.api = api;
+        Ok(self)
+    }
+
     fn body(&self, request: &AgentRequest) -> Value {
+        if self.api == OpenAiApi::Responses {
+            return crate::responses::body(
+                &self.transport.model,
+                &request.prompt,
+                self.temperature,
+                self.max_tokens,
+            );
+        }
         let mut body = json!({
             "model": self.transport.model,
             "messages": [{"role": "user", "content": request.prompt}],
@@ -69,9 +101,28 @@ impl OpenAiAgent {
             body["temperature"] = json!(temperature);
         }
         if let Some(max_tokens) = self.max_tokens {
-            body["max_tokens"] = json!(max_tokens);
+            body[token_limit_field(&self.base_url, &self.transport.model)] = json!(max_tokens);
         }
         body
+    }
+}
+
+/// The name of the token limit: OpenAI deprecated `max_tokens` for `max_completion_tokens`,
+/// and its reasoning models refuse the old name; compatible servers (llama.cpp, Ollama, vLLM,
+/// proxies) may only know the old one.
+fn token_limit_field(base_url: &str, model: &str) -> &'static str {
+    let model = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    let reasoning_model = ["o1", "o3", "o4", "gpt-5"]
+        .iter()
+        .any(|family| model.starts_with(family));
+    if reasoning_model || base_url.contains("://api.openai.com") {
+        "max_completion_tokens"
+    } else {
+        "max_tokens"
     }
 }
 
@@ -81,17 +132,36 @@ impl Backend for OpenAiAgent {
     }
 
     /// Kind, server, model and sampling settings: what shapes the answer. Never the key.
+    /// Settings left at their defaults add nothing, so that existing cache entries stay valid.
     fn fingerprint(&self) -> String {
-        format!(
+        let mut fingerprint = format!(
             "openai:{}:{}:temperature={:?}:max_tokens={:?}",
             self.base_url, self.transport.model, self.temperature, self.max_tokens
-        )
+        );
+        if self.api != OpenAiApi::default() {
+            fingerprint.push_str(&format!(":api={}", self.api.as_str()));
+        }
+        if self.transport.on_truncation != OnTruncation::default() {
+            fingerprint.push_str(&format!(
+                ":on_truncation={}",
+                self.transport.on_truncation.as_str()
+            ));
+        }
+        fingerprint
     }
 
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
+        let noted = self.run_noted(request);
+        Box::pin(async move { noted.await.outcome })
+    }
+
+    fn run_noted(&self, request: AgentRequest) -> BoxFuture<NotedOutcome> {
         let body = self.body(&request);
         let transport = self.transport.clone();
-        Box::pin(transport.call::<OpenAiWire>(request, body))
+        match self.api {
+            OpenAiApi::ChatCompletions => Box::pin(transport.call::<OpenAiWire>(request, body)),
+            OpenAiApi::Responses => Box::pin(transport.call::<ResponsesWire>(request, body)),
+        }
     }
 }
 
@@ -123,11 +193,15 @@ impl WireFormat for OpenAiWire {
             )));
         }
         let choice = &chunk["choices"][0];
-        if let Some(text) = choice["delta"]["content"].as_str() {
+        let delta = &choice["delta"];
+        if let Some(text) = delta["content"].as_str() {
             answer.text.push_str(text);
         }
-        if choice["finish_reason"].is_string() {
-            answer.finished = true;
+        if let Some(reasoning) = reasoning_text(delta) {
+            answer.add_reasoning(reasoning);
+        }
+        if let Some(reason) = choice["finish_reason"].as_str() {
+            answer.stop = Some(stop(reason));
         }
         read_usage(&chunk["usage"], answer);
         Ok(())
@@ -143,22 +217,51 @@ impl WireFormat for OpenAiWire {
         }
         let mut answer = Answer {
             text: message["content"].as_str().unwrap_or_default().to_owned(),
-            finished: true,
+            stop: Some(stop(
+                body["choices"][0]["finish_reason"]
+                    .as_str()
+                    .unwrap_or("stop"),
+            )),
             complete: true,
             ..Answer::default()
         };
+        if let Some(reasoning) = reasoning_text(message) {
+            answer.add_reasoning(reasoning);
+        }
         read_usage(&body["usage"], &mut answer);
         Ok(answer)
     }
 }
 
-/// `usage.prompt_tokens` and `usage.completion_tokens`, when the chunk has them.
+/// `length` is the token limit; every other reason (`stop`, `tool_calls`, `content_filter`)
+/// ends the answer as it is.
+fn stop(finish_reason: &str) -> Stop {
+    match finish_reason {
+        "length" => Stop::TokenLimit,
+        _ => Stop::Ended,
+    }
+}
+
+/// Reasoning sent beside the answer: `reasoning_content` (llama.cpp, DeepSeek, vLLM) or
+/// `reasoning` (Ollama, OpenRouter).
+fn reasoning_text(message: &Value) -> Option<&str> {
+    message["reasoning_content"]
+        .as_str()
+        .or(message["reasoning"].as_str())
+        .filter(|text| !text.is_empty())
+}
+
+/// `usage.prompt_tokens`, `usage.completion_tokens` and the reasoning tokens among them, when
+/// the chunk has them.
 fn read_usage(usage: &Value, answer: &mut Answer) {
     if let Some(tokens) = usage["prompt_tokens"].as_u64() {
         answer.input_tokens = Some(tokens);
     }
     if let Some(tokens) = usage["completion_tokens"].as_u64() {
         answer.output_tokens = Some(tokens);
+    }
+    if let Some(tokens) = usage["completion_tokens_details"]["reasoning_tokens"].as_u64() {
+        answer.reasoning_tokens = Some(tokens);
     }
 }
 
@@ -201,7 +304,41 @@ mod tests {
             (answer.input_tokens, answer.output_tokens),
             (Some(7), Some(2))
         );
-        assert!(answer.finished && answer.complete);
+        assert!(answer.stop == Some(Stop::Ended) && answer.complete);
+    }
+
+    #[test]
+    fn a_length_finish_is_a_cut_and_reasoning_is_kept_apart() {
+        let mut answer = Answer::default();
+        for chunk in [
+            r#"{"choices":[{"delta":{"reasoning_content":"think"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"Part"},"finish_reason":"length"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9,"completion_tokens_details":{"reasoning_tokens":4}}}"#,
+        ] {
+            OpenAiWire::on_event(&data(chunk), &mut answer).expect("a chunk");
+        }
+        assert_eq!(answer.text, "Part");
+        assert!(answer.is_cut());
+        assert_eq!(
+            (answer.reasoning_chars, answer.reasoning_tokens),
+            (5, Some(4))
+        );
+    }
+
+    #[test]
+    fn reasoning_models_and_openai_get_max_completion_tokens() {
+        assert_eq!(
+            token_limit_field("https://api.openai.com/v1", "gpt-4.1"),
+            "max_completion_tokens"
+        );
+        assert_eq!(
+            token_limit_field("https://proxy.example/v1", "openai/o3-mini"),
+            "max_completion_tokens"
+        );
+        assert_eq!(
+            token_limit_field("http://127.0.0.1:8080/v1", "gemma-3-270m"),
+            "max_tokens"
+        );
     }
 
     #[test]

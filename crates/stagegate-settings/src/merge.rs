@@ -103,7 +103,7 @@ fn merge_backend(base: &mut RawBackend, top: RawBackend, layer: &Layer) {
     base.declared_in = Some(layer.clone());
     set_each!(base, top, layer;
         kind, command, env, secret_env, output_format, speckit_integration, memory, base_url, model, api_key_env, temperature, max_tokens, latency,
-        fail_attempts, output);
+        fail_attempts, output, api, idle_timeout, on_truncation);
 }
 
 fn merge_stage(base: &mut RawStage, top: RawStage, layer: &Layer) {

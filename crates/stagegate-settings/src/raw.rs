@@ -177,6 +177,12 @@ pub(crate) struct RawBackend {
     pub(crate) api_key_env: Option<Sourced<String>>,
     pub(crate) temperature: Option<Sourced<f64>>,
     pub(crate) max_tokens: Option<Sourced<i64>>,
+    /// `openai`: `chat-completions` or `responses`.
+    pub(crate) api: Option<Sourced<String>>,
+    /// `openai`, `anthropic`: how long an answer may stall.
+    pub(crate) idle_timeout: Option<Sourced<RawDuration>>,
+    /// `openai`, `anthropic`: `continue`, `fail` or `accept` a cut answer.
+    pub(crate) on_truncation: Option<Sourced<String>>,
     pub(crate) latency: Option<Sourced<RawDuration>>,
     pub(crate) fail_attempts: Option<Sourced<i64>>,
     pub(crate) output: Option<Sourced<String>>,

@@ -179,6 +179,9 @@ pub enum BackendSettings {
         api_key_env: Option<String>,
         temperature: Option<f64>,
         max_tokens: Option<u32>,
+        /// Which OpenAI endpoint it speaks (`api`).
+        api: OpenAiApi,
+        http: HttpOptions,
     },
     /// Anthropic's Messages API.
     Anthropic {
@@ -186,6 +189,7 @@ pub enum BackendSettings {
         model: String,
         api_key_env: String,
         max_tokens: u32,
+        http: HttpOptions,
     },
     /// No model: answers after `latency`, fails the first `fail_attempts` attempts of each agent.
     Mock {
@@ -194,6 +198,75 @@ pub enum BackendSettings {
         /// Fixed output; when absent the mock writes a short deterministic text naming the call.
         output: Option<String>,
     },
+}
+
+/// What the HTTP backends (`openai`, `anthropic`) share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpOptions {
+    /// How long an answer may send nothing before the attempt fails as stalled
+    /// (`idle_timeout`, 60 s).
+    pub idle_timeout: Duration,
+    /// What a model that stops at its output-token limit gets (`on_truncation`).
+    pub on_truncation: OnTruncation,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            idle_timeout: Duration::from_secs(60),
+            on_truncation: OnTruncation::Continue,
+        }
+    }
+}
+
+/// `on_truncation`: what to do with an answer cut at the model's output-token limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnTruncation {
+    /// Ask the model to go on where it stopped, a few times; still cut after that, the attempt
+    /// fails.
+    #[default]
+    Continue,
+    /// Fail the attempt (permanently: the same request would be cut again).
+    Fail,
+    /// Keep the cut answer; the later phases, the summary and `status` say it is incomplete.
+    Accept,
+}
+
+impl OnTruncation {
+    pub const ALL: [OnTruncation; 3] = [
+        OnTruncation::Continue,
+        OnTruncation::Fail,
+        OnTruncation::Accept,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnTruncation::Continue => "continue",
+            OnTruncation::Fail => "fail",
+            OnTruncation::Accept => "accept",
+        }
+    }
+}
+
+/// `api` of an `openai` backend: the endpoint it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OpenAiApi {
+    /// `POST {base_url}/chat/completions`, which every OpenAI-compatible server speaks.
+    #[default]
+    ChatCompletions,
+    /// `POST {base_url}/responses`, OpenAI's Responses API, for models that only speak it.
+    Responses,
+}
+
+impl OpenAiApi {
+    pub const ALL: [OpenAiApi; 2] = [OpenAiApi::ChatCompletions, OpenAiApi::Responses];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenAiApi::ChatCompletions => "chat-completions",
+            OpenAiApi::Responses => "responses",
+        }
+    }
 }
 
 /// `output_format` of a `command` backend: what its stdout holds.

@@ -48,32 +48,6 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_directory(directory)
 }
 
-/// Like [`atomic_write`] (a temporary file renamed over `path`, so that a reader never sees half
-/// a file), but without any fsync: the file survives the process crashing (it is in the page
-/// cache) but not necessarily the machine crashing — the same durability `synchronous = NORMAL`
-/// gives the database's last commits. For files whose durable copy is elsewhere.
-pub(crate) fn write_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let file_name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} does not name a file", path.display()),
-        )
-    })?;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let (temporary_path, mut file) = create_temporary(directory, &file_name.to_string_lossy())?;
-    let result = file.write_all(bytes).and_then(|()| {
-        drop(file);
-        fs::rename(&temporary_path, path)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary_path);
-    }
-    result
-}
-
 fn create_temporary(directory: &Path, file_name: &str) -> io::Result<(PathBuf, File)> {
     loop {
         let counter = TEMPORARY_COUNTER.fetch_add(1, Ordering::Relaxed);

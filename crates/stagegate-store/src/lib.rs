@@ -12,6 +12,7 @@
 //! [`atomic_write`] per artifact.
 
 mod atomic_write;
+mod chunking;
 mod content_hash;
 mod error;
 mod publish;
@@ -29,5 +30,8 @@ pub use records::{
     GateRecord, GateState, LockRecord, NewPublication, NewRun, ParseNameError, PublicationRecord,
     RunRecord, RunState, RunUnlock,
 };
-pub use run_dir::{AttemptFiles, RunDir};
-pub use store::{Accepted, BatchWrite, DecisionRequest, GateDecision, Refused, Store};
+pub use run_dir::RunDir;
+pub use store::{
+    Accepted, AttemptKey, AttemptText, BatchWrite, DecisionRequest, GateDecision, Refused, Store,
+    TextKind,
+};

@@ -2,7 +2,6 @@
 //! spells these file names.
 //!
 //! ```text
-//! runs/<run-id>/<stage>/<phase>/<agent>/attempt-<n>/{prompt.md, output.md, stderr.txt}
 //! runs/<run-id>/<stage>/staged/<artifact>            the round the gate shows now
 //! runs/<run-id>/<stage>/staged.next/<artifact>       a modification being prepared
 //! runs/<run-id>/<stage>/staged.round-<n>/<artifact>  earlier rounds, kept
@@ -13,18 +12,16 @@
 //! switches with two renames made under the decision's lock, so a crash leaves the gate with the
 //! round it had or the round it recorded, never a mixture ([`RunDir::repair_rounds`]).
 //!
-//! Everything here is kept after the run for debugging; files are written with [`atomic_write`]
-//! so that a crash never leaves a half-written output that `resume` could mistake for a result.
+//! Attempts' prompts, outputs and stderr are not here: they are rows of the database
+//! (`Store::attempt_text`, shown by `stagegate show`). Everything here is kept after the run;
+//! files are written with [`atomic_write`] so that a crash never leaves a half-written artifact.
 
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::atomic_write::{atomic_write, write_unsynced};
+use crate::atomic_write::atomic_write;
 
-const PROMPT_FILE: &str = "prompt.md";
-const OUTPUT_FILE: &str = "output.md";
-const STDERR_FILE: &str = "stderr.txt";
 const STAGED_DIRECTORY: &str = "staged";
 const NEXT_ROUND_DIRECTORY: &str = "staged.next";
 const REPLACED_DIRECTORY: &str = "replaced";
@@ -33,17 +30,6 @@ const REPLACED_DIRECTORY: &str = "replaced";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
     path: PathBuf,
-}
-
-/// The files of one attempt; only those present are written.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AttemptFiles<'a> {
-    /// The rendered prompt the agent received.
-    pub prompt: Option<&'a str>,
-    /// The agent's output, as bytes because a misbehaving agent may write anything.
-    pub output: Option<&'a [u8]>,
-    /// The agent's standard error.
-    pub stderr: Option<&'a [u8]>,
 }
 
 impl RunDir {
@@ -59,51 +45,6 @@ impl RunDir {
     /// `runs/<run-id>/<stage>`.
     pub fn stage_dir(&self, stage: &str) -> PathBuf {
         self.path.join(stage)
-    }
-
-    /// `runs/<run-id>/<stage>/<phase>/<agent>/attempt-<n>`.
-    pub fn attempt_dir(&self, stage: &str, phase: &str, agent: &str, attempt: u32) -> PathBuf {
-        self.stage_dir(stage)
-            .join(phase)
-            .join(agent)
-            .join(format!("attempt-{attempt}"))
-    }
-
-    /// Writes `prompt.md`, `output.md` and `stderr.txt` (those present) into the attempt's
-    /// directory, creating it. Rewriting an attempt replaces its files.
-    pub fn write_attempt(
-        &self,
-        stage: &str,
-        phase: &str,
-        agent: &str,
-        attempt: u32,
-        files: &AttemptFiles<'_>,
-    ) -> io::Result<()> {
-        for (what, component) in [("stage", stage), ("phase", phase), ("agent", agent)] {
-            validate_component(what, component)?;
-        }
-        let directory = self.attempt_dir(stage, phase, agent, attempt);
-        fs::create_dir_all(&directory)?;
-        // Written without fsync (still renamed into place, so never seen half-written). Safe
-        // because nothing durable depends on these files outliving a machine crash: the durable
-        // copy of an answer is its `answers` row (what `resume` replays), the outcome is the
-        // attempt row, and both are committed in the recorder's group commit under
-        // `synchronous = NORMAL`, which itself keeps the last commits only as far as the page
-        // cache does — the files have the same durability. A process crash (the failure the
-        // run log is for) loses neither. Were an OS crash to lose an `output.md`, a later
-        // process reading it back (`history`) fails with a clear error asking to rerun the
-        // stage; nothing is published from these files. Two fsyncs per file (file, then
-        // directory) were most of the recording's cost per attempt.
-        if let Some(prompt) = files.prompt {
-            write_unsynced(&directory.join(PROMPT_FILE), prompt.as_bytes())?;
-        }
-        if let Some(output) = files.output {
-            write_unsynced(&directory.join(OUTPUT_FILE), output)?;
-        }
-        if let Some(stderr) = files.stderr {
-            write_unsynced(&directory.join(STDERR_FILE), stderr)?;
-        }
-        Ok(())
     }
 
     /// `runs/<run-id>/<stage>/staged`: artifacts waiting for the gate.
@@ -311,62 +252,9 @@ mod tests {
         let (_directory, run_dir) = run_dir();
         assert_eq!(run_dir.stage_dir("plan"), run_dir.path().join("plan"));
         assert_eq!(
-            run_dir.attempt_dir("plan", "agent", "solution-architect", 2),
-            run_dir
-                .path()
-                .join("plan/agent/solution-architect/attempt-2")
-        );
-        assert_eq!(
             run_dir.staged_dir("plan"),
             run_dir.path().join("plan/staged")
         );
-    }
-
-    #[test]
-    fn write_attempt_writes_only_present_files() {
-        let (_directory, run_dir) = run_dir();
-        let files = AttemptFiles {
-            prompt: Some("Plan this"),
-            output: Some(b"the plan"),
-            stderr: None,
-        };
-        run_dir
-            .write_attempt("plan", "agent", "solution-architect", 1, &files)
-            .unwrap();
-        let attempt = run_dir.attempt_dir("plan", "agent", "solution-architect", 1);
-        assert_eq!(
-            fs::read_to_string(attempt.join("prompt.md")).unwrap(),
-            "Plan this"
-        );
-        assert_eq!(fs::read(attempt.join("output.md")).unwrap(), b"the plan");
-        assert!(!attempt.join("stderr.txt").exists());
-
-        let files = AttemptFiles {
-            stderr: Some(b"warning"),
-            ..AttemptFiles::default()
-        };
-        run_dir
-            .write_attempt("plan", "agent", "solution-architect", 1, &files)
-            .unwrap();
-        assert_eq!(fs::read(attempt.join("stderr.txt")).unwrap(), b"warning");
-        assert_eq!(fs::read(attempt.join("output.md")).unwrap(), b"the plan");
-    }
-
-    #[test]
-    fn write_attempt_refuses_components_that_escape() {
-        let (_directory, run_dir) = run_dir();
-        let files = AttemptFiles::default();
-        assert!(
-            run_dir
-                .write_attempt("..", "agent", "a", 1, &files)
-                .is_err()
-        );
-        assert!(
-            run_dir
-                .write_attempt("plan", "agent", "../a", 1, &files)
-                .is_err()
-        );
-        assert!(!run_dir.path().exists());
     }
 
     #[test]

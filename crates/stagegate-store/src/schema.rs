@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_gate_transitions.sql"),
     include_str!("../migrations/0003_lock_owner.sql"),
+    include_str!("../migrations/0005_attempt_texts.sql"),
 ];
 
 /// The newest schema version this build knows.

@@ -19,9 +19,11 @@ mod gates;
 mod locks;
 mod publications;
 mod runs;
+mod texts;
 mod transitions;
 
 pub use batch::BatchWrite;
+pub use texts::{AttemptKey, AttemptText, TextKind};
 pub use transitions::{Accepted, DecisionRequest, GateDecision, Refused};
 
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@ use stagegate_engine::event::{AgentFailure, Event, Verdict};
 use stagegate_engine::prompt::{AgentOutputView, NamedText};
 use stagegate_engine::stage::StageProduct;
 use stagegate_engine::stage_plan::StagePlan;
-use stagegate_store::{AttemptRecord, Store};
+use stagegate_store::{AttemptKey, AttemptRecord, Store, TextKind};
 
 use crate::error::AppError;
 
@@ -25,22 +25,6 @@ pub async fn load_product(
         .iter()
         .filter(|attempt| attempt.stage == plan.id)
         .collect();
-    let read_output = |attempt: &AttemptRecord| -> Result<String, AppError> {
-        let path = run_dir
-            .attempt_dir(
-                &attempt.stage,
-                &attempt.phase,
-                &attempt.agent,
-                attempt.attempt,
-            )
-            .join("output.md");
-        std::fs::read_to_string(&path).map_err(|error| {
-            AppError::internal(format!(
-                "cannot read {}: {error}\nhint: the run directory may have been changed by hand; run the stage again",
-                path.display()
-            ))
-        })
-    };
     let last_ok = |phase: &str, agent: &str| {
         of_stage
             .iter()
@@ -60,7 +44,7 @@ pub async fn load_product(
             Some(attempt) => outputs.push(AgentOutputView {
                 agent: agent.id.clone(),
                 role: agent.role.clone(),
-                output: read_output(attempt)?,
+                output: read_output(store, attempt).await?,
             }),
             None => {
                 let reason = of_stage
@@ -77,13 +61,25 @@ pub async fn load_product(
         }
     }
     let review = match last_ok("review", &plan.reviewer.id) {
-        Some(attempt) => read_output(attempt)?,
+        Some(attempt) => read_output(store, attempt).await?,
         None => String::new(),
     };
     let mut artifacts = Vec::new();
     for (name, path) in run_dir.staged_artifacts(&plan.id)? {
         let content = std::fs::read_to_string(&path)?;
         artifacts.push(NamedText { name, content });
+    }
+    // The gate opened only once every required artifact was staged.
+    if let Some(missing) = plan
+        .required
+        .iter()
+        .find(|name| !artifacts.iter().any(|artifact| &artifact.name == *name))
+    {
+        return Err(AppError::internal(format!(
+            "the staged {missing} of stage {} is missing from {}\nhint: the run directory may have been changed by hand; run the stage again",
+            plan.id,
+            run_dir.staged_dir(&plan.id).display()
+        )));
     }
     let (verdict, qa_feedback, iterations) = last_verdict(store, run_id, &plan.id).await?;
     let next_attempts = next_attempts(&of_stage, plan);
@@ -97,6 +93,33 @@ pub async fn load_product(
         qa_feedback,
         iterations,
     })
+}
+
+/// The output a successful attempt recorded.
+async fn read_output(store: &Store, attempt: &AttemptRecord) -> Result<String, AppError> {
+    let missing = || {
+        AppError::internal(format!(
+            "the database holds no output of {}'s attempt {} in stage {}, although it succeeded\nhint: run the stage again",
+            attempt.agent, attempt.attempt, attempt.stage
+        ))
+    };
+    let bytes = store
+        .attempt_text(&attempt_key(attempt), TextKind::Output)
+        .await?
+        .ok_or_else(missing)?;
+    // Outputs are recorded from text, so they are UTF-8 unless the database was changed.
+    String::from_utf8(bytes).map_err(|_| missing())
+}
+
+/// The key of a recorded attempt's texts.
+pub fn attempt_key(attempt: &AttemptRecord) -> AttemptKey {
+    AttemptKey {
+        run_id: attempt.run_id.clone(),
+        stage: attempt.stage.clone(),
+        phase: attempt.phase.clone(),
+        agent: attempt.agent.clone(),
+        attempt: attempt.attempt,
+    }
 }
 
 /// The next attempt number of every call the stage made, so that a rework numbers its calls

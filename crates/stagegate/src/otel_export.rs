@@ -357,6 +357,24 @@ impl OtelExport {
                 ];
                 self.stage_event(stage, "context_cut", *at_ms, attributes);
             }
+            Event::AnswerTruncated {
+                identity,
+                backend,
+                cuts,
+                handling,
+                at_ms,
+            } => {
+                let attributes = vec![
+                    KeyValue::new("stagegate.phase", identity.phase.as_str()),
+                    KeyValue::new("stagegate.agent", identity.agent.clone()),
+                    KeyValue::new("stagegate.backend", backend.clone()),
+                    KeyValue::new("stagegate.cuts", i64::from(*cuts)),
+                    KeyValue::new("stagegate.handling", handling.as_str()),
+                ];
+                self.stage_event(&identity.stage, "answer_truncated", *at_ms, attributes);
+            }
+            // Counted in the run log and `status`; a trace has nothing to show for it.
+            Event::ReasoningStripped { .. } => {}
             Event::QuorumMet {
                 stage,
                 succeeded,

@@ -151,6 +151,22 @@ impl Progress {
             Event::ContextCut { agent, cuts, .. } => {
                 self.line(&format!("  context of {agent} cut: {}", cuts.join("; ")));
             }
+            Event::AnswerTruncated {
+                identity,
+                cuts,
+                handling,
+                ..
+            } => {
+                let what = label(
+                    identity.phase,
+                    &identity.agent,
+                    identity.artifact.as_deref(),
+                );
+                self.line(&format!(
+                    "  ✂ {what}: answer cut at the output-token limit ({cuts}×), {}",
+                    handling.describe()
+                ));
+            }
             Event::InputsScored {
                 complexity,
                 uncertainty,

@@ -1,6 +1,6 @@
 //! The store's subscriber: every event is appended to the SQLite log before anything acts on
-//! it, attempts are indexed, and the texts (prompts, outputs, stderr, staged artifacts) go
-//! into the run's directory.
+//! it, attempts are indexed with their texts (prompts, outputs, stderr: rows, each distinct
+//! text stored once), and staged artifacts go into the run's directory.
 //!
 //! # Group commit
 //! The rows go to a writer task of the recorder's own, which commits everything that arrived
@@ -15,11 +15,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use stagegate_engine::backend::{CallIdentity, Phase};
+use stagegate_engine::backend::{CallIdentity, Phase, TruncationHandling};
 use stagegate_engine::event::{Event, EventSink, SinkError};
 use stagegate_settings::CacheTtls;
 use stagegate_store::{
-    AttemptFiles, AttemptRecord, BatchWrite, CacheEntry, GateRecord, GateState, RunDir, Store,
+    AttemptKey, AttemptRecord, AttemptText, BatchWrite, CacheEntry, GateRecord, GateState, RunDir,
+    Store, TextKind,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,17 +33,9 @@ pub struct Recorder {
     writer: mpsc::UnboundedSender<Job>,
     /// The first commit that failed, once one has: every later `emit` reports it.
     failed: Arc<Mutex<Option<String>>>,
-    /// Attempt files to write once the commit holding the attempt's outcome is durable: an
-    /// attempt's output on disk means its answer is recorded (a resumed run trusts that).
-    outputs_after_commit: Vec<AttemptOutput>,
-}
-
-/// The files of a finished attempt (or a cache hit), written after its commit.
-struct AttemptOutput {
-    identity: CallIdentity,
-    prompt: Option<Arc<str>>,
-    output: Arc<str>,
-    stderr: Option<Arc<[u8]>>,
+    /// Attempts whose answer was kept although cut at the token limit: the run keeps them (a
+    /// resume needs them) but the cache does not, so that no later run takes one for whole.
+    kept_cuts: Vec<CallIdentity>,
 }
 
 /// Rows to commit, and who waits for their commit.
@@ -130,7 +123,7 @@ impl Recorder {
             next_round: false,
             writer,
             failed,
-            outputs_after_commit: Vec::new(),
+            kept_cuts: Vec::new(),
         }
     }
 
@@ -200,27 +193,12 @@ impl Recorder {
     }
 
     async fn record(&mut self, event: &Event) -> Result<(), String> {
-        self.record_queued(event).await?.wait().await?;
-        self.write_outputs()
+        self.record_queued(event).await?.wait().await
     }
 
-    /// Writes the files of the attempts whose outcomes are now committed.
-    fn write_outputs(&mut self) -> Result<(), String> {
-        for done in std::mem::take(&mut self.outputs_after_commit) {
-            self.write_files(
-                &done.identity,
-                &AttemptFiles {
-                    prompt: done.prompt.as_deref(),
-                    output: Some(done.output.as_bytes()),
-                    stderr: done.stderr.as_deref(),
-                },
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Records `event`, returning once its rows are queued (and its files written); the
-    /// returned commit says when they are durable, if the event is one that waits for it.
+    /// Records `event`, returning once its rows are queued; the returned commit says when
+    /// they are durable, if the event is one that waits for it. An attempt's texts are rows of
+    /// the same commit as its outcome, so an answer is never recorded without its text.
     async fn record_queued(&mut self, event: &Event) -> Result<Committed, String> {
         let run_id = run_id_of(event);
         let payload = serde_json::to_value(event).map_err(|error| error.to_string())?;
@@ -240,15 +218,8 @@ impl Recorder {
                 writes.push(BatchWrite::Attempt(attempt_record(
                     identity, backend, *at_ms,
                 )));
-                let committed = self.queue(writes, wait)?;
-                self.write_files(
-                    identity,
-                    &AttemptFiles {
-                        prompt: Some(prompt),
-                        ..AttemptFiles::default()
-                    },
-                )?;
-                Ok(committed)
+                writes.push(attempt_text(identity, TextKind::Prompt, prompt.as_bytes()));
+                self.queue(writes, wait)
             }
             Event::AttemptFinished {
                 identity,
@@ -272,10 +243,12 @@ impl Recorder {
                         key: key.clone(),
                         output: output.to_string(),
                     });
-                    writes.extend(
-                        self.cache_entry(identity, key, output, hash, *at_ms)
-                            .map(BatchWrite::Cache),
-                    );
+                    if !self.kept_cuts.contains(identity) {
+                        writes.extend(
+                            self.cache_entry(identity, key, output, hash, *at_ms)
+                                .map(BatchWrite::Cache),
+                        );
+                    }
                 }
                 let started = at_ms - i64::try_from(*duration_ms).unwrap_or(0);
                 writes.push(BatchWrite::Attempt(AttemptRecord {
@@ -289,14 +262,11 @@ impl Recorder {
                     output_tokens: usage.map(|usage| count(usage.output_tokens)),
                     ..attempt_record(identity, backend, started)
                 }));
-                let committed = self.queue(writes, wait)?;
-                self.outputs_after_commit.push(AttemptOutput {
-                    identity: identity.clone(),
-                    prompt: None,
-                    output: output.clone(),
-                    stderr: (!stderr.is_empty()).then(|| stderr.clone()),
-                });
-                Ok(committed)
+                writes.push(attempt_text(identity, TextKind::Output, output.as_bytes()));
+                if !stderr.is_empty() {
+                    writes.push(attempt_text(identity, TextKind::Stderr, stderr));
+                }
+                self.queue(writes, wait)
             }
             Event::CacheHit {
                 identity,
@@ -324,14 +294,9 @@ impl Recorder {
                     confidence: *confidence,
                     ..attempt_record(identity, backend, *at_ms)
                 }));
-                let committed = self.queue(writes, wait)?;
-                self.outputs_after_commit.push(AttemptOutput {
-                    identity: identity.clone(),
-                    prompt: Some(prompt.clone()),
-                    output: output.clone(),
-                    stderr: None,
-                });
-                Ok(committed)
+                writes.push(attempt_text(identity, TextKind::Prompt, prompt.as_bytes()));
+                writes.push(attempt_text(identity, TextKind::Output, output.as_bytes()));
+                self.queue(writes, wait)
             }
             Event::ArtifactSynthesized {
                 stage,
@@ -371,32 +336,16 @@ impl Recorder {
                 self.commit(writes, wait).await?;
                 Ok(Committed(None))
             }
+            Event::AnswerTruncated {
+                identity,
+                handling: TruncationHandling::Accepted,
+                ..
+            } => {
+                self.kept_cuts.push(identity.clone());
+                self.queue(writes, wait)
+            }
             _ => self.queue(writes, wait),
         }
-    }
-
-    fn write_files(&self, identity: &CallIdentity, files: &AttemptFiles<'_>) -> Result<(), String> {
-        self.run_dir
-            .write_attempt(
-                &identity.stage,
-                identity.phase.as_str(),
-                &attempt_key(identity),
-                identity.attempt,
-                files,
-            )
-            .map_err(|error| {
-                format!(
-                    "cannot write {}: {error}",
-                    self.run_dir
-                        .attempt_dir(
-                            &identity.stage,
-                            identity.phase.as_str(),
-                            &attempt_key(identity),
-                            identity.attempt
-                        )
-                        .display()
-                )
-            })
     }
 }
 
@@ -422,7 +371,6 @@ impl EventSink for Recorder {
         }
         last.wait()
             .await
-            .and_then(|()| self.write_outputs())
             .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
     }
 }
@@ -450,6 +398,21 @@ fn attempt_record(identity: &CallIdentity, backend: &str, started_at_ms: i64) ->
         input_tokens: None,
         output_tokens: None,
     }
+}
+
+/// One text of an attempt, as a row of the group commit.
+fn attempt_text(identity: &CallIdentity, kind: TextKind, bytes: &[u8]) -> BatchWrite {
+    BatchWrite::AttemptText(AttemptText {
+        key: AttemptKey {
+            run_id: identity.run_id.clone(),
+            stage: identity.stage.clone(),
+            phase: identity.phase.as_str().to_owned(),
+            agent: attempt_key(identity),
+            attempt: identity.attempt,
+        },
+        kind,
+        bytes: Arc::from(bytes),
+    })
 }
 
 /// The key an attempt is filed under: the agent, and for a synthesis also the artifact

@@ -381,10 +381,8 @@ impl Runner<'_> {
                 Err(AppError::StageFailed {
                     stage: plan.id.clone(),
                     message: format!(
-                        "{error}\n{details}\nhint: every attempt is kept under {} (prompt.md, output.md, stderr.txt)",
-                        self.session
-                            .relative(&store.run_dir(&self.run.id).stage_dir(&plan.id))
-                            .display()
+                        "{error}\n{details}\nhint: every attempt's prompt, output and stderr are kept: `stagegate show {}` lists them",
+                        self.run.id
                     ),
                 })
             }

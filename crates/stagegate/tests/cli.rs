@@ -30,6 +30,8 @@ mod gate;
 mod harness;
 #[path = "cli/http_backends.rs"]
 mod http_backends;
+#[path = "cli/http_honest_answers.rs"]
+mod http_honest_answers;
 #[path = "cli/init.rs"]
 mod init;
 #[path = "cli/locks.rs"]

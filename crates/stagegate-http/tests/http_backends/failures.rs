@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use stagegate_engine::backend::{Backend, Failure};
-use stagegate_http::{KeySource, OpenAiAgent};
+use stagegate_http::{KeySource, OpenAiAgent, backend_from_settings};
+use stagegate_settings::{BackendSettings, HttpOptions, OnTruncation, OpenAiApi};
 use tokio::time::Instant;
 
 use crate::support::{Reply, Server, TIMEOUT, request};
@@ -220,6 +221,33 @@ async fn a_stalled_stream_fails_after_the_idle_timeout() {
         elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(5),
         "{elapsed:?}"
     );
+}
+
+#[tokio::test]
+async fn the_idle_timeout_setting_reaches_the_backend() {
+    let server = Server::start(vec![Reply::Stream {
+        pieces: vec!["data: {\"choices\":[{\"delta\":{\"content\":\"Thinking\"}}]}\n\n".to_owned()],
+        delay: Duration::from_millis(10),
+        stall: true,
+    }])
+    .await;
+    let settings = BackendSettings::OpenAi {
+        base_url: server.base_url.clone(),
+        model: "m".to_owned(),
+        api_key_env: None,
+        temperature: None,
+        max_tokens: None,
+        api: OpenAiApi::ChatCompletions,
+        http: HttpOptions {
+            idle_timeout: Duration::from_millis(250),
+            on_truncation: OnTruncation::Continue,
+        },
+    };
+    let backend = backend_from_settings("local", &settings)
+        .expect("an HTTP kind")
+        .expect("valid settings");
+    let outcome = backend.run(request("Check", TIMEOUT)).await;
+    assert_retryable_containing(&outcome.result, "no data from the server for 250 ms");
 }
 
 #[tokio::test]

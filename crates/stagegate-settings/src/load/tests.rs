@@ -8,7 +8,9 @@ use miette::Diagnostic;
 
 use super::*;
 use crate::error::ConfigErrorKind;
-use crate::settings::{BackendSettings, Origin, OutputFormat, TimeoutClass};
+use crate::settings::{
+    BackendSettings, HttpOptions, OpenAiApi, Origin, OutputFormat, TimeoutClass,
+};
 use crate::warning::WarningReason;
 
 /// A temporary repository with `stagegate.toml` holding `text`.
@@ -416,6 +418,8 @@ fn the_product_example_loads() {
             api_key_env: Some("OPENAI_API_KEY".to_owned()),
             temperature: None,
             max_tokens: None,
+            api: OpenAiApi::ChatCompletions,
+            http: HttpOptions::default(),
         }
     );
     assert_eq!(
@@ -425,6 +429,7 @@ fn the_product_example_loads() {
             model: "claude-sonnet-4-5".to_owned(),
             api_key_env: "ANTHROPIC_API_KEY".to_owned(),
             max_tokens: 4096,
+            http: HttpOptions::default(),
         }
     );
     assert_eq!(settings.backends["dry"].kind(), "mock");
@@ -785,6 +790,50 @@ fn an_unknown_output_format_suggests_the_close_one() {
         .map(|help| help.to_string())
         .unwrap_or_default();
     assert!(help.contains("did you mean \"claude-json\"?"), "{help}");
+}
+
+#[test]
+fn http_options_are_read_and_a_misspelt_choice_suggests_the_close_one() {
+    let text = "[backends.x]\nkind = \"openai\"\nmodel = \"m\"\napi = \"responses\"\nidle_timeout = \"5m\"\non_truncation = \"accept\"\n";
+    let loaded = Repository::with_config(text).load().expect("loads");
+    let BackendSettings::OpenAi { api, http, .. } = &loaded.settings.backends["x"] else {
+        panic!("an openai backend");
+    };
+    assert_eq!(*api, OpenAiApi::Responses);
+    assert_eq!(
+        *http,
+        HttpOptions {
+            idle_timeout: Duration::from_secs(300),
+            on_truncation: crate::settings::OnTruncation::Accept,
+        }
+    );
+
+    let text = "[backends.x]\nkind = \"anthropic\"\nmodel = \"m\"\non_truncation = \"continu\"\n";
+    let repository = Repository::with_config(text);
+    let error = repository.load_error();
+    assert_file_error(
+        &error,
+        &repository,
+        ConfigErrorKind::InvalidValue,
+        4,
+        "unknown value \"continu\" for backends.x.on_truncation",
+    );
+    let help = error
+        .help()
+        .map(|help| help.to_string())
+        .unwrap_or_default();
+    assert!(help.contains("did you mean \"continue\"?"), "{help}");
+
+    let repository = Repository::with_config(
+        "[backends.x]\nkind = \"anthropic\"\nmodel = \"m\"\napi = \"responses\"\n",
+    );
+    let loaded = repository.load().expect("loads");
+    assert_eq!(
+        loaded.warnings.len(),
+        1,
+        "api is openai's: {:?}",
+        loaded.warnings
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::error::{ConfigError, ConfigErrorKind, Problem};
 use crate::raw::{Location, RawBackend, Sourced};
-use crate::settings::{BackendSettings, OutputFormat};
+use crate::settings::{BackendSettings, HttpOptions, OnTruncation, OpenAiApi, OutputFormat};
 use crate::suggest::{did_you_mean, quoted_list};
 use crate::warning::{ConfigWarning, WarningReason};
 
@@ -40,8 +40,19 @@ fn keys_of_kind(kind: &str) -> &'static [&'static str] {
             "api_key_env",
             "temperature",
             "max_tokens",
+            "api",
+            "idle_timeout",
+            "on_truncation",
         ],
-        "anthropic" => &["kind", "base_url", "model", "api_key_env", "max_tokens"],
+        "anthropic" => &[
+            "kind",
+            "base_url",
+            "model",
+            "api_key_env",
+            "max_tokens",
+            "idle_timeout",
+            "on_truncation",
+        ],
         "mock" => &["kind", "latency", "fail_attempts", "output"],
         _ => &["kind"],
     }
@@ -65,6 +76,9 @@ fn keys_set(raw: &RawBackend) -> Vec<(&'static str, &Location)> {
         ("api_key_env", at(&raw.api_key_env)),
         ("temperature", at(&raw.temperature)),
         ("max_tokens", at(&raw.max_tokens)),
+        ("api", at(&raw.api)),
+        ("idle_timeout", at(&raw.idle_timeout)),
+        ("on_truncation", at(&raw.on_truncation)),
         ("latency", at(&raw.latency)),
         ("fail_attempts", at(&raw.fail_attempts)),
         ("output", at(&raw.output)),
@@ -184,6 +198,13 @@ impl Validator<'_> {
                     )?),
                     None => None,
                 },
+                api: self.named_choice(
+                    &raw.api,
+                    &format!("{prefix}.api"),
+                    OpenAiApi::ALL,
+                    OpenAiApi::as_str,
+                )?,
+                http: self.http_options(raw, &prefix)?,
             },
             "anthropic" => BackendSettings::Anthropic {
                 base_url: self.base_url(raw, &prefix, ANTHROPIC_BASE_URL)?,
@@ -200,6 +221,7 @@ impl Validator<'_> {
                     )?,
                     None => ANTHROPIC_MAX_TOKENS,
                 },
+                http: self.http_options(raw, &prefix)?,
             },
             _ => BackendSettings::Mock {
                 // A mock of the user's answers at once unless told otherwise: it exists for tests.
@@ -242,6 +264,63 @@ impl Validator<'_> {
                 suggestion: None,
             });
         }
+    }
+
+    /// `idle_timeout` and `on_truncation` of an HTTP backend.
+    fn http_options(&mut self, raw: &RawBackend, prefix: &str) -> Result<HttpOptions, ConfigError> {
+        let defaults = HttpOptions::default();
+        Ok(HttpOptions {
+            idle_timeout: match &raw.idle_timeout {
+                Some(idle) => self.duration(
+                    idle,
+                    &format!("{prefix}.idle_timeout"),
+                    true,
+                    limits::TIMEOUT,
+                )?,
+                None => defaults.idle_timeout,
+            },
+            on_truncation: self.named_choice(
+                &raw.on_truncation,
+                &format!("{prefix}.on_truncation"),
+                OnTruncation::ALL,
+                OnTruncation::as_str,
+            )?,
+        })
+    }
+
+    /// A value that must be one of a few names (`api`, `on_truncation`); the default when
+    /// left out.
+    fn named_choice<T: Copy + Default, const N: usize>(
+        &self,
+        value: &Option<Sourced<String>>,
+        path: &str,
+        all: [T; N],
+        name: fn(T) -> &'static str,
+    ) -> Result<T, ConfigError> {
+        let Some(value) = value else {
+            return Ok(T::default());
+        };
+        if let Some(known) = all
+            .into_iter()
+            .find(|choice| name(*choice) == value.value.trim())
+        {
+            return Ok(known);
+        }
+        let names = all.map(name);
+        let mut help = String::new();
+        if let Some(suggestion) = did_you_mean(&value.value, names) {
+            help.push_str(&format!("did you mean \"{suggestion}\"? "));
+        }
+        help.push_str(&format!("{path} must be one of {}", quoted_list(names)));
+        Err(self.fail(
+            &value.location,
+            Problem::new(
+                ConfigErrorKind::InvalidValue,
+                format!("unknown value \"{}\" for {path}", value.value),
+                "not one of the choices",
+            )
+            .help(help),
+        ))
     }
 
     /// `output_format`: how the command's stdout is read; `text` when left out.

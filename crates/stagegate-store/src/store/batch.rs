@@ -1,5 +1,5 @@
-//! Group commit: the rows the recorder writes (events, attempts, answers, cache entries, opened
-//! gates), many at once in one `BEGIN IMMEDIATE` transaction, in the order given.
+//! Group commit: the rows the recorder writes (events, attempts, their texts, answers, cache
+//! entries, opened gates), many at once in one `BEGIN IMMEDIATE` transaction, in the order given.
 //!
 //! One transaction for everything that arrived since the last commit costs one lock, one WAL
 //! append and one commit instead of one of each per row; the rows become durable together (as
@@ -7,7 +7,7 @@
 
 use crate::error::StoreError;
 use crate::records::{AttemptRecord, CacheEntry, GateRecord};
-use crate::store::Store;
+use crate::store::{AttemptText, Store};
 
 /// One row of a group commit.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub enum BatchWrite {
     Cache(CacheEntry),
     /// [`Store::open_gate`].
     OpenGate(GateRecord),
+    /// An attempt's prompt, output or stderr ([`Store::attempt_text`] reads it back).
+    AttemptText(AttemptText),
 }
 
 impl Store {
@@ -64,6 +66,9 @@ impl Store {
                 }
                 BatchWrite::Cache(entry) => self.put_cache_in(&mut transaction, entry).await?,
                 BatchWrite::OpenGate(gate) => self.open_gate_in(&mut transaction, gate).await?,
+                BatchWrite::AttemptText(text) => {
+                    self.record_attempt_text_in(&mut transaction, text).await?;
+                }
             }
         }
         transaction

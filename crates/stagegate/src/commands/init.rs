@@ -272,14 +272,14 @@ pub fn config_text(choice: &Choice, detected: &Detected) -> String {
         Choice::Anthropic => text.push_str(&format!(
             "\n[backends.anthropic]\n\
              kind = \"anthropic\"\n\
-             model = \"claude-sonnet-4-5\"\n\
+             model = \"claude-sonnet-5-5\"     # current when this stagegate was released; GET /v1/models lists yours\n\
              api_key_env = \"{ANTHROPIC_KEY}\"   # the variable's name, never the key\n"
         )),
         Choice::OpenAi => text.push_str(&format!(
             "\n[backends.openai]\n\
              kind = \"openai\"\n\
              base_url = \"https://api.openai.com/v1\"\n\
-             model = \"gpt-4o-mini\"\n\
+             model = \"gpt-5.4-mini\"          # current when this stagegate was released; GET /v1/models lists yours\n\
              api_key_env = \"{OPENAI_KEY}\"   # the variable's name, never the key\n"
         )),
         Choice::Local { base_url } => text.push_str(&format!(

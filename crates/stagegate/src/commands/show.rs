@@ -8,7 +8,10 @@
 use std::fmt::Write as _;
 
 use crate::cli::{ShowArgs, ShowFile};
+use stagegate_store::TextKind;
+
 use crate::error::{AppError, Exit};
+use crate::history::attempt_key;
 use crate::runner::find_run;
 use crate::session::Session;
 use crate::terminal_text::{neutralise, neutralise_bytes};
@@ -57,33 +60,27 @@ pub async fn show(session: &Session, args: &ShowArgs) -> Result<Exit, AppError> 
                 run.id
             ))
         })?;
-    let file = match args.file {
-        ShowFile::Prompt => "prompt.md",
-        ShowFile::Output => "output.md",
-        ShowFile::Stderr => "stderr.txt",
+    let (kind, what) = match args.file {
+        ShowFile::Prompt => (TextKind::Prompt, "prompt"),
+        ShowFile::Output => (TextKind::Output, "output"),
+        ShowFile::Stderr => (TextKind::Stderr, "stderr"),
     };
-    let path = session
+    let Some(bytes) = session
         .store
-        .run_dir(&run.id)
-        .attempt_dir(&chosen.stage, &chosen.phase, &chosen.agent, chosen.attempt)
-        .join(file);
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            use std::io::{IsTerminal, Write};
-            let mut stdout = std::io::stdout().lock();
-            let _ = if stdout.is_terminal() {
-                stdout.write_all(neutralise_bytes(&bytes).as_bytes())
-            } else {
-                stdout.write_all(&bytes)
-            };
-            Ok(Exit::Done)
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            Err(AppError::usage(format!(
-                "{} does not exist (the attempt wrote no {file})",
-                session.relative(&path).display()
-            )))
-        }
-        Err(error) => Err(error.into()),
-    }
+        .attempt_text(&attempt_key(chosen), kind)
+        .await?
+    else {
+        return Err(AppError::usage(format!(
+            "{}'s attempt {} in stage {} of run {} recorded no {what}",
+            chosen.agent, chosen.attempt, chosen.stage, run.id
+        )));
+    };
+    use std::io::{IsTerminal, Write};
+    let mut stdout = std::io::stdout().lock();
+    let _ = if stdout.is_terminal() {
+        stdout.write_all(neutralise_bytes(&bytes).as_bytes())
+    } else {
+        stdout.write_all(&bytes)
+    };
+    Ok(Exit::Done)
 }

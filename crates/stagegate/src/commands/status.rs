@@ -208,7 +208,8 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
         }
     }
     let agents = agent_summaries(&attempts, &session.settings.prices);
-    // What shaped each stage: its input scores and the adaptive adjustments, from the log.
+    // What shaped each stage: its input scores, the adaptive adjustments, the cut contexts and
+    // answers, and the reasoning taken out of answers, from the log.
     let shaping: Vec<Event> = crate::run_log::read(store, &run.id)
         .await?
         .into_iter()
@@ -216,7 +217,11 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
         .filter(|event| {
             matches!(
                 event,
-                Event::InputsScored { .. } | Event::Adjusted { .. } | Event::ContextCut { .. }
+                Event::InputsScored { .. }
+                    | Event::Adjusted { .. }
+                    | Event::ContextCut { .. }
+                    | Event::AnswerTruncated { .. }
+                    | Event::ReasoningStripped { .. }
             )
         })
         .collect();
@@ -431,7 +436,16 @@ fn when(at_ms: i64) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
-/// How an input score, an adaptive adjustment or a context cut of `stage` reads in `status RUN`.
+/// A call as `status` names it: the agent, and the artifact of a synthesis.
+fn call_name(identity: &stagegate_engine::backend::CallIdentity) -> String {
+    match &identity.artifact {
+        Some(artifact) => format!("{} ({artifact})", identity.agent),
+        None => identity.agent.clone(),
+    }
+}
+
+/// How an input score, an adaptive adjustment, a context cut, a cut answer or stripped
+/// reasoning of `stage` reads in `status RUN`.
 fn shaping_line(event: &Event, stage: &str) -> Option<String> {
     match event {
         Event::InputsScored {
@@ -456,6 +470,30 @@ fn shaping_line(event: &Event, stage: &str) -> Option<String> {
             cuts,
             ..
         } if of == stage => Some(format!("  context of {agent} cut: {}", cuts.join("; "))),
+        Event::AnswerTruncated {
+            identity,
+            cuts,
+            handling,
+            ..
+        } if identity.stage == stage => Some(format!(
+            "  answer of {} truncated at the output-token limit ({cuts}×, attempt {}): {}",
+            call_name(identity),
+            identity.attempt,
+            handling.describe()
+        )),
+        Event::ReasoningStripped {
+            identity,
+            reasoning,
+            ..
+        } if identity.stage == stage => Some(format!(
+            "  reasoning of {} left out of its answer: {}{} characters",
+            call_name(identity),
+            reasoning
+                .tokens
+                .map(|tokens| format!("{tokens} tokens, "))
+                .unwrap_or_default(),
+            reasoning.chars
+        )),
         _ => None,
     }
 }

@@ -343,7 +343,9 @@ fn event_subject(event: &Event) -> String {
         Event::AttemptStarted { identity, .. }
         | Event::AttemptFinished { identity, .. }
         | Event::CacheHit { identity, .. }
-        | Event::RetryScheduled { identity, .. } => {
+        | Event::RetryScheduled { identity, .. }
+        | Event::AnswerTruncated { identity, .. }
+        | Event::ReasoningStripped { identity, .. } => {
             [&identity.stage, identity.phase.as_str(), &identity.agent]
         }
         Event::ContextCut {

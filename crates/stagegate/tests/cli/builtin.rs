@@ -672,13 +672,10 @@ fn plans_to_the_gate(spec: &[u8], what: &str, note: Option<&str>) -> (TestRepo, 
     let plan = staged_text(&repo, &run, "plan", "plan.md");
     assert!(!plan.trim().is_empty(), "{what}: plan.md is empty");
     if let Some(note) = note {
-        for dir in [
-            "plan/agent/requirements-analyst/attempt-1",
-            "plan/review/lead-reviewer-a/attempt-1",
-        ] {
-            let path = repo.run_dir(&run).join(dir).join("output.md");
-            let output = std::fs::read_to_string(&path)
-                .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+        for dir in ["requirements-analyst", "lead-reviewer-a"] {
+            let output = repo
+                .attempt_text(&run, "plan", dir, 1, "output")
+                .unwrap_or_else(|| panic!("{what}: {dir} recorded no output"));
             let notes = output
                 .split("## Reading Notes")
                 .nth(1)

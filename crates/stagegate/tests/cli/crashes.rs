@@ -10,7 +10,7 @@
 //! changes how many iterations each test makes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -172,8 +172,8 @@ fn decision_kinds(status: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A call's place in the run directory: (phase, agent or `agent.artifact`), as
-/// `runs/RUN/STAGE/PHASE/AGENT/attempt-N/` names it.
+/// A call's place among the run's attempts: (phase, agent or `agent.artifact`), as
+/// `stagegate show RUN` names it.
 fn place(call: &Call) -> (String, String) {
     let agent = if call.key.artifact == "-" {
         call.key.agent.clone()
@@ -183,31 +183,20 @@ fn place(call: &Call) -> (String, String) {
     (call.key.phase.clone(), agent)
 }
 
-/// The `output.md` of every attempt of the plan stage of `run`: path → bytes. An output is
-/// written only after its answer is recorded, so each is a finished attempt.
-fn attempt_outputs(repo: &TestRepo, run: &str) -> BTreeMap<PathBuf, Vec<u8>> {
-    let stage = repo.run_dir(run).join("plan");
-    tree(&stage)
+/// (phase, agent) of every attempt of the plan stage of `run` that recorded an answer. An
+/// answer is recorded in the same commit as the attempt's outcome, so each is a finished one.
+/// Each maps to the attempt's number and recorded output.
+fn finished_attempts(repo: &TestRepo, run: &str) -> BTreeMap<(String, String), (u32, String)> {
+    repo.attempts(run)
         .into_iter()
-        .filter(|(path, _)| {
-            let path = Path::new(path);
-            path.file_name().is_some_and(|name| name == "output.md")
-                && path.components().count() == 4
+        .filter(|row| row.stage == "plan" && matches!(row.outcome.as_str(), "ok" | "cached"))
+        .map(|row| {
+            let output = repo
+                .attempt_text(run, "plan", &row.agent, row.attempt, "output")
+                .unwrap_or_default();
+            ((row.phase, row.agent), (row.attempt, output))
         })
-        .map(|(path, bytes)| (stage.join(path), bytes))
         .collect()
-}
-
-/// (phase, agent) of an attempt's `output.md` path.
-fn place_of_output(repo: &TestRepo, run: &str, path: &Path) -> (String, String) {
-    let relative = path
-        .strip_prefix(repo.run_dir(run).join("plan"))
-        .expect("an attempt of the plan stage");
-    let parts: Vec<String> = relative
-        .components()
-        .map(|part| part.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    (parts[0].clone(), parts[1].clone())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,7 +253,7 @@ fn killed_runs_resume_without_calling_finished_attempts_again(cache: bool, itera
                 now_ms()
             }
         };
-        let outputs = attempt_outputs(&repo, &run);
+        let recorded = finished_attempts(&repo, &run);
 
         let resumed = repo.run(&["resume", &run, "--no-input"]);
         assert_eq!(
@@ -272,13 +261,9 @@ fn killed_runs_resume_without_calling_finished_attempts_again(cache: bool, itera
             "resume did not reach the gate; {context}: {resumed:?}"
         );
 
-        // Who had finished before the kill: every attempt with an output (its answer is
-        // recorded before its files are written), and every call the fake agent saw end well
-        // before the kill.
-        let mut finished: BTreeSet<(String, String)> = outputs
-            .keys()
-            .map(|path| place_of_output(&repo, &run, path))
-            .collect();
+        // Who had finished before the kill: every attempt whose answer is recorded, and every
+        // call the fake agent saw end well before the kill.
+        let mut finished: BTreeSet<(String, String)> = recorded.keys().cloned().collect();
         finished.extend(
             before
                 .0
@@ -308,12 +293,13 @@ fn killed_runs_resume_without_calling_finished_attempts_again(cache: bool, itera
                 .all(|call| started_before.contains(&call.start)),
             "{context}"
         );
-        for (path, bytes) in &outputs {
-            let now = std::fs::read(path).unwrap_or_default();
+        for ((_, agent), (attempt, output)) in &recorded {
+            let now = repo
+                .attempt_text(&run, "plan", agent, *attempt, "output")
+                .unwrap_or_default();
             assert!(
-                &now == bytes,
-                "{} of a finished attempt was rewritten with different content; {context}",
-                path.display()
+                &now == output,
+                "the output of {agent}'s finished attempt {attempt} was rewritten; {context}"
             );
         }
         let status = repo.run_status(&run);

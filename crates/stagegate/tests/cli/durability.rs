@@ -739,8 +739,8 @@ fn a_deleted_run_directory_makes_approve_fail_cleanly() {
     );
 }
 
-/// PRODUCT.md §2: the run directory keeps what every agent received. An attempt answered from
-/// the cache writes its output but no `prompt.md`, so `show --file prompt` fails for it.
+/// PRODUCT.md §2: the run keeps what every agent received, an attempt answered from the cache
+/// included (its prompt is the one the call would have sent).
 #[test]
 fn show_prints_the_prompt_of_an_attempt_answered_from_the_cache() {
     let repo = TestRepo::with_approved_spec();

@@ -63,23 +63,29 @@ fn a_plan_run_stops_at_its_gate_and_approving_publishes_the_artifacts() {
     }
     // Every call's prompt and output are kept.
     for agent in PLAN_AGENTS {
-        let attempt = run_dir.join("plan/agent").join(agent).join("attempt-1");
-        let prompt = std::fs::read_to_string(attempt.join("prompt.md")).expect("prompt.md");
+        let prompt = repo
+            .attempt_text(&run, "plan", agent, 1, "prompt")
+            .expect("a prompt");
         assert!(!prompt.trim().is_empty(), "{agent}'s prompt is empty");
-        let output = std::fs::read_to_string(attempt.join("output.md")).expect("output.md");
+        let output = repo
+            .attempt_text(&run, "plan", agent, 1, "output")
+            .expect("an output");
         assert!(
             output.contains(&format!("fake agent {agent}")),
-            "{agent}'s output.md is not its output: {output}"
+            "{agent}'s recorded output is not its output: {output}"
         );
     }
-    for dir in [
-        "plan/review/lead-reviewer-a/attempt-1",
-        "plan/synthesis/lead-synthesizer-a.plan.md/attempt-1",
-        "plan/synthesis/lead-synthesizer-a.planning-summary.md/attempt-1",
-        "plan/qa/main-agent/attempt-1",
+    for agent in [
+        "lead-reviewer-a",
+        "lead-synthesizer-a.plan.md",
+        "lead-synthesizer-a.planning-summary.md",
+        "main-agent",
     ] {
-        for file in ["prompt.md", "output.md"] {
-            assert!(run_dir.join(dir).join(file).is_file(), "no {dir}/{file}");
+        for kind in ["prompt", "output"] {
+            assert!(
+                repo.attempt_text(&run, "plan", agent, 1, kind).is_some(),
+                "{agent}'s attempt 1 recorded no {kind}"
+            );
         }
     }
     // `CONFIDENCE: 0.9` in an output is recorded as its confidence.
@@ -221,22 +227,18 @@ fn modify_with_feedback_reworks_through_the_synthesizer_and_records_the_diff() {
     );
     assert_eq!(calls.phase("review").len(), 1, "the review ran again");
     assert_eq!(calls.phase("qa").len(), 2, "QA did not check the rework");
-    let synthesis_dir = repo
-        .run_dir(&run)
-        .join("plan/synthesis/lead-synthesizer-a.plan.md");
-    let prompts: Vec<String> = std::fs::read_dir(&synthesis_dir)
-        .expect("synthesis attempts")
-        .map(|entry| {
-            std::fs::read_to_string(entry.expect("entry").path().join("prompt.md"))
-                .expect("prompt.md")
-        })
+    let synthesizer = "lead-synthesizer-a.plan.md";
+    let prompts: Vec<String> = repo
+        .attempts(&run)
+        .into_iter()
+        .filter(|row| row.agent == synthesizer)
+        .filter_map(|row| repo.attempt_text(&run, "plan", synthesizer, row.attempt, "prompt"))
         .collect();
     assert!(
         prompts
             .iter()
             .any(|prompt| prompt.contains("add a rollout section")),
-        "no synthesis prompt in {} carries the feedback",
-        synthesis_dir.display()
+        "no synthesis prompt of {synthesizer} carries the feedback: {prompts:#?}"
     );
 
     let after = std::fs::read_to_string(&staged).expect("staged plan.md");
@@ -265,17 +267,18 @@ fn modify_with_feedback_reworks_through_the_synthesizer_and_records_the_diff() {
     assert_eq!(repo.read(&format!("{FEATURE}/plan.md")), after);
 }
 
-/// PRODUCT.md §2: the run directory holds "every agent's output of every attempt, the review,
-/// each synthesis". A rework starts the synthesizer's and QA's attempt numbers at 1 again, so
-/// the first synthesis's `attempt-1/` is overwritten by the rework's.
+/// PRODUCT.md §2: the run keeps every agent's output of every attempt, the review, each
+/// synthesis. A rework that started the synthesizer's and QA's attempt numbers at 1 again
+/// would overwrite the first synthesis's attempt 1 with the rework's.
 #[test]
 fn a_rework_keeps_the_first_synthesis_in_the_run_directory() {
     let repo = TestRepo::with_approved_spec();
     let run = repo.run_plan_to_gate();
-    let attempt_1 = repo
-        .run_dir(&run)
-        .join("plan/synthesis/lead-synthesizer-a.plan.md/attempt-1");
-    let first_output = std::fs::read_to_string(attempt_1.join("output.md")).expect("output.md");
+    let first_synthesis = || {
+        repo.attempt_text(&run, "plan", "lead-synthesizer-a.plan.md", 1, "output")
+            .expect("the first synthesis's output")
+    };
+    let first_output = first_synthesis();
     repo.run(&[
         "modify",
         &run,
@@ -285,7 +288,7 @@ fn a_rework_keeps_the_first_synthesis_in_the_run_directory() {
     ])
     .expect_code(EXIT_AWAITING_DECISION);
     assert_eq!(
-        std::fs::read_to_string(attempt_1.join("output.md")).expect("output.md"),
+        first_synthesis(),
         first_output,
         "the first synthesis's output was overwritten"
     );

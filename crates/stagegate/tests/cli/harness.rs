@@ -302,6 +302,60 @@ impl TestRepo {
         self.root.join(".stagegate/runs").join(run_id)
     }
 
+    /// Every attempt of `run` as `stagegate show RUN` lists it.
+    pub fn attempts(&self, run_id: &str) -> Vec<AttemptRow> {
+        let listing = self.run(&["show", run_id]).expect_code(EXIT_DONE).stdout;
+        listing
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                assert!(
+                    words.len() >= 6 && words[3] == "attempt",
+                    "unexpected line of `stagegate show {run_id}`: {line:?}"
+                );
+                AttemptRow {
+                    stage: words[0].to_owned(),
+                    phase: words[1].to_owned(),
+                    agent: words[2].to_owned(),
+                    attempt: words[4].parse().expect("an attempt number"),
+                    outcome: words[5].to_owned(),
+                }
+            })
+            .collect()
+    }
+
+    /// The `kind` text (`prompt`, `output`, `stderr`) of `agent`'s attempt in `stage`, through
+    /// `stagegate show`; `None` when the attempt recorded none.
+    pub fn attempt_text(
+        &self,
+        run_id: &str,
+        stage: &str,
+        agent: &str,
+        attempt: u32,
+        kind: &str,
+    ) -> Option<String> {
+        let number = attempt.to_string();
+        let args = [
+            "show",
+            run_id,
+            "--stage",
+            stage,
+            "--agent",
+            agent,
+            "--attempt",
+            &number,
+            "--file",
+            kind,
+        ];
+        let outcome = self.run(&args);
+        match outcome.code {
+            EXIT_DONE => Some(outcome.stdout),
+            _ if outcome.stderr.contains("recorded no") => None,
+            _ => panic!("stagegate {args:?} failed: {outcome:?}"),
+        }
+    }
+
     fn log_path(&self) -> PathBuf {
         self.fake_dir.join("calls.log")
     }
@@ -486,6 +540,18 @@ pub fn process_alive(pid: u32) -> bool {
 }
 
 /// How a `stagegate` command ended.
+/// One line of `stagegate show RUN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub stage: String,
+    pub phase: String,
+    /// The agent, or `synthesizer.artifact` for a synthesis.
+    pub agent: String,
+    pub attempt: u32,
+    /// `ok`, `cached`, `failed`…, or `running`.
+    pub outcome: String,
+}
+
 pub struct Outcome {
     args: Vec<String>,
     pub code: i32,

@@ -16,8 +16,8 @@ use crate::harness::{
 use crate::loopback_server::{LoopbackServer, Recorded, Reply, closed_port};
 
 /// The variable the key is read from, and the key: distinctive enough to search bytes for.
-const KEY_VAR: &str = "STAGEGATE_TEST_OPENAI_KEY";
-const KEY: &str = "sk-test-SECRET-4f9d2a";
+pub(crate) const KEY_VAR: &str = "STAGEGATE_TEST_OPENAI_KEY";
+pub(crate) const KEY: &str = "sk-test-SECRET-4f9d2a";
 
 /// The usage every successful answer reports.
 const INPUT_TOKENS: u64 = 321;
@@ -125,7 +125,7 @@ fn openai_json(text: &str) -> Reply {
 }
 
 /// A streamed Messages answer, event by event as Anthropic sends them.
-fn anthropic_stream(text: &str) -> Reply {
+pub(crate) fn anthropic_stream(text: &str) -> Reply {
     let mut events = vec![
         (
             "message_start",
@@ -363,7 +363,7 @@ fn a_rate_limited_request_is_retried_after_retry_after_and_the_run_reaches_the_g
 
 /// The `attempt_finished` events of the parallel agents, by agent, in order; and those before
 /// the sequential pass (if there was one).
-fn agent_attempts(
+pub(crate) fn agent_attempts(
     events: &[Value],
 ) -> (BTreeMap<String, Vec<Value>>, BTreeMap<String, Vec<Value>>) {
     let mut all: BTreeMap<String, Vec<Value>> = BTreeMap::new();

@@ -94,10 +94,12 @@ impl Recorded {
             .map(|(_, value)| value.as_str())
     }
 
-    /// The prompt: the text of the first user message.
+    /// The prompt: the text of the first user message (`messages`, or the Responses API's
+    /// `input`).
     pub fn prompt(&self) -> &str {
         self.body["messages"][0]["content"]
             .as_str()
+            .or(self.body["input"][0]["content"].as_str())
             .unwrap_or_default()
     }
 }

@@ -112,12 +112,9 @@ fn a_failed_attempt_is_retried_after_the_backoff_and_the_run_goes_on() {
     assert_eq!(summary["attempts"], 2, "{summary:#}");
     assert_eq!(summary["outcome"], "ok", "{summary:#}");
     // Its first attempt's failure is kept with stderr.
-    let stderr = repo
-        .run_dir(&run)
-        .join("plan/agent/requirements-analyst/attempt-1/stderr.txt");
     assert!(
-        std::fs::read_to_string(&stderr)
-            .expect("stderr.txt of the failed attempt")
+        repo.attempt_text(&run, "plan", "requirements-analyst", 1, "stderr")
+            .expect("the failed attempt's stderr")
             .contains("scripted failure")
     );
 }

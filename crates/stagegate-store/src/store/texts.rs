@@ -1,0 +1,337 @@
+//! Attempt texts (prompts, outputs, stderr) as rows: each text is cut into content-defined
+//! chunks (`chunking`), `text_chunks` holds each distinct chunk once, by hash, compressed when
+//! that pays, and `attempt_texts` lists which chunks make which attempt's prompt, output or
+//! stderr.
+//!
+//! This replaces a directory and up to three files per attempt in the run directory. The agents
+//! of a wide stage get prompts that differ in their first lines and share the rest (the spec,
+//! the constitution, the plan…), and a retry often repeats an answer, so most of what a stage
+//! says is stored once; an attempt's texts are committed in the same transaction as its outcome.
+
+use std::sync::Arc;
+
+use sqlx::SqliteConnection;
+
+use crate::chunking::chunks;
+use crate::error::StoreError;
+use crate::store::Store;
+
+/// Which of an attempt's texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    Prompt,
+    Output,
+    Stderr,
+}
+
+impl TextKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TextKind::Prompt => "prompt",
+            TextKind::Output => "output",
+            TextKind::Stderr => "stderr",
+        }
+    }
+}
+
+/// The attempt a text belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptKey {
+    pub run_id: String,
+    pub stage: String,
+    pub phase: String,
+    pub agent: String,
+    pub attempt: u32,
+}
+
+/// One text of one attempt, ready to write.
+#[derive(Debug, Clone)]
+pub struct AttemptText {
+    pub key: AttemptKey,
+    pub kind: TextKind,
+    pub bytes: Arc<[u8]>,
+}
+
+/// A chunk's key: its blake3 hash.
+const HASH_BYTES: usize = 32;
+/// Chunks shorter than this are stored as they are: compressing them saves nothing.
+const COMPRESS_FROM_BYTES: usize = 256;
+/// DEFLATE level 1: most of the gain on prose and prompts at a fraction of the time.
+const DEFLATE_LEVEL: u8 = 1;
+
+/// A chunk as stored: its codec and body.
+fn encode(bytes: &[u8]) -> (&'static str, Vec<u8>) {
+    if bytes.len() >= COMPRESS_FROM_BYTES {
+        let compressed = miniz_oxide::deflate::compress_to_vec(bytes, DEFLATE_LEVEL);
+        if compressed.len() < bytes.len() {
+            return ("deflate", compressed);
+        }
+    }
+    ("raw", bytes.to_vec())
+}
+
+/// The bytes of a stored chunk; `length` bounds what inflating may produce.
+fn decode(codec: &str, length: i64, body: Vec<u8>) -> Result<Vec<u8>, String> {
+    match codec {
+        "raw" => Ok(body),
+        "deflate" => {
+            let limit = usize::try_from(length).map_err(|_| format!("bad length {length}"))?;
+            miniz_oxide::inflate::decompress_to_vec_with_limit(&body, limit)
+                .map_err(|error| format!("cannot inflate: {error}"))
+        }
+        other => Err(format!("unknown codec {other:?}")),
+    }
+}
+
+impl Store {
+    /// Records one attempt text inside `connection`'s open write transaction. Only the chunks
+    /// that no text stored before are written.
+    pub(crate) async fn record_attempt_text_in(
+        &self,
+        connection: &mut SqliteConnection,
+        text: &AttemptText,
+    ) -> Result<(), StoreError> {
+        let operation = "recording an attempt's text";
+        let run_id = &text.key.run_id;
+        let pieces = chunks(&text.bytes);
+        let mut hashes = Vec::with_capacity(pieces.len() * HASH_BYTES);
+        for piece in pieces {
+            let hash = blake3::hash(piece);
+            hashes.extend_from_slice(hash.as_bytes());
+            let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM text_chunks WHERE hash = ?")
+                .bind(&hash.as_bytes()[..])
+                .fetch_optional(&mut *connection)
+                .await
+                .map_err(|error| self.write_error(operation, run_id, error))?;
+            if known.is_some() {
+                continue;
+            }
+            let (codec, body) = encode(piece);
+            sqlx::query("INSERT INTO text_chunks (hash, codec, length, body) VALUES (?, ?, ?, ?)")
+                .bind(&hash.as_bytes()[..])
+                .bind(codec)
+                .bind(length_of(piece.len()))
+                .bind(body)
+                .execute(&mut *connection)
+                .await
+                .map_err(|error| self.write_error(operation, run_id, error))?;
+        }
+        sqlx::query(
+            "INSERT OR REPLACE INTO attempt_texts
+                 (run_id, stage, phase, agent, attempt, kind, length, chunks)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(run_id)
+        .bind(&text.key.stage)
+        .bind(&text.key.phase)
+        .bind(&text.key.agent)
+        .bind(i64::from(text.key.attempt))
+        .bind(text.kind.as_str())
+        .bind(length_of(text.bytes.len()))
+        .bind(hashes)
+        .execute(&mut *connection)
+        .await
+        .map_err(|error| self.write_error(operation, run_id, error))?;
+        Ok(())
+    }
+
+    /// The `kind` text of an attempt, or `None` when the attempt recorded none (an attempt
+    /// still running has no output; most have no stderr).
+    pub async fn attempt_text(
+        &self,
+        key: &AttemptKey,
+        kind: TextKind,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let operation = "reading an attempt's text";
+        let mut connection = self
+            .pool()
+            .acquire()
+            .await
+            .map_err(|error| self.error(operation, error))?;
+        let row = sqlx::query_as::<_, (i64, Vec<u8>)>(
+            "SELECT length, chunks FROM attempt_texts
+             WHERE run_id = ? AND stage = ? AND phase = ? AND agent = ? AND attempt = ?
+               AND kind = ?",
+        )
+        .bind(&key.run_id)
+        .bind(&key.stage)
+        .bind(&key.phase)
+        .bind(&key.agent)
+        .bind(i64::from(key.attempt))
+        .bind(kind.as_str())
+        .fetch_optional(&mut *connection)
+        .await
+        .map_err(|error| self.error(operation, error))?;
+        let Some((length, hashes)) = row else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: self.database_path.clone(),
+            detail: format!("the {} text of an attempt: {reason}", kind.as_str()),
+        };
+        let mut text = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+        for hash in hashes.chunks(HASH_BYTES) {
+            let chunk = sqlx::query_as::<_, (String, i64, Vec<u8>)>(
+                "SELECT codec, length, body FROM text_chunks WHERE hash = ?",
+            )
+            .bind(hash)
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(|error| self.error(operation, error))?
+            .ok_or_else(|| corrupt("a chunk is missing".to_owned()))?;
+            let (codec, chunk_length, body) = chunk;
+            text.extend(decode(&codec, chunk_length, body).map_err(corrupt)?);
+        }
+        if i64::try_from(text.len()).ok() != Some(length) {
+            return Err(corrupt(format!(
+                "{} bytes where {length} were recorded",
+                text.len()
+            )));
+        }
+        Ok(Some(text))
+    }
+}
+
+fn length_of(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    reason = "a failing test should stop at the failing line"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_repetitive_text_is_deflated_and_comes_back_whole() {
+        let text = "the same requirement, again and again. ".repeat(100);
+        let (codec, body) = encode(text.as_bytes());
+        assert_eq!(codec, "deflate");
+        assert!(body.len() < text.len() / 5, "{} bytes", body.len());
+        let back = decode(codec, text.len() as i64, body).expect("decodes");
+        assert_eq!(back, text.as_bytes());
+    }
+
+    #[test]
+    fn short_or_incompressible_text_is_kept_raw() {
+        assert_eq!(encode(b"ok").0, "raw");
+        // xorshift64: bytes with no structure for DEFLATE to find.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let (codec, body) = encode(&noise);
+        assert_eq!(codec, "raw");
+        assert_eq!(body, noise);
+    }
+
+    fn key(agent: &str, attempt: u32) -> AttemptKey {
+        AttemptKey {
+            run_id: "r1".to_owned(),
+            stage: "plan".to_owned(),
+            phase: "agent".to_owned(),
+            agent: agent.to_owned(),
+            attempt,
+        }
+    }
+
+    fn text(agent: &str, kind: TextKind, body: &str) -> crate::BatchWrite {
+        crate::BatchWrite::AttemptText(AttemptText {
+            key: key(agent, 1),
+            kind,
+            bytes: Arc::from(body.as_bytes()),
+        })
+    }
+
+    #[tokio::test]
+    async fn texts_shared_by_attempts_are_stored_once_and_read_back_per_attempt() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&directory.path().join(".stagegate"))
+            .await
+            .unwrap();
+        let prompt = "Plan the feature from this spec. ".repeat(50);
+        store
+            .write_batch(&[
+                text("analyst", TextKind::Prompt, &prompt),
+                text("architect", TextKind::Prompt, &prompt),
+                text("analyst", TextKind::Output, "the analyst's answer"),
+                text("architect", TextKind::Output, "the architect's answer"),
+            ])
+            .await
+            .unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM text_chunks")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, 3, "the shared prompt is stored once");
+        for agent in ["analyst", "architect"] {
+            let read = store
+                .attempt_text(&key(agent, 1), TextKind::Prompt)
+                .await
+                .unwrap();
+            assert_eq!(read.as_deref(), Some(prompt.as_bytes()));
+        }
+        let output = store
+            .attempt_text(&key("architect", 1), TextKind::Output)
+            .await
+            .unwrap();
+        assert_eq!(output.as_deref(), Some(&b"the architect's answer"[..]));
+        let none = store
+            .attempt_text(&key("architect", 1), TextKind::Stderr)
+            .await
+            .unwrap();
+        assert_eq!(none, None);
+    }
+
+    #[tokio::test]
+    async fn prompts_that_share_their_inputs_store_the_inputs_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&directory.path().join(".stagegate"))
+            .await
+            .unwrap();
+        // 10 agents whose prompts differ in their first line and share 400 KB of inputs.
+        let inputs: String = (0..10_000)
+            .map(|line| format!("- FR-{line:05}: the system keeps record {line}.\n"))
+            .collect();
+        let writes: Vec<crate::BatchWrite> = (0..10)
+            .map(|agent| {
+                let prompt = format!("You are agent {agent}, with a role of its own.\n{inputs}");
+                text(&format!("agent-{agent}"), TextKind::Prompt, &prompt)
+            })
+            .collect();
+        store.write_batch(&writes).await.unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT sum(length) FROM text_chunks")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let stored = usize::try_from(stored).unwrap();
+        assert!(
+            stored < inputs.len() * 2,
+            "{stored} bytes stored for 10 prompts sharing {} bytes",
+            inputs.len()
+        );
+        let read = store
+            .attempt_text(&key("agent-7", 1), TextKind::Prompt)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(read).unwrap(),
+            format!("You are agent 7, with a role of its own.\n{inputs}")
+        );
+    }
+
+    #[test]
+    fn a_deflated_text_never_inflates_past_its_recorded_length() {
+        let text = vec![b'a'; 10_000];
+        let (codec, body) = encode(&text);
+        assert!(decode(codec, 100, body).is_err());
+    }
+}
