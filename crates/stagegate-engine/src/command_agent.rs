@@ -28,14 +28,16 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, Command};
 use tokio::time::{Instant, sleep_until};
 
+use crate::agent_error::permanent_from_stderr;
 use crate::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
 use crate::bounded_output::{CappedOutput, OverCap, TailBuffer};
-use crate::output_format::parse_output;
+use crate::headless_arguments::insert_before_output_flags;
+use crate::output_format::{parse_output, reported_failure};
 use crate::process_group::{GroupEnd, ProcessGroupGuard, terminate_group};
 use crate::secrets;
 use crate::supervisor::{
-    SPAWN_FAILED_EXIT, SPAWN_FAILED_PREFIX, SUPERVISOR_SLACK, SupervisorCommand,
-    installed_supervisor,
+    MEMORY_EXCEEDED_EXIT, MEMORY_EXCEEDED_PREFIX, SPAWN_FAILED_EXIT, SPAWN_FAILED_PREFIX,
+    SUPERVISOR_SLACK, SupervisorCommand, installed_supervisor,
 };
 
 /// How much of a program's stderr is kept: the end, where the reason for a failure usually is.
@@ -50,6 +52,10 @@ const STDERR_EXCERPT_LINES: usize = 3;
 /// After the group is stopped, how long to keep reading pipes that are still open. They can only
 /// be held by a process that left the group (`setsid`); its output is not waited for longer.
 const DRAIN_AFTER_STOP: Duration = Duration::from_millis(500);
+
+/// A crash this soon after the start, under a memory cap, is the cap's doing, not bad luck: it
+/// happens again on every attempt.
+const CRASH_AT_START: Duration = Duration::from_secs(3);
 
 /// A `command` backend could not be built from its settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +83,8 @@ pub struct CommandAgent {
     name: Option<String>,
     /// What the program runs under, if anything (see `supervisor`).
     supervisor: Option<SupervisorCommand>,
+    /// The backend's own memory cap (`backends.NAME.memory`), replacing the agent's.
+    memory_bytes: Option<u64>,
 }
 
 impl CommandAgent {
@@ -99,6 +107,7 @@ impl CommandAgent {
             output_format: OutputFormat::Text,
             name: None,
             supervisor: installed_supervisor(),
+            memory_bytes: None,
         })
     }
 
@@ -132,6 +141,13 @@ impl CommandAgent {
         self
     }
 
+    /// Caps the agent's memory at `bytes` whatever the agent's own cap (`defaults.agent_memory`)
+    /// says: the backend knows what its program needs.
+    pub fn with_memory_cap(mut self, bytes: Option<u64>) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
     /// Runs the program under `supervisor` (the installed one unless told otherwise), or
     /// directly with `None`.
     pub fn supervised_by(mut self, supervisor: Option<SupervisorCommand>) -> Self {
@@ -142,6 +158,7 @@ impl CommandAgent {
     /// The `tokio` command for one attempt: everything but the spawn.
     fn command_for(&self, request: &AgentRequest) -> Command {
         let identity = &request.identity;
+        let memory_limit_bytes = self.memory_limit(request);
         let mut command = match &self.supervisor {
             None => Command::new(&self.program),
             Some(supervisor) => {
@@ -152,6 +169,8 @@ impl CommandAgent {
                     .arg(std::process::id().to_string())
                     .arg("--grace-ms")
                     .arg(request.kill_grace.as_millis().to_string())
+                    .arg("--memory-bytes")
+                    .arg(memory_limit_bytes.to_string())
                     .arg("--")
                     .arg(&self.program);
                 command
@@ -180,7 +199,14 @@ impl CommandAgent {
             // Not inherited either: a stagegate running inside an agent must not leak its own.
             None => command.env_remove("STAGEGATE_ARTIFACT"),
         };
-        confine_child(&mut command, request.memory_limit_bytes);
+        // A supervisor measures what the tree really uses; without one, the data segment is
+        // capped, which is all a lone process can do.
+        let data_limit = if self.supervisor.is_some() {
+            0
+        } else {
+            memory_limit_bytes
+        };
+        confine_child(&mut command, data_limit);
         command
     }
 
@@ -189,6 +215,19 @@ impl CommandAgent {
         match &self.name {
             Some(name) => format!("backends.{name}.command"),
             None => "the backend's `command` setting".to_owned(),
+        }
+    }
+
+    /// The memory cap of an attempt: the backend's, else the agent's.
+    fn memory_limit(&self, request: &AgentRequest) -> u64 {
+        self.memory_bytes.unwrap_or(request.memory_limit_bytes)
+    }
+
+    /// Where to point someone whose agent needs more memory.
+    fn memory_setting(&self) -> String {
+        match &self.name {
+            Some(name) => format!("backends.{name}.memory (or defaults.agent_memory)"),
+            None => "defaults.agent_memory".to_owned(),
         }
     }
 }
@@ -227,9 +266,12 @@ impl Backend for CommandAgent {
 
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
         let command = self.command_for(&request);
+        let memory_limit_bytes = self.memory_limit(&request);
         let program = Program {
+            memory_limit_bytes,
             name: self.program.clone(),
             setting: self.setting(),
+            memory_setting: self.memory_setting(),
             output_format: self.output_format,
             supervised: self.supervisor.is_some(),
         };
@@ -241,16 +283,22 @@ impl Backend for CommandAgent {
 struct Program {
     name: String,
     setting: String,
+    memory_setting: String,
+    /// The attempt's memory cap, bytes (0: none).
+    memory_limit_bytes: u64,
     output_format: OutputFormat,
     /// Run under the supervisor, which leads the group.
     supervised: bool,
 }
 
-/// Confines the child between fork and exec: it dies with stagegate (`PR_SET_PDEATHSIG`), and
-/// its data segment (heap) is capped with `RLIMIT_DATA`.
+/// Confines the child between fork and exec: it dies with stagegate (`PR_SET_PDEATHSIG`), and,
+/// when it runs without the supervisor (which caps what the tree really uses), its data segment
+/// is capped with `RLIMIT_DATA`.
 ///
 /// Not `RLIMIT_AS`: Node reserves far more address space than it uses, and a 512 MiB address
-/// space limit kills `claude` (a Node program) at start-up. A limit of 0 means no cap. The limit
+/// space limit kills Node programs at start-up. `RLIMIT_DATA` has the same trap for Bun (Claude
+/// Code 2.x dies of SIGTRAP under 256 MB) and misses shared mappings, so it is only the fallback
+/// of library users who run agents unsupervised. A limit of 0 means no cap. The limit
 /// is set as both soft and hard (never above the current hard limit, which would fail), so the
 /// agent cannot raise it again.
 #[expect(
@@ -435,6 +483,34 @@ async fn run_attempt(
         {
             Err(spawn_failure(&error, &program, &request.repo_root))
         }
+        (Stop::Exited(Ok(status)), None)
+            if program.supervised
+                && let Some((used, cap)) = supervisor_memory_exceeded(status, &stderr) =>
+        {
+            Err(Failure::permanent(format!(
+                "`{}` used {} of memory, over its agent_memory cap of {}, and was stopped; \
+                 raise {}",
+                program.name,
+                readable_size(used),
+                readable_size(cap),
+                program.memory_setting
+            )))
+        }
+        (Stop::Exited(Ok(status)), None)
+            if !program.supervised
+                && program.memory_limit_bytes != 0
+                && stopped_after < CRASH_AT_START
+                && crashed(status) =>
+        {
+            Err(Failure::permanent(format!(
+                "`{}` crashed right after it started ({}) under the {} RLIMIT_DATA cap, which \
+                 counts reserved address space; raise {}",
+                program.name,
+                describe_status(status),
+                readable_size(program.memory_limit_bytes),
+                program.memory_setting
+            )))
+        }
         (Stop::Exited(Ok(status)), None) => {
             // Redacted before a parse error quotes (and cuts) it.
             let stdout = secrets::redact_vec(answer.into_bytes());
@@ -468,6 +544,49 @@ fn supervisor_spawn_error(status: ExitStatus, stderr: &[u8]) -> Option<io::Error
     Some(io::Error::from_raw_os_error(errno))
 }
 
+/// What the supervisor says when it stopped the tree for using too much memory: used and cap in
+/// bytes.
+fn supervisor_memory_exceeded(status: ExitStatus, stderr: &[u8]) -> Option<(u64, u64)> {
+    if status.code() != Some(i32::from(MEMORY_EXCEEDED_EXIT)) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(stderr);
+    let last = text.lines().rev().find(|line| !line.trim().is_empty())?;
+    let (used, cap) = last
+        .trim()
+        .strip_prefix(MEMORY_EXCEEDED_PREFIX)?
+        .split_once(' ')?;
+    Some((used.parse().ok()?, cap.parse().ok()?))
+}
+
+/// Killed by a signal a program sends itself when an allocation fails (Bun: `SIGTRAP`, V8 and
+/// glibc: `SIGABRT`, `SIGSEGV`, `SIGBUS`, `SIGILL`).
+fn crashed(status: ExitStatus) -> bool {
+    status.signal().is_some_and(|signal| {
+        [
+            Signal::SIGTRAP,
+            Signal::SIGABRT,
+            Signal::SIGSEGV,
+            Signal::SIGBUS,
+            Signal::SIGILL,
+        ]
+        .iter()
+        .any(|crash| *crash as i32 == signal)
+    })
+}
+
+/// `code 3`, `SIGTRAP`.
+fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("code {code}"),
+        (None, Some(signal)) => Signal::try_from(signal).map_or_else(
+            |_| format!("signal {signal}"),
+            |name| name.as_str().to_owned(),
+        ),
+        (None, None) => status.to_string(),
+    }
+}
+
 /// Writes the prompt and closes stdin, so the program sees end of file. A program that exits
 /// without reading it all makes the write fail with a broken pipe; that is its business, and
 /// its exit status says how it went.
@@ -492,21 +611,70 @@ fn exit_result(
             ))
         });
     }
+    // A JSON-mode agent explains a failed request in its envelope, often with stderr empty.
+    if let Some(failure) = reported_failure(program.output_format, &stdout, stderr) {
+        return Err(prefixed(
+            failure,
+            &format!("`{}` exited with {}", program.name, describe_status(status)),
+        ));
+    }
     let how = match (status.code(), status.signal()) {
         (Some(code), _) => format!("`{}` exited with code {code}", program.name),
-        (None, Some(signal)) => {
-            let signal = Signal::try_from(signal).map_or_else(
-                |_| format!("signal {signal}"),
-                |name| name.as_str().to_owned(),
-            );
-            format!("`{}` was killed by {signal}", program.name)
-        }
+        (None, Some(_)) => format!(
+            "`{}` was killed by {}",
+            program.name,
+            describe_status(status)
+        ),
         (None, None) => format!("`{}` failed ({status})", program.name),
     };
-    Err(Failure::retryable(match stderr_excerpt(stderr) {
-        Some(excerpt) => format!("{how}: {excerpt}"),
-        None => format!("{how} and wrote nothing on stderr"),
-    }))
+    // Colour codes (opencode writes them to a pipe too) are not part of the message.
+    let stderr = strip_ansi_escapes(stderr);
+    match stderr_excerpt(&stderr) {
+        Some(excerpt) => Err(permanent_from_stderr(&how, &excerpt)
+            .unwrap_or_else(|| Failure::retryable(format!("{how}: {excerpt}")))),
+        None => Err(Failure::retryable(format!(
+            "{how} and wrote nothing on stderr"
+        ))),
+    }
+}
+
+/// `bytes` without colour codes (SGR: `ESC [ digits;… m`), which some CLIs write to a pipe
+/// too. Every other escape sequence is kept, for the terminal display to show neutralised: it
+/// may be an attempt to act on the terminal, and the reader should see it.
+fn strip_ansi_escapes(bytes: &[u8]) -> Vec<u8> {
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == 0x1b && bytes.get(index + 1) == Some(&b'[') {
+            let parameters = bytes[index + 2..]
+                .iter()
+                .take_while(|byte| byte.is_ascii_digit() || **byte == b';')
+                .count();
+            if bytes.get(index + 2 + parameters) == Some(&b'm') {
+                index += 3 + parameters;
+                continue;
+            }
+        }
+        kept.push(bytes[index]);
+        index += 1;
+    }
+    kept
+}
+
+/// `failure` with `lead: ` before its message.
+fn prefixed(failure: Failure, lead: &str) -> Failure {
+    match failure {
+        Failure::Retryable { message } => Failure::retryable(format!("{lead}: {message}")),
+        Failure::Permanent { message } => Failure::permanent(format!("{lead}: {message}")),
+        Failure::RateLimited {
+            message,
+            retry_after_ms,
+        } => Failure::RateLimited {
+            message: format!("{lead}: {message}"),
+            retry_after_ms,
+        },
+        other => other,
+    }
 }
 
 fn over_cap_failure(over_cap: OverCap, cap: u64) -> Failure {
@@ -628,11 +796,13 @@ pub fn speckit_variable(integration: &str, suffix: &str) -> String {
 /// Applies spec-kit's overrides for `integration` to `command` the way spec-kit does when it runs
 /// the agent: `SPECKIT_INTEGRATION_<KEY>_EXECUTABLE` replaces the program and
 /// `SPECKIT_INTEGRATION_<KEY>_EXTRA_ARGS` (split like a POSIX shell would, quotes grouping words)
-/// is appended. Unset or blank variables change nothing. `lookup` reads a variable, so that the
-/// environment is passed in rather than read here.
+/// goes before the output flags of `format` (see `headless_arguments`). Unset or blank variables
+/// change nothing. `lookup` reads a variable, so that the environment is passed in rather than
+/// read here.
 pub fn apply_speckit_integration(
     mut command: Vec<String>,
     integration: &str,
+    format: OutputFormat,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, CommandAgentError> {
     let executable = lookup(&speckit_variable(integration, "EXECUTABLE"))
@@ -648,7 +818,7 @@ pub fn apply_speckit_integration(
     if let Some(extra) = lookup(&variable).filter(|value| !value.trim().is_empty()) {
         let arguments = split_arguments(&extra)
             .map_err(|reason| CommandAgentError::ExtraArguments { variable, reason })?;
-        command.extend(arguments);
+        insert_before_output_flags(&mut command, format, arguments);
     }
     Ok(command)
 }
@@ -889,13 +1059,71 @@ mod tests {
     #[tokio::test]
     async fn a_signal_is_named() {
         let dir = TempDir::new().expect("tempdir");
+        let mut request = request(dir.path(), "");
+        request.memory_limit_bytes = 0;
         let outcome = agent(&["/bin/sh", "-c", "kill -SEGV $$"])
-            .run(request(dir.path(), ""))
+            .run(request)
             .await;
         let Err(Failure::Retryable { message }) = outcome.result else {
             panic!("expected a retryable failure, got {:?}", outcome.result);
         };
         assert!(message.contains("killed by SIGSEGV"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_crash_right_after_start_under_rlimit_data_is_permanent_and_names_the_setting() {
+        let dir = TempDir::new().expect("tempdir");
+        let outcome = agent(&["/bin/sh", "-c", "kill -TRAP $$"])
+            .named("claude")
+            .run(request(dir.path(), ""))
+            .await;
+        let Err(Failure::Permanent { message }) = outcome.result else {
+            panic!("expected a permanent failure, got {:?}", outcome.result);
+        };
+        assert_eq!(
+            message,
+            "`/bin/sh` crashed right after it started (SIGTRAP) under the 4 GiB RLIMIT_DATA cap, \
+             which counts reserved address space; raise backends.claude.memory (or \
+             defaults.agent_memory)"
+        );
+    }
+
+    #[test]
+    fn colour_codes_are_stripped_from_stderr() {
+        assert_eq!(
+            strip_ansi_escapes(
+                b"\x1b[0m\n> plan\n\x1b[91m\x1b[1mError: \x1b[0minvalid x-api-key\n"
+            ),
+            b"\n> plan\nError: invalid x-api-key\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_json_agents_envelope_explains_a_failed_exit() {
+        let dir = TempDir::new().expect("tempdir");
+        let envelope = r#"{"type":"result","is_error":true,"api_error_status":401,"result":"Invalid API key"}"#;
+        let outcome = CommandAgent::new(
+            vec![
+                "/bin/sh".to_owned(),
+                "-c".to_owned(),
+                format!("echo '{envelope}'; exit 1"),
+            ],
+            BTreeMap::new(),
+        )
+        .expect("agent")
+        .with_output_format(OutputFormat::ClaudeJson)
+        .supervised_by(None)
+        .run(request(dir.path(), ""))
+        .await;
+        let Err(Failure::Permanent { message }) = outcome.result else {
+            panic!("expected a permanent failure, got {:?}", outcome.result);
+        };
+        assert!(
+            message.starts_with(
+                "`/bin/sh` exited with code 1: the agent reported an error: Invalid API key; log"
+            ),
+            "{message}"
+        );
     }
 
     #[tokio::test]
@@ -1180,7 +1408,7 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
     }
 
     #[test]
-    fn speckit_executable_replaces_the_program_and_extra_args_are_appended() {
+    fn speckit_executable_replaces_the_program_and_extra_args_go_before_the_output_flags() {
         let command = words(&["cursor-agent", "-p", "--output-format", "json"]);
         let lookup = environment(&[
             (
@@ -1195,18 +1423,18 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
             ("SPECKIT_INTEGRATION_CLAUDE_EXECUTABLE", "/usr/bin/false"),
         ]);
         assert_eq!(
-            apply_speckit_integration(command, "cursor-agent", lookup),
+            apply_speckit_integration(command, "cursor-agent", OutputFormat::ClaudeJson, lookup),
             Ok(words(&[
                 "/opt/cursor/bin/cursor-agent",
                 "-p",
-                "--output-format",
-                "json",
                 "--model",
                 "sonnet-4",
                 "--append",
                 "two words",
                 "a \"b\"",
                 "c d",
+                "--output-format",
+                "json",
             ]))
         );
     }
@@ -1215,7 +1443,12 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
     fn unset_or_blank_speckit_variables_change_nothing() {
         let command = words(&["claude", "-p"]);
         assert_eq!(
-            apply_speckit_integration(command.clone(), "claude", environment(&[])),
+            apply_speckit_integration(
+                command.clone(),
+                "claude",
+                OutputFormat::Text,
+                environment(&[])
+            ),
             Ok(command.clone())
         );
         let blank = environment(&[
@@ -1223,7 +1456,7 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
             ("SPECKIT_INTEGRATION_CLAUDE_EXTRA_ARGS", " \t"),
         ]);
         assert_eq!(
-            apply_speckit_integration(command.clone(), "claude", blank),
+            apply_speckit_integration(command.clone(), "claude", OutputFormat::Text, blank),
             Ok(command)
         );
     }
@@ -1231,8 +1464,13 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
     #[test]
     fn an_unclosed_quote_in_extra_args_is_an_error_naming_the_variable() {
         let lookup = environment(&[("SPECKIT_INTEGRATION_CODEX_EXTRA_ARGS", "--flag 'open")]);
-        let error = apply_speckit_integration(words(&["codex", "exec", "-"]), "codex", lookup)
-            .expect_err("an unclosed quote");
+        let error = apply_speckit_integration(
+            words(&["codex", "exec", "-"]),
+            "codex",
+            OutputFormat::Text,
+            lookup,
+        )
+        .expect_err("an unclosed quote");
         assert_eq!(
             error,
             CommandAgentError::ExtraArguments {

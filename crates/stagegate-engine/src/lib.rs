@@ -8,6 +8,7 @@
 
 pub mod adaptive;
 mod agent_call;
+mod agent_error;
 pub mod backend;
 mod bounded_output;
 pub mod command_agent;
@@ -15,6 +16,8 @@ pub mod context_budget;
 pub mod envelope;
 pub mod event;
 pub mod line_comment;
+mod headless_arguments;
+mod memory_usage;
 pub mod mock_agent;
 pub mod output_format;
 mod process_group;

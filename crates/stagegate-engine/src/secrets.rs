@@ -401,6 +401,8 @@ mod tests {
                 secret_env: vec!["TOKEN".to_owned(), "INHERITED".to_owned()],
                 output_format: Default::default(),
                 speckit_integration: None,
+                model: None,
+                memory_bytes: None,
             },
             BackendSettings::OpenAi {
                 base_url: "http://x".to_owned(),

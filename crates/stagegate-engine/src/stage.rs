@@ -330,27 +330,34 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 .agents
                 .iter()
                 .filter(|agent| {
-                    results
-                        .get(&agent.id)
-                        .is_none_or(|result| result.result.is_err())
+                    // A permanent failure (not logged in, out of quota, over its memory cap)
+                    // would only fail again, alone or not.
+                    results.get(&agent.id).is_none_or(|result| {
+                        result
+                            .result
+                            .as_ref()
+                            .is_err_and(|failure| !matches!(failure, Failure::Permanent { .. }))
+                    })
                 })
                 .collect();
-            self.sink
-                .emit(&Event::SequentialPassStarted {
-                    run_id: self.context.run_id.clone(),
-                    stage: plan.id.clone(),
-                    agents: failed.iter().map(|agent| agent.id.clone()).collect(),
-                    at_ms: now_ms(),
-                })
-                .await?;
-            for agent in failed {
-                let mut call = self.agent_call(agent, Some(1))?;
-                call.use_fallback = false;
-                let result = self.run_one(call).await?;
-                self.count(&mut quorum, &result).await?;
-                results.insert(result.agent.clone(), result);
-                if self.stage_cancel.is_cancelled() {
-                    break;
+            if !failed.is_empty() {
+                self.sink
+                    .emit(&Event::SequentialPassStarted {
+                        run_id: self.context.run_id.clone(),
+                        stage: plan.id.clone(),
+                        agents: failed.iter().map(|agent| agent.id.clone()).collect(),
+                        at_ms: now_ms(),
+                    })
+                    .await?;
+                for agent in failed {
+                    let mut call = self.agent_call(agent, Some(1))?;
+                    call.use_fallback = false;
+                    let result = self.run_one(call).await?;
+                    self.count(&mut quorum, &result).await?;
+                    results.insert(result.agent.clone(), result);
+                    if self.stage_cancel.is_cancelled() {
+                        break;
+                    }
                 }
             }
         }

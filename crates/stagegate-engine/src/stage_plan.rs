@@ -11,6 +11,7 @@ use stagegate_settings::{AgentSettings, BackendSettings, Settings, StageSettings
 use crate::adaptive::Adaptation;
 use crate::backend::Backend;
 use crate::command_agent::{CommandAgent, CommandAgentError, apply_speckit_integration};
+use crate::headless_arguments::insert_before_output_flags;
 use crate::mock_agent::MockAgent;
 use crate::retry_policy::RetryPolicy;
 
@@ -194,6 +195,8 @@ fn build_backend(
             secret_env,
             output_format,
             speckit_integration,
+            model,
+            memory_bytes,
         } => {
             let invalid = |error: CommandAgentError| PlanError::InvalidBackend {
                 backend: name.to_owned(),
@@ -202,17 +205,28 @@ fn build_backend(
             // spec-kit's variables are read now, as the stage starts, like spec-kit reads them
             // each time it runs the agent.
             let command = match speckit_integration {
-                Some(integration) => {
-                    apply_speckit_integration(command.clone(), integration, |variable| {
-                        std::env::var(variable).ok()
-                    })
-                    .map_err(invalid)?
-                }
+                Some(integration) => apply_speckit_integration(
+                    command.clone(),
+                    integration,
+                    *output_format,
+                    |variable| std::env::var(variable).ok(),
+                )
+                .map_err(invalid)?,
                 None => command.clone(),
             };
+            let mut command = command;
+            if let Some(model) = model {
+                insert_before_output_flags(
+                    &mut command,
+                    *output_format,
+                    vec!["--model".to_owned(), model.clone()],
+                );
+            }
             CommandAgent::new(command, env.clone())
                 .map(|agent| {
-                    let agent = agent.with_secret_env(secret_env);
+                    let agent = agent
+                        .with_secret_env(secret_env)
+                        .with_memory_cap(*memory_bytes);
                     Arc::new(agent.with_output_format(*output_format).named(name))
                         as Arc<dyn Backend>
                 })

@@ -32,10 +32,18 @@
 //! is cleared between fork and exec (the one `unsafe` here, like `confine_child`'s). The supervisor's stdin and stdout are pointed at `/dev/null` once
 //! the agent has its own copies, so that end of file and broken pipes are the agent's alone.
 //!
+//! - with `--memory-bytes N`, it samples what the tree really uses (see `memory_usage`: anonymous
+//!   and shared memory, not reserved address space) every `MEMORY_POLL`; when the sum passes N
+//!   it says so on stderr (`MEMORY_EXCEEDED_PREFIX`), kills the tree and exits with
+//!   `MEMORY_EXCEEDED_EXIT`, which the engine turns into a permanent "exceeded agent_memory"
+//!   failure. This replaces `RLIMIT_DATA` for supervised agents: the rlimit counts reservations
+//!   (Bun and V8 make huge ones and die at start under it) but not shared mappings.
+//!
 //! What it cannot do: catch a descendant that escapes the tree on purpose (a double fork through
 //! a process that is not in the tree is impossible, but `ptrace` or a daemon manager asked over a
-//! socket, like `systemd-run`, is not), and cap memory that `RLIMIT_DATA` does not count (shared
-//! mappings); that needs cgroups, which stagegate does not use.
+//! socket, like `systemd-run`, is not), and stop a burst of allocation between two samples
+//! (a hard cap needs a cgroup's `memory.max`, which is not writable where stagegate usually
+//! runs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -65,6 +73,16 @@ pub(crate) const SPAWN_FAILED_EXIT: u8 = 127;
 pub(crate) const SPAWN_FAILED_PREFIX: &str =
     "stagegate supervisor: could not start the agent: os error ";
 
+/// The supervisor's exit code when the tree used more memory than `--memory-bytes`; its last
+/// stderr line then is [`MEMORY_EXCEEDED_PREFIX`] followed by `USED CAP` in bytes.
+pub(crate) const MEMORY_EXCEEDED_EXIT: u8 = 125;
+
+/// See [`MEMORY_EXCEEDED_EXIT`].
+pub(crate) const MEMORY_EXCEEDED_PREFIX: &str = "stagegate supervisor: memory cap exceeded: ";
+
+/// How often the tree's memory is measured when it is capped.
+const MEMORY_POLL: Duration = Duration::from_millis(100);
+
 /// How long the engine waits, past the grace it gave the supervisor, before it kills the
 /// supervisor's group itself: time for the supervisor's own `SIGKILL` round and its exit.
 pub(crate) const SUPERVISOR_SLACK: Duration = Duration::from_secs(2);
@@ -81,8 +99,8 @@ const KILL_POLL: Duration = Duration::from_millis(10);
 const ORPHANED_KILL_LIMIT: Duration = Duration::from_secs(10);
 
 /// How to start a supervisor: a program (the stagegate binary) and the arguments that select
-/// its supervisor mode. The engine appends `--parent PID --grace-ms N -- PROGRAM ARGS...`, which
-/// [`supervise`] reads.
+/// its supervisor mode. The engine appends `--parent PID --grace-ms N [--memory-bytes N] --
+/// PROGRAM ARGS...`, which [`supervise`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorCommand {
     pub program: PathBuf,
@@ -108,6 +126,8 @@ pub(crate) fn installed_supervisor() -> Option<SupervisorCommand> {
 struct Invocation {
     parent: Pid,
     grace: Duration,
+    /// The tree's memory cap in bytes; 0 for none.
+    memory_bytes: u64,
     program: OsString,
     args: Vec<OsString>,
 }
@@ -117,6 +137,7 @@ impl Invocation {
         let mut args = args.into_iter();
         let mut parent = None;
         let mut grace = None;
+        let mut memory_bytes = 0;
         loop {
             let Some(flag) = args.next() else {
                 return Err("missing `-- PROGRAM`".to_owned());
@@ -133,6 +154,7 @@ impl Invocation {
                     parent = Some(Pid::from_raw(pid));
                 }
                 Some("--grace-ms") => grace = Some(Duration::from_millis(number(args.next())?)),
+                Some("--memory-bytes") => memory_bytes = number(args.next())?,
                 Some("--") => break,
                 _ => return Err(format!("unknown argument {}", flag.to_string_lossy())),
             }
@@ -141,6 +163,7 @@ impl Invocation {
         Ok(Invocation {
             parent: parent.ok_or("missing --parent")?,
             grace: grace.ok_or("missing --grace-ms")?,
+            memory_bytes,
             program,
             args: args.collect(),
         })
@@ -237,6 +260,15 @@ fn run(invocation: &Invocation) -> io::Result<AgentEnd> {
             }
         }
         let mut timeout = IDLE_POLL;
+        if invocation.memory_bytes != 0 && supervisor.agent_end.is_none() {
+            let used = tree_memory(&descendants());
+            if used > invocation.memory_bytes {
+                kill_tree_until_empty();
+                eprintln!("{MEMORY_EXCEEDED_PREFIX}{used} {}", invocation.memory_bytes);
+                std::process::exit(i32::from(MEMORY_EXCEEDED_EXIT));
+            }
+            timeout = timeout.min(MEMORY_POLL);
+        }
         if let Some(kill_at) = supervisor.kill_at {
             if now >= kill_at {
                 signal_all(&descendants(), Signal::SIGKILL);
@@ -395,6 +427,13 @@ fn descendants() -> BTreeSet<Pid> {
     found
 }
 
+/// What the processes `tree` use together (see `memory_usage`).
+fn tree_memory(tree: &BTreeSet<Pid>) -> u64 {
+    tree.iter()
+        .filter_map(|pid| crate::memory_usage::used_bytes(pid.as_raw()))
+        .sum()
+}
+
 /// The state and the parent's pid from `/proc/PID/stat`: `PID (COMMAND) STATE PPID …`, where the
 /// command may hold spaces and parentheses, so the fields are read after the last `)`.
 fn state_and_parent(stat: &str) -> Option<(char, i32)> {
@@ -439,6 +478,10 @@ mod tests {
         assert_eq!(invocation.grace, Duration::from_millis(500));
         assert_eq!(invocation.program, "prog");
         assert_eq!(invocation.args, words("-a --parent"));
+        assert_eq!(invocation.memory_bytes, 0);
+        let capped = Invocation::parse(words("--parent 1 --grace-ms 5 --memory-bytes 1024 -- p"))
+            .expect("a valid invocation");
+        assert_eq!(capped.memory_bytes, 1024);
         assert!(Invocation::parse(words("--parent 42 --grace-ms 500")).is_err());
         assert!(Invocation::parse(words("--parent x --grace-ms 500 -- p")).is_err());
         assert!(Invocation::parse(words("--grace-ms 500 -- p")).is_err());

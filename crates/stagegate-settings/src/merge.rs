@@ -90,9 +90,19 @@ fn merge_backend(base: &mut RawBackend, top: RawBackend, layer: &Layer) {
     if top.command.is_some() && top.output_format.is_none() {
         base.output_format = None;
     }
+    // `env` merges key by key: a user who adds one variable keeps the preset's (Claude Code's
+    // CLAUDE_CODE_MAX_RETRIES=0) unless they set the same name.
+    let mut top = top;
+    if let (Some(old), Some(new)) = (&base.env, &mut top.env) {
+        for (name, value) in &old.value {
+            new.value
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
     base.declared_in = Some(layer.clone());
     set_each!(base, top, layer;
-        kind, command, env, secret_env, output_format, speckit_integration, base_url, model, api_key_env, temperature, max_tokens, latency,
+        kind, command, env, secret_env, output_format, speckit_integration, memory, base_url, model, api_key_env, temperature, max_tokens, latency,
         fail_attempts, output, api, idle_timeout, on_truncation);
 }
 

@@ -173,6 +173,8 @@ pub(crate) struct RawBackend {
     /// `command`: the spec-kit integration key whose `SPECKIT_INTEGRATION_<KEY>_*` variables
     /// apply to the command (`claude`, `cursor-agent`).
     pub(crate) speckit_integration: Option<Sourced<String>>,
+    /// `command`: the memory cap of the agent's process tree (`"1GiB"`).
+    pub(crate) memory: Option<Sourced<RawSize>>,
     pub(crate) base_url: Option<Sourced<String>>,
     pub(crate) model: Option<Sourced<String>>,
     pub(crate) api_key_env: Option<Sourced<String>>,

@@ -164,6 +164,12 @@ pub enum BackendSettings {
         /// `SPECKIT_INTEGRATION_<KEY>_EXECUTABLE` and `_EXTRA_ARGS` variables apply to the
         /// command when the backend is built.
         speckit_integration: Option<String>,
+        /// `model`: passed as `--model NAME` (where spec-kit puts it: before the output flags);
+        /// `None` leaves the choice to the agent's own configuration.
+        model: Option<String>,
+        /// `memory`: the cap on what the agent's process tree really uses, bytes; replaces
+        /// `defaults.agent_memory` (and `large_context_memory`) for attempts on this backend.
+        memory_bytes: Option<u64>,
     },
     /// OpenAI-compatible chat completions.
     OpenAi {
@@ -274,14 +280,20 @@ pub enum OutputFormat {
     ClaudeJson,
     /// `gemini --output-format json`'s object (`{"response":…,"stats":…}`).
     GeminiJson,
+    /// `qwen --output-format json`'s array of messages ending in a Claude-style `result` object.
+    QwenJson,
+    /// `codex exec --json`'s event lines (`item.completed`, `turn.completed`, `turn.failed`).
+    CodexJsonl,
 }
 
 impl OutputFormat {
     /// Every format, in the order the documentation lists them.
-    pub const ALL: [OutputFormat; 3] = [
+    pub const ALL: [OutputFormat; 5] = [
         OutputFormat::Text,
         OutputFormat::ClaudeJson,
         OutputFormat::GeminiJson,
+        OutputFormat::QwenJson,
+        OutputFormat::CodexJsonl,
     ];
 
     /// The name as written in the configuration.
@@ -290,6 +302,8 @@ impl OutputFormat {
             OutputFormat::Text => "text",
             OutputFormat::ClaudeJson => "claude-json",
             OutputFormat::GeminiJson => "gemini-json",
+            OutputFormat::QwenJson => "qwen-json",
+            OutputFormat::CodexJsonl => "codex-jsonl",
         }
     }
 

@@ -4,6 +4,8 @@
 
 #[path = "cli/agent_failures.rs"]
 mod agent_failures;
+#[path = "cli/agent_memory.rs"]
+mod agent_memory;
 #[path = "cli/builtin.rs"]
 mod builtin;
 #[path = "cli/completions.rs"]
@@ -50,6 +52,8 @@ mod review_browser;
 mod review_comments;
 #[path = "cli/output_style.rs"]
 mod output_style;
+#[path = "cli/presets_real_clis.rs"]
+mod presets_real_clis;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/secrets.rs"]

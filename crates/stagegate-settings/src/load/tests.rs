@@ -391,12 +391,23 @@ fn the_product_example_loads() {
         settings.backends["claude"],
         BackendSettings::Command {
             command: strings(&["claude", "-p"]),
-            env: BTreeMap::new(),
+            // The preset's variables stay unless the file sets the same names.
+            env: [
+                ("CLAUDE_CODE_MAX_RETRIES".to_owned(), "0".to_owned()),
+                (
+                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_owned(),
+                    "1".to_owned()
+                ),
+            ]
+            .into(),
             secret_env: Vec::new(),
             // The example's own command prints text: the preset's JSON format does not linger.
             output_format: OutputFormat::Text,
             // The built-in preset's integration key stays: the spec-kit variables still apply.
             speckit_integration: Some("claude".to_owned()),
+            model: None,
+            // So does the preset's memory cap: the program is still Claude Code.
+            memory_bytes: Some(1 << 30),
         }
     );
     assert_eq!(
@@ -619,34 +630,88 @@ fn presets_run_cli_agents_headless() {
             command,
             output_format,
             speckit_integration,
+            memory_bytes,
             ..
-        } => (command.clone(), *output_format, speckit_integration.clone()),
+        } => {
+            assert_eq!(speckit_integration.as_deref(), Some(name));
+            assert!(memory_bytes.is_some(), "{name} has its measured memory cap");
+            (command.clone(), *output_format)
+        }
         other => panic!("{name} is a {} backend", other.kind()),
     };
     assert_eq!(
         preset("claude"),
         (
-            strings(&["claude", "-p", "--output-format", "json"]),
+            strings(&[
+                "claude",
+                "-p",
+                "--no-session-persistence",
+                "--output-format",
+                "json"
+            ]),
             OutputFormat::ClaudeJson,
-            Some("claude".to_owned())
         )
     );
     assert_eq!(
         preset("codex"),
         (
-            strings(&["codex", "exec", "-"]),
-            OutputFormat::Text,
-            Some("codex".to_owned())
+            strings(&[
+                "codex",
+                "exec",
+                "--skip-git-repo-check",
+                "--ephemeral",
+                "--json",
+                "-"
+            ]),
+            OutputFormat::CodexJsonl,
         )
     );
-    assert_eq!(preset("gemini").1, OutputFormat::GeminiJson);
+    assert_eq!(
+        preset("gemini"),
+        (
+            strings(&["gemini", "--skip-trust", "--output-format", "json"]),
+            OutputFormat::GeminiJson
+        )
+    );
+    assert_eq!(preset("qwen").1, OutputFormat::QwenJson);
+    assert_eq!(
+        preset("opencode").0,
+        strings(&["opencode", "run", "--agent", "plan"])
+    );
+    assert_eq!(preset("copilot").1, OutputFormat::Text);
+    assert_eq!(preset("cursor-agent").0[0], "agent");
     assert_eq!(preset("cursor-agent").1, OutputFormat::ClaudeJson);
-    for name in ["qwen", "opencode", "copilot"] {
-        let (command, format, integration) = preset(name);
-        assert_eq!(command[0], name);
-        assert_eq!(format, OutputFormat::Text);
-        assert_eq!(integration.as_deref(), Some(name));
-    }
+}
+
+#[test]
+fn a_presets_env_is_merged_key_by_key_and_model_and_memory_are_read() {
+    let repository = Repository::with_config(
+        "[backends.claude]
+env = { CLAUDE_CODE_MAX_TURNS = \"3\" }
+model = \"opus\"
+memory = \"2GiB\"\n",
+    );
+    let loaded = repository.load().expect("loads");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let BackendSettings::Command {
+        env,
+        model,
+        memory_bytes,
+        ..
+    } = &loaded.settings.backends["claude"]
+    else {
+        panic!("a command backend");
+    };
+    assert_eq!(
+        env.get("CLAUDE_CODE_MAX_TURNS").map(String::as_str),
+        Some("3")
+    );
+    assert_eq!(
+        env.get("CLAUDE_CODE_MAX_RETRIES").map(String::as_str),
+        Some("0")
+    );
+    assert_eq!(model.as_deref(), Some("opus"));
+    assert_eq!(*memory_bytes, Some(2 << 30));
 }
 
 #[test]
@@ -1290,12 +1355,12 @@ fn unknown_keys_are_warnings_with_paths_and_suggestions() {
 #[test]
 fn keys_another_kind_uses_are_warnings() {
     let repository = Repository::with_config(
-        "[backends.claude]\nkind = \"command\"\ncommand = [\"claude\", \"-p\"]\nmodel = \"opus\"\n",
+        "[backends.claude]\nkind = \"command\"\ncommand = [\"claude\", \"-p\"]\nmax_tokens = 5\n",
     );
     let loaded = repository.load().expect("loads");
     assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
     let warning = &loaded.warnings[0];
-    assert_eq!(warning.path, "backends.claude.model");
+    assert_eq!(warning.path, "backends.claude.max_tokens");
     assert_eq!(warning.line, 4);
     assert_eq!(
         warning.reason,

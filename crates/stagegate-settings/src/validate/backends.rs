@@ -30,6 +30,8 @@ fn keys_of_kind(kind: &str) -> &'static [&'static str] {
             "secret_env",
             "output_format",
             "speckit_integration",
+            "model",
+            "memory",
         ],
         "openai" => &[
             "kind",
@@ -68,6 +70,7 @@ fn keys_set(raw: &RawBackend) -> Vec<(&'static str, &Location)> {
         ("secret_env", at(&raw.secret_env)),
         ("output_format", at(&raw.output_format)),
         ("speckit_integration", at(&raw.speckit_integration)),
+        ("memory", at(&raw.memory)),
         ("base_url", at(&raw.base_url)),
         ("model", at(&raw.model)),
         ("api_key_env", at(&raw.api_key_env)),
@@ -168,6 +171,14 @@ impl Validator<'_> {
                     secret_env: self.secret_env(raw, &prefix)?,
                     output_format: self.output_format(raw, &prefix)?,
                     speckit_integration: self.speckit_integration(raw, &prefix)?,
+                    model: match &raw.model {
+                        Some(model) => Some(self.non_empty(model, &format!("{prefix}.model"))?),
+                        None => None,
+                    },
+                    memory_bytes: match &raw.memory {
+                        Some(memory) => Some(self.size(memory, &format!("{prefix}.memory"))?),
+                        None => None,
+                    },
                 }
             }
             "openai" => BackendSettings::OpenAi {

@@ -44,6 +44,70 @@ pub const CLI_AGENTS: [&str; 7] = [
     "cursor-agent",
 ];
 
+/// What a CLI preset needs, as measured on the real CLI: (preset, the executables that run it,
+/// the memory cap its preset sets, what was measured, whether it was run here at all).
+/// `init` writes the cap with the measurement as its reason, and says when a preset is
+/// unverified. Keep in step with the presets in `stagegate-settings/defaults.toml`.
+const PRESET_LIMITS: [(&str, &[&str], &str, &str, bool); 7] = [
+    (
+        "claude",
+        &["claude"],
+        "1GiB",
+        "Claude Code 2.1.197 (Bun) used 130 MiB at start",
+        true,
+    ),
+    (
+        "codex",
+        &["codex"],
+        "512MiB",
+        "Codex 0.171 used 32 MiB at start",
+        true,
+    ),
+    (
+        "gemini",
+        &["gemini"],
+        "1GiB",
+        "Gemini CLI 0.61 used 270 MiB at start",
+        true,
+    ),
+    (
+        "qwen",
+        &["qwen"],
+        "1GiB",
+        "Qwen Code 0.15 used 370 MiB at start",
+        true,
+    ),
+    (
+        "opencode",
+        &["opencode"],
+        "2GiB",
+        "opencode 1.18 (Bun) used 580 MiB at start",
+        true,
+    ),
+    (
+        "copilot",
+        &["copilot"],
+        "1GiB",
+        "Copilot CLI 1.0.102 used 170 MiB at start",
+        true,
+    ),
+    (
+        "cursor-agent",
+        &["agent", "cursor-agent"],
+        "1GiB",
+        "not measured: Cursor's agent is not on npm",
+        false,
+    ),
+];
+
+/// The executables that run `preset` (Cursor's is `agent`, with `cursor-agent` the legacy alias).
+fn executables_of(preset: &str) -> &'static [&'static str] {
+    PRESET_LIMITS
+        .iter()
+        .find(|(name, ..)| *name == preset)
+        .map_or(&[], |(_, executables, ..)| executables)
+}
+
 /// The local OpenAI-compatible servers looked for: llama.cpp's server, Ollama, vLLM.
 const LOCAL_PORTS: [(u16, &str); 3] = [(8080, "llama.cpp"), (11434, "Ollama"), (8000, "vLLM")];
 
@@ -186,12 +250,24 @@ pub fn config_text(choice: &Choice, detected: &Detected) -> String {
                  synthesis = \"10m\"\n\
                  qa = \"5m\"\n\
                  stage = \"60m\"              # the whole stage, the gate's waiting excluded\n\n\
-                 # `{agent}` is a built-in preset; to change how it runs, redefine it here, e.g.\n\
-                 # [backends.{agent}]\n\
+                 # `{agent}` is a built-in preset; to change how it runs, redefine it here:\n\
+                 [backends.{agent}]\n\
+                 # What the agent's process tree may really use (anonymous and shared memory, watched\n\
+                 # by stagegate's supervisor): {measured}.\n\
+                 memory = \"{memory}\"\n\
+                 # model = \"...\"              # passed as --model, before the output flags\n\
                  # command = [...]            # then also set output_format (\"text\" unless told)\n\
                  # spec-kit's SPECKIT_INTEGRATION_{key}_EXECUTABLE and _EXTRA_ARGS apply to it.\n",
                 key = agent.to_ascii_uppercase().replace('-', "_"),
+                memory = preset_limit(agent).map_or("1GiB", |(memory, _, _)| memory),
+                measured = preset_limit(agent).map_or("not measured", |(_, measured, _)| measured),
             ));
+            if preset_limit(agent).is_some_and(|(_, _, verified)| !verified) {
+                text.push_str(&format!(
+                    "# UNVERIFIED: the `{agent}` preset was not run against the real CLI; check its\n\
+                     # command and output_format against `{agent} --help`.\n"
+                ));
+            }
         }
         Choice::Anthropic => text.push_str(&format!(
             "\n[backends.anthropic]\n\
@@ -218,6 +294,14 @@ pub fn config_text(choice: &Choice, detected: &Detected) -> String {
         ),
     }
     text
+}
+
+/// The memory cap, the measurement behind it and whether the preset was verified.
+fn preset_limit(preset: &str) -> Option<(&'static str, &'static str, bool)> {
+    PRESET_LIMITS
+        .iter()
+        .find(|(name, ..)| *name == preset)
+        .map(|(_, _, memory, measured, verified)| (*memory, *measured, *verified))
 }
 
 /// One line per detection, for stderr and the file's header. Keys are reported as set or not,
@@ -266,7 +350,11 @@ pub fn detect(repo_root: &Path, variable: impl Fn(&str) -> Option<OsString>) -> 
         speckit_integration: speckit_integration(repo_root),
         cli_agents: CLI_AGENTS
             .iter()
-            .filter(|agent| find_on_path(&path, agent).is_some())
+            .filter(|agent| {
+                executables_of(agent)
+                    .iter()
+                    .any(|executable| find_on_path(&path, executable).is_some())
+            })
             .map(|agent| (*agent).to_owned())
             .collect(),
         anthropic_key: present(ANTHROPIC_KEY),
@@ -369,11 +457,20 @@ pub fn init(force: bool, speckit_extension: bool) -> Result<Exit, AppError> {
         choice.backend(),
         choice.reason()
     );
-    if matches!(choice, Choice::Cli { .. }) {
+    if let Choice::Cli { agent, .. } = &choice {
         eprintln!(
             "timeouts are longer than the built-in ones (10m per agent, 60m per stage): a CLI \
              coding agent takes minutes"
         );
+        if let Some((memory, measured, verified)) = preset_limit(agent) {
+            eprintln!("memory cap {memory} for `{agent}` ({measured})");
+            if !verified {
+                eprintln!(
+                    "warning: the `{agent}` preset is unverified: it was not run against the real \
+                     CLI; check its command in stagegate.toml"
+                );
+            }
+        }
     }
     std::fs::write(&config_path, config_text(&choice, &detected))?;
     eprintln!("wrote {}", config_path.display());
@@ -829,6 +926,25 @@ mod tests {
                 assert_eq!(settings.timeouts.synthesis, Duration::from_secs(600));
                 assert_eq!(settings.timeouts.qa, Duration::from_secs(300));
                 assert_eq!(settings.timeouts.stage, Duration::from_secs(3600));
+            }
+            if let Choice::Cli { agent, .. } = &choice {
+                let text = config_text(&choice, &facts);
+                assert!(
+                    text.contains("used") || text.contains("not measured"),
+                    "{text}"
+                );
+                assert!(
+                    matches!(
+                        &settings.backends[agent.as_str()],
+                        BackendSettings::Command { memory_bytes: Some(bytes), .. } if *bytes >= 1 << 30
+                    ),
+                    "{agent}: the preset's measured cap is written"
+                );
+                assert_eq!(
+                    text.contains("UNVERIFIED"),
+                    agent == "cursor-agent",
+                    "only Cursor's preset was not run here: {text}"
+                );
             }
             if let Choice::Local { .. } = choice {
                 assert!(matches!(

@@ -1,6 +1,6 @@
 //! `stagegate init` through the real binary: with a stand-in `claude` on a temporary PATH it
 //! chooses the `claude` preset with long timeouts, and a stage run on that configuration calls
-//! the stand-in as `claude -p --output-format json` and reads its JSON envelope.
+//! the stand-in as `claude -p --no-session-persistence --output-format json` and reads its JSON envelope.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -100,7 +100,7 @@ fn init_picks_a_cli_agent_on_the_path_and_a_stage_runs_on_it() {
     let calls = std::fs::read_to_string(bin.join("claude.args")).expect("the stand-in ran");
     assert!(!calls.is_empty());
     for line in calls.lines() {
-        assert_eq!(line, "-p --output-format json");
+        assert_eq!(line, "-p --no-session-persistence --output-format json");
     }
     // The envelope was read: the staged plan is the answer's text, not the JSON around it.
     let staged = walk(&repo.path(".stagegate/runs"))

@@ -1,0 +1,253 @@
+//! Each CLI preset against the real CLI from npm, the way a new user meets it: a fresh
+//! repository (an untrusted folder), no session, a model API that refuses the key. No model is
+//! reachable here, so the tests assert what is observable: the CLI starts under its preset's
+//! memory cap (run by the supervisor), the error it prints for the refused request is captured
+//! and classified, nothing is "killed by" a signal, and a permanent failure is not retried.
+//!
+//! The CLIs are installed by `.ci/run` under `target/npm-clis` (or `STAGEGATE_NPM_CLIS` names
+//! their `node_modules/.bin`). Without them these tests fail and say how to install them;
+//! `STAGEGATE_SKIP_REAL_CLI_TESTS=1` skips them on purpose (a machine without Node).
+//! Cursor's `agent` is not on npm and has no test: its preset is marked unverified.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::json;
+
+use assert_cmd::Command;
+
+use crate::harness::{EXIT_STAGE_FAILED, TestRepo};
+use crate::loopback_server::{LoopbackServer, Reply};
+
+/// One CLI at a time: each runs four copies of a Node or Bun program on a shared machine.
+static ONE_CLI_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// How long one `stagegate run plan` may take: one CLI start, on a machine other builds share.
+const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// Where the npm CLIs' executables are.
+fn npm_bin() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STAGEGATE_NPM_CLIS") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/npm-clis/node_modules/.bin")
+}
+
+/// How one preset is tried: the environment that points the CLI at the refusing server, and
+/// what its own error says.
+struct Trial {
+    preset: &'static str,
+    environment: Vec<(String, String)>,
+    says: &'static str,
+    permanent: bool,
+}
+
+/// Runs `stagegate run plan` on the preset in a fresh repository with the CLI on the PATH.
+fn smoke(trial: impl FnOnce(&str) -> Trial) {
+    if std::env::var_os("STAGEGATE_SKIP_REAL_CLI_TESTS").is_some() {
+        eprintln!("skipped: STAGEGATE_SKIP_REAL_CLI_TESTS is set");
+        return;
+    }
+    let server = LoopbackServer::start(|_, _| {
+        Reply::json(
+            401,
+            &json!({"type": "error", "error": {"type": "authentication_error",
+                    "message": "invalid x-api-key", "code": "invalid_api_key"}}),
+        )
+    });
+    let trial = trial(&server.origin());
+    let bin = npm_bin();
+    let program = bin.join(trial.preset);
+    assert!(
+        program.exists(),
+        "{} is not installed: run `.ci/run` (its install_npm_clis step), or `npm install \
+         --prefix target/npm-clis` with the packages .ci/run names; or set \
+         STAGEGATE_SKIP_REAL_CLI_TESTS=1 to skip these tests on purpose",
+        program.display()
+    );
+    let _one = ONE_CLI_AT_A_TIME
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let home = tempfile::tempdir().expect("a home directory");
+    // One agent: each attempt is a whole CLI start (seconds to half a minute on a busy
+    // machine), and one says what four would. Generous timeouts: a timeout is not what is tested.
+    let mut repo = TestRepo::with_approved_spec()
+        .set("defaults", "backend", &format!("\"{}\"", trial.preset))
+        .set("defaults", "retries", "0")
+        .set("stages.plan", "agents", "[\"requirements-analyst\"]");
+    for class in [
+        "default",
+        "complex_analysis",
+        "simple_check",
+        "review",
+        "synthesis",
+        "qa",
+    ] {
+        repo = repo.set("timeouts", class, "\"240s\"");
+    }
+    repo = repo.set("timeouts", "stage", "\"280s\"");
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display());
+    let mut environment = vec![
+        ("PATH".to_owned(), path),
+        ("HOME".to_owned(), home.path().display().to_string()),
+    ];
+    environment.extend(trial.environment);
+    let outcome = run_plan(&repo, &environment);
+    assert_eq!(outcome.code, Some(EXIT_STAGE_FAILED), "{outcome:?}");
+    assert!(
+        outcome.stderr.contains(trial.says),
+        "no {:?} in {outcome:?}",
+        trial.says
+    );
+    assert!(!outcome.stderr.contains("killed by"), "{outcome:?}");
+    assert!(
+        !outcome.stderr.contains("memory cap"),
+        "started under its preset's cap: {outcome:?}"
+    );
+    let retried = outcome.stderr.contains("attempt 2");
+    assert_eq!(
+        retried, !trial.permanent,
+        "only a retryable failure gets the sequential pass's second attempt: {outcome:?}"
+    );
+    assert!(
+        ["copilot", "gemini"].contains(&trial.preset) || !server.requests().is_empty(),
+        "the CLI asked the loopback server: {outcome:?}"
+    );
+}
+
+/// How `stagegate run plan` ended.
+#[derive(Debug)]
+struct Ended {
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// `stagegate run plan --no-input` in `repo` with `environment` added, none of the caller's
+/// `STAGEGATE_*` or spec-kit variables, and [`COMMAND_LIMIT`] to end.
+fn run_plan(repo: &TestRepo, environment: &[(String, String)]) -> Ended {
+    let mut command = Command::cargo_bin("stagegate").expect("the stagegate binary");
+    command
+        .current_dir(&repo.root)
+        .args(["run", "plan", "--no-input"])
+        .env("NO_COLOR", "1")
+        .env_remove("SPECIFY_FEATURE_DIRECTORY")
+        .timeout(COMMAND_LIMIT);
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("STAGEGATE_") || text.starts_with("SPECKIT_INTEGRATION_") {
+            command.env_remove(&name);
+        }
+    }
+    command.envs(environment.iter().map(|(name, value)| (name, value)));
+    let output = command.output().expect("run stagegate");
+    Ended {
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn pairs(list: &[(&str, String)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect()
+}
+
+#[test]
+fn claude_reports_the_refused_key_and_is_not_retried() {
+    smoke(|origin| Trial {
+        preset: "claude",
+        environment: pairs(&[
+            ("ANTHROPIC_API_KEY", "sk-ant-stagegate-test".to_owned()),
+            ("ANTHROPIC_BASE_URL", origin.to_owned()),
+        ]),
+        says: "Invalid API key",
+        permanent: true,
+    });
+}
+
+#[test]
+fn codex_reports_the_refused_key_through_its_event_stream() {
+    smoke(|origin| Trial {
+        preset: "codex",
+        environment: pairs(&[
+            ("OPENAI_API_KEY", "sk-stagegate-test".to_owned()),
+            // spec-kit's extra arguments, placed before `--json`: a provider on loopback.
+            (
+                "SPECKIT_INTEGRATION_CODEX_EXTRA_ARGS",
+                format!(
+                    "-c 'model_providers.loopback={{name=\"loopback\",base_url=\"{origin}/v1\",\
+                     env_key=\"OPENAI_API_KEY\",wire_api=\"responses\"}}' -c model_provider=loopback"
+                ),
+            ),
+        ]),
+        says: "unexpected status 401",
+        permanent: true,
+    });
+}
+
+#[test]
+fn gemini_runs_in_an_untrusted_folder_and_reports_its_auth_error() {
+    // Gemini CLI checks its auth setup before it asks the server (without a base URL it would
+    // retry the real endpoint for minutes).
+    smoke(|origin| Trial {
+        preset: "gemini",
+        environment: pairs(&[
+            ("GEMINI_API_KEY", "stagegate-test".to_owned()),
+            ("GOOGLE_GEMINI_BASE_URL", origin.to_owned()),
+        ]),
+        says: "Invalid auth method selected.",
+        permanent: true,
+    });
+}
+
+#[test]
+fn qwen_reports_the_refused_key_it_prints_as_an_answer() {
+    smoke(|origin| Trial {
+        preset: "qwen",
+        environment: pairs(&[
+            ("OPENAI_API_KEY", "sk-stagegate-test".to_owned()),
+            ("OPENAI_BASE_URL", format!("{origin}/v1")),
+            (
+                "SPECKIT_INTEGRATION_QWEN_EXTRA_ARGS",
+                "--auth-type openai".to_owned(),
+            ),
+        ]),
+        says: "[API Error: 401",
+        permanent: true,
+    });
+}
+
+#[test]
+fn opencode_reports_the_refused_key_without_colour_codes() {
+    smoke(|origin| Trial {
+        preset: "opencode",
+        environment: pairs(&[(
+            "OPENCODE_CONFIG_CONTENT",
+            json!({
+                "provider": {"loopback": {
+                    "npm": "@ai-sdk/openai-compatible",
+                    "name": "loopback",
+                    "options": {"baseURL": format!("{origin}/v1"), "apiKey": "stagegate-test"},
+                    "models": {"m": {"name": "m"}}
+                }},
+                "model": "loopback/m"
+            })
+            .to_string(),
+        )]),
+        says: "Error: invalid x-api-key",
+        permanent: true,
+    });
+}
+
+#[test]
+fn copilot_reports_that_it_cannot_check_its_token() {
+    smoke(|_| Trial {
+        preset: "copilot",
+        environment: pairs(&[("COPILOT_GITHUB_TOKEN", "gho_stagegatetest".to_owned())]),
+        // Its first line says the token "could not be validated" (the network is down); the
+        // quoted last lines say how to log in.
+        says: "run the '/login' command",
+        permanent: false,
+    });
+}
