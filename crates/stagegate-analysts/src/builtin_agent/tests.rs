@@ -321,7 +321,13 @@ fn stage_a_analysts_review_synthesis_and_qa() {
     assert!(risks.contains("Personal data and privacy"));
     assert!(risks.contains("## Edge Cases"));
     let estimate = &run.outputs[3].output;
-    assert!(estimate.contains("P1 stories (MVP)") && estimate.contains("person-days"));
+    assert!(
+        estimate.contains("P1 stories (MVP)") && estimate.contains("Duration: NEEDS CLARIFICATION")
+    );
+    assert!(
+        !estimate.contains("person-day") && !estimate.contains(" days"),
+        "{estimate}"
+    );
 
     assert!(
         run.review.contains("## Coverage by Agent") && run.review.contains("## Synthesis Guidance")
@@ -564,7 +570,10 @@ fn qa_asks_for_rework_on_missing_structure_and_the_rework_answers_it() {
         reworked.contains("> plan.md does not trace FR-002"),
         "{reworked}"
     );
-    assert!(reworked.contains("now traced in this artifact"));
+    assert!(
+        reworked.contains("FR-002 appears in this artifact"),
+        "{reworked}"
+    );
 }
 
 #[test]
@@ -1117,8 +1126,13 @@ fn odd_inputs_under_every_guidance_never_panic() {
             for output in &run.outputs {
                 confidence_of(&output.output);
             }
+            // A spec of which nothing could be read gives a plan that states nothing: QA
+            // says so rather than passing it.
             assert!(
-                run.qa.ends_with("VERDICT: PASS\n"),
+                run.qa.ends_with("VERDICT: PASS\n")
+                    || run
+                        .qa
+                        .contains("No user story and no requirement could be read"),
                 "{content:?}: {}",
                 run.qa
             );

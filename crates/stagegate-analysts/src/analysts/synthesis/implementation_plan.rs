@@ -63,7 +63,7 @@ fn generated(feature: &Feature) -> Vec<PlannedTask> {
             description: format!(
                 "Create the {} model ({}) in {source_root}models/{}",
                 model.name,
-                model.fields.join(", "),
+                model.fields_or_question(),
                 snake(&model.name)
             ),
             requirements: Vec::new(),
@@ -355,10 +355,11 @@ pub(crate) fn write(call: &Call<'_>) -> String {
     if interfaces.is_empty() {
         out.push_str("No operations derived from the requirements.\n\n");
     } else {
+        let api = integrations::api_stated(&call.feature).is_some();
         let rows: Vec<Vec<String>> = interfaces
             .iter()
             .map(|interface| {
-                let (method, path, answer) = integrations::contract(spec, interface);
+                let (method, path, answer) = integrations::contract(&call.feature, api, interface);
                 vec![interface.requirement.clone(), method, path, answer]
             })
             .collect();
