@@ -142,6 +142,12 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
             commands::reject::reject(&session, args.run.as_deref(), args.reason).await
         }
         Command::Modify(args) => {
+            // Without feedback, modify opens $EDITOR: --no-input promises no prompt at all.
+            if args.output.no_input && args.feedback.is_none() {
+                return Err(AppError::usage(
+                    "modify --no-input needs --feedback TEXT: without it, modify opens $EDITOR on the staged artifacts\nhint: stagegate modify RUN --no-input --feedback \"what to change\", or leave out --no-input to edit them yourself",
+                ));
+            }
             let session = Session::open(&args.common, None).await?;
             let options = run_options(&args.output, logs);
             runner::modify_gate(&session, args.run.as_deref(), args.feedback, None, options).await

@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use stagegate_analysts::speckit::{EXISTING_PREFIX, MANIFESTS};
 use stagegate_engine::prompt::NamedText;
 use stagegate_settings::{Settings, StageSettings};
 use stagegate_store::{Store, file_hash};
@@ -74,6 +75,8 @@ pub async fn check_stage_inputs(
     }
     problems.dedup();
     if problems.is_empty() {
+        inputs.extend(existing_artifacts(feature, &inputs));
+        inputs.extend(repository_manifests(&feature.repo_root()));
         return Ok(inputs);
     }
     Err(AppError::input_missing(format!(
@@ -201,6 +204,46 @@ async fn check_artifact(
         }
     }
     Ok(problems)
+}
+
+/// The feature's spec-kit documents that exist but are not inputs of the stage (a team's own
+/// `plan.md` before stagegate planned anything, a `tasks.md` before prep), named
+/// `existing/NAME` so that an agent builds on them without mistaking them for its own output.
+const FEATURE_DOCUMENTS: &[&str] = &[
+    "plan.md",
+    "research.md",
+    "data-model.md",
+    "quickstart.md",
+    "tasks.md",
+];
+
+fn existing_artifacts(feature: &Feature, inputs: &[NamedText]) -> Vec<NamedText> {
+    let root = feature.repo_root();
+    FEATURE_DOCUMENTS
+        .iter()
+        .filter(|name| !inputs.iter().any(|input| input.name == **name))
+        .filter_map(|name| {
+            let bytes = read_input(&root, &feature.dir.join(name)).ok()?;
+            Some(NamedText {
+                name: format!("{EXISTING_PREFIX}{name}"),
+                content: String::from_utf8_lossy(&bytes).into_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The manifests at the repository's root, under their own names (`go.mod`).
+pub fn repository_manifests(repo_root: &Path) -> Vec<NamedText> {
+    MANIFESTS
+        .iter()
+        .filter_map(|(name, _)| {
+            let content = crate::input_file::read_context(repo_root, Path::new(name))?;
+            Some(NamedText {
+                name: (*name).to_owned(),
+                content,
+            })
+        })
+        .collect()
 }
 
 /// Every task checked, or `stagegate approve implementation` on tasks.md as it is now.
