@@ -218,3 +218,46 @@ fn a_japanese_spec_links_requirements_to_stories_by_id() {
     assert!(context_line(&plan, "Language/Version").contains("Go 1.22"));
     assert_nothing_invented(&plan);
 }
+
+#[test]
+fn the_extension_installs_with_the_real_specify_cli_and_keeps_the_configuration() {
+    let repo = speckit_project("ordinary-words", "014-team-reminders");
+    repo.write("stagegate.toml", "[defaults]\nbackend = \"builtin\"\n");
+    let bin = specify();
+    let path = format!(
+        "{}:{}",
+        bin.parent().expect("the venv's bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    repo.run_with_env(&["init", "--speckit-extension"], &[("PATH", &path)])
+        .expect_code(EXIT_DONE)
+        .stderr_has("kept")
+        .stderr_has("registered the extension with spec-kit");
+    assert_eq!(
+        repo.read("stagegate.toml"),
+        "[defaults]\nbackend = \"builtin\"\n"
+    );
+    let hooks = repo.read(".specify/extensions.yml");
+    for (event, command) in [
+        ("after_plan", "speckit.stagegate.plan"),
+        ("after_tasks", "speckit.stagegate.prep"),
+        ("after_implement", "speckit.stagegate.analyze"),
+    ] {
+        let at = hooks
+            .find(&format!("  {event}:"))
+            .unwrap_or_else(|| panic!("no {event} hook:\n{hooks}"));
+        assert!(hooks[at..].contains(command), "{hooks}");
+    }
+    assert!(!hooks.contains("before_analyze"), "{hooks}");
+    assert!(repo.exists(".specify/extensions/stagegate/extension.yml"));
+    // Installing again (the extension is registered) still keeps the configuration.
+    repo.run_with_env(
+        &["init", "--speckit-extension", "--force"],
+        &[("PATH", &path)],
+    )
+    .expect_code(EXIT_DONE);
+    assert_eq!(
+        repo.read("stagegate.toml"),
+        "[defaults]\nbackend = \"builtin\"\n"
+    );
+}
