@@ -69,8 +69,9 @@ pub async fn check_stage_inputs(
             problems.extend(check_artifact(store, settings, feature, name, producer).await?);
         }
     }
+    // analyze runs where spec-kit runs /speckit.analyze (after tasks, before implementing) and
+    // again after implementing; its report says which, so open tasks do not stop it.
     if stage.id == "analyze" {
-        problems.extend(check_implementation(store, feature).await?);
         problems.extend(check_all_artifacts_current(store, settings, feature).await?);
     }
     problems.dedup();
@@ -246,41 +247,6 @@ pub fn repository_manifests(repo_root: &Path) -> Vec<NamedText> {
         .collect()
 }
 
-/// Every task checked, or `stagegate approve implementation` on tasks.md as it is now.
-async fn check_implementation(store: &Store, feature: &Feature) -> Result<Vec<String>, AppError> {
-    let tasks = match read_input(&feature.repo_root(), &feature.dir.join(TASKS)) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(InputProblem::Missing) => String::new(),
-        Err(problem) => return Ok(vec![problem.describe(&format!("{}/{TASKS}", feature.key))]),
-    };
-    let open = open_tasks(&tasks);
-    if open == 0 && !tasks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let approval = store
-        .latest_approval(&feature.key, "implementation")
-        .await?;
-    let current = current_hash(feature, TASKS).await.unwrap_or_default();
-    if approval.is_some_and(|approval| approval.content_hash == current) {
-        return Ok(Vec::new());
-    }
-    Ok(vec![format!(
-        "- the implementation is not complete: {open} task(s) in {}/tasks.md are not checked\n  hint: finish them (`/speckit.implement`), or run `stagegate approve implementation`",
-        feature.key
-    )])
-}
-
-/// Unchecked spec-kit tasks (`- [ ] T001 …`).
-pub fn open_tasks(tasks: &str) -> usize {
-    tasks
-        .lines()
-        .filter(|line| {
-            let line = line.trim_start();
-            line.starts_with("- [ ]") || line.starts_with("* [ ]")
-        })
-        .count()
-}
-
 /// Every artifact published at a gate still has its approved content.
 async fn check_all_artifacts_current(
     store: &Store,
@@ -305,15 +271,4 @@ async fn check_all_artifacts_current(
         }
     }
     Ok(problems)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn open_tasks_counts_unchecked_task_lines() {
-        let tasks = "- [x] T001 done\n- [ ] T002 [P] [US1] open\n  - [ ] T003 nested\n- [X] T004\n";
-        assert_eq!(open_tasks(tasks), 2);
-    }
 }

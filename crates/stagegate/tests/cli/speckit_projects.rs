@@ -261,3 +261,38 @@ fn the_extension_installs_with_the_real_specify_cli_and_keeps_the_configuration(
         "[defaults]\nbackend = \"builtin\"\n"
     );
 }
+
+#[test]
+fn prep_builds_on_the_existing_tasks_and_analyze_says_it_ran_before_implementation() {
+    let repo = speckit_project("current-template", "011-flashcards");
+    let plan = plan_to_gate(&repo);
+    repo.run(&["approve", &plan]).expect_code(EXIT_DONE);
+    let prep = repo
+        .run(&["run", "prep", "--no-input"])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .run_id();
+    let implementation = std::fs::read_to_string(
+        repo.run_dir(&prep)
+            .join("prep/staged/implementation_plan.md"),
+    )
+    .expect("implementation_plan.md staged");
+    assert!(
+        implementation.contains("The tasks are tasks.md's"),
+        "{implementation}"
+    );
+    repo.run(&["approve", &prep]).expect_code(EXIT_DONE);
+    // One of the four tasks is open: analyze runs where /speckit.analyze does, and says so.
+    let analyze = repo
+        .run(&["run", "analyze", "--no-input"])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .run_id();
+    let report = std::fs::read_to_string(
+        repo.run_dir(&analyze)
+            .join("analyze/staged/quality_report.md"),
+    )
+    .expect("quality_report.md staged");
+    assert!(
+        report.contains("before implementation") && report.contains("1 of 4 tasks"),
+        "{report}"
+    );
+}

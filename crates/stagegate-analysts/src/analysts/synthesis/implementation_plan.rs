@@ -238,7 +238,7 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         .as_ref()
         .is_some_and(|list| !list.tasks.is_empty());
     out.push_str(&format!(
-        "Build the stories in priority order on a shared foundation, tests first: each acceptance scenario becomes a failing test before its implementation task. {} The layout follows {} ({} paths). Limits from the requirements are configuration, and outside systems sit behind interfaces with timeouts and retries.\n\n",
+        "Build the stories in priority order on a shared foundation, tests first: each acceptance scenario becomes a failing test before its implementation task. {} The layout follows {} ({} paths). Limits from the requirements are configuration.\n\n",
         if from_tasks {
             "The tasks are tasks.md's, with a task added for each requirement none of them covered."
         } else {
