@@ -151,6 +151,12 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
             commands::reject::reject(&session, args.run.as_deref(), args.reason).await
         }
         Command::Modify(args) => {
+            // Without feedback or comments, modify opens $EDITOR: --no-input promises no prompt.
+            if args.output.no_input && args.feedback.is_none() && args.comment.is_empty() {
+                return Err(AppError::usage(
+                    "modify --no-input needs --feedback TEXT or --comment: without them, modify opens $EDITOR on the staged artifacts\nhint: stagegate modify RUN --no-input --feedback \"what to change\", or leave out --no-input to edit them yourself",
+                ));
+            }
             let comments = args
                 .comment
                 .chunks(2)

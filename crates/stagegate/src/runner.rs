@@ -938,9 +938,13 @@ fn interrupt_token() -> CancellationToken {
     let cancel = token.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping agents (Ctrl-C again to quit at once)");
+            // The gate's prompt may have hidden the cursor; and at a gate no agent runs, so the
+            // message names no agents.
+            crate::terminal_gate::show_cursor();
+            eprintln!("\ninterrupted: stopping (Ctrl-C again to quit at once)");
             cancel.cancel();
             if tokio::signal::ctrl_c().await.is_ok() {
+                crate::terminal_gate::show_cursor();
                 std::process::exit(130);
             }
         }

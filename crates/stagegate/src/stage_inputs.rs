@@ -11,6 +11,7 @@
 
 use std::path::Path;
 
+use stagegate_analysts::speckit::{EXISTING_PREFIX, MANIFESTS};
 use stagegate_engine::prompt::NamedText;
 use stagegate_settings::{Settings, StageSettings};
 use stagegate_store::{Store, file_hash};
@@ -68,12 +69,15 @@ pub async fn check_stage_inputs(
             problems.extend(check_artifact(store, settings, feature, name, producer).await?);
         }
     }
+    // analyze runs where spec-kit runs /speckit.analyze (after tasks, before implementing) and
+    // again after implementing; its report says which, so open tasks do not stop it.
     if stage.id == "analyze" {
-        problems.extend(check_implementation(store, feature).await?);
         problems.extend(check_all_artifacts_current(store, settings, feature).await?);
     }
     problems.dedup();
     if problems.is_empty() {
+        inputs.extend(existing_artifacts(feature, &inputs));
+        inputs.extend(repository_manifests(&feature.repo_root()));
         return Ok(inputs);
     }
     Err(AppError::input_missing(format!(
@@ -203,39 +207,44 @@ async fn check_artifact(
     Ok(problems)
 }
 
-/// Every task checked, or `stagegate approve implementation` on tasks.md as it is now.
-async fn check_implementation(store: &Store, feature: &Feature) -> Result<Vec<String>, AppError> {
-    let tasks = match read_input(&feature.repo_root(), &feature.dir.join(TASKS)) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(InputProblem::Missing) => String::new(),
-        Err(problem) => return Ok(vec![problem.describe(&format!("{}/{TASKS}", feature.key))]),
-    };
-    let open = open_tasks(&tasks);
-    if open == 0 && !tasks.is_empty() {
-        return Ok(Vec::new());
-    }
-    let approval = store
-        .latest_approval(&feature.key, "implementation")
-        .await?;
-    let current = current_hash(feature, TASKS).await.unwrap_or_default();
-    if approval.is_some_and(|approval| approval.content_hash == current) {
-        return Ok(Vec::new());
-    }
-    Ok(vec![format!(
-        "- the implementation is not complete: {open} task(s) in {}/tasks.md are not checked\n  hint: finish them (`/speckit.implement`), or run `stagegate approve implementation`",
-        feature.key
-    )])
+/// The feature's spec-kit documents that exist but are not inputs of the stage (a team's own
+/// `plan.md` before stagegate planned anything, a `tasks.md` before prep), named
+/// `existing/NAME` so that an agent builds on them without mistaking them for its own output.
+const FEATURE_DOCUMENTS: &[&str] = &[
+    "plan.md",
+    "research.md",
+    "data-model.md",
+    "quickstart.md",
+    "tasks.md",
+];
+
+fn existing_artifacts(feature: &Feature, inputs: &[NamedText]) -> Vec<NamedText> {
+    let root = feature.repo_root();
+    FEATURE_DOCUMENTS
+        .iter()
+        .filter(|name| !inputs.iter().any(|input| input.name == **name))
+        .filter_map(|name| {
+            let bytes = read_input(&root, &feature.dir.join(name)).ok()?;
+            Some(NamedText {
+                name: format!("{EXISTING_PREFIX}{name}"),
+                content: String::from_utf8_lossy(&bytes).into_owned(),
+            })
+        })
+        .collect()
 }
 
-/// Unchecked spec-kit tasks (`- [ ] T001 …`).
-pub fn open_tasks(tasks: &str) -> usize {
-    tasks
-        .lines()
-        .filter(|line| {
-            let line = line.trim_start();
-            line.starts_with("- [ ]") || line.starts_with("* [ ]")
+/// The manifests at the repository's root, under their own names (`go.mod`).
+pub fn repository_manifests(repo_root: &Path) -> Vec<NamedText> {
+    MANIFESTS
+        .iter()
+        .filter_map(|(name, _)| {
+            let content = crate::input_file::read_context(repo_root, Path::new(name))?;
+            Some(NamedText {
+                name: (*name).to_owned(),
+                content,
+            })
         })
-        .count()
+        .collect()
 }
 
 /// Every artifact published at a gate still has its approved content.
@@ -262,15 +271,4 @@ async fn check_all_artifacts_current(
         }
     }
     Ok(problems)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn open_tasks_counts_unchecked_task_lines() {
-        let tasks = "- [x] T001 done\n- [ ] T002 [P] [US1] open\n  - [ ] T003 nested\n- [X] T004\n";
-        assert_eq!(open_tasks(tasks), 2);
-    }
 }

@@ -228,7 +228,19 @@ fn indent(text: &str) -> String {
 /// A prompt that cannot go on (Ctrl-C, the terminal went away) leaves the gate pending: the
 /// decision can still be taken later, so nothing is lost by stopping.
 fn prompt_error(error: dialoguer::Error) -> PromptStopped {
+    // dialoguer hides the cursor while a choice is shown and leaves it hidden when Ctrl-C ends
+    // the prompt.
+    show_cursor();
     PromptStopped(error.to_string())
+}
+
+/// Shows the terminal's cursor again (ANSI `CSI ?25h`), when stderr is a terminal.
+pub fn show_cursor() {
+    let mut stderr = std::io::stderr();
+    if stderr.is_terminal() {
+        let _ = stderr.write_all(b"\x1b[?25h");
+        let _ = stderr.flush();
+    }
 }
 
 struct PromptStopped(String);

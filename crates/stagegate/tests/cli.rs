@@ -60,6 +60,8 @@ mod scheduling;
 mod secrets;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/speckit_projects.rs"]
+mod speckit_projects;
 #[path = "cli/stage_inputs.rs"]
 mod stage_inputs;
 #[path = "cli/state_directory.rs"]

@@ -48,9 +48,9 @@ const CROSS_CUTTING: &[(&[&str], &str, &str)] = &[
         "who may see and change what: sessions, roles, ownership checks",
     ),
     (
-        &["upload", "file", "storage", "store", "image", "attachment"],
+        &["upload", "attachment", "file"],
         "File storage",
-        "storing uploaded files and serving them back",
+        "storing the files the requirements name and serving them back",
     ),
     (
         &["notify", "notification", "email", "send"],
@@ -257,51 +257,113 @@ pub(crate) struct EntityModel {
     pub(crate) relationships: Vec<String>,
     /// Requirements mentioning the entity (validation rules, states).
     pub(crate) requirements: Vec<String>,
+    /// The spec's line that defines it.
+    pub(crate) line: usize,
 }
 
-/// Fields from "has its uploader, upload time and size" / "records who created it"; the
-/// relationships from other entities named in the description.
+impl EntityModel {
+    /// The fields, or the question to ask when the spec names none.
+    pub(crate) fn fields_or_question(&self) -> String {
+        if self.fields.is_empty() {
+            format!(
+                "NEEDS CLARIFICATION (spec.md:{} lists no attributes of {})",
+                self.line, self.name
+            )
+        } else {
+            self.fields.join(", ")
+        }
+    }
+}
+
+/// The attributes an entity's description lists: "has its uploader, upload time and size",
+/// "attributes: name, due date", "(title, amount)", "records who created it" → `created_by`,
+/// `created_at`; `、`-separated lists too. No field is added that the spec does not name (not
+/// even an `id`): an empty list is reported as NEEDS CLARIFICATION.
+pub(crate) fn entity_fields(description: &str) -> Vec<String> {
+    let lower = description.to_lowercase();
+    let mut fields: Vec<String> = Vec::new();
+    let mut add = |field: &str| {
+        let field = field
+            .trim()
+            .trim_start_matches("one or more ")
+            .trim_start_matches("its ")
+            .trim_start_matches("a ")
+            .trim_start_matches("an ")
+            .trim_start_matches("the ")
+            .trim()
+            .trim_matches(|c: char| !c.is_alphanumeric());
+        if !field.is_empty() && field.split_whitespace().count() <= 4 {
+            let field = field.replace([' ', '-'], "_");
+            if !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+    };
+    if let Some(at) = lower.find("records who ") {
+        let clause = lower[at + "records who ".len()..]
+            .split([';', '.'])
+            .next()
+            .unwrap_or("");
+        for verb in clause.split([',', ' ']).filter(|word| word.ends_with("ed")) {
+            add(&format!("{verb}_by"));
+            add(&format!("{verb}_at"));
+        }
+    }
+    let clause_end = [';', '.', '。', ')', '）'];
+    for opening in [
+        "has its ",
+        "has a ",
+        "has an ",
+        "has ",
+        "with its ",
+        "attributes:",
+        "attributes are ",
+        "fields:",
+        "includes ",
+        "contains ",
+        "consists of ",
+        "tracks ",
+        "属性:",
+        "属性：",
+        "項目:",
+        "項目：",
+    ] {
+        let mut start = 0;
+        while let Some(offset) = lower[start..].find(opening) {
+            let at = start + offset + opening.len();
+            let clause = lower[at..].split(clause_end).next().unwrap_or("");
+            for part in clause
+                .split([',', '、', '，'])
+                .flat_map(|part| part.split(" and "))
+            {
+                add(part);
+            }
+            start = at;
+        }
+    }
+    // "(title, amount, due date)": a parenthesized list.
+    if let Some(open) = lower.find(['(', '（']) {
+        let inner = lower[open..]
+            .trim_start_matches(['(', '（'])
+            .split([')', '）'])
+            .next()
+            .unwrap_or("");
+        if inner.contains([',', '、']) {
+            for part in inner.split([',', '、']) {
+                add(part);
+            }
+        }
+    }
+    fields
+}
+
+/// Fields and relationships read from each entity's description.
 pub(crate) fn entity_models(spec: &Spec) -> Vec<EntityModel> {
     spec.entities
         .iter()
         .map(|entity| {
             let lower = entity.description.to_lowercase();
-            let mut fields = vec!["id".to_owned()];
-            // "records who created and revoked it" → created_by, revoked_by.
-            if let Some(at) = lower.find("records who ") {
-                let clause = lower[at + "records who ".len()..]
-                    .split([';', '.'])
-                    .next()
-                    .unwrap_or("");
-                for verb in clause.split([',', ' ']).filter(|word| word.ends_with("ed")) {
-                    fields.push(format!("{verb}_by"));
-                    fields.push(format!("{verb}_at"));
-                }
-            }
-            for opening in ["has its ", "has a ", "has an ", "has ", "with its "] {
-                let mut start = 0;
-                while let Some(offset) = lower[start..].find(opening) {
-                    let at = start + offset + opening.len();
-                    let clause = lower[at..].split([';', '.']).next().unwrap_or("");
-                    for part in clause.split([',']).flat_map(|part| part.split(" and ")) {
-                        let field = part
-                            .trim()
-                            .trim_start_matches("one or more ")
-                            .trim_start_matches("its ")
-                            .trim_start_matches("a ")
-                            .trim_start_matches("an ")
-                            .trim_start_matches("the ")
-                            .trim();
-                        if !field.is_empty() && field.split_whitespace().count() <= 4 {
-                            let field = field.replace([' ', '-'], "_");
-                            if !fields.contains(&field) {
-                                fields.push(field);
-                            }
-                        }
-                    }
-                    start = at;
-                }
-            }
+            let fields = entity_fields(&entity.description);
             let relationships: Vec<String> = spec
                 .entities
                 .iter()
@@ -340,74 +402,97 @@ pub(crate) fn entity_models(spec: &Spec) -> Vec<EntityModel> {
                 fields,
                 relationships,
                 requirements,
+                line: entity.line,
             }
         })
         .collect()
 }
 
-/// A design alternative: the options, the choice and its trade-off.
+/// A design decision the inputs raise: the options, what was chosen (only when an existing
+/// plan states it) and what to weigh. The built-in analysts never choose: a choice they made up
+/// would read as a fact of the project.
 pub(crate) struct Alternative {
     pub(crate) topic: &'static str,
     pub(crate) options: &'static str,
-    pub(crate) choice: &'static str,
+    pub(crate) choice: String,
     pub(crate) trade_off: &'static str,
+    /// The requirements that raise it (`FR-004`), or where the choice was read.
+    pub(crate) raised_by: String,
 }
 
-/// Alternatives the requirements raise (keyword rules), plus the overall structure.
+/// The decision left open, and where to make it.
+pub(crate) const UNDECIDED: &str = "NEEDS CLARIFICATION (decide in research.md)";
+
+/// Decisions a requirement's own words raise: (words, topic, options, what to weigh).
+const DECISIONS: &[(&[&str], &str, &str, &str)] = &[
+    (
+        &["upload", "attachment", "file"],
+        "File storage",
+        "where the files' bytes live and where their metadata lives",
+        "consistency between the bytes and their record; size limits; streaming",
+    ),
+    (
+        &["link", "token", "share"],
+        "Shareable links",
+        "opaque tokens looked up on each use / signed self-contained links",
+        "revocation and expiry take effect at once only with a lookup",
+    ),
+    (
+        &["notify", "notification", "email", "remind"],
+        "Notifications",
+        "delivered in the request / queued and retried",
+        "request latency against delivery delay and retries",
+    ),
+    (
+        &["history", "audit"],
+        "Audit history",
+        "an append-only event record / change fields on each record",
+        "complete history against one more write per change",
+    ),
+];
+
+/// The decisions the requirements raise, plus the overall structure (the existing plan's
+/// Project Type when it states one).
 pub(crate) fn alternatives(feature: &Feature) -> Vec<Alternative> {
-    let all: String = feature
-        .spec
-        .requirements
-        .iter()
-        .map(|requirement| requirement.text.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mentions = |words: &[&str]| words.iter().any(|word| all.contains(word));
+    let structure = feature
+        .plan
+        .as_ref()
+        .and_then(|plan| plan.context("project type"))
+        .filter(|value| !value.starts_with('[') && !value.contains("NEEDS CLARIFICATION"));
     let mut found = vec![Alternative {
         topic: "Overall structure",
-        options: "one deployable service with modules / separate services per component",
-        choice: "one service with a module per component",
-        trade_off: "simpler to build, test and deploy now; a module boundary can become a service boundary later if load demands it",
+        options: "as the project's existing code and constitution allow",
+        choice: structure.map_or_else(|| UNDECIDED.to_owned(), str::to_owned),
+        trade_off: "what the constitution permits (e.g. client-only, single project) decides it",
+        raised_by: if structure.is_some() {
+            "plan.md (Technical Context)".to_owned()
+        } else {
+            "every plan".to_owned()
+        },
     }];
-    if mentions(&["upload", "file", "photo", "image", "attachment"]) {
-        found.push(Alternative {
-            topic: "File storage",
-            options: "files in the database / object storage with metadata in the database / local disk",
-            choice: "object storage (local disk in development) with metadata rows in the database",
-            trade_off: "cheap, scalable storage and streaming reads, at the cost of keeping two stores consistent (write the file first, then the row)",
-        });
-    }
-    if mentions(&["link", "token", "share"]) {
-        found.push(Alternative {
-            topic: "Shareable links",
-            options: "random opaque tokens stored server-side / signed self-contained URLs",
-            choice: "random opaque tokens stored server-side",
-            trade_off: "revocation and expiry take effect at once because every request checks the store; one lookup per request",
-        });
-    }
-    if mentions(&["notify", "notification", "email"]) {
-        found.push(Alternative {
-            topic: "Notifications",
-            options: "in-app only / e-mail / both, delivered synchronously or from a queue",
-            choice: "an outbox table drained by a background worker, channel per the open clarification",
-            trade_off: "requests stay fast and delivery retries on failure; notifications arrive with a small delay",
-        });
-    }
-    if mentions(&["thumbnail", "resize", "convert", "process"]) {
-        found.push(Alternative {
-            topic: "Derived media (thumbnails)",
-            options: "generate on upload / generate lazily on first view",
-            choice: "generate on upload in a background job",
-            trade_off: "album pages never wait for image processing; uploads finish a moment before thumbnails appear",
-        });
-    }
-    if mentions(&["history", "audit", "record"]) {
-        found.push(Alternative {
-            topic: "Audit history",
-            options: "an append-only event table / change columns on each row",
-            choice: "an append-only event table",
-            trade_off: "complete history that admins can read; one more write per change",
-        });
+    for (words, topic, options, trade_off) in DECISIONS {
+        let raised_by: Vec<String> = feature
+            .spec
+            .requirements
+            .iter()
+            .filter(|requirement| {
+                let lower = requirement.text.to_lowercase();
+                words.iter().any(|word| {
+                    text::contains_word(&lower, word)
+                        || text::contains_word(&lower, &format!("{word}s"))
+                })
+            })
+            .map(|requirement| requirement.id.clone())
+            .collect();
+        if !raised_by.is_empty() {
+            found.push(Alternative {
+                topic,
+                options,
+                choice: UNDECIDED.to_owned(),
+                trade_off,
+                raised_by: raised_by.join(", "),
+            });
+        }
     }
     found
 }
@@ -458,7 +543,7 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
             "- **{}**: {} Fields: {}. Relationships: {}.\n",
             model.name,
             model.description,
-            model.fields.join(", "),
+            model.fields_or_question(),
             if model.relationships.is_empty() {
                 "none stated".to_owned()
             } else {
@@ -501,16 +586,22 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
         .enumerate()
         .map(|(index, story)| {
             // The first components are the stories', in story order.
-            let service = components
-                .get(index)
-                .map_or_else(|| "service".to_owned(), |component| component.name.clone());
+            let service = components.get(index).map_or_else(
+                || "its component".to_owned(),
+                |component| component.name.clone(),
+            );
+            let touched: Vec<String> =
+                entities_in(spec, &format!("{} {}", story.title, story.narrative))
+                    .iter()
+                    .map(|entity| entity.name.clone())
+                    .collect();
             format!(
-                "{}: user → user interface → {service} → storage{}",
+                "{}: {service}{}",
                 story.label(),
-                if story.narrative.to_lowercase().contains("notif") {
-                    " → notification delivery"
+                if touched.is_empty() {
+                    " (the story names no key entity)".to_owned()
                 } else {
-                    ""
+                    format!(" reads and writes {}", touched.join(", "))
                 }
             )
         })
@@ -527,18 +618,18 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
             vec![
                 alternative.topic.to_owned(),
                 alternative.options.to_owned(),
-                alternative.choice.to_owned(),
+                alternative.choice.clone(),
                 alternative.trade_off.to_owned(),
+                alternative.raised_by.clone(),
             ]
         })
         .collect();
     markdown::table(
         &mut out,
-        &["Decision", "Options", "Chosen", "Trade-off"],
+        &["Decision", "Options", "Chosen", "To weigh", "Raised by"],
         &rows,
     );
     out.push('\n');
-    out.push_str("## Patterns\n\n- Layering: user interface → services → repositories → storage; services own the rules of their requirements.\n- Ownership and access checks in one place (the access-control component), called by every service.\n- Background work (thumbnails, notifications) through a queue so that requests stay fast.\n\n");
     out.push_str(&report::open_questions(feature, "Open Questions"));
     out.push_str(&report::reading_notes(feature));
     let mut confidence = Confidence::for_feature(feature);

@@ -165,7 +165,7 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
         out.push_str(&format!(
             "- `{}` {{ {} }} — {}{}\n",
             model.name.replace(' ', ""),
-            model.fields.join(", "),
+            model.fields_or_question(),
             if model.relationships.is_empty() {
                 "no relationships stated".to_owned()
             } else {

@@ -1,23 +1,28 @@
-//! `estimation-scope-analyst`: phases from the stories by priority, effort ranges from the
-//! number of requirements per story, milestones, a sequence and the assumptions behind them.
+//! `estimation-scope-analyst`: phases from the stories by priority, the size of each phase
+//! counted from the spec (requirements, acceptance scenarios, open questions), milestones, a
+//! sequence and the assumptions behind them.
 //!
-//! Effort formula (ideal person-days per story): `1 + 1.5 × requirements + 0.5 × acceptance
-//! scenarios`, times `1.2` per open clarification touching the story; the range is 0.75× to
-//! 1.5× of that. Setup is 1–2 days; the foundation is `0.5 × entities` days (at least 1).
+//! No duration is given: the inputs state no team, capacity or velocity, and a person-day
+//! figure without them would be invented. The size is what the spec shows, so a person can
+//! turn it into time with what they know.
 
 use crate::analysts::confidence::Confidence;
 use crate::analysts::{Call, report, traceability};
 use crate::markdown;
 use crate::speckit::{Spec, UserStory};
 
-/// A phase of the work with its effort range in person-days.
+/// A phase of the work with its size as counted in the spec.
 pub(crate) struct WorkPhase {
     pub(crate) name: String,
     pub(crate) stories: Vec<String>,
     pub(crate) requirements: Vec<String>,
-    pub(crate) low: f64,
-    pub(crate) high: f64,
-    pub(crate) basis: String,
+    /// `3 requirements, 4 scenarios, 1 open question`, or what the phase is made of.
+    pub(crate) size: String,
+}
+
+/// `1 requirement`, `3 requirements`.
+fn count(number: usize, what: &str) -> String {
+    format!("{number} {what}{}", if number == 1 { "" } else { "s" })
 }
 
 fn story_requirements(traces: &[traceability::Trace<'_>], story: &UserStory) -> Vec<String> {
@@ -41,21 +46,20 @@ pub(crate) fn phases(spec: &Spec) -> Vec<WorkPhase> {
         name: "Setup".to_owned(),
         stories: Vec::new(),
         requirements: Vec::new(),
-        low: 1.0,
-        high: 2.0,
-        basis: "fixed: project skeleton, tooling, CI".to_owned(),
+        size: "what the project's own tooling needs (not stated in the spec)".to_owned(),
     }];
-    let entities = spec.entities.len() as f64;
-    let foundation = (0.5 * entities).max(1.0);
     phases.push(WorkPhase {
         name: "Foundation".to_owned(),
         stories: Vec::new(),
         requirements: Vec::new(),
-        low: round_half(foundation * 0.75),
-        high: round_half(foundation * 1.5),
-        basis: format!(
-            "0.5 × {} entities: schema, models, access checks",
-            spec.entities.len()
+        size: format!(
+            "{} {} named in the spec's Key Entities",
+            spec.entities.len(),
+            if spec.entities.len() == 1 {
+                "entity"
+            } else {
+                "entities"
+            }
         ),
     });
     let mut priorities: Vec<Option<u32>> =
@@ -68,9 +72,9 @@ pub(crate) fn phases(spec: &Spec) -> Vec<WorkPhase> {
             .iter()
             .filter(|story| story.priority == priority)
             .collect();
-        let mut nominal = 0.0;
         let mut requirements = Vec::new();
-        let mut bases = Vec::new();
+        let mut scenarios = 0;
+        let mut open = 0;
         for story in &stories {
             let ids = story_requirements(&traces, story);
             let questions = spec
@@ -84,21 +88,8 @@ pub(crate) fn phases(spec: &Spec) -> Vec<WorkPhase> {
                         || question.location == format!("User Story {}", story.number)
                 })
                 .count();
-            let days = (1.0 + 1.5 * ids.len() as f64 + 0.5 * story.scenarios.len() as f64)
-                * 1.2_f64.powi(i32::try_from(questions).unwrap_or(i32::MAX));
-            bases.push(format!(
-                "{}: 1 + 1.5×{} req + 0.5×{} scen{} = {:.1}",
-                story.label(),
-                ids.len(),
-                story.scenarios.len(),
-                if questions > 0 {
-                    format!(", ×1.2^{questions} open questions")
-                } else {
-                    String::new()
-                },
-                days
-            ));
-            nominal += days;
+            scenarios += story.scenarios.len();
+            open += questions;
             requirements.extend(ids);
         }
         let name = match priority {
@@ -109,10 +100,13 @@ pub(crate) fn phases(spec: &Spec) -> Vec<WorkPhase> {
         phases.push(WorkPhase {
             name,
             stories: stories.iter().map(|story| story.label()).collect(),
+            size: format!(
+                "{}, {}, {}",
+                count(requirements.len(), "requirement"),
+                count(scenarios, "acceptance scenario"),
+                count(open, "open question")
+            ),
             requirements,
-            low: round_half(nominal * 0.75),
-            high: round_half(nominal * 1.5),
-            basis: bases.join("; "),
         });
     }
     let untraced = spec.requirements.len().saturating_sub(
@@ -121,28 +115,25 @@ pub(crate) fn phases(spec: &Spec) -> Vec<WorkPhase> {
             .map(|phase| phase.requirements.len())
             .sum::<usize>(),
     );
-    let polish = 1.0 + 0.5 * untraced as f64;
     phases.push(WorkPhase {
         name: "Polish and cross-cutting".to_owned(),
         stories: Vec::new(),
         requirements: Vec::new(),
-        low: round_half(polish * 0.75),
-        high: round_half(polish * 1.5),
-        basis: format!("1 + 0.5 × {untraced} requirements not tied to one story"),
+        size: format!("{} tied to no single story", count(untraced, "requirement")),
     });
     phases
 }
 
-fn round_half(value: f64) -> f64 {
-    (value * 2.0).round() / 2.0
-}
+/// What the plan says about effort: sizes only, and why no duration.
+pub(crate) const NO_DURATION: &str = "Duration: NEEDS CLARIFICATION — the inputs state no team, capacity or velocity, so no duration is estimated; the sizes below are counted from the spec.";
 
 pub(crate) fn analyze(call: &Call<'_>) -> String {
     let feature = &call.feature;
     let spec = &feature.spec;
     let mut out = report::header(call, "Estimation and Scope");
-    out.push_str("## Phases and Effort\n\n");
-    out.push_str("Effort per story in ideal person-days: `1 + 1.5 × requirements + 0.5 × acceptance scenarios`, ×1.2 per open clarification touching it; the range is 0.75× to 1.5×. Foundation: `0.5 × entities` (at least 1). Polish: `1 + 0.5 × requirements tied to no single story`.\n\n");
+    out.push_str("## Phases and Size\n\n");
+    out.push_str(NO_DURATION);
+    out.push_str("\n\n");
     let phases = phases(spec);
     let rows: Vec<Vec<String>> = phases
         .iter()
@@ -153,32 +144,34 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
                 phase.name.clone(),
                 phase.stories.join(", "),
                 phase.requirements.join(", "),
-                format!("{:.1}–{:.1} days", phase.low, phase.high),
-                phase.basis.clone(),
+                phase.size.clone(),
             ]
         })
         .collect();
     markdown::table(
         &mut out,
-        &["#", "Phase", "Stories", "Requirements", "Effort", "Basis"],
+        &[
+            "#",
+            "Phase",
+            "Stories",
+            "Requirements",
+            "Size (from the spec)",
+        ],
         &rows,
     );
-    let low: f64 = phases.iter().map(|phase| phase.low).sum();
-    let high: f64 = phases.iter().map(|phase| phase.high).sum();
-    out.push_str(&format!("\nTotal: {low:.1}–{high:.1} person-days.\n\n"));
+    out.push('\n');
 
     out.push_str("## Milestones\n\n");
     let milestones: Vec<String> = phases
         .iter()
         .enumerate()
         .skip(2)
+        .filter(|(_, phase)| !phase.stories.is_empty())
         .map(|(index, phase)| {
-            let done: f64 = phases[..=index].iter().map(|p| p.high).sum();
             format!(
-                "M{}: {} done and independently tested (by day {:.0} at the high estimate)",
+                "M{}: {} done and independently tested",
                 index - 1,
-                phase.name,
-                done.ceil()
+                phase.name
             )
         })
         .collect();
@@ -192,9 +185,7 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
 
     out.push_str("## Assumptions\n\n");
     let mut assumptions: Vec<String> = vec![
-        "One developer-day is six focused hours; reviews and meetings are outside the ranges."
-            .to_owned(),
-        "Requirements are traced to stories by shared key words (see the requirements analysis)."
+        "Requirements are traced to stories by the ids they cite, their position under a story, else shared key words (see the requirements analysis)."
             .to_owned(),
     ];
     assumptions.extend(
@@ -204,7 +195,7 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
     );
     if !spec.open_questions.is_empty() {
         assumptions.push(format!(
-            "{} open clarification(s) widen the affected phases by 20% each until answered.",
+            "{} open clarification(s) may change the size of the phases they touch.",
             spec.open_questions.len()
         ));
     }

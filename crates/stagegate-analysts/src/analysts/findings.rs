@@ -688,20 +688,6 @@ pub(crate) fn analyze(feature: &Feature) -> Analysis {
     if let (Some(plan), Some(plan_text)) = (&feature.plan, feature.text("plan.md")) {
         terminology(feature, plan, plan_text, &mut builder);
     }
-    if let Some(list) = &feature.tasks {
-        let open = list.tasks.iter().filter(|task| !task.done).count();
-        if open > 0 && !list.tasks.is_empty() {
-            let finding = builder.add(
-                Category::Inconsistency,
-                Severity::Medium,
-                "tasks.md",
-                format!("{open} of {} tasks are unchecked although the implementation should be complete", list.tasks.len()),
-                "Finish and check the tasks, or approve the implementation explicitly",
-            );
-            finding.feasibility = true;
-        }
-    }
-
     // Stable ids: per category, in the order found.
     for category in Category::ALL {
         let mut number = 0;

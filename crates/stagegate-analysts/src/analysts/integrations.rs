@@ -7,15 +7,56 @@ use crate::analysts::confidence::Confidence;
 use crate::analysts::core_implementation::snake;
 use crate::analysts::{Call, report, risk};
 use crate::markdown;
-use crate::speckit::Spec;
+use crate::speckit::{Feature, Spec};
 use crate::text;
 
-/// An HTTP-style contract for an interface: method, path and the success answer.
-pub(crate) fn contract(spec: &Spec, interface: &Interface) -> (String, String, String) {
+/// Where the inputs say the feature has a network API (`spec.md:12`), if they do.
+pub(crate) fn api_stated(feature: &Feature) -> Option<String> {
+    const WORDS: &[&str] = &[
+        "API",
+        "REST",
+        "HTTP",
+        "endpoint",
+        "endpoints",
+        "gRPC",
+        "GraphQL",
+    ];
+    feature.texts.iter().find_map(|file| {
+        file.content.lines().enumerate().find_map(|(index, line)| {
+            line.split(|c: char| !c.is_alphanumeric())
+                .any(|word| WORDS.contains(&word))
+                .then(|| format!("{}:{}", file.name, index + 1))
+        })
+    })
+}
+
+/// An HTTP-style contract for an interface: method, path and the success answer — only when
+/// the inputs state an API and the requirement names a key entity; else what is missing, as
+/// NEEDS CLARIFICATION (a made-up `POST /resources` would read as a decision).
+pub(crate) fn contract(
+    feature: &Feature,
+    api: bool,
+    interface: &Interface,
+) -> (String, String, String) {
+    let unknown = |why: &str| {
+        (
+            "NEEDS CLARIFICATION".to_owned(),
+            why.to_owned(),
+            "—".to_owned(),
+        )
+    };
+    if !api {
+        return unknown("the inputs state no API");
+    }
+    let spec = &feature.spec;
     let lower = interface.operation.to_lowercase();
-    let resource = architecture::entities_in(spec, &interface.operation)
+    let Some(entity) = architecture::entities_in(spec, &interface.operation)
         .first()
-        .map_or_else(|| "resource".to_owned(), |entity| snake(&entity.name));
+        .copied()
+    else {
+        return unknown("the requirement names no key entity");
+    };
+    let resource = snake(&entity.name);
     let collection = format!("/{resource}s");
     let (method, path, answer) = match interface.kind {
         "query" => (
@@ -49,7 +90,13 @@ pub(crate) fn contract(spec: &Spec, interface: &Interface) -> (String, String, S
                 "200 with the updated record",
             )
         }
-        _ => ("POST", collection.clone(), "201 with the created record"),
+        _ if ["create", "add", "upload", "submit", "register", "post"]
+            .iter()
+            .any(|verb| lower.starts_with(verb)) =>
+        {
+            ("POST", collection.clone(), "201 with the created record")
+        }
+        _ => return unknown("the operation maps to no create/read/update/delete"),
     };
     (method.to_owned(), path, answer.to_owned())
 }
@@ -122,10 +169,11 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
     if interfaces.is_empty() {
         out.push_str("No operations could be derived from the requirements.\n\n");
     } else {
+        let api = api_stated(&call.feature).is_some();
         let rows: Vec<Vec<String>> = interfaces
             .iter()
             .map(|interface| {
-                let (method, path, answer) = contract(spec, interface);
+                let (method, path, answer) = contract(&call.feature, api, interface);
                 vec![
                     interface.requirement.clone(),
                     method,
@@ -146,7 +194,12 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
             ],
             &rows,
         );
-        out.push_str("\nNames follow the spec's entities; every endpoint checks access first (401 unauthenticated, 403 not allowed, 404 unknown or not visible).\n\n");
+        match api_stated(&call.feature) {
+            Some(source) => out.push_str(&format!(
+                "\nAn API is stated at {source}; paths follow the spec's entities, the protocol's details are for the design.\n\n"
+            )),
+            None => out.push_str("\nThe inputs state no API (no API, HTTP, REST, gRPC or endpoint), so no contract is proposed.\n\n"),
+        }
     }
 
     out.push_str("## Error Handling\n\n");

@@ -6,6 +6,7 @@
 
 mod architecture;
 mod confidence;
+mod constitution_check;
 mod core_implementation;
 mod discovery;
 mod docs;
@@ -20,6 +21,7 @@ mod requirements;
 mod reviewer;
 mod risk;
 mod synthesis;
+mod technical_context;
 mod test_plan;
 mod traceability;
 

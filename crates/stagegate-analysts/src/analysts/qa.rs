@@ -19,6 +19,8 @@ use std::collections::HashSet;
 
 use stagegate_engine::prompt::NamedText;
 
+use crate::analysts::constitution_check::ConstitutionCheck;
+use crate::analysts::technical_context::technical_context;
 use crate::analysts::{Asks, Call};
 use crate::markdown::{self, BlockKind};
 use crate::scores;
@@ -154,6 +156,8 @@ pub(crate) fn check(call: &Call<'_>) -> String {
             ));
         }
     }
+    check_against_constitution(feature, &materials.artifacts, &mut findings);
+    check_substance(feature, &materials.artifacts, &mut findings);
 
     let stage = if materials.stage_name.is_empty() {
         call.request.identity.stage.clone()
@@ -204,6 +208,62 @@ pub(crate) fn check(call: &Call<'_>) -> String {
         "VERDICT: REWORK\n"
     });
     out
+}
+
+/// A plan that contradicts the constitution fails; a placeholder constitution is reported
+/// (the synthesizer cannot fill it, the person can).
+fn check_against_constitution(feature: &Feature, artifacts: &[NamedText], findings: &mut Findings) {
+    if !artifacts
+        .iter()
+        .any(|artifact| base_name(&artifact.name) == "plan.md")
+    {
+        return;
+    }
+    let check = ConstitutionCheck::of(feature, &technical_context(feature));
+    if let ConstitutionCheck::Placeholder { token, line } = &check {
+        findings.check("plan.md", "constitution ratified", false);
+        findings.warnings.push(format!(
+            "The constitution is spec-kit's unfilled template (`{token}` at constitution.md:{line}): no principle was checked. Fill it with `/speckit.constitution`."
+        ));
+    }
+    let failures = check.failures();
+    findings.check(
+        "plan.md",
+        "no conflict with the constitution",
+        failures.is_empty(),
+    );
+    findings.problems.extend(
+        failures
+            .into_iter()
+            .map(|failure| format!("plan.md contradicts the constitution: {failure}.")),
+    );
+}
+
+/// A plan from a spec of which nothing could be read is empty, however many headings it has.
+fn check_substance(feature: &Feature, artifacts: &[NamedText], findings: &mut Findings) {
+    let planned = artifacts.iter().any(|artifact| {
+        matches!(
+            base_name(&artifact.name),
+            "plan.md" | "implementation_plan.md"
+        )
+    });
+    if !planned {
+        return;
+    }
+    let spec = &feature.spec;
+    let read = !spec.stories.is_empty()
+        || !spec.requirements.is_empty()
+        || !spec.unnumbered_requirements.is_empty();
+    findings.check(
+        "(all)",
+        "the spec's stories or requirements were read",
+        read,
+    );
+    if !read {
+        findings.problems.push(
+            "No user story and no requirement could be read from spec.md, so the plan states nothing of the feature: give the spec user stories or requirements (spec-kit's `/speckit.specify`), or answer its open questions.".to_owned(),
+        );
+    }
 }
 
 fn check_artifact(

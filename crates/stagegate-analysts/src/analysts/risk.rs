@@ -100,7 +100,7 @@ const RULES: &[Rule] = &[
             "session",
             "token",
         ],
-        mitigation: "Check access on every request in one place (deny by default); test each role and the anonymous case; make link-based access unguessable (≥128-bit random tokens), revocable and expiring.",
+        mitigation: "Check access on every operation the requirements name, in one place (deny by default); test each role the spec names and the anonymous case.",
     },
     Rule {
         category: "Personal data and privacy",
@@ -119,7 +119,7 @@ const RULES: &[Rule] = &[
             "consent",
             "name",
         ],
-        mitigation: "Inventory the personal fields; collect and expose only what the stories need; strip metadata from shared media; document retention and deletion; log access to personal data.",
+        mitigation: "Inventory the personal fields the spec names; collect and expose only what the stories need; state retention and deletion.",
     },
     Rule {
         category: "Money and currency",
@@ -135,7 +135,7 @@ const RULES: &[Rule] = &[
             "money",
             "credit card",
         ],
-        mitigation: "Use integer minor units or decimals (never floats), idempotent payment operations, an external payment provider, and reconciliation tests.",
+        mitigation: "Represent amounts exactly (never binary floating point) and make money-moving operations idempotent; test the amounts the spec gives.",
     },
     Rule {
         category: "External integrations",
@@ -154,7 +154,7 @@ const RULES: &[Rule] = &[
             "notification",
             "notify",
         ],
-        mitigation: "Wrap each outside system behind an interface with timeouts, retries with backoff and an outbox; fake it in tests; degrade gracefully when it is down.",
+        mitigation: "Put each outside system the spec names behind an interface with timeouts and a stated behaviour when it is down; fake it in tests.",
     },
     Rule {
         category: "Concurrency",
@@ -172,7 +172,7 @@ const RULES: &[Rule] = &[
             "conflict",
             "interrupted",
         ],
-        mitigation: "Define the outcome of each race (last write wins, optimistic versioning, or a transaction); make uploads and deletions atomic; test the interleavings named in the edge cases.",
+        mitigation: "State the outcome of each concurrent change the spec names; test the interleavings named in the edge cases.",
     },
     Rule {
         category: "Stated performance targets",
@@ -189,7 +189,7 @@ const RULES: &[Rule] = &[
             "within",
             "under",
         ],
-        mitigation: "Turn each target into an automated measurement (load test or timing check in CI) with the stated percentile and data size; budget the slowest step (thumbnails, storage reads).",
+        mitigation: "Turn each stated target into an automated measurement with the spec's own numbers (percentile, data size).",
     },
     Rule {
         category: "Data migration and retention",
@@ -206,7 +206,7 @@ const RULES: &[Rule] = &[
             "delete",
             "archive",
         ],
-        mitigation: "Make deletion soft with a stated retention period, recovery tested end to end, migrations reversible and rehearsed on a copy of production data.",
+        mitigation: "State what deletion keeps and for how long; test recovery end to end.",
     },
 ];
 

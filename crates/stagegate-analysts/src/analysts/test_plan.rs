@@ -132,7 +132,7 @@ pub(crate) fn analyze(call: &Call<'_>) -> String {
     out.push_str("## Fixtures\n\n");
     let fixtures: Vec<String> = architecture::entity_models(spec)
         .iter()
-        .map(|model| format!("`{}` factory with fields {} (valid by default; one builder per invalid case of {})", snake(&model.name), model.fields.join(", "), if model.requirements.is_empty() { "its rules".to_owned() } else { model.requirements.join(", ") }))
+        .map(|model| format!("`{}` factory with fields {} (valid by default; one builder per invalid case of {})", snake(&model.name), model.fields_or_question(), if model.requirements.is_empty() { "its rules".to_owned() } else { model.requirements.join(", ") }))
         .collect();
     out.push_str(&report::bullets(
         &fixtures,

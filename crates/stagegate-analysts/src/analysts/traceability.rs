@@ -1,7 +1,9 @@
-//! Traceability by key words: which stories and acceptance scenarios a requirement speaks
-//! about, and which tasks implement it.
+//! Traceability: which stories and acceptance scenarios a requirement speaks about, and which
+//! tasks implement it.
 //!
-//! Rule: a requirement belongs to a story when they share at least two key words that are not
+//! By ids and structure first, in any language: a requirement that cites a story (`US2`,
+//! `User Story 2`, `ユーザーストーリー2`) or that a story cites by id belongs to it, and with a
+//! single story every requirement is that story's. Otherwise, by key words: a requirement belongs to a story when they share at least two key words that are not
 //! common to every story (one, when the requirement has at most three key words), keeping the
 //! stories with at least half the best overlap. A task implements a requirement when it names
 //! the id, or shares at least two key words that occur in at most half of the requirements (one
@@ -37,9 +39,68 @@ fn story_keywords(story: &UserStory) -> BTreeSet<String> {
     words
 }
 
+/// The requirement ids each story cites in its narrative or scenarios, computed once.
+fn cited_ids(spec: &Spec) -> Vec<BTreeSet<String>> {
+    spec.stories
+        .iter()
+        .map(|story| {
+            let mut ids: BTreeSet<String> =
+                text::ids(&story.narrative, "FR-").into_iter().collect();
+            for scenario in &story.scenarios {
+                ids.extend(text::ids(&scenario.text, "FR-"));
+            }
+            ids
+        })
+        .collect()
+}
+
+/// The story numbers a requirement's text cites (`US2`, `User Story 2`, `ユーザーストーリー2`).
+fn cited_stories(requirement: &Requirement) -> BTreeSet<usize> {
+    let compact: String = requirement.text.split_whitespace().collect();
+    let lower = compact.to_lowercase();
+    let mut numbers = BTreeSet::new();
+    for label in ["userstory", "ユーザーストーリー", "story", "us-", "us"] {
+        for (at, _) in lower.match_indices(label) {
+            let before = lower[..at].chars().next_back();
+            if label.starts_with("us") && before.is_some_and(|c| c.is_alphabetic()) {
+                continue;
+            }
+            let digits: String = lower[at + label.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let Ok(number) = digits.parse() {
+                numbers.insert(number);
+            }
+        }
+    }
+    numbers
+}
+
+/// The stories a requirement is linked to by id or structure (see the module's rule).
+fn linked_stories<'a>(
+    spec: &'a Spec,
+    cited: &[BTreeSet<String>],
+    requirement: &Requirement,
+) -> Vec<&'a UserStory> {
+    let numbers = cited_stories(requirement);
+    let linked: Vec<&UserStory> = spec
+        .stories
+        .iter()
+        .zip(cited)
+        .filter(|(story, ids)| numbers.contains(&story.number) || ids.contains(&requirement.id))
+        .map(|(story, _)| story)
+        .collect();
+    if linked.is_empty() && spec.stories.len() == 1 {
+        return vec![&spec.stories[0]];
+    }
+    linked
+}
+
 /// Traces every requirement (FR then SC) to stories and scenarios.
 pub(crate) fn trace(spec: &Spec) -> Vec<Trace<'_>> {
     let story_words: Vec<BTreeSet<String>> = spec.stories.iter().map(story_keywords).collect();
+    let cited = cited_ids(spec);
     // Words every story shares say nothing about which story a requirement belongs to.
     let common: BTreeSet<String> = if story_words.len() >= 2 {
         story_words
@@ -72,6 +133,25 @@ pub(crate) fn trace(spec: &Spec) -> Vec<Trace<'_>> {
                     requirement,
                     stories: Vec::new(),
                     scenarios: Vec::new(),
+                    words: Vec::new(),
+                };
+            }
+            let linked = linked_stories(spec, &cited, requirement);
+            if !linked.is_empty() {
+                return Trace {
+                    requirement,
+                    scenarios: linked
+                        .iter()
+                        .flat_map(|story| {
+                            story
+                                .scenarios
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, scenario)| scenario.text.contains(&requirement.id))
+                                .map(|(number, _)| format!("{}-AS{}", story.label(), number + 1))
+                        })
+                        .collect(),
+                    stories: linked,
                     words: Vec::new(),
                 };
             }

@@ -82,6 +82,27 @@ impl Constitution {
         }
         constitution
     }
+
+    /// The first unfilled placeholder of spec-kit's constitution template
+    /// (`[PRINCIPLE_1_NAME]`) with its line: such a constitution states no principle yet.
+    pub fn placeholder(&self) -> Option<(&str, usize)> {
+        self.principles
+            .iter()
+            .find(|principle| is_placeholder(&principle.name))
+            .map(|principle| (principle.name.as_str(), principle.line))
+    }
+}
+
+/// `[PRINCIPLE_1_NAME]`, `[SECTION_2_NAME]`: an all-capitals bracketed template token.
+fn is_placeholder(name: &str) -> bool {
+    name.strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .is_some_and(|token| {
+            !token.is_empty()
+                && token
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
 }
 
 /// `I. Library-First` → `Library-First`; `[PRINCIPLE_1_NAME]` stays as it is.
@@ -122,5 +143,14 @@ mod tests {
         );
         assert!(constitution.principles[1].musts.is_empty());
         assert!(Constitution::parse("").notes[0].contains("no principles"));
+        assert_eq!(constitution.placeholder(), None);
+    }
+
+    #[test]
+    fn the_unfilled_template_is_a_placeholder() {
+        let constitution = Constitution::parse(
+            "# [PROJECT_NAME] Constitution\n\n## Core Principles\n\n### [PRINCIPLE_1_NAME]\n\n[PRINCIPLE_1_DESCRIPTION]\n",
+        );
+        assert_eq!(constitution.placeholder(), Some(("[PRINCIPLE_1_NAME]", 5)));
     }
 }

@@ -2,7 +2,12 @@
 
 use stagegate_engine::prompt::NamedText;
 
+use crate::speckit::manifest::{self, Manifest};
 use crate::speckit::{Checklist, Constitution, Plan, Spec, TaskList};
+
+/// The prefix of a feature document that exists but is not an input of the stage
+/// (`existing/plan.md`): read when no input or output of the same name is given.
+pub const EXISTING_PREFIX: &str = "existing/";
 
 /// The parsed feature files of one call.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +27,11 @@ pub struct Feature {
     pub texts: Vec<NamedText>,
     /// The project's spec-kit templates (`plan-template.md`, …), see [`Feature::template`].
     pub templates: Vec<NamedText>,
+    /// The repository's manifests (`go.mod`, `package.json`, …), the only source of a
+    /// language or dependency besides an explicit technical-context statement.
+    pub manifests: Vec<Manifest>,
+    /// Documents read from the feature as it already was (`plan.md`), by base name.
+    pub existing: Vec<String>,
 }
 
 /// The last path component of a name (`specs/001/plan.md` → `plan.md`).
@@ -34,8 +44,18 @@ impl Feature {
     /// (a stage's own synthesized `plan.md`, for instance); inputs win.
     pub fn from_files(inputs: &[NamedText], extra: &[NamedText]) -> Feature {
         let mut feature = Feature::default();
-        for file in inputs.iter().chain(extra) {
+        let (existing, inputs): (Vec<&NamedText>, Vec<&NamedText>) = inputs
+            .iter()
+            .partition(|file| file.name.starts_with(EXISTING_PREFIX));
+        for file in inputs.into_iter().chain(extra).chain(existing) {
+            if manifest::language_of(&file.name).is_some() {
+                feature
+                    .manifests
+                    .push(Manifest::parse(&file.name, &file.content));
+                continue;
+            }
             let base = base_name(&file.name).to_lowercase();
+            let is_existing = file.name.starts_with(EXISTING_PREFIX);
             let content = file.content.as_str();
             if base.ends_with("-template.md") {
                 let known = feature
@@ -52,9 +72,17 @@ impl Feature {
                     feature.spec = Spec::parse(content);
                     feature.has_spec = true;
                 }
-                "plan.md" if feature.plan.is_none() => feature.plan = Some(Plan::parse(content)),
+                "plan.md" if feature.plan.is_none() => {
+                    feature.plan = Some(Plan::parse(content));
+                    if is_existing {
+                        feature.existing.push(base.clone());
+                    }
+                }
                 "tasks.md" if feature.tasks.is_none() => {
                     feature.tasks = Some(TaskList::parse(content));
+                    if is_existing {
+                        feature.existing.push(base.clone());
+                    }
                 }
                 _ if base.ends_with("constitution.md") && feature.constitution.is_none() => {
                     feature.constitution = Some(Constitution::parse(content));

@@ -4,6 +4,7 @@
 pub mod checklist;
 pub mod constitution;
 pub mod feature;
+pub mod manifest;
 pub mod plan;
 pub mod spec;
 pub mod tasks;
@@ -11,7 +12,8 @@ pub mod template;
 
 pub use checklist::{Checklist, ChecklistItem};
 pub use constitution::{Constitution, Principle};
-pub use feature::Feature;
+pub use feature::{EXISTING_PREFIX, Feature};
+pub use manifest::{MANIFESTS, Manifest};
 pub use plan::Plan;
 pub use spec::{Entity, OpenQuestion, Requirement, Scenario, Spec, UserStory};
 pub use tasks::{Task, TaskList};

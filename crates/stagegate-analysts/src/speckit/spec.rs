@@ -141,19 +141,30 @@ enum Section {
 /// Which section a heading opens, by its words (`## Requirements *(mandatory)*`).
 fn section_of(heading: &str, level: u8, current: Section) -> Section {
     let key = heading.to_lowercase();
-    if key.contains("edge case") {
+    let has = |words: &[&str]| words.iter().any(|word| key.contains(word));
+    if has(&["edge case", "エッジケース", "境界"]) {
         Section::EdgeCases
-    } else if key.contains("key entit") || key == "entities" {
+    } else if has(&["key entit", "エンティティ"]) || key == "entities" {
         Section::Entities
-    } else if key.contains("success criteria") || key.contains("measurable outcome") {
+    } else if has(&[
+        "success criteria",
+        "measurable outcome",
+        "成功基準",
+        "成功指標",
+    ]) {
         Section::SuccessCriteria
-    } else if key.contains("requirement") {
+    } else if has(&["requirement", "要件", "must do", "must have"]) {
         Section::Requirements
-    } else if key.contains("user scenario") || key.contains("user stor") {
+    } else if has(&[
+        "user scenario",
+        "user stor",
+        "ユーザーシナリオ",
+        "ユーザーストーリー",
+    ]) {
         Section::Stories
-    } else if key.contains("assumption") {
+    } else if has(&["assumption", "前提"]) {
         Section::Assumptions
-    } else if key.contains("clarification") {
+    } else if has(&["clarification", "明確化"]) {
         Section::Clarifications
     } else if level >= 3 {
         // A sub-heading of its own kind (`### Session 2025-01-01`) stays in its section.
@@ -348,6 +359,17 @@ impl Reader<'_> {
                     .map_or(rest.len(), |(index, _)| index)
             });
             let question = rest[..end].trim_start_matches([':', ' ', '-']).trim();
+            // A checklist's "No [NEEDS CLARIFICATION] markers remain" and the template's own
+            // "[NEEDS CLARIFICATION: specific question]" talk about markers; they ask nothing.
+            let about_markers = (question.is_empty()
+                && (text.to_lowercase().contains("marker")
+                    || text.trim_start().starts_with("[ ]")
+                    || text.trim_start().to_lowercase().starts_with("[x]")))
+                || question.eq_ignore_ascii_case("specific question");
+            if about_markers {
+                start = at + end;
+                continue;
+            }
             if self.spec.open_questions.len() < 10_000 {
                 self.spec.open_questions.push(OpenQuestion {
                     question: if question.is_empty() {
@@ -396,8 +418,26 @@ impl Reader<'_> {
             return;
         }
         let lower = plain.to_lowercase();
+        // spec-kit's older template: one `### Primary User Story`, then `### Acceptance
+        // Scenarios` (a heading, not a bold label) for it.
+        if level >= 3 && self.section == Section::Stories && is_acceptance_heading(&lower) {
+            if self.spec.stories.is_empty() {
+                self.spec.stories.push(UserStory {
+                    number: 1,
+                    title: "Primary User Story".to_owned(),
+                    line,
+                    ..UserStory::default()
+                });
+            }
+            self.in_acceptance = true;
+            return;
+        }
         let is_story = level >= 3
-            && (lower.starts_with("user story") || lower.contains("(priority:"))
+            && (lower.starts_with("user story")
+                || lower.starts_with("primary user story")
+                || lower.starts_with("ユーザーストーリー")
+                || lower.contains("(priority:")
+                || lower.contains("優先度"))
             && matches!(
                 self.section,
                 Section::Stories | Section::Preamble | Section::Other
@@ -511,6 +551,24 @@ impl Reader<'_> {
                 _ => {}
             }
         }
+        // A free-form spec's own summary stands for the template's `**Input**` description.
+        let summary_section = [
+            "summary",
+            "overview",
+            "problem",
+            "background",
+            "概要",
+            "背景",
+        ]
+        .iter()
+        .any(|word| self.section_name.to_lowercase().contains(word));
+        if self.spec.description.is_none()
+            && label.is_none()
+            && summary_section
+            && matches!(self.section, Section::Other | Section::Preamble)
+        {
+            self.spec.description = Some(markdown::plain(raw));
+        }
         if self.section != Section::Stories {
             return;
         }
@@ -520,7 +578,7 @@ impl Reader<'_> {
         match label {
             Some((name, value)) => {
                 let name = name.to_lowercase();
-                self.in_acceptance = name.contains("acceptance");
+                self.in_acceptance = is_acceptance_heading(&name);
                 if name.contains("why this priority") {
                     story.why_priority = Some(markdown::plain(&value));
                 } else if name.contains("independent test") {
@@ -540,28 +598,44 @@ impl Reader<'_> {
     }
 }
 
-/// `User Story 12 - …` → 12.
+/// `Acceptance Scenarios`, `受け入れシナリオ`.
+fn is_acceptance_heading(lower: &str) -> bool {
+    lower.contains("acceptance") || lower.contains("受け入れ")
+}
+
+/// `User Story 12 - …` (or `ユーザーストーリー 12`) → 12.
 fn story_number(heading: &str) -> Option<usize> {
     let lower = heading.to_lowercase();
-    let rest = lower.strip_prefix("user story")?.trim_start();
+    let rest = lower
+        .strip_prefix("user story")
+        .or_else(|| lower.strip_prefix("ユーザーストーリー"))?
+        .trim_start();
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
 
 /// `User Story 1 - Create an album (Priority: P1)` → `Create an album`.
 fn story_title(heading: &str) -> String {
-    let without_priority = match heading.to_lowercase().find("(priority") {
-        Some(at) => &heading[..at],
-        None => heading,
+    let lower = heading.to_lowercase();
+    let without_priority = match lower
+        .find("(priority")
+        .or_else(|| heading.find("(優先度"))
+        .or_else(|| heading.find("（優先度"))
+    {
+        Some(at) if heading.is_char_boundary(at) => &heading[..at],
+        _ => heading,
     };
-    let title = match without_priority.find([' ', ':']) {
-        Some(_) if without_priority.to_lowercase().starts_with("user story") => {
-            let rest = &without_priority["user story".len()..];
+    let prefix = ["user story", "ユーザーストーリー"]
+        .into_iter()
+        .find(|prefix| without_priority.to_lowercase().starts_with(prefix));
+    let title = match prefix {
+        Some(prefix) => {
+            let rest = &without_priority[prefix.len()..];
             rest.trim_start()
                 .trim_start_matches(|c: char| c.is_ascii_digit())
-                .trim_start_matches([' ', '-', ':', '–', '—'])
+                .trim_start_matches([' ', '-', ':', '–', '—', '：', '　'])
         }
-        _ => without_priority,
+        None => without_priority,
     };
     let title = title.trim();
     if title.is_empty() {
@@ -571,11 +645,13 @@ fn story_title(heading: &str) -> String {
     }
 }
 
-/// `(Priority: P2)` → 2.
+/// `(Priority: P2)`, `(優先度: P2)` → 2.
 fn priority(heading: &str) -> Option<u32> {
-    let lower = heading.to_lowercase();
-    let at = lower.find("priority:")?;
-    let rest = lower[at + "priority:".len()..].trim_start();
+    let lower = heading.to_lowercase().replace('：', ":");
+    let (at, key) = ["priority:", "優先度:"]
+        .into_iter()
+        .find_map(|key| lower.find(key).map(|at| (at, key)))?;
+    let rest = lower[at + key.len()..].trim_start();
     let rest = rest.strip_prefix('p').unwrap_or(rest);
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
@@ -635,6 +711,30 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../../../examples/specs/001-team-photo-albums/spec.md");
+
+    #[test]
+    fn the_older_template_has_a_primary_story_with_its_scenarios() {
+        let spec = Spec::parse(
+            "# Feature Specification: Export\n\n## User Scenarios & Testing *(mandatory)*\n\n### Primary User Story\nA clerk exports the month's orders.\n\n### Acceptance Scenarios\n1. **Given** orders exist, **When** the clerk exports, **Then** a file is written\n2. **Given** no orders, **When** the clerk exports, **Then** an empty file is written\n\n## Requirements\n\n### Functional Requirements\n- **FR-001**: System MUST export orders.\n\n## Review & Acceptance Checklist\n- [ ] No [NEEDS CLARIFICATION] markers remain\n",
+        );
+        assert_eq!(spec.stories.len(), 1);
+        assert_eq!(spec.stories[0].scenarios.len(), 2);
+        assert!(spec.stories[0].narrative.contains("clerk exports"));
+        assert!(spec.open_questions.is_empty(), "{:?}", spec.open_questions);
+    }
+
+    #[test]
+    fn japanese_headings_stories_and_priorities_are_read() {
+        let spec = Spec::parse(
+            "# 機能仕様: 請求書\n\n## ユーザーシナリオとテスト\n\n### ユーザーストーリー 1 - 請求書を作成する (優先度: P1)\n\n経理担当者が請求書を作成する。\n\n**受け入れシナリオ**:\n\n1. **Given** 顧客がいる, **When** 作成する, **Then** 請求書が保存される\n\n## 要件\n\n- **FR-001**: システムは請求書を保存しなければならない (US1)\n\n### 主要エンティティ\n\n- **請求書**: 属性: 番号、金額、期日\n",
+        );
+        assert_eq!(spec.stories.len(), 1);
+        assert_eq!(spec.stories[0].title, "請求書を作成する");
+        assert_eq!(spec.stories[0].priority, Some(1));
+        assert_eq!(spec.stories[0].scenarios.len(), 1);
+        assert_eq!(spec.requirements.len(), 1);
+        assert_eq!(spec.entities.len(), 1);
+    }
 
     #[test]
     fn reads_the_example_spec() {

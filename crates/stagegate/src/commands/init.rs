@@ -16,9 +16,10 @@
 //! chosen the file sets longer ones.
 //!
 //! `--speckit-extension` also installs stagegate as a spec-kit extension
-//! ([`install_speckit_extension`]): command files the user's agent runs, and hooks in
-//! `.specify/extensions.yml` that hand `/speckit.plan`, `/speckit.implement` and
-//! `/speckit.analyze` their stage.
+//! ([`install_speckit_extension`]): its source under `.specify/stagegate-extension/` (command
+//! files the user's agent runs, hooks after `/speckit.plan`, `/speckit.tasks` and
+//! `/speckit.implement`), registered with `specify extension add --dev` when specify-cli is on
+//! the PATH; an existing `stagegate.toml` is kept.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -439,6 +440,12 @@ pub fn init(force: bool, speckit_extension: bool) -> Result<Exit, AppError> {
     let cwd = std::env::current_dir()?;
     let repo_root = find_repo_root(&cwd);
     let config_path = repo_root.join(CONFIG_FILE_NAME);
+    // Adding the spec-kit extension to a configured project keeps its configuration.
+    if speckit_extension && config_path.exists() {
+        eprintln!("kept {} (it exists)", config_path.display());
+        install_and_register(&repo_root, force)?;
+        return Ok(Exit::Done);
+    }
     if config_path.exists() && !force {
         return Err(AppError::usage(format!(
             "{} already exists; nothing was written\nhint: pass --force to replace it",
@@ -484,17 +491,7 @@ pub fn init(force: bool, speckit_extension: bool) -> Result<Exit, AppError> {
     }
 
     if speckit_extension {
-        let report = install_speckit_extension(&repo_root, force)?;
-        for path in &report.written {
-            eprintln!("wrote {}", path.display());
-        }
-        for (path, why) in &report.kept {
-            eprintln!("kept {} ({why})", path.display());
-        }
-        eprintln!(
-            "hint: to register the commands with your agent, run `specify extension add --dev \
-             .specify/extensions/stagegate`"
-        );
+        install_and_register(&repo_root, force)?;
     }
     Ok(Exit::Done)
 }
@@ -507,33 +504,89 @@ pub struct ExtensionReport {
     pub kept: Vec<(PathBuf, String)>,
 }
 
-/// The stages the extension hands over: (stage, spec-kit event, command name, what it is for).
+/// The stages the extension hands over: (stage, spec-kit event, what it is for). Each runs
+/// after the spec-kit command whose output it reads, so that nothing spec-kit does next edits
+/// an approved artifact: plan after `/speckit.plan` (it builds on that plan.md), prep after
+/// `/speckit.tasks` (before implementing), analyze after `/speckit.implement` (it reviews the
+/// finished implementation).
 const EXTENSION_STAGES: [(&str, &str, &str); 3] = [
     (
         "plan",
-        "before_plan",
+        "after_plan",
         "Stage A (planning): parallel planning agents, review, synthesis of plan.md, QA and a gate",
     ),
     (
         "prep",
-        "before_implement",
+        "after_tasks",
         "Stage B (implementation prep): the implementation plan, reviewed and gated before coding",
     ),
     (
         "analyze",
-        "before_analyze",
+        "after_implement",
         "Stage C (quality review): the quality report, reviewed and gated",
     ),
 ];
 
-/// Writes `.specify/extensions/stagegate/` (its manifest and one command file per stage) and
-/// the hooks in `.specify/extensions.yml`. Existing files are kept unless `force`.
+/// Where the extension's source is written: not `.specify/extensions/stagegate/`, which is
+/// where `specify extension add --dev` installs it (specify-cli refuses a source that is its
+/// own destination).
+pub const EXTENSION_SOURCE: &str = ".specify/stagegate-extension";
+
+/// The command that registers the extension with spec-kit (and the user's agent).
+fn register_command() -> String {
+    format!("specify extension add --dev {EXTENSION_SOURCE}")
+}
+
+/// Writes the extension's source, then registers it with `specify` when it is on the PATH;
+/// otherwise says how. Hooks are only ever written by specify-cli, so none points at a command
+/// the agent does not have yet.
+fn install_and_register(repo_root: &Path, force: bool) -> Result<(), AppError> {
+    let report = install_speckit_extension(repo_root, force)?;
+    for path in &report.written {
+        eprintln!("wrote {}", path.display());
+    }
+    for (path, why) in &report.kept {
+        eprintln!("kept {} ({why})", path.display());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let Some(specify) = find_on_path(&path, "specify") else {
+        eprintln!(
+            "hint: specify-cli is not on the PATH; to register the commands and hooks, run `{}`",
+            register_command()
+        );
+        return Ok(());
+    };
+    let output = std::process::Command::new(specify)
+        .args(["extension", "add", "--dev", EXTENSION_SOURCE])
+        .current_dir(repo_root)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if output.status.success() {
+        eprintln!(
+            "registered the extension with spec-kit (`{}`): in your agent, run /speckit-stagegate-plan (skills: claude, codex, cursor, copilot) or /speckit.stagegate.plan",
+            register_command()
+        );
+    } else {
+        let said = crate::terminal_text::neutralise_bytes(&output.stderr);
+        let said = said.trim();
+        eprintln!(
+            "warning: `{}` failed ({}): {said}\nhint: run it yourself once the problem is fixed",
+            register_command(),
+            output.status
+        );
+    }
+    Ok(())
+}
+
+/// Writes the extension's source under [`EXTENSION_SOURCE`]: its manifest (with its hooks)
+/// and one command file per stage. Existing files are kept unless `force`.
 pub fn install_speckit_extension(
     repo_root: &Path,
     force: bool,
 ) -> Result<ExtensionReport, AppError> {
     let mut report = ExtensionReport::default();
-    let extension_dir = repo_root.join(".specify/extensions/stagegate");
+    let extension_dir = repo_root.join(EXTENSION_SOURCE);
     std::fs::create_dir_all(extension_dir.join("commands"))?;
     let mut files = vec![(extension_dir.join("extension.yml"), extension_manifest())];
     for (stage, event, purpose) in EXTENSION_STAGES {
@@ -551,29 +604,6 @@ pub fn install_speckit_extension(
         }
         std::fs::write(&path, content)?;
         report.written.push(path);
-    }
-
-    let hooks_path = repo_root.join(".specify/extensions.yml");
-    let existing = match std::fs::read_to_string(&hooks_path) {
-        Ok(text) => Some(text),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
-        Err(error) => return Err(error.into()),
-    };
-    match add_hooks(existing.as_deref()) {
-        HooksUpdate::Unchanged => report
-            .kept
-            .push((hooks_path, "it already has stagegate's hooks".to_owned())),
-        HooksUpdate::Write(text) => {
-            std::fs::write(&hooks_path, text)?;
-            report.written.push(hooks_path);
-        }
-        HooksUpdate::ByHand(snippet) => report.kept.push((
-            hooks_path,
-            format!(
-                "its hooks are written in a form stagegate does not edit; add these under \
-                 `hooks:` yourself:\n{snippet}"
-            ),
-        )),
     }
     Ok(report)
 }
@@ -606,11 +636,12 @@ fn extension_manifest() -> String {
         ));
     }
     text.push_str("\nhooks:\n");
-    text.push_str(&hook_entries("  ", false));
+    text.push_str(&hook_entries("  "));
     text
 }
 
-/// A command file for the user's agent: run the stage in the terminal, wait for the gate, report.
+/// A command file for the user's agent: start the stage in the background, poll it until it
+/// stops at its gate, report, and stop there.
 fn command_file(stage: &str, event: &str, purpose: &str) -> String {
     format!(
         "---\n\
@@ -632,156 +663,60 @@ fn command_file(stage: &str, event: &str, purpose: &str) -> String {
          \n\
          ## Steps\n\
          \n\
-         1. In the terminal, from the repository root, run:\n\
+         1. A stage can run for an hour, longer than your shell tool waits, so start it in the \
+         background from the repository root:\n\
          \n\
          \x20  ```bash\n\
-         \x20  stagegate run {stage} --no-input\n\
+         \x20  nohup stagegate run {stage} --no-input > .stagegate/{stage}.out 2>&1 &\n\
          \x20  ```\n\
          \n\
-         \x20  Wait for it to finish; it can take several minutes. Do not write the stage's \
-         artifacts yourself meanwhile.\n\
+         2. Poll it, about once a minute, with short commands:\n\
          \n\
-         2. Read its exit code and its last lines:\n\
-         \x20  - `10`: the stage stopped at its gate, awaiting a decision. Report the run id and the \
-         question it printed, summarize the staged artifacts (`stagegate status RUN` lists them; \
-         `stagegate show RUN` prints an agent's output), and tell the user how to decide:\n\
-         \x20    `stagegate approve RUN` (publishes the artifacts), `stagegate reject RUN --reason \
-         \"…\"`, or `stagegate modify RUN --feedback \"…\"`. Do not decide for the user.\n\
-         \x20  - `0`: approved; the artifacts are in the feature directory. Continue with the \
-         spec-kit command that ran this hook.\n\
-         \x20  - `4`: rejected at the gate. Stop and report the reason.\n\
-         \x20  - `5`: a stage input is missing or not yet approved (for example `spec.md`); report \
-         what stagegate said and how to fix it.\n\
-         \x20  - `3` or any other code: the stage failed; report stagegate's message.\n\
+         \x20  ```bash\n\
+         \x20  stagegate status --json\n\
+         \x20  ```\n\
          \n\
-         3. Only after the gate is approved (`stagegate status --json` shows it) continue with the \
-         spec-kit command that ran this hook, using the approved artifacts.\n"
+         \x20  The newest run's `state` says where it is: `running` (poll again), \
+         `awaiting_decision` (its `pending_gate` names the question and the files approval would \
+         create or replace), `done`, `rejected` or `failed` (the last lines of \
+         `.stagegate/{stage}.out` say why). Do not write the stage's artifacts yourself \
+         meanwhile.\n\
+         \n\
+         3. At the gate, report the run id, the question and the staged artifacts (`stagegate \
+         status RUN`), and tell the user how to decide: `stagegate approve RUN` (publishes the \
+         artifacts; replaced files are kept and `stagegate restore RUN` brings them back), \
+         `stagegate reject RUN --reason \"…\"`, or `stagegate modify RUN --feedback \"…\"`. Do not \
+         decide for the user.\n\
+         \n\
+         4. Then STOP. Do not continue with any other step or spec-kit command in this turn, and \
+         never edit an approved artifact (plan.md, tasks.md, implementation_plan.md, \
+         quality_report.md …): a change voids its approval, and the next stage refuses to start. \
+         If something must change, ask the user to run `stagegate modify` at the gate or to run \
+         the stage again.\n"
     )
 }
 
-/// The hook entries, one per stage, indented by `indent` (the event keys) for
-/// `.specify/extensions.yml` (`with_extension`: each entry names the extension) or the manifest.
-fn hook_entries(indent: &str, with_extension: bool) -> String {
+/// The manifest's hook entries, one per stage, indented by `indent` (the event keys);
+/// specify-cli copies them into `.specify/extensions.yml` when it registers the extension.
+fn hook_entries(indent: &str) -> String {
     let mut text = String::new();
     for (stage, event, _) in EXTENSION_STAGES {
         text.push_str(&format!("{indent}{event}:\n"));
-        text.push_str(&hook_item(indent, stage, with_extension));
+        text.push_str(&hook_item(indent, stage));
     }
     text
 }
 
-fn hook_item(indent: &str, stage: &str, with_extension: bool) -> String {
+fn hook_item(indent: &str, stage: &str) -> String {
     let mut text = String::new();
     let item = format!("{indent}  - ");
     let field = format!("{indent}    ");
-    if with_extension {
-        text.push_str(&format!("{item}extension: stagegate\n"));
-        text.push_str(&format!("{field}command: speckit.stagegate.{stage}\n"));
-        text.push_str(&format!("{field}enabled: true\n"));
-    } else {
-        text.push_str(&format!("{item}command: speckit.stagegate.{stage}\n"));
-    }
+    text.push_str(&format!("{item}command: speckit.stagegate.{stage}\n"));
     text.push_str(&format!("{field}optional: false\n"));
     text.push_str(&format!(
         "{field}description: \"Run stagegate's {stage} stage and stop at its gate\"\n"
     ));
     text
-}
-
-/// What to do with `.specify/extensions.yml`.
-#[derive(Debug, PartialEq, Eq)]
-enum HooksUpdate {
-    Unchanged,
-    Write(String),
-    /// The hooks could not be added by a line edit; the snippet to add by hand.
-    ByHand(String),
-}
-
-/// Adds stagegate's hooks to the text of `.specify/extensions.yml` (or creates it), editing lines
-/// rather than parsing YAML: the file is spec-kit's, so its comments and layout are kept.
-///
-/// Handled: no file; a file without `hooks:`; `hooks:` whose events are lists (`  event:` then
-/// `    - …` items) or absent. Anything else (flow style, an event holding one mapping) is left
-/// for the user, with the snippet to add.
-fn add_hooks(existing: Option<&str>) -> HooksUpdate {
-    let Some(text) = existing else {
-        return HooksUpdate::Write(format!(
-            "installed:\n  - stagegate\n\nhooks:\n{}",
-            hook_entries("  ", true)
-        ));
-    };
-    if text.contains("speckit.stagegate.") {
-        return HooksUpdate::Unchanged;
-    }
-    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-    let Some(hooks_at) = lines.iter().position(|line| line.trim_end() == "hooks:") else {
-        let mut text = text.trim_end().to_owned();
-        text.push_str("\n\nhooks:\n");
-        text.push_str(&hook_entries("  ", true));
-        return HooksUpdate::Write(text);
-    };
-    // The hooks block: the lines after `hooks:` up to the next top-level key.
-    let block_end = lines[hooks_at + 1..]
-        .iter()
-        .position(|line| {
-            !line.trim().is_empty() && !line.starts_with(' ') && !line.trim_start().starts_with('#')
-        })
-        .map_or(lines.len(), |offset| hooks_at + 1 + offset);
-    let mut missing = Vec::new();
-    // Insert from the bottom up so that earlier indices stay valid.
-    let mut insertions: Vec<(usize, String)> = Vec::new();
-    for (stage, event, _) in EXTENSION_STAGES {
-        let key = format!("  {event}:");
-        let Some(event_at) =
-            (hooks_at + 1..block_end).find(|&index| lines[index].trim_end() == key)
-        else {
-            missing.push((stage, event));
-            continue;
-        };
-        // The event's items: the more-indented lines after it.
-        let items_end = (event_at + 1..block_end)
-            .find(|&index| {
-                let line = &lines[index];
-                !line.trim().is_empty() && !line.starts_with("   ") && !line.starts_with("  -")
-            })
-            .unwrap_or(block_end);
-        let first_item = (event_at + 1..items_end).find(|&index| !lines[index].trim().is_empty());
-        let is_list = first_item.is_some_and(|index| lines[index].trim_start().starts_with("- "));
-        if !is_list {
-            return HooksUpdate::ByHand(hook_entries("  ", true));
-        }
-        // After the last non-blank line of the event's items.
-        let after = (event_at + 1..items_end)
-            .rev()
-            .find(|&index| !lines[index].trim().is_empty())
-            .map_or(event_at + 1, |index| index + 1);
-        let item = hook_item("  ", stage, true);
-        // An item written at the file's own list indentation (`  - ` or `    - `).
-        let item = match first_item {
-            Some(index) if lines[index].starts_with("  - ") => item
-                .lines()
-                .map(|line| line.strip_prefix("  ").unwrap_or(line))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            _ => item.trim_end().to_owned(),
-        };
-        insertions.push((after, item));
-    }
-    if !missing.is_empty() {
-        let mut block = String::new();
-        for (stage, event) in &missing {
-            block.push_str(&format!("  {event}:\n"));
-            block.push_str(&hook_item("  ", stage, true));
-        }
-        insertions.push((hooks_at + 1, block.trim_end().to_owned()));
-    }
-    insertions.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
-    for (at, item) in insertions {
-        lines.insert(at, item);
-    }
-    let mut text = lines.join("\n");
-    text.push('\n');
-    HooksUpdate::Write(text)
 }
 
 #[cfg(test)]
@@ -1038,11 +973,13 @@ mod tests {
     }
 
     #[test]
-    fn the_extension_is_written_and_not_clobbered() {
+    fn the_extension_is_written_outside_its_install_destination_and_not_clobbered() {
         let dir = TempDir::new().expect("tempdir");
         let report = install_speckit_extension(dir.path(), false).expect("install");
-        assert_eq!(report.written.len(), 5, "{report:?}");
-        let root = dir.path().join(".specify/extensions/stagegate");
+        assert_eq!(report.written.len(), 4, "{report:?}");
+        assert!(!dir.path().join(".specify/extensions").exists());
+        assert!(!dir.path().join(".specify/extensions.yml").exists());
+        let root = dir.path().join(EXTENSION_SOURCE);
         for stage in ["plan", "prep", "analyze"] {
             let text = std::fs::read_to_string(
                 root.join(format!("commands/speckit.stagegate.{stage}.md")),
@@ -1053,74 +990,38 @@ mod tests {
                 "{text}"
             );
             assert!(
-                text.contains(&format!("stagegate run {stage} --no-input")),
+                text.contains(&format!("stagegate run {stage} --no-input >")),
                 "{text}"
             );
-            assert!(text.contains("stagegate approve RUN"), "{text}");
+            assert!(text.contains("stagegate status --json"), "{text}");
+            assert!(text.contains("Then STOP") && text.contains("never edit an approved artifact"));
         }
         let manifest = std::fs::read_to_string(root.join("extension.yml")).expect("manifest");
         assert!(manifest.contains("  id: stagegate\n"), "{manifest}");
-        let hooks =
-            std::fs::read_to_string(dir.path().join(".specify/extensions.yml")).expect("hooks");
-        assert!(hooks.starts_with("installed:\n  - stagegate\n\nhooks:\n  before_plan:\n    - extension: stagegate\n      command: speckit.stagegate.plan\n"), "{hooks}");
-        assert!(hooks.contains("  before_implement:\n    - extension: stagegate\n      command: speckit.stagegate.prep\n"), "{hooks}");
-        assert!(hooks.contains("  before_analyze:\n"), "{hooks}");
+        assert!(
+            manifest.contains("hooks:\n  after_plan:\n    - command: speckit.stagegate.plan\n"),
+            "{manifest}"
+        );
+        assert!(
+            manifest.contains("  after_tasks:\n    - command: speckit.stagegate.prep\n"),
+            "{manifest}"
+        );
+        assert!(
+            manifest.contains("  after_implement:\n    - command: speckit.stagegate.analyze\n"),
+            "{manifest}"
+        );
+        assert!(!manifest.contains("before_"), "{manifest}");
 
-        // A second install keeps everything.
+        // A second install keeps everything; --force replaces it.
         std::fs::write(root.join("commands/speckit.stagegate.plan.md"), "mine").expect("write");
         let again = install_speckit_extension(dir.path(), false).expect("install");
         assert!(again.written.is_empty(), "{again:?}");
-        assert_eq!(again.kept.len(), 5);
+        assert_eq!(again.kept.len(), 4);
         assert_eq!(
             std::fs::read_to_string(root.join("commands/speckit.stagegate.plan.md")).expect("read"),
             "mine"
         );
-        // --force replaces the command files; the hooks, already there, stay as they are.
         let forced = install_speckit_extension(dir.path(), true).expect("install");
         assert_eq!(forced.written.len(), 4, "{forced:?}");
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join(".specify/extensions.yml")).expect("hooks"),
-            hooks
-        );
-    }
-
-    #[test]
-    fn hooks_are_added_to_an_existing_file() {
-        let existing = "installed:\n  - git\n\nhooks:\n  before_implement:\n    - extension: git\n      command: speckit.git.commit\n      optional: true\n  after_tasks:\n    - extension: git\n      command: speckit.git.commit\nsettings:\n  auto_execute_hooks: true\n";
-        let HooksUpdate::Write(text) = add_hooks(Some(existing)) else {
-            panic!("a line edit");
-        };
-        assert!(
-            text.contains("  before_implement:\n    - extension: git\n      command: speckit.git.commit\n      optional: true\n    - extension: stagegate\n      command: speckit.stagegate.prep\n"),
-            "{text}"
-        );
-        assert!(text.starts_with("installed:\n  - git\n\nhooks:\n  before_plan:\n    - extension: stagegate\n      command: speckit.stagegate.plan\n"), "{text}");
-        assert!(
-            text.contains("  before_analyze:\n    - extension: stagegate\n"),
-            "{text}"
-        );
-        assert!(
-            text.ends_with("settings:\n  auto_execute_hooks: true\n"),
-            "{text}"
-        );
-        assert_eq!(text.matches("speckit.stagegate.").count(), 3);
-
-        let without_hooks = "installed: []\n";
-        let HooksUpdate::Write(text) = add_hooks(Some(without_hooks)) else {
-            panic!("appended");
-        };
-        assert!(
-            text.starts_with("installed: []\n\nhooks:\n  before_plan:\n"),
-            "{text}"
-        );
-
-        let mapping = "hooks:\n  before_plan:\n    command: speckit.other.run\n";
-        assert!(matches!(add_hooks(Some(mapping)), HooksUpdate::ByHand(_)));
-        assert_eq!(
-            add_hooks(Some(
-                "hooks:\n  before_plan:\n    - command: speckit.stagegate.plan\n"
-            )),
-            HooksUpdate::Unchanged
-        );
     }
 }

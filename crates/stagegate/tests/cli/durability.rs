@@ -368,13 +368,17 @@ fn an_unchanged_rerun_calls_no_agent_and_reports_cache_hits() {
         );
     }
 
-    // Deciding the gates (approving publishes plan.md, which plan does not read) changes
-    // nothing either; progress lines say which answers were cached.
     // The second run superseded the first run's gate: one pending gate per feature and stage.
     repo.run(&["reject", &first, "--reason", "superseded"])
         .expect_code(crate::harness::EXIT_ALREADY_DECIDED);
+    // Approving publishes plan.md, which the next plan run reads as the feature's existing
+    // plan (`existing/plan.md`): that run asks its agents again; one more, unchanged, does not,
+    // and its progress lines say which answers were cached.
     repo.run(&["approve", &second_run]).expect_code(EXIT_DONE);
     assert!(repo.exists(&format!("{FEATURE}/plan.md")));
+    repo.run(&["run", "plan", "--no-input"])
+        .expect_code(EXIT_AWAITING_DECISION);
+    let count = repo.calls().0.len();
     let third = repo
         .run(&["run", "plan", "--no-input"])
         .expect_code(EXIT_AWAITING_DECISION);

@@ -242,3 +242,19 @@ fn qa_feedback_and_the_artifacts_at_the_gate_are_shown_not_acted_on() {
         ],
     );
 }
+
+#[test]
+fn ctrl_c_at_the_gate_shows_the_cursor_again_and_names_no_agents() {
+    let repo = TestRepo::with_approved_spec();
+    let (code, terminal) =
+        run_in_terminal(&repo, &["run", "plan"], &[("Approve to proceed?", "\u{3}")]);
+    let text = String::from_utf8_lossy(&terminal);
+    assert_ne!(code, EXIT_DONE, "{text}");
+    let hidden = text.rfind("\u{1b}[?25l");
+    let shown = text.rfind("\u{1b}[?25h");
+    assert!(
+        hidden.is_none() || shown > hidden,
+        "the cursor is left hidden:\n{text:?}"
+    );
+    assert!(!text.contains("stopping agents"), "{text}");
+}

@@ -19,8 +19,14 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         out.push_str("The spec names no key entities; add a `### Key Entities` section to derive the model from.\n\n");
     }
     for model in &models {
-        out.push_str(&format!("## {}\n\n{}\n\n", model.name, model.description));
+        out.push_str(&format!(
+            "## {}\n\n{} _(spec.md:{})_\n\n",
+            model.name, model.description, model.line
+        ));
         out.push_str("**Fields**:\n\n");
+        if model.fields.is_empty() {
+            out.push_str(&format!("- {}\n", model.fields_or_question()));
+        }
         for field in &model.fields {
             out.push_str(&format!("- `{field}`\n"));
         }

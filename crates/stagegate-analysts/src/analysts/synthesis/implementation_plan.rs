@@ -63,7 +63,7 @@ fn generated(feature: &Feature) -> Vec<PlannedTask> {
             description: format!(
                 "Create the {} model ({}) in {source_root}models/{}",
                 model.name,
-                model.fields.join(", "),
+                model.fields_or_question(),
                 snake(&model.name)
             ),
             requirements: Vec::new(),
@@ -238,7 +238,7 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         .as_ref()
         .is_some_and(|list| !list.tasks.is_empty());
     out.push_str(&format!(
-        "Build the stories in priority order on a shared foundation, tests first: each acceptance scenario becomes a failing test before its implementation task. {} The layout follows {} ({} paths). Limits from the requirements are configuration, and outside systems sit behind interfaces with timeouts and retries.\n\n",
+        "Build the stories in priority order on a shared foundation, tests first: each acceptance scenario becomes a failing test before its implementation task. {} The layout follows {} ({} paths). Limits from the requirements are configuration.\n\n",
         if from_tasks {
             "The tasks are tasks.md's, with a task added for each requirement none of them covered."
         } else {
@@ -355,10 +355,11 @@ pub(crate) fn write(call: &Call<'_>) -> String {
     if interfaces.is_empty() {
         out.push_str("No operations derived from the requirements.\n\n");
     } else {
+        let api = integrations::api_stated(&call.feature).is_some();
         let rows: Vec<Vec<String>> = interfaces
             .iter()
             .map(|interface| {
-                let (method, path, answer) = integrations::contract(spec, interface);
+                let (method, path, answer) = integrations::contract(&call.feature, api, interface);
                 vec![interface.requirement.clone(), method, path, answer]
             })
             .collect();

@@ -61,7 +61,8 @@ pub(crate) fn write(call: &Call<'_>) -> String {
             );
         }
     }
-    out.push_str(&revisions(call));
+    let revisions = revisions(call, &out);
+    out.push_str(&revisions);
     let answers = review_comments(call, &out);
     out.push_str(&answers);
     out
@@ -206,8 +207,11 @@ pub(crate) fn sources(call: &Call<'_>) -> String {
     out
 }
 
-/// `## Revisions`: each feedback point quoted, with what the rework did about it.
-fn revisions(call: &Call<'_>) -> String {
+/// `## Revisions`: each feedback point quoted, with what this artifact, as written, does about
+/// it. The built-in synthesizer derives every artifact from the inputs alone, so it claims
+/// only what it can check in `written`: which requirement ids appear in it. Anything else is
+/// said to be unchanged, with how the person can make the change.
+fn revisions(call: &Call<'_>, written: &str) -> String {
     let Some(feedback) = call.materials().feedback.as_deref() else {
         return String::new();
     };
@@ -232,38 +236,31 @@ fn revisions(call: &Call<'_>) -> String {
     }
     let spec = &call.feature.spec;
     let mut out = String::from("## Revisions\n\n");
+    out.push_str("_The built-in synthesizer writes this artifact from the spec-kit inputs alone: feedback changes nothing in it but this section. Each point says what the artifact, as written, does about it._\n\n");
     for point in points {
         out.push_str(&format!("> {point}\n\n"));
         let mut ids = text::ids(point, "FR-");
         ids.extend(text::ids(point, "SC-"));
-        let lower = point.to_lowercase();
-        let response = if !ids.is_empty() {
-            let (known, unknown): (Vec<&String>, Vec<&String>) =
-                ids.iter().partition(|id| spec.requirement(id).is_some());
-            let mut parts = Vec::new();
-            if !known.is_empty() {
-                let names: Vec<&str> = known.iter().map(|id| id.as_str()).collect();
-                parts.push(format!("{} now traced in this artifact", names.join(", ")));
-            }
-            if !unknown.is_empty() {
-                let names: Vec<&str> = unknown.iter().map(|id| id.as_str()).collect();
-                parts.push(format!(
-                    "{} not defined in spec.md, so not added",
-                    names.join(", ")
-                ));
-            }
-            parts.join("; ")
-        } else if lower.contains("missing")
-            || lower.contains("section")
-            || lower.contains("heading")
-        {
-            "Regenerated with every required section; see the sections above.".to_owned()
-        } else if lower.contains("clarification") || lower.contains("question") {
-            "Every open [NEEDS CLARIFICATION] is listed under Open Questions.".to_owned()
+        let mut parts = Vec::new();
+        for id in &ids {
+            let defined = spec.requirement(id).is_some()
+                || spec
+                    .success_criteria
+                    .iter()
+                    .any(|criterion| &criterion.id == id);
+            let present = written.matches(id.as_str()).count() > 0;
+            parts.push(match (defined, present) {
+                (false, _) => format!("{id} is not defined in spec.md, so it is not in this artifact"),
+                (true, true) => format!("{id} appears in this artifact (as spec.md defines it)"),
+                (true, false) => format!("{id} does not appear in this artifact: the built-in synthesizer cannot add it; edit the artifact or link it in spec.md"),
+            });
+        }
+        let response = if parts.is_empty() {
+            "Not changed: the built-in synthesizer cannot apply free-text feedback. Edit the artifact (`stagegate modify RUN` without `--feedback` opens it in your editor), or change spec.md and run the stage again.".to_owned()
         } else {
-            "Not something the built-in synthesizer can change by itself: kept here so that the person at the gate can edit it (`stagegate modify`).".to_owned()
+            parts.join("; ")
         };
-        out.push_str(&format!("Change: {response}\n\n"));
+        out.push_str(&format!("Result: {response}\n\n"));
     }
     out
 }

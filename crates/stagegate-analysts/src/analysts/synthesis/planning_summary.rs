@@ -40,8 +40,8 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         .iter()
         .map(|alternative| {
             format!(
-                "{}: {} ({})",
-                alternative.topic, alternative.choice, alternative.trade_off
+                "{}: {} (raised by {})",
+                alternative.topic, alternative.choice, alternative.raised_by
             )
         })
         .collect();
@@ -52,10 +52,9 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         .iter()
         .map(|phase| {
             format!(
-                "{} — {:.1}–{:.1} days{}",
+                "{} — {}{}",
                 phase.name,
-                phase.low,
-                phase.high,
+                phase.size,
                 if phase.requirements.is_empty() {
                     String::new()
                 } else {

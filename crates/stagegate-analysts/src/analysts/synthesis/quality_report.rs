@@ -27,10 +27,32 @@ fn impact(category: Category) -> &'static str {
     }
 }
 
+/// Where in spec-kit's workflow this analysis ran, from tasks.md's own checkboxes.
+pub(crate) fn analysis_point(feature: &crate::speckit::Feature) -> String {
+    match &feature.tasks {
+        None => {
+            "no tasks.md was among the inputs, so the point in the workflow is unknown".to_owned()
+        }
+        Some(list) if list.tasks.is_empty() => "tasks.md lists no tasks".to_owned(),
+        Some(list) => {
+            let total = list.tasks.len();
+            let open = list.tasks.iter().filter(|task| !task.done).count();
+            if open == 0 {
+                format!("after implementation — all {total} tasks in tasks.md are checked")
+            } else {
+                format!(
+                    "after tasks, before implementation (as `/speckit.analyze`) — {open} of {total} tasks in tasks.md are open"
+                )
+            }
+        }
+    }
+}
+
 pub(crate) fn write(call: &Call<'_>) -> String {
     let feature = &call.feature;
     let analysis = findings::analyze(feature);
     let mut out = format!("# Quality Report: {}\n\n", feature.name);
+    out.push_str(&format!("**When**: {}\n\n", analysis_point(feature)));
 
     out.push_str("## Issues\n\n");
     let prioritized = findings::prioritized(&analysis.findings);

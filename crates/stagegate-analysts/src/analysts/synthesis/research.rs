@@ -41,27 +41,21 @@ pub(crate) fn write(call: &Call<'_>) -> String {
             "- **Question**: NEEDS CLARIFICATION: {}\n",
             question.question
         ));
-        match options.first() {
-            Some(first) => {
-                out.push_str(&format!("- **Decision**: provisional — {first}, the smallest option, until the question is answered\n"));
-                out.push_str("- **Rationale**: it satisfies the requirement with the least to build and can be extended to the other options without rework\n");
-                out.push_str(&format!(
-                    "- **Alternatives considered**: {}\n\n",
-                    options[1..].join("; ")
-                ));
-            }
-            None => {
-                out.push_str("- **Decision**: pending — make the value a setting with a documented default and confirm it with the stakeholders\n");
-                out.push_str("- **Rationale**: the spec gives no options; a setting keeps the implementation unblocked\n");
-                out.push_str("- **Alternatives considered**: hard-coding a value now (rejected: it would silently decide the question)\n\n");
-            }
+        if options.is_empty() {
+            out.push_str("- **Decision**: NEEDS CLARIFICATION — the spec gives no options\n\n");
+        } else {
+            out.push_str(&format!(
+                "- **Decision**: NEEDS CLARIFICATION — the options the spec states: {}\n\n",
+                options.join("; ")
+            ));
         }
     }
     out.push_str("## Architecture Decisions\n\n");
     for alternative in architecture::alternatives(feature) {
         out.push_str(&format!("### {}\n\n", alternative.topic));
         out.push_str(&format!("- **Decision**: {}\n", alternative.choice));
-        out.push_str(&format!("- **Rationale**: {}\n", alternative.trade_off));
+        out.push_str(&format!("- **Raised by**: {}\n", alternative.raised_by));
+        out.push_str(&format!("- **To weigh**: {}\n", alternative.trade_off));
         out.push_str(&format!(
             "- **Alternatives considered**: {}\n\n",
             alternative.options
