@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use crate::environment::apply_environment;
 use crate::error::ConfigError;
-use crate::flags::apply_flags;
+use crate::flags::{apply_flags, apply_temporal_flag};
 use crate::merge::merge;
 use crate::parse::parse_file;
 use crate::raw::{Layer, RawConfig};
@@ -43,6 +43,8 @@ pub struct LoadOptions {
     pub environment: BTreeMap<String, String>,
     /// `--concurrency N`.
     pub concurrency: Option<usize>,
+    /// `--temporal ADDR`: run on this Temporal cluster.
+    pub temporal: Option<String>,
 }
 
 impl LoadOptions {
@@ -60,6 +62,7 @@ impl LoadOptions {
             config_file: None,
             environment,
             concurrency: None,
+            temporal: None,
         }
     }
 }
@@ -97,6 +100,7 @@ pub(crate) fn load_over(defaults: &str, options: &LoadOptions) -> Result<Loaded,
     }
     apply_environment(&mut raw, &options.environment, &sources)?;
     apply_flags(&mut raw, options.concurrency, &sources)?;
+    apply_temporal_flag(&mut raw, options.temporal.as_deref());
 
     let (settings, validation_warnings) = validate(&raw, &sources)?;
     warnings.extend(validation_warnings);
