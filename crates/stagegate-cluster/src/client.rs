@@ -15,6 +15,9 @@ use crate::stage_workflow::StageWorkflow;
 
 /// How often [`ClusterClient::wait_for_gate`] looks at the workflow.
 const POLL_EVERY: Duration = Duration::from_millis(200);
+/// Looks that may fail in a row before waiting gives up (a minute and more: each failed query
+/// itself waits for its timeout).
+const MAX_FAILED_LOOKS: u32 = 300;
 
 /// A connection to the cluster, for one namespace and task queue.
 #[derive(Clone)]
@@ -85,12 +88,16 @@ impl ClusterClient {
             .map_err(|error| ClusterError::refused("a look at the stage's workflow", error))
     }
 
-    /// Waits until the stage's product is in (at its gate, or failed).
+    /// Waits until the stage's product is in (at its gate, or failed). A look that fails is
+    /// tried again: while a lost worker's workflow moves to another worker, queries time out.
     pub async fn wait_for_gate(&self, run_id: &str, stage: &str) -> Result<GateView, ClusterError> {
+        let mut failed_looks = 0;
         loop {
-            let view = self.view(run_id, stage).await?;
-            if view.phase != GatePhase::Running {
-                return Ok(view);
+            match self.view(run_id, stage).await {
+                Ok(view) if view.phase != GatePhase::Running => return Ok(view),
+                Ok(_) => failed_looks = 0,
+                Err(error) if failed_looks >= MAX_FAILED_LOOKS => return Err(error),
+                Err(_) => failed_looks += 1,
             }
             tokio::time::sleep(POLL_EVERY).await;
         }
