@@ -5,7 +5,8 @@
 //! that had finished.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use stagegate_cluster::{Checkpoint, StageAnswer, StageExecutor, StageTask};
@@ -42,7 +43,8 @@ impl StageExecutor for Executor {
                 .unwrap_or_default();
             let report = run(request, finished, progress).await?;
             let at_gate = matches!(report.outcome, StageOutcomeWire::Product(_));
-            let product = serde_json::to_string(&report)
+            let product = report
+                .encode()
                 .map_err(|error| format!("the stage's report cannot be written: {error}"))?;
             Ok(StageAnswer { at_gate, product })
         })
@@ -97,12 +99,17 @@ async fn run(
         cancel: CancellationToken::new(),
     };
     let memo: HashMap<String, Arc<str>> = finished.memo();
+    let finished = Arc::new(Mutex::new(Finished {
+        answers: finished,
+        changed: false,
+    }));
+    let flusher = tokio::spawn(publish_checkpoints(finished.clone(), progress));
     let mut sink = ReportingSink {
         events: Vec::new(),
         finished,
-        progress,
     };
     let result = run_stage_memoized(&plan, &context, &mut sink, Some(&memo)).await;
+    flusher.abort();
     let outcome = match result {
         Ok(product) => StageOutcomeWire::Product(ProductWire::from_product(&product)),
         Err(StageError::QuorumNotMet { reason, failures }) => {
@@ -118,11 +125,43 @@ async fn run(
     })
 }
 
+/// How often the finished answers are written out for the heartbeat: writing them on every
+/// answer would cost the square of the stage's agents.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// The answers finished so far, and whether any came in since the last checkpoint.
+struct Finished {
+    answers: FinishedAnswers,
+    changed: bool,
+}
+
+async fn publish_checkpoints(
+    finished: Arc<Mutex<Finished>>,
+    progress: watch::Sender<Option<Checkpoint>>,
+) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    loop {
+        every.tick().await;
+        let checkpoint = {
+            let Ok(mut finished) = finished.lock() else {
+                return;
+            };
+            if !finished.changed {
+                continue;
+            }
+            finished.changed = false;
+            serde_json::to_string(&finished.answers).ok()
+        };
+        if checkpoint.is_some() {
+            progress.send_replace(checkpoint);
+        }
+    }
+}
+
 /// Keeps every event for the user's machine, and each finished answer for the checkpoint.
 struct ReportingSink {
     events: Vec<WireEvent>,
-    finished: FinishedAnswers,
-    progress: watch::Sender<Option<Checkpoint>>,
+    finished: Arc<Mutex<Finished>>,
 }
 
 impl EventSink for ReportingSink {
@@ -133,13 +172,13 @@ impl EventSink for ReportingSink {
             output,
             ..
         } = event
+            && let Ok(mut finished) = self.finished.lock()
         {
-            self.finished
+            finished
+                .answers
                 .answers
                 .insert(key.clone(), output.to_string());
-            if let Ok(checkpoint) = serde_json::to_string(&self.finished) {
-                self.progress.send_replace(Some(checkpoint));
-            }
+            finished.changed = true;
         }
         Ok(())
     }

@@ -63,7 +63,7 @@ pub async fn produce_remotely<S: EventSink>(
             stage.run_id, stage.stage
         ))
     })?;
-    let report: StageReport = serde_json::from_str(&product).map_err(|error| {
+    let report = StageReport::decode(&product).map_err(|error| {
         AppError::internal(format!(
             "the product of run {}'s {} stage cannot be read ({error}); is the worker the same stagegate version?",
             stage.run_id, stage.stage

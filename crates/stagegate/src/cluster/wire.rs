@@ -111,6 +111,35 @@ pub enum StageOutcomeWire {
     },
 }
 
+impl StageReport {
+    /// The report as the activity returns it: JSON, deflated, in base64.
+    pub fn encode(&self) -> Result<String, String> {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let json = serde_json::to_vec(self).map_err(|error| error.to_string())?;
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder
+            .write_all(&json)
+            .map_err(|error| error.to_string())?;
+        let deflated = encoder.finish().map_err(|error| error.to_string())?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(deflated))
+    }
+
+    pub fn decode(text: &str) -> Result<Self, String> {
+        use base64::Engine as _;
+        use std::io::Read as _;
+        let deflated = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|error| error.to_string())?;
+        let mut json = Vec::new();
+        flate2::read::DeflateDecoder::new(deflated.as_slice())
+            .read_to_end(&mut json)
+            .map_err(|error| error.to_string())?;
+        serde_json::from_slice(&json).map_err(|error| error.to_string())
+    }
+}
+
 /// [`StageProduct`] as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProductWire {
