@@ -3,7 +3,7 @@
 //!
 //! The crate knows nothing of stages' contents: a stage's request and its product travel as
 //! JSON text that the `stagegate` binary writes and reads, and the binary supplies the
-//! [`StageExecutor`] that a worker runs. Without the `temporal` feature the crate is empty.
+//! `StageExecutor` that a worker runs. Without the `temporal` feature the crate is empty.
 #![cfg(feature = "temporal")]
 
 mod address;
