@@ -47,6 +47,9 @@ pub struct GateView {
     /// The stage's product (JSON text written by the executor).
     pub product: Option<String>,
     pub decision: Option<String>,
+    /// Why the stage never produced anything (its activity failed every attempt).
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// Applies `decision` to `view` if the gate can take it: the pure compare-and-set.
@@ -90,6 +93,7 @@ mod tests {
             round: 1,
             product: Some("{}".into()),
             decision: None,
+            failure: None,
         }
     }
 

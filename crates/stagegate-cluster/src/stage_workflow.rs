@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityOptions, SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
@@ -16,6 +17,10 @@ use crate::stage_activity::{StageActivities, StageTask};
 /// A worker that stops heartbeating for this long is taken for dead and its stage handed to
 /// another.
 pub(crate) const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Attempts of a stage's activity: each lost worker costs one; a stage that fails this often
+/// (it cannot even report, say) ends the workflow instead of being retried for ever.
+const MAX_STAGE_ATTEMPTS: u32 = 5;
 
 /// How a stage's workflow ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,10 +46,30 @@ impl StageWorkflow {
         let options =
             ActivityOptions::with_start_to_close_timeout(Duration::from_millis(task.limit_ms))
                 .heartbeat_timeout(HEARTBEAT_TIMEOUT)
+                .retry_policy(
+                    RetryPolicy::builder()
+                        .maximum_attempts(MAX_STAGE_ATTEMPTS)
+                        .build(),
+                )
                 .build();
-        let answer = context
+        let answer = match context
             .execute_activity(StageActivities::run_stage, task, options)
-            .await?;
+            .await
+        {
+            Ok(answer) => answer,
+            Err(error) => {
+                // Closed with the reason, so that whoever waits for the gate stops waiting.
+                context.state_mut(|state| {
+                    state.view.phase = GatePhase::Closed;
+                    state.view.failure = Some(error.to_string());
+                });
+                return Ok(StageOutcome {
+                    at_gate: false,
+                    product: String::new(),
+                    decision: None,
+                });
+            }
+        };
         let at_gate = answer.at_gate;
         context.state_mut(|state| {
             state.view.product = Some(answer.product.clone());

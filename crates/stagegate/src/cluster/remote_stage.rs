@@ -59,8 +59,11 @@ pub async fn produce_remotely<S: EventSink>(
         .map_err(cluster_error)?;
     let product = view.product.ok_or_else(|| {
         AppError::internal(format!(
-            "the workflow of run {}'s {} stage ended without a product",
-            stage.run_id, stage.stage
+            "run {}'s {} stage failed on the cluster: {}\nhint: the workers' output says more; `stagegate resume {}` tries again once the cause is fixed",
+            stage.run_id,
+            stage.stage,
+            view.failure.as_deref().unwrap_or("no product"),
+            stage.run_id
         ))
     })?;
     let report = StageReport::decode(&product).map_err(|error| {
