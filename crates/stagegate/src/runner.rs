@@ -57,6 +57,9 @@ pub async fn start_run(
     options: RunOptions,
 ) -> Result<Exit, AppError> {
     let stages = resolve_stage_ids(session, stage_names)?;
+    if session.settings.cluster.is_some() {
+        crate::cluster::ensure_built()?;
+    }
     let plans = plan_stages(session, &stages)?;
     let feature = session.feature()?;
     let prompts = Arc::new(Prompts::load(Some(&session.repo_root))?);

@@ -30,6 +30,17 @@ use stagegate_settings::ClusterSettings;
 
 use crate::error::AppError;
 
+/// Refuses `[cluster]` in a build that cannot run on a cluster, before anything is recorded.
+#[cfg(not(feature = "cluster"))]
+pub(crate) fn ensure_built() -> Result<(), AppError> {
+    Err(not_built())
+}
+
+#[cfg(feature = "cluster")]
+pub(crate) fn ensure_built() -> Result<(), AppError> {
+    Ok(())
+}
+
 #[cfg(not(feature = "cluster"))]
 pub(crate) fn not_built() -> AppError {
     AppError::usage(
