@@ -9,6 +9,7 @@
 //! | `STAGEGATE_MIN_SUCCESS_RATIO` | `defaults.min_success_ratio` (`0.0..=1.0`) |
 //! | `STAGEGATE_TIMEOUT` | `timeouts.default` (a duration) |
 //! | `STAGEGATE_STAGE_TIMEOUT` | `timeouts.stage` (a duration) |
+//! | `STAGEGATE_TEMPORAL_ADDRESS` | `cluster.temporal` (`host:port`: runs go to Temporal) |
 //!
 //! An empty variable counts as unset, as most tools treat `VAR=`. `STAGEGATE_CONCURRENCY` sets the
 //! stages' concurrency too because it means what `--concurrency` means: "at most N at once",
@@ -31,9 +32,10 @@ pub const BACKOFF: &str = "STAGEGATE_BACKOFF";
 pub const MIN_SUCCESS_RATIO: &str = "STAGEGATE_MIN_SUCCESS_RATIO";
 pub const TIMEOUT: &str = "STAGEGATE_TIMEOUT";
 pub const STAGE_TIMEOUT: &str = "STAGEGATE_STAGE_TIMEOUT";
+pub const TEMPORAL_ADDRESS: &str = "STAGEGATE_TEMPORAL_ADDRESS";
 
 /// Every variable that configures stagegate, for `--help` texts and `stagegate status`.
-pub const ENVIRONMENT_VARIABLES: [&str; 7] = [
+pub const ENVIRONMENT_VARIABLES: [&str; 8] = [
     BACKEND,
     CONCURRENCY,
     RETRIES,
@@ -41,6 +43,7 @@ pub const ENVIRONMENT_VARIABLES: [&str; 7] = [
     MIN_SUCCESS_RATIO,
     TIMEOUT,
     STAGE_TIMEOUT,
+    TEMPORAL_ADDRESS,
 ];
 
 /// Applies the variables of `environment` that are set and not empty.
@@ -57,6 +60,9 @@ pub(crate) fn apply_environment(
             .map(|value| Sourced::new(value.to_owned(), located(name)))
     };
 
+    if let Some(address) = value_of(TEMPORAL_ADDRESS) {
+        raw.cluster.temporal = Some(address);
+    }
     if let Some(backend) = value_of(BACKEND) {
         raw.defaults.backend = Some(backend);
     }

@@ -7,6 +7,17 @@ use crate::source_file::Sources;
 /// The flag that caps parallel agents.
 pub(crate) const CONCURRENCY_FLAG: &str = "--concurrency";
 
+/// The flag that sends runs to a Temporal cluster.
+pub(crate) const TEMPORAL_FLAG: &str = "--temporal";
+
+/// `--temporal ADDR` sets `cluster.temporal` over the file and the environment.
+pub(crate) fn apply_temporal_flag(raw: &mut RawConfig, address: Option<&str>) {
+    if let Some(address) = address {
+        let location = Location::outside_files(Layer::Flag(TEMPORAL_FLAG.to_owned()));
+        raw.cluster.temporal = Some(Sourced::new(address.to_owned(), location));
+    }
+}
+
 /// `--concurrency N` is the user's explicit "at most N at once": it replaces
 /// `defaults.concurrency` and every stage's own concurrency alike.
 pub(crate) fn apply_flags(

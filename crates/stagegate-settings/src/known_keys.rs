@@ -6,8 +6,8 @@ use serde::de::value::Error;
 use serde::de::{Deserializer, Error as _, Visitor};
 
 use crate::raw::{
-    RawAdaptive, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawPrice, RawStage,
-    RawTimeouts,
+    RawAdaptive, RawAgent, RawBackend, RawCache, RawCluster, RawConfig, RawDefaults, RawPrice,
+    RawStage, RawTimeouts,
 };
 
 /// The keys valid at a key path's parent: for `["stages", "plan", "concurency"]`, the keys of a
@@ -24,6 +24,7 @@ pub(crate) fn keys_beside(path: &[String]) -> &'static [&'static str] {
         ["timeouts"] => struct_fields::<RawTimeouts>(),
         ["cache"] => struct_fields::<RawCache>(),
         ["adaptive"] => struct_fields::<RawAdaptive>(),
+        ["cluster"] => struct_fields::<RawCluster>(),
         ["prices", _] => struct_fields::<RawPrice>(),
         ["backends", _] => struct_fields::<RawBackend>(),
         ["stages", _] => struct_fields::<RawStage>(),

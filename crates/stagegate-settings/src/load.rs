@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::environment::apply_environment;
 use crate::error::ConfigError;
-use crate::flags::apply_flags;
+use crate::flags::{apply_flags, apply_temporal_flag};
 use crate::merge::merge;
 use crate::parse::parse_file;
 use crate::raw::{Layer, RawConfig};
@@ -68,6 +68,8 @@ pub struct LoadOptions {
     pub environment: BTreeMap<String, String>,
     /// `--concurrency N`.
     pub concurrency: Option<usize>,
+    /// `--temporal ADDR`: run on this Temporal cluster.
+    pub temporal: Option<String>,
 }
 
 impl LoadOptions {
@@ -89,6 +91,7 @@ impl LoadOptions {
             config_file: None,
             environment,
             concurrency: None,
+            temporal: None,
         }
     }
 }
@@ -138,6 +141,7 @@ pub(crate) fn load_over(defaults: &str, options: &LoadOptions) -> Result<Loaded,
     }
     apply_environment(&mut raw, &options.environment, &sources)?;
     apply_flags(&mut raw, options.concurrency, &sources)?;
+    apply_temporal_flag(&mut raw, options.temporal.as_deref());
 
     let (settings, validation_warnings) = validate(&raw, &sources)?;
     warnings.extend(validation_warnings);

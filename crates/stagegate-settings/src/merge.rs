@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use crate::raw::{
-    Layer, RawAdaptive, RawAgent, RawBackend, RawCache, RawConfig, RawDefaults, RawPrice, RawStage,
-    RawTimeouts, Sourced,
+    Layer, RawAdaptive, RawAgent, RawBackend, RawCache, RawCluster, RawConfig, RawDefaults,
+    RawPrice, RawStage, RawTimeouts, Sourced,
 };
 
 /// Puts every value `top` sets over `base`, stamped with `layer`.
@@ -21,6 +21,7 @@ pub(crate) fn merge(base: &mut RawConfig, top: RawConfig, layer: &Layer) {
     merge_defaults(&mut base.defaults, top.defaults, layer);
     merge_timeouts(&mut base.timeouts, top.timeouts, layer);
     merge_cache(&mut base.cache, top.cache, layer);
+    merge_cluster(&mut base.cluster, top.cluster, layer);
     merge_adaptive(&mut base.adaptive, top.adaptive, layer);
     merge_tables(&mut base.backends, top.backends, layer, merge_backend);
     merge_tables(&mut base.stages, top.stages, layer, merge_stage);
@@ -66,6 +67,10 @@ fn merge_timeouts(base: &mut RawTimeouts, top: RawTimeouts, layer: &Layer) {
 
 fn merge_cache(base: &mut RawCache, top: RawCache, layer: &Layer) {
     set_each!(base, top, layer; agent, review, synthesis, qa);
+}
+
+fn merge_cluster(base: &mut RawCluster, top: RawCluster, layer: &Layer) {
+    set_each!(base, top, layer; temporal, namespace, task_queue);
 }
 
 fn merge_adaptive(base: &mut RawAdaptive, top: RawAdaptive, layer: &Layer) {

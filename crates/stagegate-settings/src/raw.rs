@@ -97,6 +97,7 @@ pub(crate) struct RawConfig {
     pub(crate) backends: BTreeMap<String, RawBackend>,
     pub(crate) stages: BTreeMap<String, RawStage>,
     pub(crate) agents: BTreeMap<String, RawAgent>,
+    pub(crate) cluster: RawCluster,
 }
 
 /// `[defaults]`
@@ -136,6 +137,15 @@ pub(crate) struct RawCache {
     pub(crate) review: Option<Sourced<RawDuration>>,
     pub(crate) synthesis: Option<Sourced<RawDuration>>,
     pub(crate) qa: Option<Sourced<RawDuration>>,
+}
+
+/// `[cluster]`: where runs go when they run on Temporal instead of in this process.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawCluster {
+    pub(crate) temporal: Option<Sourced<String>>,
+    pub(crate) namespace: Option<Sourced<String>>,
+    pub(crate) task_queue: Option<Sourced<String>>,
 }
 
 /// `[adaptive]`: the thresholds of the adaptive rules.

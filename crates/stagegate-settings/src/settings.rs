@@ -26,6 +26,8 @@ pub struct Settings {
     pub agents: BTreeMap<String, AgentSettings>,
     /// The stages `stagegate run all` runs, in order (`plan`, `prep`, `analyze`).
     pub pipeline: Vec<String>,
+    /// `[cluster]`: the Temporal cluster runs go to; `None` runs them in this process.
+    pub cluster: Option<ClusterSettings>,
     /// Where each value came from, for `stagegate status` and errors: `(key path, source)`.
     pub origins: BTreeMap<String, Origin>,
 }
@@ -93,6 +95,17 @@ impl Timeouts {
             TimeoutClass::SimpleCheck => self.simple_check,
         }
     }
+}
+
+/// `[cluster]`: a Temporal frontend, the namespace and the task queue stagegate's workers
+/// listen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `host:port` of the frontend (`cluster.temporal`, `STAGEGATE_TEMPORAL_ADDRESS`,
+    /// `--temporal`).
+    pub temporal: String,
+    pub namespace: String,
+    pub task_queue: String,
 }
 
 /// `[cache]`: time to live of a cached answer, per phase (seed: agent outputs 15 min, reviews

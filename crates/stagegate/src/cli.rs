@@ -73,6 +73,9 @@ pub enum Command {
     /// Print a shell completion script on stdout (e.g. `stagegate completions bash >
     /// ~/.local/share/bash-completion/completions/stagegate`).
     Completions(CompletionsArgs),
+    /// Host stage workflows and their agents for a Temporal cluster (`[cluster]`), taking work
+    /// from its task queue until stopped; any number of workers, on any machines.
+    Worker(WorkerArgs),
     /// Print the man page (roff) on stdout (e.g. `stagegate man | man -l -`).
     Man,
 }
@@ -96,6 +99,12 @@ pub struct ServeArgs {
     /// decide gates).
     #[arg(long)]
     pub allow_remote: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -184,6 +193,10 @@ pub struct CommonArgs {
     /// Read this configuration file instead of `stagegate.toml`.
     #[arg(long, value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
+    /// Run on this Temporal cluster (`host:port`) instead of in this process; sets
+    /// `cluster.temporal` over stagegate.toml and STAGEGATE_TEMPORAL_ADDRESS.
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub temporal: Option<String>,
 }
 
 #[derive(Debug, Args)]

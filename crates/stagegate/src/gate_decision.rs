@@ -97,6 +97,7 @@ pub async fn decide(place: &Place<'_>, verb: Verb, ask: Ask) -> Result<Decided, 
             "a rejection needs a reason\nhint: stagegate reject --reason \"what is wrong\"",
         ));
     }
+    remote_decision(place, verb).await?;
     let at_ms = now_ms();
     let event = Event::GateDecided {
         run_id: place.run.id.clone(),
@@ -143,6 +144,21 @@ pub async fn decide(place: &Place<'_>, verb: Verb, ask: Ask) -> Result<Decided, 
         event,
         published,
     })
+}
+
+/// A cluster run's gate is decided by its workflow first (see `crate::cluster`).
+#[cfg(feature = "cluster")]
+async fn remote_decision(place: &Place<'_>, verb: Verb) -> Result<(), AppError> {
+    crate::cluster::decide_remotely(place, verb).await
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn remote_decision(place: &Place<'_>, _verb: Verb) -> Result<(), AppError> {
+    let run_dir = place.store.run_dir(&place.run.id);
+    match crate::cluster::ClusterMarker::read(run_dir.path())? {
+        Some(_) => Err(crate::cluster::not_built()),
+        None => Ok(()),
+    }
 }
 
 /// Closes every gate of `stage` on `feature` still waiting for a decision, but `except_run`'s,

@@ -19,6 +19,7 @@ macro_rules! stdout_text {
 }
 
 mod cli;
+mod cluster;
 mod commands;
 mod editor;
 mod effects;
@@ -216,6 +217,10 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
         Command::Serve(args) => {
             let session = Session::open(&args.common, None).await?;
             serve::serve(session, &args).await
+        }
+        Command::Worker(args) => {
+            let session = Session::open_read_only(&args.common).await?;
+            commands::worker::worker(&session).await
         }
         Command::Init(args) => commands::init::init(args.force, args.speckit_extension),
         Command::Completions(args) => Ok(commands::completions::completions(args.shell)),

@@ -58,6 +58,9 @@ pub async fn start_run(
     options: RunOptions,
 ) -> Result<Exit, AppError> {
     let stages = resolve_stage_ids(session, stage_names)?;
+    if session.settings.cluster.is_some() {
+        crate::cluster::ensure_built()?;
+    }
     let plans = plan_stages(session, &stages)?;
     let feature = session.feature()?;
     let prompts = Arc::new(Prompts::load(Some(&session.repo_root))?);
@@ -81,6 +84,10 @@ pub async fn start_run(
             created_at_ms: now_ms(),
         })
         .await?;
+    if let Some(cluster) = &session.settings.cluster {
+        crate::cluster::ClusterMarker::from_settings(cluster)
+            .write(session.store.run_dir(&run.id).path())?;
+    }
     session.store.prune_cache(now_ms()).await?;
     let mut sink = subscribers(session, &run, options);
     emit(
@@ -240,8 +247,7 @@ impl Runner<'_> {
         let adapted = self.adapted(plan, &scores);
         let plan = &adapted;
         let context = self.context(inputs);
-        let memo = self.memo().await?;
-        let product = match run_stage_memoized(plan, &context, sink, Some(&memo)).await {
+        let product = match self.produce(plan, &context, sink).await? {
             Ok(product) => product,
             Err(error) => return self.stage_error(plan, error, started, sink).await.map(Some),
         };
@@ -253,6 +259,60 @@ impl Runner<'_> {
             other => return self.end_at_gate(plan, other, sink).await.map(Some),
         }
         Ok(None)
+    }
+
+    /// Runs the stage to its gate: here, or on the run's Temporal cluster.
+    async fn produce(
+        &self,
+        plan: &StagePlan,
+        context: &StageContext,
+        sink: &mut Subscribers,
+    ) -> Result<Result<StageProduct, StageError>, AppError> {
+        let run_dir = self.session.store.run_dir(&self.run.id);
+        match crate::cluster::ClusterMarker::read(run_dir.path())? {
+            None => {
+                let memo = self.memo().await?;
+                Ok(run_stage_memoized(plan, context, sink, Some(&memo)).await)
+            }
+            Some(marker) => self.produce_on_cluster(&marker, plan, context, sink).await,
+        }
+    }
+
+    #[cfg(feature = "cluster")]
+    async fn produce_on_cluster(
+        &self,
+        marker: &crate::cluster::ClusterMarker,
+        plan: &StagePlan,
+        context: &StageContext,
+        sink: &mut Subscribers,
+    ) -> Result<Result<StageProduct, StageError>, AppError> {
+        sink.progress.line(&format!(
+            "stage {} of run {} goes to the Temporal cluster at {}",
+            plan.id, self.run.id, marker.temporal
+        ));
+        let config_file = self.session.config_file();
+        let stage = crate::cluster::RemoteStage {
+            marker,
+            repo_root: &self.session.repo_root,
+            config_file: config_file.as_deref(),
+            settings: &self.session.settings,
+            run_id: &self.run.id,
+            stage: &plan.id,
+            feature_key: &self.feature.key,
+            inputs: &context.inputs,
+        };
+        crate::cluster::produce_remotely(&stage, sink).await
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    async fn produce_on_cluster(
+        &self,
+        _marker: &crate::cluster::ClusterMarker,
+        _plan: &StagePlan,
+        _context: &StageContext,
+        _sink: &mut Subscribers,
+    ) -> Result<Result<StageProduct, StageError>, AppError> {
+        Err(crate::cluster::not_built())
     }
 
     async fn finish(&self, sink: &mut Subscribers) -> Result<Exit, AppError> {

@@ -82,6 +82,12 @@ impl Session {
         }
     }
 
+    /// `--config FILE`, as given on the command line (relative to the working directory).
+    #[cfg(feature = "cluster")]
+    pub fn config_file(&self) -> Option<PathBuf> {
+        self.common.config.as_ref().map(|file| self.cwd.join(file))
+    }
+
     pub fn relative<'a>(&self, path: &'a Path) -> &'a Path {
         path.strip_prefix(&self.repo_root).unwrap_or(path)
     }
@@ -97,6 +103,7 @@ fn load_settings(
     let mut options = LoadOptions::from_process_env(repo_root.clone());
     options.config_file = common.config.as_ref().map(|file| cwd.join(file));
     options.concurrency = concurrency;
+    options.temporal = common.temporal.clone();
     let loaded = stagegate_settings::load(&options)?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");

@@ -1548,3 +1548,56 @@ fn the_user_level_path_follows_the_xdg_rules() {
     );
     assert_eq!(path(None, None), None);
 }
+
+#[test]
+fn without_cluster_temporal_there_is_no_cluster() {
+    let loaded = Repository::with_config("[cluster]\nnamespace = \"team\"\n")
+        .load()
+        .expect("loads");
+    assert_eq!(loaded.settings.cluster, None);
+    assert_eq!(load_defaults().settings.cluster, None);
+}
+
+#[test]
+fn cluster_comes_from_the_file_then_the_environment_then_the_flag() {
+    let repository =
+        Repository::with_config("[cluster]\ntemporal = \"file:7233\"\ntask_queue = \"gpu\"\n");
+    let from_file = repository.load().expect("loads").settings.cluster;
+    assert_eq!(
+        from_file,
+        Some(crate::ClusterSettings {
+            temporal: "file:7233".into(),
+            namespace: "default".into(),
+            task_queue: "gpu".into(),
+        })
+    );
+    let mut options = repository.options();
+    options.environment = [(
+        crate::environment::TEMPORAL_ADDRESS.to_owned(),
+        "environment:7233".to_owned(),
+    )]
+    .into();
+    let from_environment = load(&options).expect("loads").settings.cluster;
+    assert_eq!(
+        from_environment.map(|cluster| cluster.temporal).as_deref(),
+        Some("environment:7233")
+    );
+    options.temporal = Some("flag:7233".into());
+    let from_flag = load(&options).expect("loads").settings;
+    assert_eq!(
+        from_flag.cluster.map(|cluster| cluster.temporal).as_deref(),
+        Some("flag:7233")
+    );
+    assert!(matches!(
+        from_flag.origins.get("cluster.temporal"),
+        Some(crate::Origin::Flag(flag)) if flag == "--temporal"
+    ));
+}
+
+#[test]
+fn a_cluster_address_without_a_port_is_an_error_at_its_line() {
+    let error = Repository::with_config("[cluster]\ntemporal = \"localhost\"\n").load_error();
+    let text = format!("{error:?}");
+    assert!(text.contains("not a Temporal address"), "{text}");
+    assert!(text.contains("127.0.0.1:7233"), "{text}");
+}

@@ -9,6 +9,7 @@
 
 mod agents;
 mod backends;
+mod cluster;
 mod numbers;
 mod stages;
 
@@ -44,6 +45,7 @@ pub(crate) fn validate(
     let agents = validator.agents(&defaults)?;
     let stages = validator.stages(&defaults)?;
     let pipeline = validator.pipeline()?;
+    let cluster = validator.cluster()?;
     let settings = Settings {
         defaults,
         timeouts,
@@ -54,6 +56,7 @@ pub(crate) fn validate(
         stages,
         agents,
         pipeline,
+        cluster,
         origins: validator.origins,
     };
     Ok((settings, validator.warnings))

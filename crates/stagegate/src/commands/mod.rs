@@ -14,3 +14,4 @@ pub mod runs;
 pub mod show;
 pub mod status;
 pub mod unlock;
+pub mod worker;

@@ -310,3 +310,30 @@ fn a_concurrency_flag_beyond_its_range_is_a_usage_error() {
         .stderr_has("at most 1024");
     assert_eq!(repo.run_count(), 0);
 }
+
+/// A build without the `cluster` feature refuses `[cluster]` before recording anything, and
+/// says how to get a build that runs on Temporal.
+#[cfg(not(feature = "cluster"))]
+#[test]
+fn a_cluster_in_a_build_without_it_is_a_usage_error_that_records_nothing() {
+    let repo = TestRepo::with_approved_spec();
+    repo.run(&["run", "plan", "--no-input", "--temporal", "127.0.0.1:7233"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("built without Temporal support")
+        .stderr_has("--features cluster");
+    repo.run_with_env(
+        &["worker"],
+        &[("STAGEGATE_TEMPORAL_ADDRESS", "127.0.0.1:7233")],
+    )
+    .expect_code(EXIT_USAGE)
+    .stderr_has("built without Temporal support");
+    assert_eq!(repo.run_count(), 0);
+}
+
+#[test]
+fn a_cluster_address_without_a_port_is_a_usage_error() {
+    TestRepo::new()
+        .run(&["run", "plan", "--no-input", "--temporal", "localhost"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("not a Temporal address");
+}

@@ -1,0 +1,20 @@
+//! Where the cluster is: the frontend, the namespace and the task queue.
+
+/// A Temporal frontend (`host:port`), the namespace and the task queue stagegate uses there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterAddress {
+    pub temporal: String,
+    pub namespace: String,
+    pub task_queue: String,
+}
+
+impl ClusterAddress {
+    /// The frontend as a URL: Temporal's tools take `host:port`, its Rust client a URL.
+    pub(crate) fn url(&self) -> String {
+        if self.temporal.contains("://") {
+            self.temporal.clone()
+        } else {
+            format!("http://{}", self.temporal)
+        }
+    }
+}
