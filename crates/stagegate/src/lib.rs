@@ -34,8 +34,8 @@ mod line_comments;
 mod metric_names;
 #[cfg(feature = "otel")]
 mod otel_export;
-mod pager;
 mod output_style;
+mod pager;
 mod pending;
 mod progress;
 mod publication_preview;

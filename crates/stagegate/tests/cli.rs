@@ -46,14 +46,14 @@ mod logs;
 mod loopback_server;
 #[path = "cli/orphans.rs"]
 mod orphans;
-#[path = "cli/review_browser.rs"]
-mod review_browser;
-#[path = "cli/review_comments.rs"]
-mod review_comments;
 #[path = "cli/output_style.rs"]
 mod output_style;
 #[path = "cli/presets_real_clis.rs"]
 mod presets_real_clis;
+#[path = "cli/review_browser.rs"]
+mod review_browser;
+#[path = "cli/review_comments.rs"]
+mod review_comments;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/secrets.rs"]

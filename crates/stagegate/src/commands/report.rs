@@ -11,9 +11,9 @@ use stagegate_engine::event::{Event, Verdict};
 use stagegate_store::{AttemptRecord, DecisionRecord, LineCommentRecord, RunRecord, atomic_write};
 
 use crate::error::{AppError, Exit};
+use crate::output_style::info_line;
 use crate::render::artifact_view::{self, ArtifactView, Versions};
 use crate::render::{REVIEW_STYLE, diff_html, markdown_html, templates};
-use crate::output_style::info_line;
 use crate::runner::find_run;
 use crate::session::Session;
 
