@@ -482,14 +482,22 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             tokio::select! {
                 biased;
                 Some(event) = receiver.recv() => {
-                    // Every event already sent goes to the sink at once (one group commit).
+                    // Every event already sent goes to the sink at once (one group commit),
+                    // with every call that has already ended: the slots they free are refilled
+                    // together, so the next commit holds many calls' events, not one call's.
+                    let ended = ended_calls(&mut running, None);
                     let mut events = vec![event];
                     while let Ok(event) = receiver.try_recv() {
                         events.push(event);
                     }
                     self.take_events(events, live.as_mut(), &mut calls).await?;
+                    for joined in ended {
+                        self.call_ended(joined, &mut quorum, &mut live, &mut limit, &calls, &mut finished)
+                            .await?;
+                    }
                 }
                 Some(joined) = running.next(), if !running.is_empty() => {
+                    let ended = ended_calls(&mut running, Some(joined));
                     // A call's events are all sent before it ends: take them first.
                     let mut events = Vec::new();
                     while let Ok(event) = receiver.try_recv() {
@@ -498,22 +506,10 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                     if !events.is_empty() {
                         self.take_events(events, live.as_mut(), &mut calls).await?;
                     }
-                    let result = joined.map_err(|_| StageError::PhaseFailed {
-                        phase: "agent call",
-                        agent: "engine".into(),
-                        failure: Failure::permanent("an agent call panicked"),
-                    })?;
-                    if let Some(quorum) = quorum.as_deref_mut() {
-                        self.count(quorum, &result).await?;
+                    for joined in ended {
+                        self.call_ended(joined, &mut quorum, &mut live, &mut limit, &calls, &mut finished)
+                            .await?;
                     }
-                    if let Some(live) = live.as_mut() {
-                        live.calls += 1;
-                        live.failures += usize::from(result.result.is_err());
-                        if let Some(adjustment) = live.lower_concurrency(&mut limit, !calls.is_empty()) {
-                            self.emit_adjustment(adjustment).await?;
-                        }
-                    }
-                    finished.push(result);
                 }
                 () = tokio::time::sleep_until(deadline), if !self.timed_out => {
                     self.timed_out = true;
@@ -527,6 +523,36 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         }
         self.drain(&mut receiver).await?;
         Ok(finished)
+    }
+
+    /// Takes an ended call's result: counts it towards the quorum and the live rules, then keeps
+    /// it. Its events are already in the sink.
+    async fn call_ended(
+        &mut self,
+        joined: std::thread::Result<CallResult>,
+        quorum: &mut Option<&mut Quorum>,
+        live: &mut Option<LiveState>,
+        limit: &mut usize,
+        calls: &VecDeque<Call>,
+        finished: &mut Vec<CallResult>,
+    ) -> Result<(), StageError> {
+        let result = joined.map_err(|_| StageError::PhaseFailed {
+            phase: "agent call",
+            agent: "engine".into(),
+            failure: Failure::permanent("an agent call panicked"),
+        })?;
+        if let Some(quorum) = quorum.as_deref_mut() {
+            self.count(quorum, &result).await?;
+        }
+        if let Some(live) = live.as_mut() {
+            live.calls += 1;
+            live.failures += usize::from(result.result.is_err());
+            if let Some(adjustment) = live.lower_concurrency(limit, !calls.is_empty()) {
+                self.emit_adjustment(adjustment).await?;
+            }
+        }
+        finished.push(result);
+        Ok(())
     }
 
     /// Passes calls' events on together, letting the live timeout rule see each first (an
@@ -1137,4 +1163,17 @@ fn append_agent_outcomes(
 /// Milliseconds of a duration, for callers that time stages.
 pub fn duration_ms(duration: Duration) -> u64 {
     millis(duration)
+}
+
+/// `first` (a call that just ended, if any) and every other call in `running` that has ended
+/// by now, without waiting for one.
+fn ended_calls<F: std::future::Future>(
+    running: &mut FuturesUnordered<F>,
+    first: Option<F::Output>,
+) -> Vec<F::Output> {
+    let mut ended: Vec<F::Output> = first.into_iter().collect();
+    while let Some(Some(joined)) = running.next().now_or_never() {
+        ended.push(joined);
+    }
+    ended
 }

@@ -89,11 +89,13 @@ impl Store {
     /// Sorts the writes by table, serialises the events and cuts the texts into chunks
     /// (compressing only the chunks not yet committed).
     fn by_table<'a>(&self, writes: &'a [BatchWrite]) -> Result<ByTable<'a>, StoreError> {
-        let committed = self
-            .committed_chunks
-            .lock()
-            .map(|committed| committed.clone())
-            .unwrap_or_default();
+        // Held, not cloned: a copy per batch would grow with every chunk the run committed.
+        let committed = self.committed_chunks.lock().ok();
+        let is_committed = |hash: &[u8; 32]| {
+            committed
+                .as_ref()
+                .is_some_and(|committed| committed.contains(hash))
+        };
         let mut seen: HashSet<[u8; 32]> = HashSet::new();
         let mut rows = ByTable::default();
         for write in writes {
@@ -115,7 +117,7 @@ impl Store {
                 BatchWrite::OpenGate(gate) => rows.gates.push(gate),
                 BatchWrite::AttemptText(text) => {
                     let (hashes, new) = chunked(&text.bytes, |hash| {
-                        !committed.contains(hash) && seen.insert(*hash)
+                        !is_committed(hash) && seen.insert(*hash)
                     });
                     rows.chunks.extend(new);
                     rows.texts.push((text, hashes));
