@@ -50,11 +50,6 @@ impl RetryPolicy {
             _ => jittered,
         }
     }
-
-    /// Whether attempt number `attempt` (1-based) that ended in `failure` gets another try.
-    pub fn should_retry(&self, attempt: u32, failure: &Failure) -> bool {
-        failure.is_retryable() && attempt < self.max_attempts()
-    }
 }
 
 #[cfg(test)]
@@ -87,15 +82,5 @@ mod tests {
             retry_after_ms: Some(7000),
         };
         assert_eq!(policy.delay(1, &limited, 0.0), Duration::from_secs(7));
-    }
-
-    #[test]
-    fn only_retryable_failures_within_the_budget_retry() {
-        let policy = RetryPolicy::new(2, Duration::from_secs(1));
-        assert!(policy.should_retry(1, &Failure::retryable("x")));
-        assert!(policy.should_retry(2, &Failure::TimedOut { after_ms: 1 }));
-        assert!(!policy.should_retry(3, &Failure::retryable("x")));
-        assert!(!policy.should_retry(1, &Failure::permanent("missing program")));
-        assert!(!policy.should_retry(1, &Failure::Cancelled));
     }
 }
