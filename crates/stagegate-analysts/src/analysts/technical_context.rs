@@ -5,6 +5,7 @@
 //! language, "fast as a swift" no platform.
 
 use crate::markdown;
+use crate::speckit::manifest::Fact;
 use crate::speckit::{Feature, Manifest};
 use crate::text;
 
@@ -83,26 +84,25 @@ fn stated_in_spec(feature: &Feature, keys: &[&str]) -> Option<(String, String)> 
     })
 }
 
+/// The facts' values and their sources, each joined with commas; `None` for no facts.
+fn joined(facts: &[&Fact]) -> Option<(String, String)> {
+    let join = |part: fn(&Fact) -> &str| {
+        facts
+            .iter()
+            .map(|fact| part(fact))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    (!facts.is_empty()).then(|| (join(|fact| &fact.value), join(|fact| &fact.source)))
+}
+
 /// The languages the manifests imply, with their sources.
 fn from_manifests(manifests: &[Manifest]) -> Option<(String, String)> {
     let facts: Vec<_> = manifests
         .iter()
         .filter_map(|manifest| manifest.language.as_ref())
         .collect();
-    (!facts.is_empty()).then(|| {
-        (
-            facts
-                .iter()
-                .map(|fact| fact.value.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            facts
-                .iter()
-                .map(|fact| fact.source.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    })
+    joined(&facts)
 }
 
 fn dependencies(manifests: &[Manifest]) -> Option<(String, String)> {
@@ -110,20 +110,7 @@ fn dependencies(manifests: &[Manifest]) -> Option<(String, String)> {
         .iter()
         .flat_map(|manifest| manifest.dependencies.iter().take(8))
         .collect();
-    (!facts.is_empty()).then(|| {
-        (
-            facts
-                .iter()
-                .map(|fact| fact.value.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            facts
-                .iter()
-                .map(|fact| fact.source.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    })
+    joined(&facts)
 }
 
 fn test_frameworks(manifests: &[Manifest]) -> Option<(String, String)> {
@@ -131,20 +118,7 @@ fn test_frameworks(manifests: &[Manifest]) -> Option<(String, String)> {
         .iter()
         .flat_map(Manifest::test_frameworks)
         .collect();
-    (!facts.is_empty()).then(|| {
-        (
-            facts
-                .iter()
-                .map(|fact| fact.value.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            facts
-                .iter()
-                .map(|fact| fact.source.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-    })
+    joined(&facts)
 }
 
 /// Storage named in the spec's own words, by its proper name, with the line.
