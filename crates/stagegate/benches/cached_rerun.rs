@@ -8,12 +8,14 @@
 //!
 //! Run without `--bench` (as `cargo test --benches` does) it does one quick round.
 
+mod common;
+
+use common::{millis, stagegate};
 use std::path::Path;
-use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 
 const TARGET_CACHED_MS: f64 = 50.0;
-const SPEC: &str = "# Feature Specification: Reports\n\n## Requirements\n\n- **FR-001**: System MUST export reports as CSV.\n- **FR-002**: System MUST email a weekly summary.\n\n### User Story 1 - Export (Priority: P1)\n\n1. **Given** a report, **When** I export it, **Then** I get a CSV file.\n";
 
 fn main() -> ExitCode {
     let full = std::env::args().any(|arg| arg == "--bench");
@@ -66,17 +68,7 @@ fn bench(rounds: usize) -> Result<(), String> {
 }
 
 fn setup(root: &Path) -> Result<(), String> {
-    let git = Command::new("git")
-        .args(["init", "-q"])
-        .current_dir(root)
-        .status()
-        .map_err(|error| format!("git: {error}"))?;
-    if !git.success() {
-        return Err("git init failed".into());
-    }
-    let feature = root.join("specs/001-reports");
-    std::fs::create_dir_all(&feature).map_err(|error| error.to_string())?;
-    std::fs::write(feature.join("spec.md"), SPEC).map_err(|error| error.to_string())?;
+    common::repository_with_feature(root)?;
     std::fs::write(
         root.join("stagegate.toml"),
         "[defaults]\nbackend = \"mock\"\n[backends.mock]\nkind = \"mock\"\nlatency = \"100ms\"\n",
@@ -84,33 +76,7 @@ fn setup(root: &Path) -> Result<(), String> {
     .map_err(|error| error.to_string())
 }
 
-/// Runs the binary in `root`, checks its exit code, returns how long the process took.
-fn stagegate(root: &Path, args: &[&str], expected: i32) -> Result<Duration, String> {
-    let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_stagegate"))
-        .args(args)
-        .current_dir(root)
-        .env("STAGEGATE_NO_PROGRESS", "1")
-        .env_remove("STAGEGATE_BACKEND")
-        .output()
-        .map_err(|error| format!("stagegate: {error}"))?;
-    let elapsed = started.elapsed();
-    if output.status.code() != Some(expected) {
-        return Err(format!(
-            "stagegate {} exited {:?}, expected {expected}: {}",
-            args.join(" "),
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(elapsed)
-}
-
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
