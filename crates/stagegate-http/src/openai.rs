@@ -165,15 +165,20 @@ impl Backend for OpenAiAgent {
     }
 }
 
+/// OpenAI's authentication, for both of its wire formats: the key as a bearer token.
+pub(crate) fn bearer(request: RequestBuilder, key: Option<&str>) -> RequestBuilder {
+    match key {
+        Some(key) => request.header(AUTHORIZATION, format!("Bearer {key}")),
+        None => request,
+    }
+}
+
 /// The chat-completions wire format.
 struct OpenAiWire;
 
 impl WireFormat for OpenAiWire {
     fn authorize(request: RequestBuilder, key: Option<&str>) -> RequestBuilder {
-        match key {
-            Some(key) => request.header(AUTHORIZATION, format!("Bearer {key}")),
-            None => request,
-        }
+        bearer(request, key)
     }
 
     fn on_event(event: &Event, answer: &mut Answer) -> Result<(), Failure> {

@@ -10,7 +10,6 @@
 
 use eventsource_stream::Event;
 use reqwest::RequestBuilder;
-use reqwest::header::AUTHORIZATION;
 use serde_json::{Value, json};
 use stagegate_engine::backend::Failure;
 
@@ -45,10 +44,7 @@ pub(crate) struct ResponsesWire;
 
 impl WireFormat for ResponsesWire {
     fn authorize(request: RequestBuilder, key: Option<&str>) -> RequestBuilder {
-        match key {
-            Some(key) => request.header(AUTHORIZATION, format!("Bearer {key}")),
-            None => request,
-        }
+        crate::openai::bearer(request, key)
     }
 
     fn on_event(event: &Event, answer: &mut Answer) -> Result<(), Failure> {
