@@ -59,6 +59,20 @@ fn fake_agent() -> PathBuf {
 }
 
 /// A TOML basic string.
+/// Headless Chromium on this machine's closed network: no sandbox (tests may run as root), no
+/// GPU, and none of the background connections that would be refused at every start.
+pub const CHROMIUM_HEADLESS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
 pub fn toml_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{EXIT_DONE, TestRepo};
+use crate::harness::{CHROMIUM_HEADLESS, EXIT_DONE, TestRepo};
 use crate::serve::{Server, chromium_available};
 
 /// The bundled example feature.
@@ -42,18 +42,9 @@ impl Browser {
                 "-c",
                 "exec chromium \"$@\" 3<&0 4>&1 </dev/null >/dev/null 2>/dev/null",
                 "sh",
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--window-size=1280,1600",
-                "--remote-debugging-pipe",
             ])
+            .args(CHROMIUM_HEADLESS)
+            .args(["--window-size=1280,1600", "--remote-debugging-pipe"])
             .arg(format!("--user-data-dir={}", profile.display()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::harness::{EXIT_DONE, EXIT_USAGE, FEATURE, TestRepo, wait_for_exit, wait_until};
+use crate::harness::{
+    CHROMIUM_HEADLESS, EXIT_DONE, EXIT_USAGE, FEATURE, TestRepo, wait_for_exit, wait_until,
+};
 
 /// A running `stagegate serve --addr 127.0.0.1:0`, with the address and token it printed.
 pub(crate) struct Server {
@@ -585,18 +587,8 @@ fn a_non_loopback_address_needs_allow_remote() {
 /// Runs `chromium --headless --dump-dom TARGET`; the DOM it printed.
 fn chromium_dump_dom(profile: &Path, target: &str) -> String {
     let mut child = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--timeout=15000",
-        ])
+        .args(CHROMIUM_HEADLESS)
+        .arg("--timeout=15000")
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(["--dump-dom", target])
         .stdin(std::process::Stdio::null())
