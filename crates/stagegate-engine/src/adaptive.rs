@@ -8,8 +8,8 @@
 //! * uncertainty above the threshold → a discovery step before the parallel agents (its list of
 //!   unknowns and assumptions goes to every agent), explicit assumptions and examples required
 //!   in the artifacts, and QA checks them;
-//! * resources short (less memory than concurrency × agent memory, or one CPU) → concurrency 1,
-//!   optional artifacts skipped.
+//! * resources short (less memory than concurrency × agent memory, or one CPU, counting only
+//!   agents that run programs) → concurrency 1, optional artifacts skipped.
 //!
 //! While the agents run (see `stage.rs`): a failure rate above `failure_rate` lowers the
 //! concurrency by one; a timeout rate above `timeout_rate` raises the remaining timeouts by 50 %.
@@ -218,20 +218,34 @@ fn high_uncertainty(plan: &mut StagePlan, reason: &str, adjustments: &mut Vec<Ad
     });
 }
 
-/// Why the machine cannot give this stage what it asks for, if it cannot.
+/// Why the machine cannot give this stage what it asks for, if it cannot. Only agents that run
+/// programs (CLI coding agents) take memory and CPU of their own: in-process and HTTP agents
+/// (builtin, mock, openai, anthropic) cost this machine next to nothing per attempt, so a wide
+/// stage of them is never made sequential.
 fn resources_short(plan: &StagePlan, resources: Resources) -> Option<String> {
-    if resources.cpus <= 1 && plan.concurrency > 1 {
-        return Some("one CPU".to_owned());
-    }
-    let available = resources.available_memory_bytes?;
     let per_agent = plan
         .agents
         .iter()
-        .map(|agent| agent.memory_limit_bytes)
+        .flat_map(|agent| {
+            let limit = agent.memory_limit_bytes;
+            std::iter::once(agent.backend.backend.memory_per_attempt(limit)).chain(
+                agent
+                    .fallback
+                    .as_ref()
+                    .map(|fallback| fallback.backend.memory_per_attempt(limit)),
+            )
+        })
         .max()
         .unwrap_or(0);
+    if per_agent == 0 || plan.concurrency <= 1 {
+        return None;
+    }
+    if resources.cpus <= 1 {
+        return Some("one CPU".to_owned());
+    }
+    let available = resources.available_memory_bytes?;
     let wanted = per_agent.saturating_mul(plan.concurrency as u64);
-    (plan.concurrency > 1 && available < wanted).then(|| {
+    (available < wanted).then(|| {
         format!(
             "{} MB available < {} agents × {} MB",
             available / 1_000_000,
@@ -335,9 +349,50 @@ mod tests {
         assert!(!plan.adaptation.guidance.synthesis.is_empty());
     }
 
+    /// A plan whose agents run a program (a CLI coding agent) under the agents' 256 MB cap.
+    fn plan_with_programs(concurrency: usize) -> StagePlan {
+        let mut plan = crate::stage_plan::tests::plan_with_mock(concurrency);
+        let program = crate::stage_plan::BackendHandle {
+            name: "cli".into(),
+            backend: std::sync::Arc::new(
+                crate::command_agent::CommandAgent::new(vec!["true".into()], Default::default())
+                    .expect("a command"),
+            ),
+        };
+        for agent in &mut plan.agents {
+            agent.backend = program.clone();
+        }
+        plan
+    }
+
+    fn short(available_memory_bytes: u64, cpus: usize) -> Resources {
+        Resources {
+            available_memory_bytes: Some(available_memory_bytes),
+            cpus,
+        }
+    }
+
+    #[test]
+    fn in_process_agents_are_never_made_sequential_by_short_resources() {
+        // 100 mock agents at a limit of 100 on a machine with 300 MB free and one CPU: they run
+        // in this process and take nothing of their own, so nothing is lowered.
+        let mut plan = crate::stage_plan::tests::plan_with_mock(100);
+        adapt(&mut plan, &rules(), None, short(300_000_000, 1));
+        assert_eq!(plan.concurrency, 100);
+        assert!(plan.adaptation.adjustments.is_empty());
+    }
+
+    #[test]
+    fn program_agents_on_one_cpu_run_sequentially() {
+        let mut plan = plan_with_programs(3);
+        adapt(&mut plan, &rules(), None, short(64_000_000_000, 1));
+        assert_eq!(plan.concurrency, 1);
+        assert_eq!(plan.adaptation.adjustments[0].reason, "one CPU");
+    }
+
     #[test]
     fn short_memory_runs_sequentially_without_optional_artifacts() {
-        let mut plan = crate::stage_plan::tests::plan_with_mock(3);
+        let mut plan = plan_with_programs(3);
         plan.optional = vec!["research.md".into()];
         adapt(
             &mut plan,

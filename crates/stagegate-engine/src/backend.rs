@@ -32,6 +32,13 @@ pub trait Backend: Send + Sync {
         self.kind().to_owned()
     }
 
+    /// The memory one attempt may take outside this process, given the agent's cap: a backend
+    /// that runs a program (a CLI coding agent) needs room for it; one that answers in-process
+    /// or over the network needs none. The adaptive rule for short resources counts this.
+    fn memory_per_attempt(&self, _agent_limit_bytes: u64) -> u64 {
+        0
+    }
+
     /// Runs one attempt. Must return by `request.deadline` (as [`Failure::TimedOut`]) and
     /// soon after `request.cancel` fires (as [`Failure::Cancelled`]), leaving nothing running.
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome>;

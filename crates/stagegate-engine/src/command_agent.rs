@@ -220,7 +220,7 @@ impl CommandAgent {
 
     /// The memory cap of an attempt: the backend's, else the agent's.
     fn memory_limit(&self, request: &AgentRequest) -> u64 {
-        self.memory_bytes.unwrap_or(request.memory_limit_bytes)
+        self.memory_per_attempt(request.memory_limit_bytes)
     }
 
     /// Where to point someone whose agent needs more memory.
@@ -249,6 +249,11 @@ impl std::fmt::Debug for CommandAgent {
 impl Backend for CommandAgent {
     fn kind(&self) -> &'static str {
         "command"
+    }
+
+    /// Each attempt is a process tree held to the backend's cap, else the agent's.
+    fn memory_per_attempt(&self, agent_limit_bytes: u64) -> u64 {
+        self.memory_bytes.unwrap_or(agent_limit_bytes)
     }
 
     /// The program and its arguments. The environment table is left out: it holds
