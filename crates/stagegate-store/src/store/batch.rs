@@ -10,7 +10,7 @@
 //! order between them inside one transaction; within a table the order is kept (an attempt's
 //! start and its outcome in one batch end as the outcome, events keep their sequence).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -53,11 +53,50 @@ const ROWS_PER_STATEMENT: usize = 400;
 struct ByTable<'a> {
     events: Vec<(&'a str, &'a str, String)>,
     attempts: Vec<&'a AttemptRecord>,
+    /// Where each attempt's row is in `attempts`.
+    attempt_rows: HashMap<AttemptRowKey<'a>, usize>,
     answers: Vec<(&'a str, &'a str, &'a str)>,
     cache: Vec<&'a CacheEntry>,
     gates: Vec<&'a GateRecord>,
     texts: Vec<(&'a AttemptText, Vec<u8>)>,
     chunks: Vec<NewChunk>,
+}
+
+impl<'a> ByTable<'a> {
+    /// An attempt's later row replaces its earlier one in the same batch (its start, then its
+    /// outcome): the upsert would overwrite every column anyway, so one row is written, not two.
+    fn push_attempt(&mut self, attempt: &'a AttemptRecord) {
+        let key = AttemptRowKey::of(attempt);
+        match self.attempt_rows.get(&key) {
+            Some(&index) => self.attempts[index] = attempt,
+            None => {
+                self.attempt_rows.insert(key, self.attempts.len());
+                self.attempts.push(attempt);
+            }
+        }
+    }
+}
+
+/// The primary key of an attempt's row.
+#[derive(PartialEq, Eq, Hash)]
+struct AttemptRowKey<'a> {
+    run_id: &'a str,
+    stage: &'a str,
+    phase: &'a str,
+    agent: &'a str,
+    attempt: u32,
+}
+
+impl<'a> AttemptRowKey<'a> {
+    fn of(attempt: &'a AttemptRecord) -> Self {
+        AttemptRowKey {
+            run_id: &attempt.run_id,
+            stage: &attempt.stage,
+            phase: &attempt.phase,
+            agent: &attempt.agent,
+            attempt: attempt.attempt,
+        }
+    }
 }
 
 impl Store {
@@ -107,7 +146,7 @@ impl Store {
                 } => rows
                     .events
                     .push((run_id, kind, self.to_json("event payload", payload)?)),
-                BatchWrite::Attempt(attempt) => rows.attempts.push(attempt),
+                BatchWrite::Attempt(attempt) => rows.push_attempt(attempt),
                 BatchWrite::Answer {
                     run_id,
                     key,

@@ -52,8 +52,11 @@ pub struct AttemptText {
 
 /// A chunk's key: its blake3 hash.
 const HASH_BYTES: usize = 32;
-/// Chunks shorter than this are stored as they are: compressing them saves nothing.
-const COMPRESS_FROM_BYTES: usize = 256;
+/// Chunks shorter than this are stored as they are: a row of up to about a page (4 KiB) takes
+/// one page whether compressed or not, and DEFLATE's set-up alone (clearing its 160 KiB of
+/// tables) cost more than writing the bytes: a 10,000-agent stage spent a tenth of its
+/// recording time deflating its 2 KiB prompts.
+const COMPRESS_FROM_BYTES: usize = 4096;
 /// DEFLATE level 1: most of the gain on prose and prompts at a fraction of the time.
 const DEFLATE_LEVEL: u8 = 1;
 
@@ -187,7 +190,7 @@ mod tests {
 
     #[test]
     fn long_repetitive_text_is_deflated_and_comes_back_whole() {
-        let text = "the same requirement, again and again. ".repeat(100);
+        let text = "the same requirement, again and again. ".repeat(200);
         let (codec, body) = encode(text.as_bytes());
         assert_eq!(codec, "deflate");
         assert!(body.len() < text.len() / 5, "{} bytes", body.len());
@@ -198,6 +201,7 @@ mod tests {
     #[test]
     fn short_or_incompressible_text_is_kept_raw() {
         assert_eq!(encode(b"ok").0, "raw");
+        assert_eq!(encode("a short prompt. ".repeat(200).as_bytes()).0, "raw");
         // xorshift64: bytes with no structure for DEFLATE to find.
         let mut state = 0x9E37_79B9_7F4A_7C15_u64;
         let noise: Vec<u8> = (0..4096)
