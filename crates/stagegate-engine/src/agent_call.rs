@@ -40,6 +40,10 @@ pub(crate) struct Call {
     pub phase: Phase,
     pub artifact: Option<String>,
     pub prompt: Arc<str>,
+    /// The prompt (with `cuts`, `cache_key` and `cached`) is still to be rendered: a role
+    /// agent's call is rendered when it is about to start (`StageLoop::prepare`), so a stage
+    /// of thousands of agents holds the prompts of the calls in flight, not one per agent.
+    pub unrendered: bool,
     /// What the prompt left out to fit the backend's context (`tasks.md was cut from …`).
     pub cuts: Vec<String>,
     pub materials: Arc<CallMaterials>,

@@ -293,7 +293,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         let Some(discovery) = &self.plan.adaptation.discovery else {
             return Ok(());
         };
-        let call = self.agent_call(discovery, None)?;
+        let call = self.agent_call(discovery, None);
         let result = self.run_one(call).await?;
         self.discovery = result.result.ok();
         Ok(())
@@ -316,7 +316,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             .agents
             .iter()
             .map(|agent| self.agent_call(agent, None))
-            .collect::<Result<VecDeque<_>, _>>()?;
+            .collect::<VecDeque<_>>();
         let finished = self
             .run_parallel(calls, plan.concurrency, Some(&mut quorum))
             .await?;
@@ -350,7 +350,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                     })
                     .await?;
                 for agent in failed {
-                    let mut call = self.agent_call(agent, Some(1))?;
+                    let mut call = self.agent_call(agent, Some(1));
                     call.use_fallback = false;
                     let result = self.run_one(call).await?;
                     self.count(&mut quorum, &result).await?;
@@ -450,7 +450,10 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             // Start what may start: cached calls are answered at once, the others while a
             // slot is free. Nothing new starts once the stage is cancelled.
             while !self.stage_cancel.is_cancelled() {
-                let Some(front) = calls.front() else { break };
+                let Some(front) = calls.front_mut() else {
+                    break;
+                };
+                self.prepare(front)?;
                 if front.cached.is_none() && running.len() >= limit {
                     break;
                 }
@@ -655,23 +658,38 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             .unwrap_or(1)
     }
 
-    fn agent_call(&self, agent: &AgentPlan, max_tries: Option<u32>) -> Result<Call, StageError> {
-        let inputs = PhaseInputs::default();
-        let (prompt, cuts) = self.render(Phase::Agent, agent, &inputs)?;
-        let (cache_key, cached) = self.look_up(Phase::Agent, agent, None, &prompt);
-        Ok(Call {
+    /// A role agent's call, its prompt not rendered yet (see [`Self::prepare`]).
+    fn agent_call(&self, agent: &AgentPlan, max_tries: Option<u32>) -> Call {
+        Call {
             agent: agent.clone(),
             phase: Phase::Agent,
             artifact: None,
-            prompt: Arc::from(prompt),
-            cuts,
-            materials: self.materials(Phase::Agent, agent, &inputs),
-            cache_key,
-            cached,
+            prompt: Arc::from(""),
+            unrendered: true,
+            cuts: Vec::new(),
+            materials: self.materials(Phase::Agent, agent, &PhaseInputs::default()),
+            cache_key: String::new(),
+            cached: None,
             first_attempt: self.first_attempt(Phase::Agent, &agent.id, None),
             max_tries,
             use_fallback: true,
-        })
+        }
+    }
+
+    /// Renders a role agent's prompt and looks it up in the memo, once, just before the call
+    /// may start: whether it is answered from the cache decides whether it needs a slot.
+    fn prepare(&self, call: &mut Call) -> Result<(), StageError> {
+        if !call.unrendered {
+            return Ok(());
+        }
+        let (prompt, cuts) = self.render(call.phase, &call.agent, &PhaseInputs::default())?;
+        let (cache_key, cached) = self.look_up(call.phase, &call.agent, None, &prompt);
+        call.prompt = Arc::from(prompt);
+        call.cuts = cuts;
+        call.cache_key = cache_key;
+        call.cached = cached;
+        call.unrendered = false;
+        Ok(())
     }
 
     // ----- review, synthesis, QA -------------------------------------------------------
@@ -867,6 +885,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             phase,
             artifact: artifact.map(str::to_owned),
             prompt: Arc::from(prompt),
+            unrendered: false,
             cuts,
             materials: self.materials(phase, agent, inputs),
             cache_key,

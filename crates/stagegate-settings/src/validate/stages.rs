@@ -190,13 +190,15 @@ impl Validator<'_> {
             ));
         }
         let mut agents: Vec<String> = Vec::new();
+        // A set beside the list: a stage may name thousands of agents.
+        let mut listed = std::collections::HashSet::new();
         for entry in &list.value {
             let location = Location {
                 layer: list.location.layer.clone(),
                 span: entry.span(),
             };
             let id = self.agent_reference(entry.get_ref(), &location, path)?;
-            if agents.contains(&id) {
+            if !listed.insert(id.clone()) {
                 return Err(self.fail(
                     &location,
                     Problem::new(
