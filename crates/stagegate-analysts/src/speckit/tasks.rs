@@ -125,8 +125,7 @@ fn task(raw: &str, checkbox: Option<bool>, line: usize) -> Option<Task> {
         rest = rest[inner_end + 2..].trim_start();
     }
     let description = rest.to_owned();
-    let mut requirements = text::ids(&description, "FR-");
-    requirements.extend(text::ids(&description, "SC-"));
+    let requirements = text::requirement_ids(&description);
     let depends_on = text::ids(&description, "T")
         .into_iter()
         .filter(|other| other != &id)

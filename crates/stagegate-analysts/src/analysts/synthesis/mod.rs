@@ -18,6 +18,7 @@ mod plan;
 mod planning_summary;
 mod quality_report;
 mod research;
+mod tasks;
 mod template;
 
 pub(crate) use research::options;
@@ -45,14 +46,23 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         "data-model.md" => data_model::write(call),
         "implementation_plan.md" => implementation_plan::write(call),
         "quality_report.md" => quality_report::write(call),
+        "tasks.md" => match tasks::write(call) {
+            skip if skip == tasks::SKIP => return skip,
+            written => written,
+        },
         "coverage_report.html" => return optional::coverage_html(call),
         "security_scan.json" => return optional::security_json(call),
         _ => generic(call, &artifact),
     };
     if artifact.ends_with(".md") {
         out = with_section(out, &assumptions_and_examples(call));
-        // The project's own spec-kit template of the artifact, when given, sets the headings.
-        if let Some(source) = call.feature.template(&artifact) {
+        // The project's own spec-kit template of the artifact, when given, sets the headings
+        // (tasks.md is already in the form of spec-kit's tasks template, phases and all).
+        if let Some(source) = call
+            .feature
+            .template(&artifact)
+            .filter(|_| base_name(&artifact) != "tasks.md")
+        {
             out = template::follow(
                 &out,
                 &Template::parse(source),
@@ -85,8 +95,7 @@ fn review_comments(call: &Call<'_>, written: &str) -> String {
             comment.location(),
             text::truncate(comment.comment.trim(), 300)
         ));
-        let mut ids = text::ids(&comment.comment, "FR-");
-        ids.extend(text::ids(&comment.comment, "SC-"));
+        let ids = text::requirement_ids(&comment.comment);
         let traced: Vec<&str> = ids
             .iter()
             .filter(|id| spec.requirement(id).is_some() && written.contains(id.as_str()))
@@ -239,8 +248,7 @@ fn revisions(call: &Call<'_>, written: &str) -> String {
     out.push_str("_The built-in synthesizer writes this artifact from the spec-kit inputs alone: feedback changes nothing in it but this section. Each point says what the artifact, as written, does about it._\n\n");
     for point in points {
         out.push_str(&format!("> {point}\n\n"));
-        let mut ids = text::ids(point, "FR-");
-        ids.extend(text::ids(point, "SC-"));
+        let ids = text::requirement_ids(point);
         let mut parts = Vec::new();
         for id in &ids {
             let defined = spec.requirement(id).is_some()
