@@ -621,9 +621,12 @@ fn a_rework_answers_each_line_comment_honestly() {
         answers.contains("1. `plan.md:3`: Make this section shorter.\n\n   Not changed:"),
         "{answers}"
     );
+    let second = &answers[answers
+        .find("2. `plan.md:7`: Trace FR-002 here.")
+        .expect("second")..];
     assert!(
-        answers
-            .contains("2. `plan.md:7`: Trace FR-002 here.\n\n   FR-002 traced in this artifact."),
+        second.contains("did not follow the comment")
+            && second.contains("FR-002 traced in this artifact, as spec.md defines it."),
         "{answers}"
     );
 }
