@@ -353,6 +353,51 @@ mod tests {
     const SPEC: &str = include_str!("../../../../examples/specs/001-team-photo-albums/spec.md");
     const TASKS: &str = include_str!("../../../../examples/specs/001-team-photo-albums/tasks.md");
 
+    fn fixture_coverage(spec: &str, tasks: &str) -> Vec<(String, Vec<String>)> {
+        let spec = Spec::parse(spec);
+        let tasks = TaskList::parse(tasks);
+        coverage(&spec, &tasks.tasks)
+            .rows
+            .into_iter()
+            .map(|row| (row.id, row.tasks))
+            .collect()
+    }
+
+    #[test]
+    fn tasks_that_do_the_work_cover_requirements_they_do_not_quote() {
+        let older = fixture_coverage(
+            include_str!("../../../stagegate/tests/fixtures/specs/older-template/spec.md"),
+            include_str!("../../../stagegate/tests/fixtures/specs/older-template/tasks.md"),
+        );
+        let tasks_of = |rows: &[(String, Vec<String>)], id: &str| {
+            rows.iter()
+                .find(|(row, _)| row == id)
+                .map(|(_, tasks)| tasks.join(","))
+                .unwrap_or_else(|| panic!("no row {id}"))
+        };
+        assert_eq!(tasks_of(&older, "FR-001"), "T003");
+        assert_eq!(tasks_of(&older, "FR-002"), "T003");
+        assert_eq!(tasks_of(&older, "FR-003"), "T004");
+        assert_eq!(tasks_of(&older, "FR-004"), "T005");
+        // The retention period is open: no task does it.
+        assert_eq!(tasks_of(&older, "FR-005"), "");
+        // Japanese: character pairs, not English words, match the tasks to the requirements.
+        let japanese = fixture_coverage(
+            include_str!("../../../stagegate/tests/fixtures/specs/japanese/spec.md"),
+            include_str!("../../../stagegate/tests/fixtures/specs/japanese/tasks.md"),
+        );
+        assert_eq!(tasks_of(&japanese, "FR-001"), "T001");
+        assert_eq!(tasks_of(&japanese, "FR-002"), "T002");
+        assert_eq!(tasks_of(&japanese, "FR-003"), "T003");
+        // A task sharing one common word with a requirement does not cover it.
+        let unrelated = fixture_coverage(
+            "## Requirements\n- **FR-001**: System MUST export invoices as PDF\n- **FR-002**: System MUST email invoices to customers\n- **FR-003**: System MUST archive paid invoices\n",
+            "- [x] T001 Archive old log files in ops/archive.sh\n",
+        );
+        assert_eq!(tasks_of(&unrelated, "FR-001"), "");
+        assert_eq!(tasks_of(&unrelated, "FR-002"), "");
+    }
+
     #[test]
     fn requirements_meet_their_stories() {
         let spec = Spec::parse(SPEC);

@@ -837,6 +837,72 @@ mod tests {
         assert!(spec.open_questions.is_empty(), "{:?}", spec.open_questions);
     }
 
+    const FREE_FORM: &str =
+        include_str!("../../../stagegate/tests/fixtures/specs/free-form/spec.md");
+    const OLDER: &str =
+        include_str!("../../../stagegate/tests/fixtures/specs/older-template/spec.md");
+
+    #[test]
+    fn a_spec_without_ids_gets_numbered_requirements_that_say_where_they_came_from() {
+        let spec = Spec::parse(FREE_FORM);
+        let derived: Vec<(&str, usize)> = spec
+            .requirements
+            .iter()
+            .map(|requirement| (requirement.id.as_str(), requirement.line))
+            .collect();
+        assert_eq!(
+            derived,
+            vec![
+                ("DR-001", 10),
+                ("DR-002", 11),
+                ("DR-003", 12),
+                ("DR-004", 13)
+            ]
+        );
+        assert!(
+            spec.requirements[3]
+                .text
+                .starts_with("Never send a reminder")
+        );
+        assert_eq!(spec.requirements[0].source(), "derived from spec.md:10");
+        assert!(spec.requirements.iter().all(Requirement::is_functional));
+        // Without a requirements heading, the sentences that state an obligation are used.
+        let prose = Spec::parse(
+            "# Export\n\n## Overview\n\nClerks export orders. The export must include refunds; it should finish overnight.\n\n料金は毎月更新しなければならない。\n",
+        );
+        let texts: Vec<&str> = prose.requirements.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "The export must include refunds;",
+                "it should finish overnight.",
+                "料金は毎月更新しなければならない。"
+            ]
+        );
+        // A spec with ids is never renumbered.
+        assert!(
+            Spec::parse(OLDER)
+                .requirements
+                .iter()
+                .all(|r| !r.is_derived())
+        );
+    }
+
+    #[test]
+    fn the_older_templates_checklist_is_not_requirements() {
+        let spec = Spec::parse(OLDER);
+        assert!(
+            spec.unnumbered_requirements.is_empty(),
+            "{:?}",
+            spec.unnumbered_requirements
+        );
+        assert!(
+            spec.open_questions
+                .iter()
+                .all(|q| q.requirement.as_deref() == Some("FR-005"))
+        );
+    }
+
     #[test]
     fn japanese_headings_stories_and_priorities_are_read() {
         let spec = Spec::parse(

@@ -121,3 +121,133 @@ fn story_header(feature: &Feature, task: &PlannedTask) -> String {
     );
     format!("**Goal**: {goal}\n\n**Independent Test**: {test}\n\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use stagegate_engine::prompt::NamedText;
+
+    use super::*;
+
+    const CURRENT_SPEC: &str =
+        include_str!("../../../../stagegate/tests/fixtures/specs/current-template/spec.md");
+    const CURRENT_PLAN: &str =
+        include_str!("../../../../stagegate/tests/fixtures/specs/current-template/plan.md");
+    const OLDER_SPEC: &str =
+        include_str!("../../../../stagegate/tests/fixtures/specs/older-template/spec.md");
+    const OLDER_TASKS: &str =
+        include_str!("../../../../stagegate/tests/fixtures/specs/older-template/tasks.md");
+    const JAPANESE_SPEC: &str =
+        include_str!("../../../../stagegate/tests/fixtures/specs/japanese/spec.md");
+    const JAPANESE_TASKS: &str =
+        include_str!("../../../../stagegate/tests/fixtures/specs/japanese/tasks.md");
+
+    fn feature(files: &[(&str, &str)]) -> Feature {
+        let files: Vec<NamedText> = files
+            .iter()
+            .map(|(name, content)| NamedText {
+                name: (*name).to_owned(),
+                content: (*content).to_owned(),
+            })
+            .collect();
+        Feature::from_files(&files, &[])
+    }
+
+    #[test]
+    fn a_new_tasks_md_is_in_spec_kits_format_and_traced_to_the_inputs() {
+        let feature = feature(&[("spec.md", CURRENT_SPEC), ("plan.md", CURRENT_PLAN)]);
+        let written = generated(&feature);
+        let headings: Vec<&str> = written
+            .lines()
+            .filter(|line| line.starts_with("## "))
+            .collect();
+        assert_eq!(
+            headings,
+            vec![
+                "## Format: `[ID] [P?] [Story] Description`",
+                "## Phase 1: Setup (Shared Infrastructure)",
+                "## Phase 2: Foundational (Blocking Prerequisites)",
+                "## Phase 3: User Story 1 - Review due cards (Priority: P1)",
+                "## Phase 4: User Story 2 - Add a card (Priority: P2)",
+                "## Phase 5: Polish & Cross-Cutting Concerns",
+                "## Dependencies & Execution Order",
+            ],
+            "{written}"
+        );
+        let list = TaskList::parse(&written);
+        let lines = written
+            .lines()
+            .filter(|line| line.starts_with("- [ ] T"))
+            .count();
+        assert_eq!(list.tasks.len(), lines, "{:?}", list.notes);
+        assert!(list.notes.is_empty(), "{:?}", list.notes);
+        let ids: Vec<&str> = list.tasks.iter().map(|task| task.id.as_str()).collect();
+        let expected: Vec<String> = (1..=ids.len()).map(|n| format!("T{n:03}")).collect();
+        assert_eq!(ids, expected);
+        // Every requirement and criterion has a task naming it, in its story's phase.
+        for id in ["FR-001", "FR-002", "FR-003", "FR-004", "SC-001"] {
+            assert!(
+                list.tasks
+                    .iter()
+                    .any(|task| task.requirements.contains(&id.to_owned())),
+                "{id}"
+            );
+        }
+        let fr003 = list
+            .tasks
+            .iter()
+            .find(|task| task.description.contains("FR-003"))
+            .expect("FR-003");
+        assert_eq!(fr003.story.as_deref(), Some("US2"));
+        // Paths are the plan's, else the task asks.
+        for task in &list.tasks {
+            let known = ["src/", "tests/", "src/cards/", "src/review/"];
+            assert!(
+                task.paths
+                    .iter()
+                    .all(|path| known.contains(&path.trim_end_matches(':'))
+                        || path.starts_with("spec.md")
+                        || path.starts_with("plan.md")),
+                "{}: {:?}",
+                task.description,
+                task.paths
+            );
+        }
+        assert!(
+            written.contains("Create the Card entity in src/cards/: front, back"),
+            "{written}"
+        );
+        assert!(
+            written.contains("Create the Deck entity in NEEDS CLARIFICATION"),
+            "{written}"
+        );
+        assert!(
+            written.contains("**Independent Test**: NEEDS CLARIFICATION"),
+            "{written}"
+        );
+        for invented in ["docs/", "services/", "models/", "in CI", "person-day"] {
+            assert!(!written.contains(invented), "{invented} in {written}");
+        }
+    }
+
+    #[test]
+    fn an_existing_tasks_md_is_kept_and_extended_only_with_what_no_task_covers() {
+        let feature = feature(&[("spec.md", OLDER_SPEC), ("existing/tasks.md", OLDER_TASKS)]);
+        let list = feature.tasks.clone().expect("tasks.md read");
+        let written = extended(&feature, &list, OLDER_TASKS);
+        assert!(written.starts_with(OLDER_TASKS.trim_end()), "{written}");
+        let added = &written[OLDER_TASKS.trim_end().len()..];
+        assert!(added.contains(&format!("## Phase 3: {ADDED}")), "{added}");
+        let tasks = TaskList::parse(added);
+        assert_eq!(tasks.tasks.len(), 1, "{added}");
+        assert_eq!(tasks.tasks[0].id, "T006");
+        assert_eq!(tasks.tasks[0].requirements, vec!["FR-005"]);
+        // Every requirement covered: nothing to write.
+        let covered = feature_with_tasks(JAPANESE_SPEC, JAPANESE_TASKS);
+        let list = covered.tasks.clone().expect("tasks.md read");
+        assert_eq!(extended(&covered, &list, JAPANESE_TASKS), SKIP);
+    }
+
+    fn feature_with_tasks(spec: &str, tasks: &str) -> Feature {
+        feature(&[("spec.md", spec), ("existing/tasks.md", tasks)])
+    }
+}
