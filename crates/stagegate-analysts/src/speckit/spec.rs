@@ -487,7 +487,10 @@ impl Reader<'_> {
             if self.spec.title.is_none() {
                 let title = plain
                     .split_once(':')
-                    .filter(|(head, _)| head.to_lowercase().contains("specification"))
+                    .or_else(|| plain.split_once('：'))
+                    .filter(|(head, _)| {
+                        head.to_lowercase().contains("specification") || head.contains("仕様")
+                    })
                     .map_or(plain.as_str(), |(_, rest)| rest)
                     .trim();
                 if !title.is_empty() {
