@@ -1461,3 +1461,28 @@ fn qa_asks_for_the_templates_headings() {
     );
     assert!(qa.ends_with("VERDICT: PASS\n"), "{qa}");
 }
+
+#[test]
+fn qa_fails_a_plan_that_traces_nothing_of_a_free_form_spec() {
+    let agent = BuiltinAgent::new();
+    let spec = include_str!("../../../stagegate/tests/fixtures/specs/free-form/spec.md");
+    let inputs = [named("spec.md", spec)];
+    let headings_only = named(
+        "plan.md",
+        "# Implementation Plan: Invoice Reminders\n\n## Summary\n\nTo be written.\n\n## Technical Context\n\nTBD.\n\n## Constitution Check\n\nTBD.\n\n## Project Structure\n\nTBD.\n\n## Complexity Tracking\n\nNone.\n",
+    );
+    let qa = agent.answer(&request(
+        "plan",
+        Phase::Qa,
+        "main-agent",
+        CallMaterials {
+            artifacts: vec![headings_only],
+            ..base("plan", &inputs)
+        },
+    ));
+    assert!(qa.ends_with("VERDICT: REWORK\n"), "{qa}");
+    assert!(
+        qa.contains("plan.md does not trace DR-001, DR-002, DR-003, DR-004"),
+        "{qa}"
+    );
+}
