@@ -16,7 +16,7 @@
 //! Names are matched as proper names (case-sensitive whole words), so "go" in a sentence is
 //! not the Go language.
 
-use crate::analysts::technical_context::ContextLine;
+use crate::analysts::technical_context::{ContextLine, STORAGE_NAMES};
 use crate::speckit::{MANIFESTS, Principle};
 use crate::text;
 
@@ -74,17 +74,6 @@ const HOSTED: &[&str] = &[
     "Auth0",
     "OpenAI",
 ];
-/// Storage engines a principle may require.
-const STORAGE_ENGINES: &[&str] = &[
-    "PostgreSQL",
-    "MySQL",
-    "MariaDB",
-    "SQLite",
-    "MongoDB",
-    "Redis",
-    "DynamoDB",
-    "IndexedDB",
-];
 /// Languages besides the manifests' (whose languages are in [`MANIFESTS`]).
 const MORE_LANGUAGES: &[&str] = &["TypeScript", "C#", "C++", "Scala", "Haskell", "Zig"];
 /// Verbs after `MUST NOT` whose object is a thing the project must not have.
@@ -130,7 +119,10 @@ pub(crate) fn contradiction(principle: &Principle, facts: &[&ContextLine]) -> Op
             return Some(cite(sentence, fact));
         }
         if sentence.contains("MUST") && !sentence.contains("MUST NOT") {
-            for (key, names) in [("Language/Version", languages()), ("Storage", storage())] {
+            for (key, names) in [
+                ("Language/Version", languages()),
+                ("Storage", STORAGE_NAMES.to_vec()),
+            ] {
                 if let Some(fact) = other_named(sentence, key, &names, facts) {
                     return Some(cite(sentence, fact));
                 }
@@ -213,10 +205,6 @@ fn languages() -> Vec<&'static str> {
     names
 }
 
-fn storage() -> Vec<&'static str> {
-    STORAGE_ENGINES.to_vec()
-}
-
 /// The `key` fact when the sentence requires one of `names` and the fact names only others.
 fn other_named<'a>(
     sentence: &str,
@@ -238,7 +226,12 @@ fn other_named<'a>(
         .copied()
         .filter(|name| names_any(&fact.value, &[name]).is_some())
         .collect();
-    let contradicts = !stated.is_empty() && !stated.iter().any(|name| required.contains(name));
+    // `Postgres` and `PostgreSQL` name one engine.
+    let same = |a: &str, b: &str| a.starts_with(b) || b.starts_with(a);
+    let contradicts = !stated.is_empty()
+        && !stated
+            .iter()
+            .any(|name| required.iter().any(|wanted| same(name, wanted)));
     contradicts.then_some(*fact)
 }
 
@@ -323,6 +316,7 @@ mod tests {
         for text in [
             "Code MUST be written in Go.",
             "Data MUST be kept in SQLite.",
+            "Data MUST be kept in SQLite or Postgres.",
             "Releases MUST go through review.",
             "Services MUST NOT use MySQL.",
             "The app is client-only.",

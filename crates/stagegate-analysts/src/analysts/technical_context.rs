@@ -34,7 +34,7 @@ impl ContextLine {
 
 /// Storage engines: proper names, matched case-sensitively so that "a redis-like cache" or
 /// "store it" state nothing.
-const STORAGE_NAMES: &[&str] = &[
+pub(crate) const STORAGE_NAMES: &[&str] = &[
     "PostgreSQL",
     "Postgres",
     "MySQL",

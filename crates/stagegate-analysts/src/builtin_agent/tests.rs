@@ -572,7 +572,9 @@ fn qa_asks_for_rework_on_missing_structure_and_the_rework_answers_it() {
         "{reworked}"
     );
     assert!(
-        reworked.contains("FR-002 appears in this artifact"),
+        reworked.contains("FR-002 is traced in this artifact, as spec.md defines it.")
+            && reworked.contains("Changed since the previous round")
+            && reworked.contains("none of the change comes from the feedback"),
         "{reworked}"
     );
 }

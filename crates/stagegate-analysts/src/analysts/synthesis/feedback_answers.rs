@@ -40,7 +40,7 @@ fn against_previous(call: &Call<'_>, written: &str) -> String {
     let added = after.lines().filter(|line| !old.contains(line)).count();
     let removed = before.lines().filter(|line| !new.contains(line)).count();
     format!(
-        "Changed since the previous round (+{added} −{removed} lines), because the inputs read now differ from the previous round's; none of the change comes from the feedback."
+        "Changed since the previous round (+{added} −{removed} lines), because what it is written from (the inputs, the agents' outputs, the review) differs from then; none of the change comes from the feedback."
     )
 }
 
