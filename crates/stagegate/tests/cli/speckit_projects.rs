@@ -189,6 +189,11 @@ fn ordinary_words_name_no_language_and_the_placeholder_constitution_is_reported(
         "the placeholder constitution is not reported:\n{plan}"
     );
     assert!(!plan.contains("| PASS |"), "{plan}");
+    // A task's owner is not access control.
+    assert!(
+        !plan.contains("Authentication and access control"),
+        "{plan}"
+    );
     assert_nothing_invented(&plan);
     // The entities have the attributes the spec gives, and no invented `id`.
     let data_model = staged(&repo, &run, "data-model.md");
