@@ -72,10 +72,16 @@ fn generated(feature: &Feature) -> String {
     out.push_str("**Prerequisites**: plan.md (approved), spec.md (user stories, requirements)\n\n");
     out.push_str("_Written by stagegate's built-in prep stage: each task is traced to spec.md (its stories, acceptance scenarios, requirements, key entities and success criteria) or to plan.md (its Project Structure and Technical Context) and says where; what they do not say is marked as needing clarification._\n\n");
     out.push_str("## Format: `[ID] [P?] [Story] Description`\n\n- **[P]**: can run in parallel (different files, no dependencies)\n- **[Story]**: the user story the task belongs to (US1, US2, …)\n\n");
-    out.push_str(&task_breakdown::render(&tasks, "##", |task| {
-        story_header(feature, task)
-    }));
-    if !tasks
+    // Phase 2 is written even without tasks, so that the phases read in spec-kit's order.
+    let (setup, rest) = tasks.split_at(
+        tasks
+            .iter()
+            .position(|task| task.phase != task_breakdown::SETUP)
+            .unwrap_or(tasks.len()),
+    );
+    let header = |task: &PlannedTask| story_header(feature, task);
+    out.push_str(&task_breakdown::render(setup, "##", header));
+    if !rest
         .iter()
         .any(|task| task.phase == task_breakdown::FOUNDATIONAL)
     {
@@ -84,6 +90,7 @@ fn generated(feature: &Feature) -> String {
             task_breakdown::FOUNDATIONAL
         ));
     }
+    out.push_str(&task_breakdown::render(rest, "##", header));
     out.push_str("## Dependencies & Execution Order\n\n");
     for line in task_breakdown::dependencies(feature, &tasks) {
         out.push_str(&format!("- {line}\n"));
@@ -245,6 +252,35 @@ mod tests {
         let covered = feature_with_tasks(JAPANESE_SPEC, JAPANESE_TASKS);
         let list = covered.tasks.clone().expect("tasks.md read");
         assert_eq!(extended(&covered, &list, JAPANESE_TASKS), SKIP);
+    }
+
+    #[test]
+    fn a_spec_without_stories_or_ids_gets_its_derived_requirements_in_phase_order() {
+        let spec = include_str!("../../../../stagegate/tests/fixtures/specs/free-form/spec.md");
+        let plan = "# Plan\n\n## Project Structure\n\n### Documentation (this feature)\n\n```text\nspecs/[###-feature]/\n├── plan.md\n└── tasks.md\n```\n\n### Source Code\n\nNEEDS CLARIFICATION\n";
+        let written = generated(&feature(&[("spec.md", spec), ("plan.md", plan)]));
+        let phases: Vec<&str> = written
+            .lines()
+            .filter(|line| line.starts_with("## Phase"))
+            .collect();
+        assert_eq!(
+            phases,
+            vec![
+                "## Phase 1: Setup (Shared Infrastructure)",
+                "## Phase 2: Foundational (Blocking Prerequisites)",
+                "## Phase 3: Polish & Cross-Cutting Concerns",
+            ],
+            "{written}"
+        );
+        assert!(
+            written.contains("Create the project structure: NEEDS CLARIFICATION"),
+            "{written}"
+        );
+        assert!(
+            written.contains("- [ ] T005 Implement DR-004 in NEEDS CLARIFICATION")
+                && written.contains("(derived from spec.md:13)"),
+            "{written}"
+        );
     }
 
     fn feature_with_tasks(spec: &str, tasks: &str) -> Feature {
