@@ -4,6 +4,7 @@
 //! breakdown prep's `tasks.md` holds. Every requirement id appears in a task or the
 //! traceability table.
 
+use crate::analysts::core_implementation::LayoutOrigin;
 use crate::analysts::synthesis::sources;
 use crate::analysts::{
     Call, architecture, core_implementation, integrations, report, task_breakdown, test_plan,
@@ -17,24 +18,26 @@ pub(crate) fn write(call: &Call<'_>) -> String {
     let mut out = format!("# Implementation Plan: {}\n\n", feature.name);
 
     out.push_str("## Approach\n\n");
-    let (paths, _) = core_implementation::layout(feature);
+    let (paths, origin) = core_implementation::layout(feature);
     let from_tasks = feature
         .tasks
         .as_ref()
         .is_some_and(|list| !list.tasks.is_empty());
     out.push_str(&format!(
-        "Build the stories in priority order on a shared foundation, tests first: each acceptance scenario becomes a failing test before its implementation task. {} The layout follows {} ({} paths). Limits from the requirements are configuration.\n\n",
+        "Build the stories in priority order on a shared foundation, tests first: each acceptance scenario becomes a failing test before its implementation task. {} {} Limits from the requirements are configuration.\n\n",
         if from_tasks {
             "The tasks are tasks.md's, with a task added for each requirement none of them covered."
+        } else if feature.tasks.is_some() {
+            "The feature's tasks.md lists no tasks, so the tasks below are traced to the spec's stories and requirements and the plan's Project Structure."
         } else {
             "The feature has no tasks.md, so the tasks below are traced to the spec's stories and requirements and the plan's Project Structure (prep's tasks.md holds the same list)."
         },
-        if feature.plan.as_ref().is_some_and(|plan| !plan.project_structure.is_empty()) {
-            "plan.md's Project Structure"
-        } else {
-            "the derived layout"
-        },
-        paths.len()
+        match origin {
+            LayoutOrigin::Plan =>
+                format!("File paths follow plan.md's Project Structure ({} paths).", paths.len()),
+            LayoutOrigin::Tasks => format!("File paths are the {} tasks.md names.", paths.len()),
+            LayoutOrigin::Derived => "No input names the source layout, so file paths are NEEDS CLARIFICATION: decide them in plan.md's Project Structure.".to_owned(),
+        }
     ));
 
     out.push_str("## Tasks\n\n");
