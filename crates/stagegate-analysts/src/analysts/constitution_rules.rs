@@ -114,7 +114,7 @@ pub(crate) fn contradiction(principle: &Principle, facts: &[&ContextLine]) -> Op
         if NO_SERVICES.iter().any(|phrase| lower.contains(phrase))
             && let Some(fact) = facts
                 .iter()
-                .find(|fact| names_any(&fact.value, HOSTED).is_some())
+                .find(|fact| names_any(&affirmed(&fact.value), HOSTED).is_some())
         {
             return Some(cite(sentence, fact));
         }
@@ -164,7 +164,7 @@ fn prohibited<'a>(lower: &str, facts: &[&'a ContextLine]) -> Option<&'a ContextL
             .flat_map(|part| text::keywords(part).into_iter().next())
             .collect();
         let found = facts.iter().find(|fact| {
-            let value = fact.value.to_lowercase();
+            let value = affirmed(&fact.value).to_lowercase();
             words
                 .iter()
                 .any(|word| text::keywords(&value).contains(word))
@@ -176,13 +176,28 @@ fn prohibited<'a>(lower: &str, facts: &[&'a ContextLine]) -> Option<&'a ContextL
     None
 }
 
+/// A fact's value without its negated parts: "single-page app, no server" states no server.
+fn affirmed(value: &str) -> String {
+    value
+        .split([',', ';', '(', ')'])
+        .filter(|part| {
+            let lower = part.to_lowercase();
+            !["no", "not", "without", "never", "none"]
+                .iter()
+                .any(|negation| text::contains_word(&lower, negation))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn is_server(fact: &ContextLine) -> bool {
-    let lower = fact.value.to_lowercase();
+    let stated = affirmed(&fact.value);
+    let lower = stated.to_lowercase();
     let platform = matches!(fact.key, "Target Platform" | "Project Type")
         && SERVER_WORDS
             .iter()
             .any(|word| text::contains_word(&lower, word));
-    let database = fact.key == "Storage" && names_any(&fact.value, SERVER_DATABASES).is_some();
+    let database = fact.key == "Storage" && names_any(&stated, SERVER_DATABASES).is_some();
     platform || database
 }
 
@@ -325,5 +340,16 @@ mod tests {
             assert_eq!(broken(text, &facts), None, "{text}");
         }
         assert_eq!(broken("Services MUST NOT use MySQL.", &[]), None);
+        // A fact that denies the thing does not state it.
+        let client = [fact(
+            "Project Type",
+            "single-page web app, no server",
+            "existing plan.md (Technical Context)",
+        )];
+        assert_eq!(
+            broken("The app is client-only: no server-side logic.", &client),
+            None
+        );
+        assert_eq!(broken("Apps MUST NOT use a server.", &client), None);
     }
 }

@@ -2,7 +2,10 @@
 //! installed by `.ci/run` into `target/venv-speckit`), each with a feature that already has
 //! the team's own plan.md and tasks.md: spec-kit's older template, its current one, a
 //! free-form spec and a Japanese one, and a spec whose ordinary words ("go", "swift", "rust")
-//! must not become a language. The fixtures are under `tests/fixtures/specs/`.
+//! must not become a language. The fixtures are under `tests/fixtures/specs/`. Through the
+//! binary: plan → prep → analyze with and without the team's tasks.md (prep writes or extends
+//! it), coverage judged by what tasks do, numbered requirements for a free-form spec, a plan
+//! that contradicts the constitution, and what `modify --feedback` says on the builtin.
 
 use std::path::{Path, PathBuf};
 
