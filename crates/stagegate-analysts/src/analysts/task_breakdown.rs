@@ -284,6 +284,7 @@ fn generated(feature: &Feature) -> Vec<PlannedTask> {
     let mut placed: Vec<&str> = Vec::new();
     for (position, story) in stories_by_priority(spec).into_iter().enumerate() {
         let phase = story_phase(position, story);
+        let before = tasks.len();
         for (index, scenario) in story.scenarios.iter().enumerate() {
             tasks.push(PlannedTask::located(
                 &phase,
@@ -313,6 +314,22 @@ fn generated(feature: &Feature) -> Vec<PlannedTask> {
                 path,
             ));
             placed.push(&requirement.id);
+        }
+        // A story no scenario or requirement details still gets its phase, saying so.
+        if tasks.len() == before {
+            let path = path_for(&paths, &terms(&[&story.title]));
+            let what = if story.narrative.trim().is_empty() {
+                story.title.as_str()
+            } else {
+                story.narrative.as_str()
+            };
+            tasks.push(PlannedTask::located(
+                &phase,
+                Some(story),
+                format!("Implement {} — NEEDS CLARIFICATION: spec.md gives it no acceptance scenario or requirement", story.label()),
+                path,
+                (what, format!("spec.md:{}", story.line)),
+            ));
         }
     }
     let polish = polish_phase(spec);

@@ -283,6 +283,19 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_story_with_nothing_to_do_yet_still_gets_its_phase() {
+        let written = generated(&feature(&[(
+            "spec.md",
+            "# Feature Specification: X\n\n## User Scenarios & Testing\n\n### User Story 1 - Export (Priority: P1)\n\nA clerk exports orders.\n",
+        )]));
+        assert!(
+            written.contains("## Phase 3: User Story 1 - Export (Priority: P1)")
+                && written.contains("- [ ] T002 [US1] Implement US1 — NEEDS CLARIFICATION"),
+            "{written}"
+        );
+    }
+
     fn feature_with_tasks(spec: &str, tasks: &str) -> Feature {
         feature(&[("spec.md", spec), ("existing/tasks.md", tasks)])
     }
