@@ -28,6 +28,12 @@ impl Backend for BuiltinAgent {
         "builtin"
     }
 
+    /// The analysts' version: a newer stagegate answers differently, so it never reuses the
+    /// cached answers of an older one.
+    fn fingerprint(&self) -> String {
+        concat!("builtin ", env!("CARGO_PKG_VERSION")).to_owned()
+    }
+
     fn run(&self, request: AgentRequest) -> BoxFuture<AgentOutcome> {
         Box::pin(async move {
             if request.cancel.is_cancelled() {

@@ -45,10 +45,19 @@ pub(crate) fn parse(source: &str) -> Document {
     let mut fence: Option<(String, usize, String)> = None; // (marker, line, collected)
     // Whether the next plain line may continue the last block (no blank line in between).
     let mut continuable = false;
+    // Inside an HTML comment that began a line: invisible when rendered, so not read (spec-kit's
+    // templates keep their guidance and example tasks in such comments).
+    let mut in_comment = false;
     for (index, raw) in source.split('\n').enumerate() {
         let line_number = index + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let trimmed = line.trim();
+        if fence.is_none() && (in_comment || trimmed.starts_with("<!--")) {
+            let after_open = trimmed.strip_prefix("<!--").unwrap_or(trimmed);
+            in_comment = !after_open.contains("-->");
+            continuable = false;
+            continue;
+        }
         if let Some((marker, start, collected)) = fence.as_mut() {
             if trimmed.starts_with(marker.as_str()) {
                 let text = std::mem::take(collected);

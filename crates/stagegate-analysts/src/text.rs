@@ -79,14 +79,70 @@ pub(crate) fn stem(word: &str) -> String {
     word
 }
 
-/// The key words of a text: stemmed, without stop words, numbers or very short words.
+/// The key words of a text: stemmed, without stop words, numbers or very short words. Text
+/// in a script written without spaces (Chinese, Japanese, Korean) gives its pairs of adjacent
+/// characters instead (`料金表` → `料金`, `金表`), leaving out pairs of kana alone, which
+/// are mostly grammar; a lone ideograph counts by itself.
 pub(crate) fn keywords(text: &str) -> BTreeSet<String> {
-    words(text)
-        .filter(|word| word.chars().count() >= 3)
-        .filter(|word| !word.chars().all(|c| c.is_ascii_digit() || c == '-'))
-        .filter(|word| !STOP_WORDS.contains(&word.as_str()))
-        .map(|word| stem(&word))
-        .collect()
+    let mut found = BTreeSet::new();
+    for word in words(text) {
+        if word.chars().any(is_cjk) {
+            cjk_terms(&word, &mut found);
+        } else if is_key_word(&word) {
+            found.insert(stem(&word));
+        }
+    }
+    found
+}
+
+fn is_key_word(word: &str) -> bool {
+    word.chars().count() >= 3
+        && !word.chars().all(|c| c.is_ascii_digit() || c == '-')
+        && !STOP_WORDS.contains(&word)
+}
+
+/// Characters of scripts written without spaces between words.
+fn is_cjk(character: char) -> bool {
+    matches!(u32::from(character),
+        0x3040..=0x30FF // hiragana, katakana
+        | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF // ideographs
+        | 0xAC00..=0xD7AF // hangul
+        | 0xFF66..=0xFF9F) // half-width katakana
+}
+
+fn is_kana(character: char) -> bool {
+    matches!(u32::from(character), 0x3040..=0x309F)
+}
+
+/// The terms of a word holding CJK text: its non-CJK runs as words, its CJK runs as pairs.
+fn cjk_terms(word: &str, found: &mut BTreeSet<String>) {
+    let characters: Vec<char> = word.chars().collect();
+    let mut start = 0;
+    while start < characters.len() {
+        let cjk = is_cjk(characters[start]);
+        let end = characters[start..]
+            .iter()
+            .position(|c| is_cjk(*c) != cjk)
+            .map_or(characters.len(), |length| start + length);
+        let run = &characters[start..end];
+        if !cjk {
+            let latin: String = run.iter().collect();
+            if is_key_word(&latin) {
+                found.insert(stem(&latin));
+            }
+        } else if run.len() == 1 {
+            if !is_kana(run[0]) {
+                found.insert(run[0].to_string());
+            }
+        } else {
+            for pair in run.windows(2) {
+                if !(is_kana(pair[0]) && is_kana(pair[1])) {
+                    found.insert(pair.iter().collect());
+                }
+            }
+        }
+        start = end;
+    }
 }
 
 /// Ids like `FR-001` (`prefix` = `"FR-"`) in a text, in order, without repeats.
@@ -116,6 +172,14 @@ pub(crate) fn ids(text: &str, prefix: &str) -> Vec<String> {
             break;
         }
     }
+    found
+}
+
+/// Requirement ids in a text, in order: `FR-###`, `SC-###` and the derived `DR-###`.
+pub(crate) fn requirement_ids(text: &str) -> Vec<String> {
+    let mut found = ids(text, "FR-");
+    found.extend(ids(text, "SC-"));
+    found.extend(ids(text, crate::speckit::spec::DERIVED_PREFIX));
     found
 }
 
@@ -247,6 +311,21 @@ mod tests {
             after_leading_id("**FR-010**: System MUST x", "FR-010"),
             "System MUST x"
         );
+    }
+
+    #[test]
+    fn cjk_text_gives_character_pairs_without_pairs_of_kana() {
+        let terms = keywords("システムは料金表ファイルを取り込まなければならない");
+        for term in ["料金", "金表", "取り", "り込", "ファ"] {
+            assert!(terms.contains(term), "{term} in {terms:?}");
+        }
+        assert!(
+            !terms.contains("なけ") && !terms.contains("ばな"),
+            "{terms:?}"
+        );
+        let task = keywords("料金表の取り込み internal/tolls/import.go");
+        assert!(task.contains("料金") && task.contains("toll") && task.contains("import"));
+        assert!(keywords("区").contains("区"));
     }
 
     #[test]

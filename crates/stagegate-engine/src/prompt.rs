@@ -974,8 +974,10 @@ mod tests {
             "coverage_report.html".to_owned(),
             "security_scan.json".to_owned(),
             "security_audit.md".to_owned(),
+            "tasks.md".to_owned(),
         ];
         let shapes = [
+            ("tasks.md", "keep it exactly as it is and only append"),
             ("plan.md", "## Constitution Check"),
             ("planning-summary.md", "## Problem"),
             ("research.md", "**Alternatives considered**"),

@@ -65,7 +65,9 @@ pub async fn check_stage_inputs(
         };
         if let Some(spec_text) = spec_text {
             problems.extend(check_spec(store, feature, &spec_text).await?);
-        } else if let Some(producer) = producing_stage(settings, name) {
+        } else if let Some(producer) =
+            producing_stage(settings, name).filter(|_| !is_worklist(name))
+        {
             problems.extend(check_artifact(store, settings, feature, name, producer).await?);
         }
     }
@@ -93,10 +95,21 @@ pub async fn check_stage_inputs(
     )))
 }
 
+/// tasks.md is spec-kit's work list: `/speckit.implement` checks its tasks off, so prep's
+/// approval of it (when prep wrote it) does not bind its content, and a team's own tasks.md
+/// needs no approval at all.
+fn is_worklist(name: &str) -> bool {
+    name == TASKS
+}
+
 fn missing_file(settings: &Settings, feature: &Feature, name: &str) -> String {
     let how = match (name, producing_stage(settings, name)) {
         (SPEC, _) => "write it with spec-kit (`/speckit.specify`)".to_owned(),
-        (TASKS, _) => "generate it with spec-kit (`/speckit.tasks`)".to_owned(),
+        (TASKS, Some(stage)) => format!(
+            "generate it with spec-kit (`/speckit.tasks`), or run `stagegate run {}` and approve its gate",
+            stage.id
+        ),
+        (TASKS, None) => "generate it with spec-kit (`/speckit.tasks`)".to_owned(),
         (_, Some(stage)) => format!("run `stagegate run {}` and approve its gate", stage.id),
         (_, None) => "create it".to_owned(),
     };
@@ -255,7 +268,12 @@ async fn check_all_artifacts_current(
 ) -> Result<Vec<String>, AppError> {
     let mut problems = Vec::new();
     for stage in settings.stages.values() {
-        for name in stage.required.iter().chain(&stage.optional) {
+        for name in stage
+            .required
+            .iter()
+            .chain(&stage.optional)
+            .filter(|name| !is_worklist(name))
+        {
             let Some(approval) = store
                 .latest_approval(&feature.key, &artifact_subject(name))
                 .await?

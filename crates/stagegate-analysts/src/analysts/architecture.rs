@@ -95,7 +95,7 @@ pub(crate) fn components(spec: &Spec) -> Vec<Component> {
         let requirements: Vec<String> = traces
             .iter()
             .filter(|trace| {
-                trace.requirement.id.starts_with("FR-")
+                trace.requirement.is_functional()
                     && trace
                         .stories
                         .first()

@@ -1,8 +1,10 @@
 //! The plan's Constitution Check, honestly: a placeholder constitution is reported as one, a
-//! prohibition the plan's stated technical context breaks is a FAIL, and every other
+//! principle the plan's stated technical context contradicts is a FAIL (see
+//! [`constitution_rules`]), and every other
 //! principle is listed for a person to check — the built-in analysts cannot prove compliance,
 //! so they never write PASS.
 
+use crate::analysts::constitution_rules;
 use crate::analysts::technical_context::ContextLine;
 use crate::speckit::Feature;
 
@@ -24,17 +26,6 @@ pub(crate) enum ConstitutionCheck {
     Principles(Vec<CheckRow>),
 }
 
-/// Words of a constitution that forbid server-side code, and the plan words that break it.
-const CLIENT_ONLY: &[&str] = &[
-    "no server",
-    "no server-side",
-    "without a server",
-    "client-only",
-    "client-side only",
-    "no backend",
-];
-const SERVER_WORDS: &[&str] = &["server", "backend", "linux"];
-
 impl ConstitutionCheck {
     pub(crate) fn of(feature: &Feature, context: &[ContextLine]) -> ConstitutionCheck {
         let Some(constitution) = &feature.constitution else {
@@ -46,29 +37,12 @@ impl ConstitutionCheck {
                 line,
             };
         }
-        let stated: Vec<String> = context
-            .iter()
-            .filter(|line| line.known())
-            .map(|line| format!("{}: {}", line.key, line.value).to_lowercase())
-            .collect();
+        let facts: Vec<&ContextLine> = context.iter().filter(|line| line.known()).collect();
         let rows = constitution
             .principles
             .iter()
             .map(|principle| {
-                let lower = format!("{} {}", principle.name, principle.text).to_lowercase();
-                let conflict = CLIENT_ONLY
-                    .iter()
-                    .find(|phrase| lower.contains(*phrase))
-                    .and_then(|phrase| {
-                        stated
-                            .iter()
-                            .find(|value| SERVER_WORDS.iter().any(|word| value.contains(word)))
-                            .map(|value| {
-                                format!(
-                                    "the principle says \"{phrase}\" but the plan states {value}"
-                                )
-                            })
-                    });
+                let conflict = constitution_rules::contradiction(principle, &facts);
                 let label = format!("{} (constitution.md:{})", principle.name, principle.line);
                 match conflict {
                     Some(conflict) => CheckRow {

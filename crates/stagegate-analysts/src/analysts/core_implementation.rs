@@ -24,7 +24,7 @@ pub(crate) fn layout(feature: &Feature) -> (Vec<String>, LayoutOrigin) {
         let paths: Vec<String> = plan
             .project_structure
             .iter()
-            .filter(|path| !path.starts_with("specs/"))
+            .filter(|path| !is_feature_document(path))
             .cloned()
             .collect();
         if !paths.is_empty() {
@@ -61,6 +61,26 @@ pub(crate) fn layout(feature: &Feature) -> (Vec<String>, LayoutOrigin) {
         .map(|path| (*path).to_owned()),
     );
     (paths, LayoutOrigin::Derived)
+}
+
+/// A path of the plan's Documentation tree (the feature's own spec-kit documents), not of the
+/// source: `specs/…`, or one of the documents' names however the tree's root was written
+/// (spec-kit's template writes `specs/[###-feature]/`, whose `#` a tree reader takes for a
+/// comment).
+fn is_feature_document(path: &str) -> bool {
+    const DOCUMENTS: [&str; 7] = [
+        "spec.md",
+        "plan.md",
+        "research.md",
+        "data-model.md",
+        "quickstart.md",
+        "tasks.md",
+        "contracts/",
+    ];
+    path.starts_with("specs/")
+        || DOCUMENTS
+            .iter()
+            .any(|document| path == *document || path.ends_with(&format!("/{document}")))
 }
 
 /// The first three key words of a title (`Create an album and upload photos` →

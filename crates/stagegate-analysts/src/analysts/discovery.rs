@@ -528,7 +528,7 @@ pub(crate) fn example(spec: &Spec, trace: &traceability::Trace<'_>) -> (String, 
 pub(crate) fn examples(spec: &Spec) -> Vec<String> {
     traceability::trace(spec)
         .iter()
-        .filter(|trace| trace.requirement.id.starts_with("FR-"))
+        .filter(|trace| trace.requirement.is_functional())
         .map(|trace| {
             let (label, example) = example(spec, trace);
             format!("{} ({label}): {example}", trace.requirement.id)

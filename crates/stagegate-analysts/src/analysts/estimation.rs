@@ -28,7 +28,7 @@ fn count(number: usize, what: &str) -> String {
 fn story_requirements(traces: &[traceability::Trace<'_>], story: &UserStory) -> Vec<String> {
     traces
         .iter()
-        .filter(|trace| trace.requirement.id.starts_with("FR-"))
+        .filter(|trace| trace.requirement.is_functional())
         .filter(|trace| {
             trace
                 .stories

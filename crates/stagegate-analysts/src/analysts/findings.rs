@@ -472,8 +472,22 @@ pub(crate) fn analyze(feature: &Feature) -> Analysis {
         finding.feasibility = true;
     }
 
-    // Constitution alignment.
-    if let Some(constitution) = &feature.constitution {
+    // Constitution alignment. spec-kit's unfilled template states no principle: its
+    // placeholders are reported once, never checked as principles.
+    let ratified = feature.constitution.as_ref().filter(|constitution| {
+        let Some((token, line)) = constitution.placeholder() else {
+            return true;
+        };
+        builder.add(
+            Category::ConstitutionAlignment,
+            Severity::Medium,
+            format!("constitution.md:{line}"),
+            format!("The constitution is spec-kit's unfilled template (`{token}`): no principle can be checked"),
+            "Fill it with /speckit.constitution, then re-run /speckit.plan's Constitution Check",
+        );
+        false
+    });
+    if let Some(constitution) = ratified {
         let check: String = feature
             .plan
             .as_ref()
@@ -518,7 +532,7 @@ pub(crate) fn analyze(feature: &Feature) -> Analysis {
                         "The Constitution Check does not evaluate \"{}\"",
                         principle.name
                     ),
-                    "Add a line for the principle with PASS or a justified exception",
+                    "Add a line for the principle with its status, or a justified exception",
                 );
             }
             let test_first = principle
@@ -556,7 +570,7 @@ pub(crate) fn analyze(feature: &Feature) -> Analysis {
     } else {
         for row in &coverage.rows {
             if row.tasks.is_empty() {
-                let is_fr = row.id.starts_with("FR-");
+                let is_fr = !row.id.starts_with("SC-");
                 let text = spec.requirement(&row.id).map_or("", |r| r.text.as_str());
                 let finding = builder.add(
                     Category::CoverageGap,
@@ -576,12 +590,22 @@ pub(crate) fn analyze(feature: &Feature) -> Analysis {
                 finding.security = is_security_text(text);
             }
         }
+        // A story is covered by a task labelled with it, or (tasks.md of spec-kit's older
+        // template labels none) by a task that does one of its requirements.
+        let traces = traceability::trace(spec);
         for story in &spec.stories {
             let label = story.label();
-            if !tasks
+            let labelled = tasks
                 .iter()
-                .any(|task| task.story.as_deref() == Some(label.as_str()))
-            {
+                .any(|task| task.story.as_deref() == Some(label.as_str()));
+            let done_by_requirement = traces.iter().any(|trace| {
+                trace
+                    .stories
+                    .iter()
+                    .any(|other| other.number == story.number)
+                    && coverage.covers(&trace.requirement.id)
+            });
+            if !labelled && !done_by_requirement {
                 builder.add(
                     Category::CoverageGap,
                     Severity::High,
@@ -859,7 +883,7 @@ pub(crate) fn coverage_section(out: &mut String, analysis: &Analysis) {
                     } else if row.by_id {
                         "named by id".to_owned()
                     } else {
-                        "matched by key words".to_owned()
+                        format!("matched by what the tasks do: {}", row.terms.join(", "))
                     },
                 ]
             })

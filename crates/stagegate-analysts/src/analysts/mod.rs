@@ -7,6 +7,7 @@
 mod architecture;
 mod confidence;
 mod constitution_check;
+mod constitution_rules;
 mod core_implementation;
 mod discovery;
 mod docs;
@@ -21,6 +22,7 @@ mod requirements;
 mod reviewer;
 mod risk;
 mod synthesis;
+mod task_breakdown;
 mod technical_context;
 mod test_plan;
 mod traceability;

@@ -43,8 +43,11 @@ fn builtin_headings(artifact: &str) -> &'static [&'static str] {
 /// The headings an artifact must have: the `## ` headings of the project's spec-kit template
 /// of it, in order, when the call was given one (`plan-template.md`), else the built-in list.
 fn required_headings(artifact: &str, feature: &Feature) -> (Vec<String>, Option<String>) {
+    // tasks.md's phases are the feature's own (one per story): its template's example phase
+    // headings are not headings every tasks.md must have.
     let from_template = feature
         .template(artifact)
+        .filter(|_| base_name(artifact) != "tasks.md")
         .map(Template::parse)
         .map(|template| {
             template
@@ -348,10 +351,7 @@ fn check_artifact(
         }
     }
     if TRACING.contains(&name) {
-        let named: HashSet<String> = text::ids(content, "FR-")
-            .into_iter()
-            .chain(text::ids(content, "SC-"))
-            .collect();
+        let named: HashSet<String> = text::requirement_ids(content).into_iter().collect();
         let missing: Vec<&str> = requirement_ids
             .iter()
             .copied()
@@ -439,7 +439,7 @@ fn check_guidance(
                 artifact.name
             ));
         } else if TRACING.contains(&name) {
-            let named: HashSet<String> = text::ids(examples.as_deref().unwrap_or(""), "FR-")
+            let named: HashSet<String> = text::requirement_ids(examples.as_deref().unwrap_or(""))
                 .into_iter()
                 .collect();
             let missing: Vec<&str> = requirement_ids
@@ -527,9 +527,8 @@ fn requirement_trace(call: &Call<'_>) -> String {
         .artifacts
         .iter()
         .map(|artifact| {
-            let ids = text::ids(&artifact.content, "FR-")
+            let ids = text::requirement_ids(&artifact.content)
                 .into_iter()
-                .chain(text::ids(&artifact.content, "SC-"))
                 .collect();
             (artifact.name.as_str(), ids)
         })

@@ -169,10 +169,7 @@ pub(crate) fn review(call: &Call<'_>) -> String {
                     .map(|block| block.text.clone())
                     .take(12)
                     .collect();
-                let ids = text::ids(&output.output, "FR-")
-                    .into_iter()
-                    .chain(text::ids(&output.output, "SC-"))
-                    .collect::<Vec<_>>();
+                let ids = text::requirement_ids(&output.output);
                 for id in &requirement_ids {
                     if ids.contains(id) {
                         mentioned_by

@@ -89,8 +89,6 @@ const RULES: &[Rule] = &[
             "role",
             "admin",
             "admins",
-            "owner",
-            "owners",
             "authenticat",
             "authoriz",
             "access",

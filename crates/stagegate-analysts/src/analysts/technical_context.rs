@@ -34,7 +34,7 @@ impl ContextLine {
 
 /// Storage engines: proper names, matched case-sensitively so that "a redis-like cache" or
 /// "store it" state nothing.
-const STORAGE_NAMES: &[&str] = &[
+pub(crate) const STORAGE_NAMES: &[&str] = &[
     "PostgreSQL",
     "Postgres",
     "MySQL",
@@ -50,7 +50,8 @@ const STORAGE_NAMES: &[&str] = &[
 /// A value the existing plan states (not a template's `[e.g., …]` nor an open question).
 fn from_plan(feature: &Feature, key: &str) -> Option<(String, String)> {
     let plan = feature.plan.as_ref()?;
-    let value = plan.context(key)?.trim();
+    // A plan this pipeline wrote gives each value's source after it; the value is before.
+    let value = plan.context(key)?.split(" _(source:").next()?.trim();
     let placeholder = value.is_empty()
         || value.starts_with('[')
         || value.contains("NEEDS CLARIFICATION")

@@ -6,8 +6,7 @@
 //! single story every requirement is that story's. Otherwise, by key words: a requirement belongs to a story when they share at least two key words that are not
 //! common to every story (one, when the requirement has at most three key words), keeping the
 //! stories with at least half the best overlap. A task implements a requirement when it names
-//! the id, or shares at least two key words that occur in at most half of the requirements (one
-//! is enough when the task is labelled with a story the requirement was traced to).
+//! the id, or does its work: see [`coverage`].
 //! Matching by words is crude but deterministic and explainable: each match lists the words.
 
 use std::collections::{BTreeSet, HashMap};
@@ -44,10 +43,11 @@ fn cited_ids(spec: &Spec) -> Vec<BTreeSet<String>> {
     spec.stories
         .iter()
         .map(|story| {
-            let mut ids: BTreeSet<String> =
-                text::ids(&story.narrative, "FR-").into_iter().collect();
+            let mut ids: BTreeSet<String> = text::requirement_ids(&story.narrative)
+                .into_iter()
+                .collect();
             for scenario in &story.scenarios {
-                ids.extend(text::ids(&scenario.text, "FR-"));
+                ids.extend(text::requirement_ids(&scenario.text));
             }
             ids
         })
@@ -210,6 +210,8 @@ pub(crate) struct CoverageRow {
     pub(crate) summary: String,
     pub(crate) tasks: Vec<String>,
     pub(crate) by_id: bool,
+    /// The terms the matched tasks share with the requirement (empty when matched by id).
+    pub(crate) terms: Vec<String>,
 }
 
 impl Coverage {
@@ -221,9 +223,29 @@ impl Coverage {
         let covered = self.rows.iter().filter(|row| !row.tasks.is_empty()).count();
         covered as f64 * 100.0 / self.rows.len() as f64
     }
+
+    /// Whether the requirement with this id has a task.
+    pub(crate) fn covers(&self, id: &str) -> bool {
+        self.rows
+            .iter()
+            .any(|row| row.id == id && !row.tasks.is_empty())
+    }
 }
 
-/// Matches requirements to tasks (see the module documentation for the rule).
+/// Whether a task does a requirement's work, judged by the terms they share (see
+/// [`coverage`]): `shared` are all their common terms, `significant` those of them that few
+/// requirements use.
+fn does_the_work(shared: usize, significant: usize, same_story: bool, smaller_side: usize) -> bool {
+    (same_story && significant >= 1)
+        || significant >= 2
+        || (significant >= 1 && shared * 2 >= smaller_side)
+}
+
+/// Matches requirements to tasks by what the tasks do. A task covers a requirement when it
+/// names its id; else when they share terms (words, or character pairs of CJK text: see
+/// [`text::keywords`]) that at most half of the requirements use — one such term is enough
+/// for a task labelled with a story the requirement belongs to (`[US1]`), or when the shared
+/// terms are half of the smaller side's; two otherwise. No word list of any language decides.
 pub(crate) fn coverage(spec: &Spec, tasks: &[Task]) -> Coverage {
     let requirements: Vec<&Requirement> = spec
         .requirements
@@ -234,7 +256,7 @@ pub(crate) fn coverage(spec: &Spec, tasks: &[Task]) -> Coverage {
         .iter()
         .map(|requirement| text::keywords(&requirement.text))
         .collect();
-    // Document frequency: a word in more than half the requirements does not discriminate.
+    // Document frequency: a term in more than half the requirements does not discriminate.
     let mut frequency: HashMap<&str, usize> = HashMap::new();
     for words in &requirement_words {
         for word in words {
@@ -242,11 +264,17 @@ pub(crate) fn coverage(spec: &Spec, tasks: &[Task]) -> Coverage {
         }
     }
     let limit = (requirements.len() / 2).max(1);
-    // An index from word to the tasks holding it keeps this linear in the words.
-    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
-    for (position, task) in tasks.iter().enumerate() {
-        for word in text::keywords(&task.description) {
-            let postings = index.entry(word).or_default();
+    let significant =
+        |word: &str| requirements.len() <= 2 || frequency.get(word).copied().unwrap_or(0) <= limit;
+    let task_words: Vec<BTreeSet<String>> = tasks
+        .iter()
+        .map(|task| text::keywords(&task.description))
+        .collect();
+    // An index from term to the tasks holding it keeps this linear in the terms.
+    let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (position, words) in task_words.iter().enumerate() {
+        for word in words {
+            let postings = index.entry(word.as_str()).or_default();
             if postings.len() < 1_000 {
                 postings.push(position);
             }
@@ -266,42 +294,46 @@ pub(crate) fn coverage(spec: &Spec, tasks: &[Task]) -> Coverage {
     let mut rows = Vec::with_capacity(requirements.len());
     for ((requirement, words), trace) in requirements.iter().zip(&requirement_words).zip(&traces) {
         let stories: Vec<String> = trace.stories.iter().map(|story| story.label()).collect();
-        let mut by_id: Vec<usize> = by_requirement
+        let mut matched: Vec<usize> = by_requirement
             .get(requirement.id.as_str())
             .cloned()
             .unwrap_or_default();
-        let explicit = !by_id.is_empty();
+        let explicit = !matched.is_empty();
+        let mut terms: BTreeSet<&str> = BTreeSet::new();
         if !explicit {
-            let mut counts: HashMap<usize, usize> = HashMap::new();
+            let mut shared: HashMap<usize, Vec<&str>> = HashMap::new();
             for word in words {
-                if frequency.get(word.as_str()).copied().unwrap_or(0) > limit && limit > 1 {
-                    continue;
-                }
-                for task in index.get(word).into_iter().flatten() {
-                    *counts.entry(*task).or_default() += 1;
+                for task in index.get(word.as_str()).into_iter().flatten() {
+                    shared.entry(*task).or_default().push(word);
                 }
             }
-            by_id = counts
-                .into_iter()
-                .filter(|(task, count)| {
-                    let same_story = tasks[*task]
-                        .story
-                        .as_ref()
-                        .is_some_and(|label| stories.contains(label));
-                    *count >= 2 || (same_story && *count >= 1)
-                })
-                .map(|(task, _)| task)
-                .collect();
-            by_id.sort_unstable();
+            for (task, common) in shared {
+                let distinctive: Vec<&str> = common
+                    .iter()
+                    .copied()
+                    .filter(|word| significant(word))
+                    .collect();
+                let same_story = tasks[task]
+                    .story
+                    .as_ref()
+                    .is_some_and(|label| stories.contains(label));
+                let smaller_side = words.len().min(task_words[task].len());
+                if does_the_work(common.len(), distinctive.len(), same_story, smaller_side) {
+                    matched.push(task);
+                    terms.extend(distinctive);
+                }
+            }
+            matched.sort_unstable();
         }
-        for task in &by_id {
+        for task in &matched {
             task_used[*task] = true;
         }
         rows.push(CoverageRow {
             id: requirement.id.clone(),
             summary: text::summary(&requirement.text, 70),
-            tasks: by_id.iter().map(|task| tasks[*task].id.clone()).collect(),
+            tasks: matched.iter().map(|task| tasks[*task].id.clone()).collect(),
             by_id: explicit,
+            terms: terms.into_iter().take(6).map(str::to_owned).collect(),
         });
     }
     let unmapped = tasks
@@ -320,6 +352,51 @@ mod tests {
 
     const SPEC: &str = include_str!("../../../../examples/specs/001-team-photo-albums/spec.md");
     const TASKS: &str = include_str!("../../../../examples/specs/001-team-photo-albums/tasks.md");
+
+    fn fixture_coverage(spec: &str, tasks: &str) -> Vec<(String, Vec<String>)> {
+        let spec = Spec::parse(spec);
+        let tasks = TaskList::parse(tasks);
+        coverage(&spec, &tasks.tasks)
+            .rows
+            .into_iter()
+            .map(|row| (row.id, row.tasks))
+            .collect()
+    }
+
+    #[test]
+    fn tasks_that_do_the_work_cover_requirements_they_do_not_quote() {
+        let older = fixture_coverage(
+            include_str!("../../../stagegate/tests/fixtures/specs/older-template/spec.md"),
+            include_str!("../../../stagegate/tests/fixtures/specs/older-template/tasks.md"),
+        );
+        let tasks_of = |rows: &[(String, Vec<String>)], id: &str| {
+            rows.iter()
+                .find(|(row, _)| row == id)
+                .map(|(_, tasks)| tasks.join(","))
+                .unwrap_or_else(|| panic!("no row {id}"))
+        };
+        assert_eq!(tasks_of(&older, "FR-001"), "T003");
+        assert_eq!(tasks_of(&older, "FR-002"), "T003");
+        assert_eq!(tasks_of(&older, "FR-003"), "T004");
+        assert_eq!(tasks_of(&older, "FR-004"), "T005");
+        // The retention period is open: no task does it.
+        assert_eq!(tasks_of(&older, "FR-005"), "");
+        // Japanese: character pairs, not English words, match the tasks to the requirements.
+        let japanese = fixture_coverage(
+            include_str!("../../../stagegate/tests/fixtures/specs/japanese/spec.md"),
+            include_str!("../../../stagegate/tests/fixtures/specs/japanese/tasks.md"),
+        );
+        assert_eq!(tasks_of(&japanese, "FR-001"), "T001");
+        assert_eq!(tasks_of(&japanese, "FR-002"), "T002");
+        assert_eq!(tasks_of(&japanese, "FR-003"), "T003");
+        // A task sharing one common word with a requirement does not cover it.
+        let unrelated = fixture_coverage(
+            "## Requirements\n- **FR-001**: System MUST export invoices as PDF\n- **FR-002**: System MUST email invoices to customers\n- **FR-003**: System MUST archive paid invoices\n",
+            "- [x] T001 Archive old log files in ops/archive.sh\n",
+        );
+        assert_eq!(tasks_of(&unrelated, "FR-001"), "");
+        assert_eq!(tasks_of(&unrelated, "FR-002"), "");
+    }
 
     #[test]
     fn requirements_meet_their_stories() {

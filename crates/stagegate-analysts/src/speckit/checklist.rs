@@ -36,8 +36,7 @@ impl Checklist {
                     let Some(id) = text::leading_id(&plain, "CHK") else {
                         continue;
                     };
-                    let mut references = text::ids(&plain, "FR-");
-                    references.extend(text::ids(&plain, "SC-"));
+                    let references = text::requirement_ids(&plain);
                     checklist.items.push(ChecklistItem {
                         text: text::after_leading_id(&plain, &id),
                         id,

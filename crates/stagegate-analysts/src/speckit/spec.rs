@@ -98,6 +98,32 @@ pub struct Requirement {
     pub line: usize,
 }
 
+/// The prefix of the ids given, in order, to the requirements of a spec that numbers none
+/// (`DR-001`): a free-form spec's "must" sentences and requirement lists.
+pub const DERIVED_PREFIX: &str = "DR-";
+
+impl Requirement {
+    /// A functional requirement (`FR-###`, or one derived from a free-form spec), not a
+    /// success criterion.
+    pub fn is_functional(&self) -> bool {
+        !self.id.starts_with("SC-")
+    }
+
+    /// Whether its id was given by stagegate rather than written in the spec.
+    pub fn is_derived(&self) -> bool {
+        self.id.starts_with(DERIVED_PREFIX)
+    }
+
+    /// Where it is written: `spec.md:12`, or `derived from spec.md:12`.
+    pub fn source(&self) -> String {
+        if self.is_derived() {
+            format!("derived from spec.md:{}", self.line)
+        } else {
+            format!("spec.md:{}", self.line)
+        }
+    }
+}
+
 /// A key entity: `**Name**: description`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entity {
@@ -128,6 +154,9 @@ pub struct Placeholder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Section {
     Preamble,
+    /// The older template's `## Review & Acceptance Checklist`: its items are about the spec,
+    /// not requirements of the feature, even under `### Requirement Completeness`.
+    Checklist,
     Stories,
     EdgeCases,
     Requirements,
@@ -142,7 +171,10 @@ enum Section {
 fn section_of(heading: &str, level: u8, current: Section) -> Section {
     let key = heading.to_lowercase();
     let has = |words: &[&str]| words.iter().any(|word| key.contains(word));
-    if has(&["edge case", "エッジケース", "境界"]) {
+    if has(&["checklist", "チェックリスト"]) || (current == Section::Checklist && level >= 3)
+    {
+        Section::Checklist
+    } else if has(&["edge case", "エッジケース", "境界"]) {
         Section::EdgeCases
     } else if has(&["key entit", "エンティティ"]) || key == "entities" {
         Section::Entities
@@ -213,12 +245,15 @@ impl Spec {
             in_acceptance: false,
             headings: 0,
             seen_ids: Vec::new(),
+            obligations: Vec::new(),
         };
         for block in &document.blocks {
             reader.block(block);
         }
         let headings = reader.headings;
         let seen = std::mem::take(&mut reader.seen_ids);
+        let obligations = std::mem::take(&mut reader.obligations);
+        spec.derive_requirements(obligations);
         spec.finish(headings, seen);
         spec
     }
@@ -234,6 +269,45 @@ impl Spec {
     /// The feature's display name: the title, else the branch, else `None`.
     pub fn feature_name(&self) -> Option<String> {
         self.title.clone().or_else(|| self.branch.clone())
+    }
+
+    /// A spec that numbers no requirement gets numbered ones, in order, so that the plan and
+    /// QA have something to trace: the items under its requirement-like headings, else its
+    /// sentences that state an obligation (see [`states_obligation`]). Each keeps its line.
+    fn derive_requirements(&mut self, obligations: Vec<Located>) {
+        if !self.requirements.is_empty() {
+            return;
+        }
+        let sources = if self.unnumbered_requirements.is_empty() {
+            obligations
+        } else {
+            self.unnumbered_requirements.clone()
+        };
+        if sources.is_empty() {
+            return;
+        }
+        self.requirements = sources
+            .into_iter()
+            .enumerate()
+            .map(|(index, located)| Requirement {
+                id: format!("{DERIVED_PREFIX}{:03}", index + 1),
+                text: located.text,
+                line: located.line,
+            })
+            .collect();
+        let lines: Vec<String> = self
+            .requirements
+            .iter()
+            .map(|requirement| requirement.line.to_string())
+            .collect();
+        push_note(
+            &mut self.notes,
+            format!(
+                "no `FR-###` ids: {} requirements were numbered in order as {DERIVED_PREFIX}001… from lines {}",
+                self.requirements.len(),
+                text::truncate(&lines.join(", "), 120)
+            ),
+        );
     }
 
     fn finish(&mut self, headings: usize, seen: Vec<(String, usize)>) {
@@ -321,6 +395,8 @@ struct Reader<'a> {
     headings: usize,
     /// Every id definition with its line, for duplicate detection.
     seen_ids: Vec<(String, usize)>,
+    /// Sentences outside the stories that state an obligation, for a spec without ids.
+    obligations: Vec<Located>,
 }
 
 impl Reader<'_> {
@@ -331,8 +407,11 @@ impl Reader<'_> {
         let mut requirement_id = None;
         match &block.kind {
             BlockKind::Heading { level } => self.heading(*level, &block.text, block.line),
-            BlockKind::Item { .. } => requirement_id = self.item(&block.text, block.line),
-            BlockKind::Paragraph => self.paragraph(&block.text),
+            BlockKind::Item { checkbox: Some(_) } if self.section == Section::Checklist => {}
+            BlockKind::Item { checkbox } => {
+                requirement_id = self.item(&block.text, block.line, checkbox.is_some());
+            }
+            BlockKind::Paragraph => self.paragraph(&block.text, block.line),
             BlockKind::TableRow | BlockKind::Rule | BlockKind::Code => {}
         }
         self.markers(&block.text, block.line, requirement_id);
@@ -408,7 +487,10 @@ impl Reader<'_> {
             if self.spec.title.is_none() {
                 let title = plain
                     .split_once(':')
-                    .filter(|(head, _)| head.to_lowercase().contains("specification"))
+                    .or_else(|| plain.split_once('：'))
+                    .filter(|(head, _)| {
+                        head.to_lowercase().contains("specification") || head.contains("仕様")
+                    })
                     .map_or(plain.as_str(), |(_, rest)| rest)
                     .trim();
                 if !title.is_empty() {
@@ -468,7 +550,7 @@ impl Reader<'_> {
     }
 
     /// Reads a list item; returns the requirement id it defines, if any.
-    fn item(&mut self, raw: &str, line: usize) -> Option<String> {
+    fn item(&mut self, raw: &str, line: usize, checkbox: bool) -> Option<String> {
         let plain = markdown::plain(raw);
         for prefix in ["FR-", "SC-"] {
             if let Some(id) = text::leading_id(raw, prefix) {
@@ -502,7 +584,8 @@ impl Reader<'_> {
                 }
             }
             Section::EdgeCases => self.spec.edge_cases.push(located),
-            Section::Requirements if !plain.is_empty() => {
+            // A checkbox under a requirements heading is a checklist's item, not a requirement.
+            Section::Requirements if !plain.is_empty() && !checkbox => {
                 self.spec.unnumbered_requirements.push(located);
             }
             Section::Entities => {
@@ -523,12 +606,31 @@ impl Reader<'_> {
             }
             Section::Assumptions => self.spec.assumptions.push(located),
             Section::Clarifications => self.spec.clarifications.push(located),
-            _ => {}
+            _ => self.obligations_in(&plain, line),
         }
         None
     }
 
-    fn paragraph(&mut self, raw: &str) {
+    /// Collects the sentences of a block outside the stories, edge cases, success criteria,
+    /// assumptions and checklists that state an obligation.
+    fn obligations_in(&mut self, plain: &str, line: usize) {
+        if !matches!(self.section, Section::Preamble | Section::Other)
+            || self.obligations.len() >= 1_000
+        {
+            return;
+        }
+        for sentence in plain.split_inclusive(['.', '。', '!', '！', ';']) {
+            let sentence = sentence.trim();
+            if states_obligation(sentence) {
+                self.obligations.push(Located {
+                    text: sentence.to_owned(),
+                    line,
+                });
+            }
+        }
+    }
+
+    fn paragraph(&mut self, raw: &str, line: usize) {
         let label = markdown::bold_label(raw);
         if (self.section == Section::Preamble || self.spec.stories.is_empty())
             && let Some((name, value)) = &label
@@ -569,6 +671,9 @@ impl Reader<'_> {
         {
             self.spec.description = Some(markdown::plain(raw));
         }
+        if label.is_none() {
+            self.obligations_in(&markdown::plain(raw), line);
+        }
         if self.section != Section::Stories {
             return;
         }
@@ -596,6 +701,18 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// Whether a sentence states an obligation: an RFC 2119 verb (`must`, `shall`, `should`,
+/// `required`) as a whole word, or a Japanese obligation ending (`なければならない`, `必要がある`).
+fn states_obligation(sentence: &str) -> bool {
+    let lower = sentence.to_lowercase();
+    ["must", "shall", "should", "required"]
+        .iter()
+        .any(|word| text::contains_word(&lower, word))
+        || ["なければならない", "必要がある", "べきである"]
+            .iter()
+            .any(|ending| sentence.contains(ending))
 }
 
 /// `Acceptance Scenarios`, `受け入れシナリオ`.
@@ -721,6 +838,72 @@ mod tests {
         assert_eq!(spec.stories[0].scenarios.len(), 2);
         assert!(spec.stories[0].narrative.contains("clerk exports"));
         assert!(spec.open_questions.is_empty(), "{:?}", spec.open_questions);
+    }
+
+    const FREE_FORM: &str =
+        include_str!("../../../stagegate/tests/fixtures/specs/free-form/spec.md");
+    const OLDER: &str =
+        include_str!("../../../stagegate/tests/fixtures/specs/older-template/spec.md");
+
+    #[test]
+    fn a_spec_without_ids_gets_numbered_requirements_that_say_where_they_came_from() {
+        let spec = Spec::parse(FREE_FORM);
+        let derived: Vec<(&str, usize)> = spec
+            .requirements
+            .iter()
+            .map(|requirement| (requirement.id.as_str(), requirement.line))
+            .collect();
+        assert_eq!(
+            derived,
+            vec![
+                ("DR-001", 10),
+                ("DR-002", 11),
+                ("DR-003", 12),
+                ("DR-004", 13)
+            ]
+        );
+        assert!(
+            spec.requirements[3]
+                .text
+                .starts_with("Never send a reminder")
+        );
+        assert_eq!(spec.requirements[0].source(), "derived from spec.md:10");
+        assert!(spec.requirements.iter().all(Requirement::is_functional));
+        // Without a requirements heading, the sentences that state an obligation are used.
+        let prose = Spec::parse(
+            "# Export\n\n## Overview\n\nClerks export orders. The export must include refunds; it should finish overnight.\n\n料金は毎月更新しなければならない。\n",
+        );
+        let texts: Vec<&str> = prose.requirements.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec![
+                "The export must include refunds;",
+                "it should finish overnight.",
+                "料金は毎月更新しなければならない。"
+            ]
+        );
+        // A spec with ids is never renumbered.
+        assert!(
+            Spec::parse(OLDER)
+                .requirements
+                .iter()
+                .all(|r| !r.is_derived())
+        );
+    }
+
+    #[test]
+    fn the_older_templates_checklist_is_not_requirements() {
+        let spec = Spec::parse(OLDER);
+        assert!(
+            spec.unnumbered_requirements.is_empty(),
+            "{:?}",
+            spec.unnumbered_requirements
+        );
+        assert!(
+            spec.open_questions
+                .iter()
+                .all(|q| q.requirement.as_deref() == Some("FR-005"))
+        );
     }
 
     #[test]

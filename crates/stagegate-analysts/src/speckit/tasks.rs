@@ -9,6 +9,10 @@ use crate::text;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskList {
     pub tasks: Vec<Task>,
+    /// How many tasks the file holds, and how many of them are checked: counted before any
+    /// bound on what is analyzed, so that a report's counts are the file's.
+    pub total: usize,
+    pub checked: usize,
     pub phases: Vec<TaskPhase>,
     pub notes: Vec<String>,
 }
@@ -89,6 +93,8 @@ impl TaskList {
             list.notes
                 .push("no tasks (`- [ ] T001 description`) were found".to_owned());
         }
+        list.total = list.tasks.len();
+        list.checked = list.tasks.iter().filter(|task| task.done).count();
         list
     }
 
@@ -125,8 +131,7 @@ fn task(raw: &str, checkbox: Option<bool>, line: usize) -> Option<Task> {
         rest = rest[inner_end + 2..].trim_start();
     }
     let description = rest.to_owned();
-    let mut requirements = text::ids(&description, "FR-");
-    requirements.extend(text::ids(&description, "SC-"));
+    let requirements = text::requirement_ids(&description);
     let depends_on = text::ids(&description, "T")
         .into_iter()
         .filter(|other| other != &id)
@@ -196,6 +201,16 @@ mod tests {
         );
         assert!(!list.all_done());
         assert!(list.notes.is_empty(), "{:?}", list.notes);
+    }
+
+    #[test]
+    fn the_counts_are_the_files_tasks_whatever_their_list_markers() {
+        let list = TaskList::parse(
+            "# Tasks\n\n<!--\n  Example:\n- [ ] T900 Sample task from the template\n-->\n\n- [x] T001 Done\n* [X] T002 Done too\n1. [ ] T003 Open\n  - [x] T004 Nested and done\n\n```text\n- [ ] T901 In a code block\n```\n<!-- - [ ] T902 one-line comment -->\n",
+        );
+        let ids: Vec<&str> = list.tasks.iter().map(|task| task.id.as_str()).collect();
+        assert_eq!(ids, vec!["T001", "T002", "T003", "T004"]);
+        assert_eq!((list.checked, list.total), (3, 4));
     }
 
     #[test]

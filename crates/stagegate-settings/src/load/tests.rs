@@ -178,7 +178,10 @@ fn defaults_hold_the_built_in_pipeline() {
     assert_eq!(prep.reviewer, "integration-reviewer-b");
     assert_eq!(prep.synthesizer, "lead-synthesizer-b");
     assert_eq!(prep.required, strings(&["implementation_plan.md"]));
-    assert_eq!(prep.optional, strings(&["test_fixtures/", "api_mocks/"]));
+    assert_eq!(
+        prep.optional,
+        strings(&["tasks.md", "test_fixtures/", "api_mocks/"])
+    );
     assert_eq!(prep.inputs, strings(&["spec.md", "plan.md"]));
     assert_eq!(
         prep.question,

@@ -12,12 +12,14 @@
 //! (see [`template`]); without one, the writers' own layout is kept byte for byte.
 
 mod data_model;
+mod feedback_answers;
 mod implementation_plan;
 mod optional;
 mod plan;
 mod planning_summary;
 mod quality_report;
 mod research;
+mod tasks;
 mod template;
 
 pub(crate) use research::options;
@@ -45,14 +47,23 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         "data-model.md" => data_model::write(call),
         "implementation_plan.md" => implementation_plan::write(call),
         "quality_report.md" => quality_report::write(call),
+        "tasks.md" => match tasks::write(call) {
+            skip if skip == tasks::SKIP => return skip,
+            written => written,
+        },
         "coverage_report.html" => return optional::coverage_html(call),
         "security_scan.json" => return optional::security_json(call),
         _ => generic(call, &artifact),
     };
     if artifact.ends_with(".md") {
         out = with_section(out, &assumptions_and_examples(call));
-        // The project's own spec-kit template of the artifact, when given, sets the headings.
-        if let Some(source) = call.feature.template(&artifact) {
+        // The project's own spec-kit template of the artifact, when given, sets the headings
+        // (tasks.md is already in the form of spec-kit's tasks template, phases and all).
+        if let Some(source) = call
+            .feature
+            .template(&artifact)
+            .filter(|_| base_name(&artifact) != "tasks.md")
+        {
             out = template::follow(
                 &out,
                 &Template::parse(source),
@@ -61,48 +72,10 @@ pub(crate) fn write(call: &Call<'_>) -> String {
             );
         }
     }
-    let revisions = revisions(call, &out);
+    let revisions = feedback_answers::revisions(call, &out);
     out.push_str(&revisions);
-    let answers = review_comments(call, &out);
+    let answers = feedback_answers::review_comments(call, &out);
     out.push_str(&answers);
-    out
-}
-
-/// `## Review comments`: each of a person's line comments, numbered as the prompt numbers
-/// them, with what this rework did about it. The built-in synthesizer writes from the spec and
-/// the agents' findings and cannot follow free text, so it says so rather than claim a change.
-fn review_comments(call: &Call<'_>, written: &str) -> String {
-    let comments = &call.materials().comments;
-    if comments.is_empty() {
-        return String::new();
-    }
-    let spec = &call.feature.spec;
-    let mut out = String::from("## Review comments\n\n");
-    for (index, comment) in comments.iter().enumerate() {
-        out.push_str(&format!(
-            "{}. `{}`: {}\n\n",
-            index + 1,
-            comment.location(),
-            text::truncate(comment.comment.trim(), 300)
-        ));
-        let mut ids = text::ids(&comment.comment, "FR-");
-        ids.extend(text::ids(&comment.comment, "SC-"));
-        let traced: Vec<&str> = ids
-            .iter()
-            .filter(|id| spec.requirement(id).is_some() && written.contains(id.as_str()))
-            .map(String::as_str)
-            .collect();
-        let still_there =
-            !comment.quoted.trim().is_empty() && written.contains(comment.quoted.as_str());
-        let answer = if !traced.is_empty() {
-            format!("{} traced in this artifact.", traced.join(", "))
-        } else if still_there {
-            "Not changed: the built-in synthesizer writes this artifact from the spec and the agents' findings and cannot follow a free-text comment; the lines are as they were. Edit them yourself (`stagegate modify RUN` opens $EDITOR) or use a model-backed synthesizer.".to_owned()
-        } else {
-            "The lines it named were regenerated from the spec and read differently now; the built-in synthesizer did not follow the comment's words themselves, so check the new version.".to_owned()
-        };
-        out.push_str(&format!("   {answer}\n\n"));
-    }
     out
 }
 
@@ -203,64 +176,6 @@ pub(crate) fn sources(call: &Call<'_>) -> String {
             out.push_str("Review notes taken into account:\n\n");
             out.push_str(&report::bullets(&notes, ""));
         }
-    }
-    out
-}
-
-/// `## Revisions`: each feedback point quoted, with what this artifact, as written, does about
-/// it. The built-in synthesizer derives every artifact from the inputs alone, so it claims
-/// only what it can check in `written`: which requirement ids appear in it. Anything else is
-/// said to be unchanged, with how the person can make the change.
-fn revisions(call: &Call<'_>, written: &str) -> String {
-    let Some(feedback) = call.materials().feedback.as_deref() else {
-        return String::new();
-    };
-    // QA's own feedback lists its problems in a section; a person's is free text.
-    let problems = section_items(feedback, "Problems");
-    let points: Vec<&str> = if problems.is_empty() {
-        feedback
-            .lines()
-            .map(|line| line.trim().trim_start_matches(['-', '*', '•']).trim())
-            .filter(|line| {
-                !line.is_empty()
-                    && !line.starts_with(['#', '|', '_'])
-                    && !line.starts_with("VERDICT")
-            })
-            .take(50)
-            .collect()
-    } else {
-        problems.iter().map(String::as_str).take(50).collect()
-    };
-    if points.is_empty() {
-        return String::new();
-    }
-    let spec = &call.feature.spec;
-    let mut out = String::from("## Revisions\n\n");
-    out.push_str("_The built-in synthesizer writes this artifact from the spec-kit inputs alone: feedback changes nothing in it but this section. Each point says what the artifact, as written, does about it._\n\n");
-    for point in points {
-        out.push_str(&format!("> {point}\n\n"));
-        let mut ids = text::ids(point, "FR-");
-        ids.extend(text::ids(point, "SC-"));
-        let mut parts = Vec::new();
-        for id in &ids {
-            let defined = spec.requirement(id).is_some()
-                || spec
-                    .success_criteria
-                    .iter()
-                    .any(|criterion| &criterion.id == id);
-            let present = written.matches(id.as_str()).count() > 0;
-            parts.push(match (defined, present) {
-                (false, _) => format!("{id} is not defined in spec.md, so it is not in this artifact"),
-                (true, true) => format!("{id} appears in this artifact (as spec.md defines it)"),
-                (true, false) => format!("{id} does not appear in this artifact: the built-in synthesizer cannot add it; edit the artifact or link it in spec.md"),
-            });
-        }
-        let response = if parts.is_empty() {
-            "Not changed: the built-in synthesizer cannot apply free-text feedback. Edit the artifact (`stagegate modify RUN` without `--feedback` opens it in your editor), or change spec.md and run the stage again.".to_owned()
-        } else {
-            parts.join("; ")
-        };
-        out.push_str(&format!("Result: {response}\n\n"));
     }
     out
 }

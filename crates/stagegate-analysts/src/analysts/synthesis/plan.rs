@@ -101,15 +101,19 @@ pub(crate) fn write(call: &Call<'_>) -> String {
         "{directory}\n    plan.md\n    research.md\n    data-model.md\n    contracts/\n    tasks.md\n```\n\n### Source Code (repository root)\n\n"
     ));
     let (paths, origin) = core_implementation::layout(feature);
-    out.push_str(match origin {
-        LayoutOrigin::Plan => "As in the existing plan:\n\n",
-        LayoutOrigin::Tasks => "From the paths tasks.md names:\n\n",
-        LayoutOrigin::Derived => "Derived from the stories and entities:\n\n",
-    });
-    out.push_str(&format!(
-        "```text\n{}\n```\n\n",
-        core_implementation::tree(&paths)
-    ));
+    match origin {
+        LayoutOrigin::Plan => out.push_str("As in the existing plan:\n\n"),
+        LayoutOrigin::Tasks => out.push_str("From the paths tasks.md names:\n\n"),
+        // A layout made up from the stories' words would be a guess that prep's tasks then
+        // take as the plan's: ask instead.
+        LayoutOrigin::Derived => out.push_str("NEEDS CLARIFICATION: no input names the source layout (no Project Structure in an existing plan.md, no file paths in tasks.md). Write the directory tree here before approving: prep's tasks take their file paths from it.\n\n"),
+    }
+    if !matches!(origin, LayoutOrigin::Derived) {
+        out.push_str(&format!(
+            "```text\n{}\n```\n\n",
+            core_implementation::tree(&paths)
+        ));
+    }
 
     out.push_str("## Architecture\n\n");
     let rows: Vec<Vec<String>> = components

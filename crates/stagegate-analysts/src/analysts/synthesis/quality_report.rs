@@ -35,13 +35,13 @@ pub(crate) fn analysis_point(feature: &crate::speckit::Feature) -> String {
         }
         Some(list) if list.tasks.is_empty() => "tasks.md lists no tasks".to_owned(),
         Some(list) => {
-            let total = list.tasks.len();
-            let open = list.tasks.iter().filter(|task| !task.done).count();
+            let (total, checked) = (list.total, list.checked);
+            let open = total - checked;
             if open == 0 {
                 format!("after implementation — all {total} tasks in tasks.md are checked")
             } else {
                 format!(
-                    "after tasks, before implementation (as `/speckit.analyze`) — {open} of {total} tasks in tasks.md are open"
+                    "after tasks, before implementation (as `/speckit.analyze`) — {open} of {total} tasks in tasks.md are open, {checked} checked"
                 )
             }
         }
