@@ -85,6 +85,13 @@ impl Worker {
             child: repo.spawn(&["worker", "--temporal", &server.address]),
         }
     }
+
+    /// A worker whose attempts are recorded under `name`.
+    pub fn named(repo: &TestRepo, server: &DevServer, name: &str) -> Self {
+        Worker {
+            child: repo.spawn(&["worker", "--temporal", &server.address, "--name", name]),
+        }
+    }
 }
 
 impl Worker {
