@@ -7,14 +7,11 @@
 //! coordinator that takes a lost one's stage over starts the same ids again and is given the
 //! attempts already running or finished instead of new ones.
 
-use std::time::Duration;
-
-use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{ActivityOptions, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{WorkflowContext, WorkflowResult};
 
+use crate::activity_options::heartbeating;
 use crate::attempt_activity::{AttemptActivities, AttemptAnswer, AttemptTask};
-use crate::stage_workflow::HEARTBEAT_TIMEOUT;
 
 /// Runs of an attempt's activity: each lost worker costs one. The attempt's own failures never
 /// fail the activity (they are in its answer), so this retries lost workers only.
@@ -31,15 +28,7 @@ impl AttemptWorkflow {
         context: &mut WorkflowContext<Self>,
         task: AttemptTask,
     ) -> WorkflowResult<AttemptAnswer> {
-        let options =
-            ActivityOptions::with_start_to_close_timeout(Duration::from_millis(task.limit_ms))
-                .heartbeat_timeout(HEARTBEAT_TIMEOUT)
-                .retry_policy(
-                    RetryPolicy::builder()
-                        .maximum_attempts(MAX_ACTIVITY_RUNS)
-                        .build(),
-                )
-                .build();
+        let options = heartbeating(task.limit_ms, MAX_ACTIVITY_RUNS);
         let answer = context
             .execute_activity(AttemptActivities::run_attempt, task, options)
             .await?;

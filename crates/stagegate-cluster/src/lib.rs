@@ -7,6 +7,7 @@
 //! `StageExecutor` that a worker runs. Without the `temporal` feature the crate is empty.
 #![cfg(feature = "temporal")]
 
+mod activity_options;
 mod address;
 mod attempt_activity;
 mod attempt_dispatch;

@@ -14,6 +14,8 @@ mod harness;
 mod dev_server;
 #[path = "cluster/failover.rs"]
 mod failover;
+#[path = "cluster/modify.rs"]
+mod modify;
 #[path = "cluster/payload_limit.rs"]
 mod payload_limit;
 #[path = "cluster/routing.rs"]

@@ -12,9 +12,8 @@ use stagegate_engine::backend::{
 };
 use stagegate_engine::event::AgentFailure;
 use stagegate_engine::line_comment::LineComment;
-use stagegate_engine::prompt::AgentOutputView;
 
-use super::wire::named;
+use super::wire::{named, output_triples, output_views, text_pairs};
 
 /// Where an attempt's backend comes from: the run's settings, as the stage's request carried
 /// them. The same for every attempt of a stage (a worker builds its backends once per origin).
@@ -61,13 +60,6 @@ pub struct MaterialsWire {
     pub discovery: Option<String>,
 }
 
-fn pairs(texts: &[stagegate_engine::prompt::NamedText]) -> Vec<(String, String)> {
-    texts
-        .iter()
-        .map(|text| (text.name.clone(), text.content.clone()))
-        .collect()
-}
-
 impl MaterialsWire {
     pub fn from_materials(materials: &CallMaterials) -> Self {
         MaterialsWire {
@@ -75,16 +67,12 @@ impl MaterialsWire {
             role: materials.role.clone(),
             task: materials.task.clone(),
             required: materials.required.clone(),
-            inputs: pairs(&materials.inputs),
-            outputs: materials
-                .outputs
-                .iter()
-                .map(|view| (view.agent.clone(), view.role.clone(), view.output.clone()))
-                .collect(),
+            inputs: text_pairs(&materials.inputs),
+            outputs: output_triples(&materials.outputs),
             failures: materials.failures.clone(),
             review: materials.review.clone(),
             artifact: materials.artifact.clone(),
-            artifacts: pairs(&materials.artifacts),
+            artifacts: text_pairs(&materials.artifacts),
             feedback: materials.feedback.clone(),
             comments: materials.comments.clone(),
             previous: materials.previous.clone(),
@@ -100,15 +88,7 @@ impl MaterialsWire {
             task: self.task,
             required: self.required,
             inputs: Arc::new(named(self.inputs)),
-            outputs: self
-                .outputs
-                .into_iter()
-                .map(|(agent, role, output)| AgentOutputView {
-                    agent,
-                    role,
-                    output,
-                })
-                .collect(),
+            outputs: output_views(self.outputs),
             failures: self.failures,
             review: self.review,
             artifact: self.artifact,

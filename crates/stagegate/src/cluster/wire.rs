@@ -134,18 +134,10 @@ pub struct ProductWire {
 impl ProductWire {
     pub fn from_product(product: &StageProduct) -> Self {
         ProductWire {
-            outputs: product
-                .outputs
-                .iter()
-                .map(|view| (view.agent.clone(), view.role.clone(), view.output.clone()))
-                .collect(),
+            outputs: output_triples(&product.outputs),
             failures: product.failures.clone(),
             review: product.review.clone(),
-            artifacts: product
-                .artifacts
-                .iter()
-                .map(|artifact| (artifact.name.clone(), artifact.content.clone()))
-                .collect(),
+            artifacts: text_pairs(&product.artifacts),
             verdict: product.verdict,
             qa_feedback: product.qa_feedback.clone(),
             iterations: product.iterations,
@@ -161,15 +153,7 @@ impl ProductWire {
 
     pub fn into_product(self) -> StageProduct {
         StageProduct {
-            outputs: self
-                .outputs
-                .into_iter()
-                .map(|(agent, role, output)| AgentOutputView {
-                    agent,
-                    role,
-                    output,
-                })
-                .collect(),
+            outputs: output_views(self.outputs),
             failures: self.failures,
             review: self.review,
             artifacts: named(self.artifacts),
@@ -183,6 +167,33 @@ impl ProductWire {
                 .collect(),
         }
     }
+}
+
+/// Agents' outputs as (agent, role, output), and back.
+pub fn output_triples(views: &[AgentOutputView]) -> Vec<(String, String, String)> {
+    views
+        .iter()
+        .map(|view| (view.agent.clone(), view.role.clone(), view.output.clone()))
+        .collect()
+}
+
+pub fn output_views(triples: Vec<(String, String, String)>) -> Vec<AgentOutputView> {
+    triples
+        .into_iter()
+        .map(|(agent, role, output)| AgentOutputView {
+            agent,
+            role,
+            output,
+        })
+        .collect()
+}
+
+/// Named texts as (name, content), and back ([`named`]).
+pub fn text_pairs(texts: &[NamedText]) -> Vec<(String, String)> {
+    texts
+        .iter()
+        .map(|text| (text.name.clone(), text.content.clone()))
+        .collect()
 }
 
 pub fn named(pairs: Vec<(String, String)>) -> Vec<NamedText> {

@@ -61,6 +61,26 @@ impl DevServer {
     }
 }
 
+impl DevServer {
+    /// What a stage's workflow shows (its `view` query): phase, round, decision.
+    pub fn gate_view(&self, run_id: &str, stage: &str) -> serde_json::Value {
+        let output = Command::new(temporal_cli())
+            .args(["workflow", "query", "--address", &self.address])
+            .args(["--workflow-id", &format!("stagegate-{run_id}-{stage}")])
+            .args(["--name", "view", "--output", "json"])
+            .output()
+            .expect("run temporal workflow query");
+        assert!(
+            output.status.success(),
+            "the query failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let answer: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("the query answers JSON");
+        answer["queryResult"][0].clone()
+    }
+}
+
 impl Drop for DevServer {
     fn drop(&mut self) {
         stop(&mut self.child);

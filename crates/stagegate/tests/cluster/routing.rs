@@ -5,8 +5,10 @@
 use std::collections::BTreeSet;
 
 use crate::dev_server::{DevServer, Worker};
-use crate::harness::{EXIT_AWAITING_DECISION, EXIT_DONE, EXIT_USAGE, FEATURE, TestRepo};
-use crate::spread::{AGENTS, agent_names, attempt_workers, with_agents};
+use crate::harness::{EXIT_DONE, EXIT_USAGE, FEATURE, TestRepo};
+use crate::spread::{
+    AGENTS, agent_names, attempt_workers, run_plan_to_gate_on, with_agents, workers_where,
+};
 
 #[test]
 fn cli_agents_run_only_on_workers_with_the_checkout_and_the_others_anywhere() {
@@ -33,30 +35,16 @@ fn cli_agents_run_only_on_workers_with_the_checkout_and_the_others_anywhere() {
             &checkout,
         ]),
     };
-    let run_id = repo
-        .run(&["run", "plan", "--no-input", "--temporal", &server.address])
-        .expect_code(EXIT_AWAITING_DECISION)
-        .run_id();
+    let run_id = run_plan_to_gate_on(&repo, &server);
 
     let workers = attempt_workers(&repo, &run_id);
-    let cli_attempts: Vec<_> = workers
-        .iter()
-        .filter(|((phase, ..), _)| phase != "agent")
-        .collect();
-    assert!(!cli_attempts.is_empty(), "{workers:#?}");
-    assert!(
-        cli_attempts
-            .iter()
-            .all(|(_, worker)| worker.as_str() == "with-checkout"),
-        "a CLI agent ran on a worker without the checkout: {workers:#?}"
-    );
-    let mock_workers: BTreeSet<&str> = workers
-        .iter()
-        .filter(|((phase, ..), _)| phase == "agent")
-        .map(|(_, worker)| worker.as_str())
-        .collect();
     assert_eq!(
-        mock_workers,
+        workers_where(&workers, |phase| phase != "agent"),
+        BTreeSet::from(["with-checkout"]),
+        "CLI agents (review, synthesis, QA) ran on a worker without the checkout: {workers:#?}"
+    );
+    assert_eq!(
+        workers_where(&workers, |phase| phase == "agent"),
         BTreeSet::from(["plain", "with-checkout"]),
         "mock agents should go to any worker: {workers:#?}"
     );

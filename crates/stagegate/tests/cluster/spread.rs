@@ -46,6 +46,22 @@ fn mock_stage_repo(latency: &str) -> TestRepo {
 /// Which worker ran each attempt: by (phase, agent, artifact or `-`, attempt).
 pub type AttemptWorkers = BTreeMap<(String, String, String, u64), String>;
 
+/// `stagegate run plan` on the cluster of `server`, to its gate: the run's id.
+pub fn run_plan_to_gate_on(repo: &TestRepo, server: &DevServer) -> String {
+    repo.run(&["run", "plan", "--no-input", "--temporal", &server.address])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .run_id()
+}
+
+/// The workers that ran the attempts of the phases `keep` keeps.
+pub fn workers_where(workers: &AttemptWorkers, keep: impl Fn(&str) -> bool) -> BTreeSet<&str> {
+    workers
+        .iter()
+        .filter(|((phase, ..), _)| keep(phase))
+        .map(|(_, worker)| worker.as_str())
+        .collect()
+}
+
 /// The run's `attempt-workers.jsonl`: the worker of each attempt, by (phase, agent, artifact,
 /// attempt).
 pub fn attempt_workers(repo: &TestRepo, run_id: &str) -> AttemptWorkers {
@@ -73,23 +89,13 @@ fn both_workers_run_attempts_of_one_stage_and_the_run_says_which_ran_each() {
     let server = DevServer::start();
     let _one = Worker::named(&repo, &server, "worker-one");
     let _two = Worker::named(&repo, &server, "worker-two");
-    let run_id = repo
-        .run(&["run", "plan", "--no-input", "--temporal", &server.address])
-        .expect_code(EXIT_AWAITING_DECISION)
-        .run_id();
+    let run_id = run_plan_to_gate_on(&repo, &server);
 
     let workers = attempt_workers(&repo, &run_id);
-    let role_attempts: Vec<_> = workers
-        .iter()
-        .filter(|((phase, ..), _)| phase == "agent")
-        .collect();
-    assert_eq!(role_attempts.len(), AGENTS, "{workers:#?}");
-    let used: BTreeSet<&str> = role_attempts
-        .iter()
-        .map(|(_, worker)| worker.as_str())
-        .collect();
+    let role_attempts = workers.keys().filter(|(phase, ..)| phase == "agent");
+    assert_eq!(role_attempts.count(), AGENTS, "{workers:#?}");
     assert_eq!(
-        used,
+        workers_where(&workers, |phase| phase == "agent"),
         BTreeSet::from(["worker-one", "worker-two"]),
         "both workers should have run role agents: {workers:#?}"
     );
@@ -132,23 +138,7 @@ fn a_killed_worker_s_attempts_finish_on_the_other_and_no_finished_attempt_runs_a
     let args = ["run", "plan", "--no-input", "--temporal", &server.address];
     let run = repo.spawn(&args);
 
-    wait_until(
-        Duration::from_secs(60),
-        "the quick agents to finish and the slow ones to start",
-        || {
-            let calls = repo.calls();
-            let finished = quick.iter().all(|agent| {
-                calls
-                    .of_agent("agent", agent)
-                    .iter()
-                    .any(|call| call.end.is_some())
-            });
-            let started = slow
-                .iter()
-                .all(|agent| !calls.of_agent("agent", agent).is_empty());
-            (finished && started).then_some(())
-        },
-    );
+    wait_for_quick_and_slow(&repo, quick, slow);
     // The worker running the first slow agent dies: at least that agent is lost mid-answer.
     let agent_pids = processes_of_agent(&repo, &slow[0]);
     let victim = (0..workers.len())
@@ -208,6 +198,27 @@ fn a_killed_worker_s_attempts_finish_on_the_other_and_no_finished_attempt_runs_a
     );
     repo.run(&["approve", &run_id]).expect_code(EXIT_DONE);
     assert!(repo.exists(&format!("{FEATURE}/plan.md")));
+}
+
+/// Waits until every `quick` fake agent has answered and every `slow` one has started.
+pub fn wait_for_quick_and_slow<Name: AsRef<str>>(repo: &TestRepo, quick: &[Name], slow: &[Name]) {
+    wait_until(
+        Duration::from_secs(60),
+        "the quick agents to finish and the slow ones to start",
+        || {
+            let calls = repo.calls();
+            let finished = quick.iter().all(|agent| {
+                calls
+                    .of_agent("agent", agent.as_ref())
+                    .iter()
+                    .any(|call| call.end.is_some())
+            });
+            let started = slow
+                .iter()
+                .all(|agent| !calls.of_agent("agent", agent.as_ref()).is_empty());
+            (finished && started).then_some(())
+        },
+    );
 }
 
 /// The processes of the fake agent `agent` of `repo` now running (found by their environment).
