@@ -3,9 +3,9 @@
 //! Why a workflow and not an activity of the stage's workflow: the coordinator is itself an
 //! activity (it runs the engine, whose loop is not deterministic workflow code), and an activity
 //! cannot schedule activities. A workflow can be started from anywhere with a client, and its id
-//! is the attempt's (`stagegate-{run}-{stage}-{phase}-{agent}-{artifact}-{attempt}`): a
-//! coordinator that takes a lost one's stage over starts the same ids again and is given the
-//! attempts already running or finished instead of new ones.
+//! is the attempt's (`stagegate-{run}-{stage}-{phase}-{agent}-{artifact}-{attempt}-{stage's
+//! workflow run}`): a coordinator that takes a lost one's stage over starts the same ids again
+//! and is given the attempts already running or finished instead of new ones.
 
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{WorkflowContext, WorkflowResult};

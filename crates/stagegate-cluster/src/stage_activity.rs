@@ -61,7 +61,12 @@ impl StageActivities {
         context: ActivityContext,
         task: StageTask,
     ) -> Result<StageAnswer, ActivityError> {
-        let attempts = AttemptDispatcher::new(context.client(), context.info().task_queue.clone());
+        let info = context.info();
+        let attempts = AttemptDispatcher::new(
+            context.client(),
+            info.task_queue.clone(),
+            info.workflow_run_id.clone().unwrap_or_default(),
+        );
         let mut work = self.executor.run_stage(task, attempts);
         let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
         loop {

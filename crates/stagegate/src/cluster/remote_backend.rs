@@ -51,25 +51,26 @@ impl AttemptRoute {
     }
 }
 
-/// Which worker ran each attempt of the stage, by attempt id.
+/// Which worker ran each attempt of the stage, by attempt key.
 #[derive(Clone, Default)]
 pub struct AttemptWorkers(Arc<Mutex<HashMap<String, String>>>);
 
 impl AttemptWorkers {
-    fn record(&self, attempt_id: String, worker: String) {
+    fn record(&self, attempt_key: String, worker: String) {
         if let Ok(mut workers) = self.0.lock() {
-            workers.insert(attempt_id, worker);
+            workers.insert(attempt_key, worker);
         }
     }
 
     pub fn worker_of(&self, identity: &CallIdentity) -> Option<String> {
         let workers = self.0.lock().ok()?;
-        workers.get(&attempt_id(identity)).cloned()
+        workers.get(&attempt_key(identity)).cloned()
     }
 }
 
-/// The attempt's workflow id: the same attempt of the same run always gets the same one.
-pub fn attempt_id(identity: &CallIdentity) -> String {
+/// The attempt's key in its stage: the same attempt of the same run always gets the same one
+/// (its workflow id adds the stage's execution, see `AttemptDispatcher`).
+pub fn attempt_key(identity: &CallIdentity) -> String {
     format!(
         "stagegate-{}-{}-{}-{}-{}-{}",
         identity.run_id,
@@ -141,7 +142,7 @@ async fn run_on_cluster(
 ) -> NotedOutcome {
     let failed = |failure: Failure| AttemptOutcomeWire::failed(failure).into_noted();
     let remaining = request.deadline.saturating_duration_since(Instant::now());
-    let attempt_id = attempt_id(&request.identity);
+    let attempt_key = attempt_key(&request.identity);
     let wire = AttemptRequest {
         origin: route.origin.clone(),
         backend,
@@ -155,7 +156,7 @@ async fn run_on_cluster(
     };
     let packed = pack(
         &wire,
-        &format!("the prompt of attempt {attempt_id}"),
+        &format!("the prompt of attempt {attempt_key}"),
         "make the stage's inputs smaller, or run it in process (without [cluster])",
     );
     let task = match packed {
@@ -167,20 +168,20 @@ async fn run_on_cluster(
     };
     let dispatcher = &route.dispatcher;
     let answer = tokio::select! {
-        answer = dispatcher.run(task_queue, &attempt_id, task) => answer,
+        answer = dispatcher.run(task_queue, &attempt_key, task) => answer,
         () = request.cancel.cancelled() => {
             // Best effort: a worker that never hears of it stops at the attempt's deadline.
-            let _ = dispatcher.cancel(&attempt_id).await;
+            let _ = dispatcher.cancel(&attempt_key).await;
             return failed(Failure::Cancelled);
         }
         () = tokio::time::sleep_until(request.deadline + REPORT_SLACK) => {
-            let _ = dispatcher.cancel(&attempt_id).await;
+            let _ = dispatcher.cancel(&attempt_key).await;
             return failed(Failure::TimedOut { after_ms: duration_ms(remaining) });
         }
     };
     match answer {
         Ok(answer) => {
-            route.workers.record(attempt_id, answer.worker);
+            route.workers.record(attempt_key, answer.worker);
             match unpack::<AttemptOutcomeWire>(&answer.outcome) {
                 Ok(outcome) => outcome.into_noted(),
                 Err(error) => failed(Failure::permanent(format!(

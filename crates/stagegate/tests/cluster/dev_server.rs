@@ -62,6 +62,24 @@ impl DevServer {
 }
 
 impl DevServer {
+    /// How many agent attempts have completed on the cluster (their workflows closed with the
+    /// answer): an agent's process may have ended a moment before its worker reported it.
+    pub fn completed_attempts(&self) -> u64 {
+        let output = Command::new(temporal_cli())
+            .args(["workflow", "count", "--address", &self.address])
+            .args([
+                "--query",
+                "WorkflowType='AttemptWorkflow' AND ExecutionStatus='Completed'",
+            ])
+            .output()
+            .expect("run temporal workflow count");
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.trim()
+            .strip_prefix("Total:")
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or_else(|| panic!("temporal workflow count answered {text:?}"))
+    }
+
     /// What a stage's workflow shows (its `view` query): phase, round, decision.
     pub fn gate_view(&self, run_id: &str, stage: &str) -> serde_json::Value {
         let output = Command::new(temporal_cli())

@@ -22,7 +22,12 @@ fn a_killed_worker_s_stage_finishes_on_the_other_without_rerunning_finished_agen
     let args = ["run", "plan", "--no-input", "--temporal", &server.address];
     let run = repo.spawn(&args);
 
-    wait_for_quick_and_slow(&repo, &[quick_one, quick_two], &[slow_one, slow_two]);
+    wait_for_quick_and_slow(
+        &repo,
+        &server,
+        &[quick_one, quick_two],
+        &[slow_one, slow_two],
+    );
     // Only now the second worker: the stage and every attempt so far are the first one's. A
     // finished attempt's workflow is closed with its answer: the second worker is given it.
     let _second = Worker::start(&repo, &server);

@@ -138,7 +138,7 @@ fn a_killed_worker_s_attempts_finish_on_the_other_and_no_finished_attempt_runs_a
     let args = ["run", "plan", "--no-input", "--temporal", &server.address];
     let run = repo.spawn(&args);
 
-    wait_for_quick_and_slow(&repo, quick, slow);
+    wait_for_quick_and_slow(&repo, &server, quick, slow);
     // The worker running the first slow agent dies: at least that agent is lost mid-answer.
     let agent_pids = processes_of_agent(&repo, &slow[0]);
     let victim = (0..workers.len())
@@ -200,8 +200,14 @@ fn a_killed_worker_s_attempts_finish_on_the_other_and_no_finished_attempt_runs_a
     assert!(repo.exists(&format!("{FEATURE}/plan.md")));
 }
 
-/// Waits until every `quick` fake agent has answered and every `slow` one has started.
-pub fn wait_for_quick_and_slow<Name: AsRef<str>>(repo: &TestRepo, quick: &[Name], slow: &[Name]) {
+/// Waits until every `quick` fake agent has answered (and its worker has reported the answer
+/// to the cluster) and every `slow` one has started.
+pub fn wait_for_quick_and_slow<Name: AsRef<str>>(
+    repo: &TestRepo,
+    server: &DevServer,
+    quick: &[Name],
+    slow: &[Name],
+) {
     wait_until(
         Duration::from_secs(60),
         "the quick agents to finish and the slow ones to start",
@@ -216,7 +222,8 @@ pub fn wait_for_quick_and_slow<Name: AsRef<str>>(repo: &TestRepo, quick: &[Name]
             let started = slow
                 .iter()
                 .all(|agent| !calls.of_agent("agent", agent.as_ref()).is_empty());
-            (finished && started).then_some(())
+            let reported = || server.completed_attempts() >= quick.len() as u64;
+            (finished && started && reported()).then_some(())
         },
     );
 }
