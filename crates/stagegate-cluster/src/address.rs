@@ -8,6 +8,12 @@ pub struct ClusterAddress {
     pub task_queue: String,
 }
 
+/// The task queue of the attempts that need `repository`'s checkout: only workers that serve
+/// it poll there.
+pub fn repository_queue(task_queue: &str, repository: &str) -> String {
+    format!("{task_queue}@{repository}")
+}
+
 impl ClusterAddress {
     /// The frontend as a URL: Temporal's tools take `host:port`, its Rust client a URL.
     pub(crate) fn url(&self) -> String {

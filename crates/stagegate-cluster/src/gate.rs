@@ -17,10 +17,15 @@ pub enum GatePhase {
     Closed,
 }
 
+/// The verb that sends the gate to its next round instead of closing it: the product was
+/// modified on the user's machine and waits again, for a decision on the new round.
+pub const NEXT_ROUND: &str = "modify";
+
 /// A decision sent to the gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateDecision {
-    /// `approve` or `reject` (the binary's verbs, as text: this crate does not interpret them).
+    /// `approve`, `reject`, … (the binary's verbs, as text: this crate interprets only
+    /// [`NEXT_ROUND`]).
     pub verb: String,
     /// The round the decider saw; `None` takes whatever round the gate is at.
     pub seen_round: Option<u32>,
@@ -76,8 +81,12 @@ pub(crate) fn decide(view: &mut GateView, decision: GateDecision) -> DecisionRep
                     ),
                 };
             }
-            view.decision = Some(decision.verb);
-            view.phase = GatePhase::Closed;
+            if decision.verb == NEXT_ROUND {
+                view.round += 1;
+            } else {
+                view.decision = Some(decision.verb);
+                view.phase = GatePhase::Closed;
+            }
             DecisionReply::Accepted
         }
     }
@@ -113,6 +122,24 @@ mod tests {
             second,
             DecisionReply::Refused { decided: Some(ref verb), .. } if verb == "approve"
         ));
+        assert_eq!(view.decision.as_deref(), Some("approve"));
+    }
+
+    #[test]
+    fn a_modification_moves_the_gate_to_its_next_round_and_keeps_it_open() {
+        let mut view = waiting();
+        assert_eq!(decide(&mut view, verb(NEXT_ROUND)), DecisionReply::Accepted);
+        assert_eq!((view.phase, view.round), (GatePhase::Waiting, 2));
+        // A decider that saw round 1 is refused; one that saw round 2 closes the gate.
+        assert!(matches!(
+            decide(&mut view, verb("approve")),
+            DecisionReply::Refused { decided: None, .. }
+        ));
+        let current = GateDecision {
+            verb: "approve".into(),
+            seen_round: Some(2),
+        };
+        assert_eq!(decide(&mut view, current), DecisionReply::Accepted);
         assert_eq!(view.decision.as_deref(), Some("approve"));
     }
 

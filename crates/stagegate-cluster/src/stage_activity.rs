@@ -1,6 +1,8 @@
-//! A stage's work as one activity: the binary's [`StageExecutor`] runs it on whichever worker
-//! takes it, and the activity heartbeats the executor's latest [`Checkpoint`], so that a
-//! worker that takes over after a crash starts from what the lost one had finished.
+//! A stage's coordination as one activity: the binary's [`StageExecutor`] runs the stage's
+//! engine on whichever worker takes it and sends each agent attempt to the cluster as its own
+//! workflow. The activity heartbeats, so that a lost coordinator is noticed within the
+//! heartbeat timeout; the worker that takes the stage over asks for the same attempts and is
+//! given those already started or finished (see `attempt_workflow`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,8 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use tokio::sync::watch;
+
+use crate::attempt_dispatch::AttemptDispatcher;
 
 /// What a stage's workflow asks a worker to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,23 +34,18 @@ pub struct StageAnswer {
     pub product: String,
 }
 
-/// What an executor has finished so far (JSON text written by the binary); a new attempt of the
-/// activity starts from the last one the cluster received.
-pub type Checkpoint = String;
-
-/// Runs a stage on a worker. `checkpoint` is what an earlier attempt had finished; the executor
-/// publishes its own progress on `progress`.
+/// Coordinates a stage on a worker, sending its agents' attempts to the cluster through
+/// `attempts`.
 pub trait StageExecutor: Send + Sync + 'static {
     fn run_stage(
         &self,
         task: StageTask,
-        checkpoint: Option<Checkpoint>,
-        progress: watch::Sender<Option<Checkpoint>>,
+        attempts: AttemptDispatcher,
     ) -> BoxFuture<'static, Result<StageAnswer, String>>;
 }
 
-/// How often the activity tells the cluster it is alive. The SDK throttles heartbeats to a
-/// fraction of the heartbeat timeout, so this only bounds how stale a checkpoint can be.
+/// How often the activity tells the cluster it is alive (the SDK throttles to a fraction of
+/// the heartbeat timeout).
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(500);
 
 /// The activities a worker hosts: one, the stage.
@@ -63,10 +61,13 @@ impl StageActivities {
         context: ActivityContext,
         task: StageTask,
     ) -> Result<StageAnswer, ActivityError> {
-        let checkpoint: Option<Checkpoint> =
-            context.heartbeat_details().deserialize().ok().flatten();
-        let (progress, mut latest) = watch::channel(None);
-        let mut work = self.executor.run_stage(task, checkpoint, progress);
+        let info = context.info();
+        let attempts = AttemptDispatcher::new(
+            context.client(),
+            info.task_queue.clone(),
+            info.workflow_run_id.clone().unwrap_or_default(),
+        );
+        let mut work = self.executor.run_stage(task, attempts);
         let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
         loop {
             tokio::select! {
@@ -75,10 +76,8 @@ impl StageActivities {
                 }
                 () = context.cancelled() => return Err(ActivityError::cancelled()),
                 _ = beat.tick() => {
-                    let details: Option<Checkpoint> = latest.borrow_and_update().clone();
-                    // A heartbeat that cannot be encoded is lost, not fatal: the next one
-                    // carries a newer checkpoint.
-                    let _ = context.record_heartbeat(details).await;
+                    // A lost heartbeat is not fatal: the next one goes out half a second later.
+                    let _ = context.record_heartbeat(()).await;
                 }
             }
         }

@@ -2,21 +2,13 @@
 //! take one decision, return. Deterministic: no clock, no randomness, no I/O here — the
 //! activity does the work and the update carries the decision.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
-use temporalio_common::RetryPolicy;
 use temporalio_macros::{workflow, workflow_methods};
-use temporalio_sdk::{
-    ActivityOptions, SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult,
-};
+use temporalio_sdk::{SyncWorkflowContext, WorkflowContext, WorkflowContextView, WorkflowResult};
 
+use crate::activity_options::heartbeating;
 use crate::gate::{self, DecisionReply, GateDecision, GatePhase, GateView};
 use crate::stage_activity::{StageActivities, StageTask};
-
-/// A worker that stops heartbeating for this long is taken for dead and its stage handed to
-/// another.
-pub(crate) const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Attempts of a stage's activity: each lost worker costs one; a stage that fails this often
 /// (it cannot even report, say) ends the workflow instead of being retried for ever.
@@ -43,15 +35,7 @@ impl StageWorkflow {
         context: &mut WorkflowContext<Self>,
         task: StageTask,
     ) -> WorkflowResult<StageOutcome> {
-        let options =
-            ActivityOptions::with_start_to_close_timeout(Duration::from_millis(task.limit_ms))
-                .heartbeat_timeout(HEARTBEAT_TIMEOUT)
-                .retry_policy(
-                    RetryPolicy::builder()
-                        .maximum_attempts(MAX_STAGE_ATTEMPTS)
-                        .build(),
-                )
-                .build();
+        let options = heartbeating(task.limit_ms, MAX_STAGE_ATTEMPTS);
         let answer = match context
             .execute_activity(StageActivities::run_stage, task, options)
             .await

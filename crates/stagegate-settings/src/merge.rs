@@ -70,7 +70,7 @@ fn merge_cache(base: &mut RawCache, top: RawCache, layer: &Layer) {
 }
 
 fn merge_cluster(base: &mut RawCluster, top: RawCluster, layer: &Layer) {
-    set_each!(base, top, layer; temporal, namespace, task_queue);
+    set_each!(base, top, layer; temporal, namespace, task_queue, repository);
 }
 
 fn merge_adaptive(base: &mut RawAdaptive, top: RawAdaptive, layer: &Layer) {

@@ -146,6 +146,7 @@ pub(crate) struct RawCluster {
     pub(crate) temporal: Option<Sourced<String>>,
     pub(crate) namespace: Option<Sourced<String>>,
     pub(crate) task_queue: Option<Sourced<String>>,
+    pub(crate) repository: Option<Sourced<String>>,
 }
 
 /// `[adaptive]`: the thresholds of the adaptive rules.

@@ -106,6 +106,9 @@ pub struct ClusterSettings {
     pub temporal: String,
     pub namespace: String,
     pub task_queue: String,
+    /// The repository's name among those workers serve (`stagegate worker --repo NAME=PATH`):
+    /// with it, attempts of `command` agents run only on workers with this checkout.
+    pub repository: Option<String>,
 }
 
 /// `[cache]`: time to live of a cached answer, per phase (seed: agent outputs 15 min, reviews

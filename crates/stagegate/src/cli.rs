@@ -105,6 +105,13 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// The name the attempts this worker runs are recorded with (default `HOST:PID`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// A repository this worker has a checkout of, for runs whose `[cluster] repository` is
+    /// NAME: their CLI agents run only on such workers, in PATH. Repeatable.
+    #[arg(long = "repo", value_name = "NAME=PATH")]
+    pub repositories: Vec<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -220,7 +220,7 @@ async fn dispatch(command: Command, logs: bool) -> Result<Exit, AppError> {
         }
         Command::Worker(args) => {
             let session = Session::open_read_only(&args.common).await?;
-            commands::worker::worker(&session).await
+            commands::worker::worker(&session, &args).await
         }
         Command::Init(args) => commands::init::init(args.force, args.speckit_extension),
         Command::Completions(args) => Ok(commands::completions::completions(args.shell)),

@@ -291,8 +291,10 @@ impl Runner<'_> {
             plan.id, self.run.id, marker.temporal
         ));
         let config_file = self.session.config_file();
+        let run_dir = self.session.store.run_dir(&self.run.id);
         let stage = crate::cluster::RemoteStage {
             marker,
+            run_dir: run_dir.path(),
             repo_root: &self.session.repo_root,
             config_file: config_file.as_deref(),
             settings: &self.session.settings,

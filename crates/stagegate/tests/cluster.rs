@@ -14,5 +14,13 @@ mod harness;
 mod dev_server;
 #[path = "cluster/failover.rs"]
 mod failover;
+#[path = "cluster/modify.rs"]
+mod modify;
+#[path = "cluster/payload_limit.rs"]
+mod payload_limit;
+#[path = "cluster/routing.rs"]
+mod routing;
 #[path = "cluster/same_artifacts.rs"]
 mod same_artifacts;
+#[path = "cluster/spread.rs"]
+mod spread;

@@ -1572,6 +1572,7 @@ fn cluster_comes_from_the_file_then_the_environment_then_the_flag() {
             temporal: "file:7233".into(),
             namespace: "default".into(),
             task_queue: "gpu".into(),
+            repository: None,
         })
     );
     let mut options = repository.options();

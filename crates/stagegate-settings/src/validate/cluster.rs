@@ -23,10 +23,15 @@ impl Validator<'_> {
         let namespace = self.plain_name(raw.namespace.as_ref(), "namespace", DEFAULT_NAMESPACE)?;
         let task_queue =
             self.plain_name(raw.task_queue.as_ref(), "task_queue", DEFAULT_TASK_QUEUE)?;
+        let repository = match raw.repository.as_ref() {
+            Some(name) => Some(self.plain_name(Some(name), "repository", "")?),
+            None => None,
+        };
         Ok(Some(ClusterSettings {
             temporal,
             namespace,
             task_queue,
+            repository,
         }))
     }
 
@@ -73,9 +78,11 @@ impl Validator<'_> {
                     format!("cluster.{key} \"{}\" is empty or has spaces", value.value),
                     "not a name",
                 )
-                .help(format!(
-                    "give a name without spaces, or leave it out for \"{default}\""
-                )),
+                .help(if default.is_empty() {
+                    "give a name without spaces, or leave it out".to_owned()
+                } else {
+                    format!("give a name without spaces, or leave it out for \"{default}\"")
+                }),
             ));
         }
         self.note(format!("cluster.{key}"), &value.location);

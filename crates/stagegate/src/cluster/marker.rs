@@ -16,6 +16,9 @@ pub struct ClusterMarker {
     pub temporal: String,
     pub namespace: String,
     pub task_queue: String,
+    /// `[cluster] repository`: the workers with this checkout run its `command` agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
 }
 
 impl ClusterMarker {
@@ -24,6 +27,7 @@ impl ClusterMarker {
             temporal: cluster.temporal.clone(),
             namespace: cluster.namespace.clone(),
             task_queue: cluster.task_queue.clone(),
+            repository: cluster.repository.clone(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! decision per gate, so two deciders on two machines cannot both win. The store's own
 //! compare-and-set follows on the user's machine.
 
-use stagegate_cluster::{ClusterClient, DecisionReply, GateDecision};
+use stagegate_cluster::{ClusterClient, DecisionReply, GateDecision, NEXT_ROUND};
 use stagegate_run::{GateStatus, Verb};
 
 use super::{ClusterMarker, cluster_error};
@@ -17,10 +17,10 @@ pub async fn decide_remotely(place: &Place<'_>, verb: Verb) -> Result<(), AppErr
     let Some(marker) = ClusterMarker::read(run_dir.path())? else {
         return Ok(());
     };
-    // A modification reworks the artifacts on this machine and keeps the gate open: the
-    // workflow's gate only closes with the final decision.
+    // A modification reworks the artifacts on this machine; on the cluster it moves the
+    // workflow's gate to its next round, still open: only the final decision closes it.
     let verb_text = match verb {
-        Verb::Modify => return Ok(()),
+        Verb::Modify => NEXT_ROUND,
         Verb::Approve => "approve",
         Verb::Reject => "reject",
         Verb::Supersede => "supersede",

@@ -14,7 +14,8 @@ use stagegate_engine::prompt::{NamedText, TEMPLATE_OVERRIDE_DIR};
 use stagegate_engine::stage::{StageError, StageProduct};
 use stagegate_settings::{CONFIG_FILE_NAME, Settings};
 
-use super::wire::{StageOutcomeWire, StageReport, StageRequest};
+use super::payload::{PackError, pack, unpack};
+use super::wire::{StageOutcomeWire, StageReport, StageRequest, WireEvent};
 use super::{ClusterMarker, cluster_error};
 use crate::error::AppError;
 
@@ -22,9 +23,14 @@ use crate::error::AppError;
 /// cluster gives the activity up: time for a worker to start and to report.
 const ACTIVITY_SLACK: Duration = Duration::from_secs(120);
 
+/// In a cluster run's directory: the worker of each attempt.
+pub const ATTEMPT_WORKERS_FILE: &str = "attempt-workers.jsonl";
+
 /// Where the stage runs and what it reads.
 pub struct RemoteStage<'a> {
     pub marker: &'a ClusterMarker,
+    /// The run's directory: the workers of its attempts are written there.
+    pub run_dir: &'a Path,
     pub repo_root: &'a Path,
     pub config_file: Option<&'a Path>,
     pub settings: &'a Settings,
@@ -46,8 +52,15 @@ pub async fn produce_remotely<S: EventSink>(
         stage: stage.stage.to_owned(),
         limit_ms: u64::try_from((stage.settings.timeouts.stage + ACTIVITY_SLACK).as_millis())
             .unwrap_or(u64::MAX),
-        request: serde_json::to_string(&request)
-            .map_err(|error| AppError::internal(error.to_string()))?,
+        request: pack(
+            &request,
+            &format!("the request of run {}'s {} stage (its inputs, settings and templates)", stage.run_id, stage.stage),
+            "make the stage's inputs smaller (spec.md, plan.md, the constitution), or run it in process: unset [cluster] / STAGEGATE_TEMPORAL_ADDRESS / --temporal",
+        )
+        .map_err(|error| match error {
+            PackError::TooLarge(_) => AppError::usage(error.to_string()),
+            PackError::Encode(_) => AppError::internal(error.to_string()),
+        })?,
     };
     let client = ClusterClient::connect(&stage.marker.address())
         .await
@@ -66,12 +79,13 @@ pub async fn produce_remotely<S: EventSink>(
             stage.run_id
         ))
     })?;
-    let report = StageReport::decode(&product).map_err(|error| {
+    let report: StageReport = unpack(&product).map_err(|error| {
         AppError::internal(format!(
             "the product of run {}'s {} stage cannot be read ({error}); is the worker the same stagegate version?",
             stage.run_id, stage.stage
         ))
     })?;
+    record_workers(stage.run_dir, &report.events)?;
     let events: Vec<Event> = report
         .events
         .into_iter()
@@ -129,5 +143,38 @@ fn request(stage: &RemoteStage<'_>) -> Result<StageRequest, AppError> {
             .iter()
             .map(|input| (input.name.clone(), input.content.clone()))
             .collect(),
+        repository: stage.marker.repository.clone(),
     })
+}
+
+/// Which worker ran each attempt, one JSON line an attempt, appended to the run's
+/// `attempt-workers.jsonl`: the store keeps attempts as in process, this says where they ran.
+fn record_workers(run_dir: &Path, events: &[WireEvent]) -> Result<(), AppError> {
+    use std::io::Write as _;
+    let mut lines = String::new();
+    for wire in events {
+        if let (Event::AttemptFinished { identity, .. }, Some(worker)) = (&wire.event, &wire.worker)
+        {
+            let line = serde_json::json!({
+                "stage": identity.stage,
+                "phase": identity.phase.as_str(),
+                "agent": identity.agent,
+                "artifact": identity.artifact,
+                "attempt": identity.attempt,
+                "worker": worker,
+            });
+            lines.push_str(&line.to_string());
+            lines.push('\n');
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(run_dir)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run_dir.join(ATTEMPT_WORKERS_FILE))?;
+    file.write_all(lines.as_bytes())?;
+    Ok(())
 }

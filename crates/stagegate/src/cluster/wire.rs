@@ -4,7 +4,7 @@
 //! product. Secrets do not travel: a worker's backends read their keys from its own
 //! environment, and only `STAGEGATE_*` variables are sent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,9 @@ pub struct StageRequest {
     pub templates: Vec<(String, String)>,
     /// The stage's inputs with the project's context, checked on the user's machine.
     pub inputs: Vec<(String, String)>,
+    /// `[cluster] repository`: `command` agents' attempts go to the workers that serve it.
+    #[serde(default)]
+    pub repository: Option<String>,
 }
 
 /// An event with the texts its JSON form leaves out.
@@ -43,6 +46,9 @@ pub struct WireEvent {
     pub stderr: Option<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// The worker that ran an attempt (on `AttemptFinished` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 impl WireEvent {
@@ -53,6 +59,7 @@ impl WireEvent {
             output: None,
             stderr: None,
             content: None,
+            worker: None,
         };
         match event {
             Event::AttemptStarted { prompt, .. } => wire.prompt = Some(prompt.to_string()),
@@ -111,35 +118,6 @@ pub enum StageOutcomeWire {
     },
 }
 
-impl StageReport {
-    /// The report as the activity returns it: JSON, deflated, in base64.
-    pub fn encode(&self) -> Result<String, String> {
-        use base64::Engine as _;
-        use std::io::Write as _;
-        let json = serde_json::to_vec(self).map_err(|error| error.to_string())?;
-        let mut encoder =
-            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder
-            .write_all(&json)
-            .map_err(|error| error.to_string())?;
-        let deflated = encoder.finish().map_err(|error| error.to_string())?;
-        Ok(base64::engine::general_purpose::STANDARD.encode(deflated))
-    }
-
-    pub fn decode(text: &str) -> Result<Self, String> {
-        use base64::Engine as _;
-        use std::io::Read as _;
-        let deflated = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|error| error.to_string())?;
-        let mut json = Vec::new();
-        flate2::read::DeflateDecoder::new(deflated.as_slice())
-            .read_to_end(&mut json)
-            .map_err(|error| error.to_string())?;
-        serde_json::from_slice(&json).map_err(|error| error.to_string())
-    }
-}
-
 /// [`StageProduct`] as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProductWire {
@@ -156,18 +134,10 @@ pub struct ProductWire {
 impl ProductWire {
     pub fn from_product(product: &StageProduct) -> Self {
         ProductWire {
-            outputs: product
-                .outputs
-                .iter()
-                .map(|view| (view.agent.clone(), view.role.clone(), view.output.clone()))
-                .collect(),
+            outputs: output_triples(&product.outputs),
             failures: product.failures.clone(),
             review: product.review.clone(),
-            artifacts: product
-                .artifacts
-                .iter()
-                .map(|artifact| (artifact.name.clone(), artifact.content.clone()))
-                .collect(),
+            artifacts: text_pairs(&product.artifacts),
             verdict: product.verdict,
             qa_feedback: product.qa_feedback.clone(),
             iterations: product.iterations,
@@ -183,15 +153,7 @@ impl ProductWire {
 
     pub fn into_product(self) -> StageProduct {
         StageProduct {
-            outputs: self
-                .outputs
-                .into_iter()
-                .map(|(agent, role, output)| AgentOutputView {
-                    agent,
-                    role,
-                    output,
-                })
-                .collect(),
+            outputs: output_views(self.outputs),
             failures: self.failures,
             review: self.review,
             artifacts: named(self.artifacts),
@@ -207,27 +169,38 @@ impl ProductWire {
     }
 }
 
+/// Agents' outputs as (agent, role, output), and back.
+pub fn output_triples(views: &[AgentOutputView]) -> Vec<(String, String, String)> {
+    views
+        .iter()
+        .map(|view| (view.agent.clone(), view.role.clone(), view.output.clone()))
+        .collect()
+}
+
+pub fn output_views(triples: Vec<(String, String, String)>) -> Vec<AgentOutputView> {
+    triples
+        .into_iter()
+        .map(|(agent, role, output)| AgentOutputView {
+            agent,
+            role,
+            output,
+        })
+        .collect()
+}
+
+/// Named texts as (name, content), and back ([`named`]).
+pub fn text_pairs(texts: &[NamedText]) -> Vec<(String, String)> {
+    texts
+        .iter()
+        .map(|text| (text.name.clone(), text.content.clone()))
+        .collect()
+}
+
 pub fn named(pairs: Vec<(String, String)>) -> Vec<NamedText> {
     pairs
         .into_iter()
         .map(|(name, content)| NamedText { name, content })
         .collect()
-}
-
-/// The answers a stage has finished, by cache key: a worker that takes the stage over answers
-/// those calls from here instead of running their agents again.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct FinishedAnswers {
-    pub answers: HashMap<String, String>,
-}
-
-impl FinishedAnswers {
-    pub fn memo(&self) -> HashMap<String, Arc<str>> {
-        self.answers
-            .iter()
-            .map(|(key, output)| (key.clone(), Arc::from(output.as_str())))
-            .collect()
-    }
 }
 
 #[cfg(test)]

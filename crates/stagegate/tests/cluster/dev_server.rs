@@ -61,6 +61,44 @@ impl DevServer {
     }
 }
 
+impl DevServer {
+    /// How many agent attempts have completed on the cluster (their workflows closed with the
+    /// answer): an agent's process may have ended a moment before its worker reported it.
+    pub fn completed_attempts(&self) -> u64 {
+        let output = Command::new(temporal_cli())
+            .args(["workflow", "count", "--address", &self.address])
+            .args([
+                "--query",
+                "WorkflowType='AttemptWorkflow' AND ExecutionStatus='Completed'",
+            ])
+            .output()
+            .expect("run temporal workflow count");
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.trim()
+            .strip_prefix("Total:")
+            .and_then(|count| count.trim().parse().ok())
+            .unwrap_or_else(|| panic!("temporal workflow count answered {text:?}"))
+    }
+
+    /// What a stage's workflow shows (its `view` query): phase, round, decision.
+    pub fn gate_view(&self, run_id: &str, stage: &str) -> serde_json::Value {
+        let output = Command::new(temporal_cli())
+            .args(["workflow", "query", "--address", &self.address])
+            .args(["--workflow-id", &format!("stagegate-{run_id}-{stage}")])
+            .args(["--name", "view", "--output", "json"])
+            .output()
+            .expect("run temporal workflow query");
+        assert!(
+            output.status.success(),
+            "the query failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let answer: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("the query answers JSON");
+        answer["queryResult"][0].clone()
+    }
+}
+
 impl Drop for DevServer {
     fn drop(&mut self) {
         stop(&mut self.child);
@@ -83,6 +121,13 @@ impl Worker {
     pub fn start(repo: &TestRepo, server: &DevServer) -> Self {
         Worker {
             child: repo.spawn(&["worker", "--temporal", &server.address]),
+        }
+    }
+
+    /// A worker whose attempts are recorded under `name`.
+    pub fn named(repo: &TestRepo, server: &DevServer, name: &str) -> Self {
+        Worker {
+            child: repo.spawn(&["worker", "--temporal", &server.address, "--name", name]),
         }
     }
 }

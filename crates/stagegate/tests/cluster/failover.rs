@@ -6,12 +6,9 @@ use std::time::Duration;
 
 use crate::dev_server::{DevServer, Worker};
 use crate::harness::{
-    EXIT_AWAITING_DECISION, EXIT_DONE, FEATURE, PLAN_AGENTS, TestRepo, wait_for_exit, wait_until,
+    EXIT_AWAITING_DECISION, EXIT_DONE, FEATURE, PLAN_AGENTS, TestRepo, wait_for_exit,
 };
-
-/// Long enough for a finished answer to reach the cluster in a heartbeat (the SDK sends one at
-/// most every 0.8 × the 3 s heartbeat timeout).
-const HEARTBEAT_SETTLES: Duration = Duration::from_secs(4);
+use crate::spread::wait_for_quick_and_slow;
 
 #[test]
 fn a_killed_worker_s_stage_finishes_on_the_other_without_rerunning_finished_agents() {
@@ -25,23 +22,14 @@ fn a_killed_worker_s_stage_finishes_on_the_other_without_rerunning_finished_agen
     let args = ["run", "plan", "--no-input", "--temporal", &server.address];
     let run = repo.spawn(&args);
 
-    wait_until(
-        Duration::from_secs(60),
-        "the quick agents to finish",
-        || {
-            let calls = repo.calls();
-            let finished = [quick_one, quick_two].iter().all(|agent| {
-                calls
-                    .of_agent("agent", agent)
-                    .iter()
-                    .any(|call| call.end.is_some())
-            });
-            let slow_started = !calls.of_agent("agent", slow_one).is_empty();
-            (finished && slow_started).then_some(())
-        },
+    wait_for_quick_and_slow(
+        &repo,
+        &server,
+        &[quick_one, quick_two],
+        &[slow_one, slow_two],
     );
-    std::thread::sleep(HEARTBEAT_SETTLES);
-    // Only now the second worker: the stage is certainly the first one's.
+    // Only now the second worker: the stage and every attempt so far are the first one's. A
+    // finished attempt's workflow is closed with its answer: the second worker is given it.
     let _second = Worker::start(&repo, &server);
     first.kill_9();
     // The slow agents answer at once on the second worker.
