@@ -795,6 +795,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         }
 
         let mut artifacts = Vec::new();
+        let mut synthesized = Vec::new();
         for (name, required) in wanted {
             let result = results.remove(name).ok_or(StageError::Interrupted)?;
             let content = match result.result {
@@ -820,23 +821,23 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             } else {
                 content
             };
-            self.sink
-                .emit(&Event::ArtifactSynthesized {
-                    run_id: self.context.run_id.clone(),
-                    stage: plan.id.clone(),
-                    artifact: name.to_owned(),
-                    iteration: product.iterations,
-                    bytes: content.len(),
-                    hash: blake3::hash(content.as_bytes()).to_hex().to_string(),
-                    at_ms: now_ms(),
-                    content: Arc::from(content.as_str()),
-                })
-                .await?;
+            synthesized.push(Event::ArtifactSynthesized {
+                run_id: self.context.run_id.clone(),
+                stage: plan.id.clone(),
+                artifact: name.to_owned(),
+                iteration: product.iterations,
+                bytes: content.len(),
+                hash: blake3::hash(content.as_bytes()).to_hex().to_string(),
+                at_ms: now_ms(),
+                content: Arc::from(content.as_str()),
+            });
             artifacts.push(NamedText {
                 name: name.to_owned(),
                 content,
             });
         }
+        // Together: one commit, and the sink stages the files side by side.
+        self.sink.emit_all(&synthesized).await?;
         Ok(artifacts)
     }
 

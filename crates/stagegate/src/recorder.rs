@@ -36,6 +36,8 @@ pub struct Recorder {
     /// Attempts whose answer was kept although cut at the token limit: the run keeps them (a
     /// resume needs them) but the cache does not, so that no later run takes one for whole.
     kept_cuts: Vec<CallIdentity>,
+    /// Synthesized artifacts to stage once their events are committed: (stage, name, content).
+    pending_artifacts: Vec<(String, String, Arc<str>)>,
 }
 
 /// Rows to commit, and who waits for their commit.
@@ -124,6 +126,7 @@ impl Recorder {
             writer,
             failed,
             kept_cuts: Vec::new(),
+            pending_artifacts: Vec::new(),
         }
     }
 
@@ -304,17 +307,10 @@ impl Recorder {
                 content,
                 ..
             } => {
-                // The event is durable before its artifact is staged, as before group commit.
-                self.commit(writes, wait).await?;
-                let staged = if self.next_round {
-                    self.run_dir
-                        .stage_next_artifact(stage, artifact, content.as_bytes())
-                } else {
-                    self.run_dir
-                        .stage_artifact(stage, artifact, content.as_bytes())
-                };
-                staged.map_err(|error| format!("cannot stage {artifact}: {error}"))?;
-                Ok(Committed(None))
+                // Staged once the event is durable (`stage_pending`, after the commit).
+                self.pending_artifacts
+                    .push((stage.clone(), artifact.clone(), content.clone()));
+                self.queue(writes, wait)
             }
             Event::GateRequested {
                 run_id,
@@ -349,10 +345,45 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// Writes the artifacts whose events are now durable into the run directory, side by side:
+    /// each file's fsync is most of what staging it costs, and they need not wait for each other.
+    fn stage_pending(&mut self) -> Result<(), String> {
+        let pending = std::mem::take(&mut self.pending_artifacts);
+        let run_dir = &self.run_dir;
+        let next_round = self.next_round;
+        let stage_one = |(stage, artifact, content): &(String, String, Arc<str>)| {
+            let staged = if next_round {
+                run_dir.stage_next_artifact(stage, artifact, content.as_bytes())
+            } else {
+                run_dir.stage_artifact(stage, artifact, content.as_bytes())
+            };
+            staged
+                .map(drop)
+                .map_err(|error| format!("cannot stage {artifact}: {error}"))
+        };
+        if pending.len() <= 1 {
+            return pending.iter().try_for_each(stage_one);
+        }
+        std::thread::scope(|scope| {
+            let writers: Vec<_> = pending
+                .iter()
+                .map(|artifact| scope.spawn(move || stage_one(artifact)))
+                .collect();
+            writers.into_iter().try_for_each(|writer| {
+                writer
+                    .join()
+                    .unwrap_or_else(|_| Err("staging an artifact panicked".to_owned()))
+            })
+        })
+    }
+}
+
 impl EventSink for Recorder {
     async fn emit(&mut self, event: &Event) -> Result<(), SinkError> {
         self.record(event)
             .await
+            .and_then(|()| self.stage_pending())
             .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
     }
 
@@ -371,6 +402,7 @@ impl EventSink for Recorder {
         }
         last.wait()
             .await
+            .and_then(|()| self.stage_pending())
             .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
     }
 }
