@@ -31,21 +31,35 @@ pub fn decided_by() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Git's `user.name <user.email>`, read in one `git config` call (a supersede by every new
+/// run asks for it, and a second process was a tenth of a cached re-run).
 fn git_identity() -> Option<String> {
-    let config = |key: &str| {
-        let output = std::process::Command::new("git")
-            .args(["config", "--get", key])
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .output()
-            .ok()?;
-        let value = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        (output.status.success() && !value.is_empty()).then_some(value)
+    let output = std::process::Command::new("git")
+        .args(["config", "--get-regexp", r"^user\.(name|email)$"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let listed = String::from_utf8_lossy(&output.stdout);
+    identity_from_config(&listed)
+}
+
+/// `name <email>` (or the name alone) from `git config --get-regexp` lines; the last value of
+/// a key wins, as it does for `git config --get`.
+fn identity_from_config(listed: &str) -> Option<String> {
+    let value_of = |wanted: &str| {
+        listed
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .filter(|(key, _)| *key == wanted)
+            .map(|(_, value)| value.trim())
+            .filter(|value| !value.is_empty())
+            .last()
     };
-    let name = config("user.name")?;
-    Some(match config("user.email") {
+    let name = value_of("user.name")?;
+    Some(match value_of("user.email") {
         Some(email) => format!("{name} <{email}>"),
-        None => name,
+        None => name.to_owned(),
     })
 }
 
@@ -328,4 +342,24 @@ pub fn artifact_diff(name: &str, before: &str, after: &str) -> String {
         .unified_diff()
         .header(&format!("a/{name}"), &format!("b/{name}"))
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identity_from_config;
+
+    #[test]
+    fn the_identity_is_the_last_name_and_email_git_lists() {
+        let listed = "user.name Old Name\nuser.email a@example.org\nuser.name Ada Lovelace\n";
+        assert_eq!(
+            identity_from_config(listed).as_deref(),
+            Some("Ada Lovelace <a@example.org>")
+        );
+        assert_eq!(
+            identity_from_config("user.name Ada\n").as_deref(),
+            Some("Ada")
+        );
+        assert_eq!(identity_from_config("user.email a@example.org\n"), None);
+        assert_eq!(identity_from_config(""), None);
+    }
 }
