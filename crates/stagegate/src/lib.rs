@@ -97,7 +97,12 @@ pub fn main() -> ExitCode {
         event_log::install(format, verbosity.default_log_filter());
     }
     let logs = cli.log_format.is_some();
-    match runtime.block_on(dispatch(cli.command, logs)) {
+    let outcome = runtime.block_on(async {
+        let outcome = dispatch(cli.command, logs).await;
+        session::close_stores(std::time::Duration::from_secs(5)).await;
+        outcome
+    });
+    match outcome {
         Ok(exit) => exit.into(),
         Err(error) => {
             let exit = error.exit();

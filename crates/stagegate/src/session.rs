@@ -9,6 +9,30 @@ use crate::cli::CommonArgs;
 use crate::error::AppError;
 use crate::workspace::{Feature, STATE_DIR, find_feature, find_repo_root};
 
+/// The stores this process opened, closed by [`close_stores`] before it exits.
+static OPEN_STORES: std::sync::Mutex<Vec<Store>> = std::sync::Mutex::new(Vec::new());
+
+fn remember_for_exit(store: &Store) {
+    if let Ok(mut stores) = OPEN_STORES.lock() {
+        stores.push(store.clone());
+    }
+}
+
+/// Closes the stores this command opened, waiting at most `patience`. The last connection to
+/// close copies SQLite's write-ahead log into `state.db` and removes it; a process that exits
+/// with its connections open leaves the log behind, and the next command (every `status`)
+/// first has to read and checksum all of it, up to 16 MiB.
+pub async fn close_stores(patience: std::time::Duration) {
+    let stores = OPEN_STORES
+        .lock()
+        .map(|mut stores| std::mem::take(&mut *stores))
+        .unwrap_or_default();
+    for store in stores {
+        // A connection still held (a task that never ended) must not hold up the exit.
+        let _ = tokio::time::timeout(patience, store.close()).await;
+    }
+}
+
 pub struct Session {
     pub cwd: PathBuf,
     pub repo_root: PathBuf,
@@ -22,6 +46,7 @@ impl Session {
     pub async fn open(common: &CommonArgs, concurrency: Option<usize>) -> Result<Self, AppError> {
         let (cwd, repo_root, settings) = load_settings(common, concurrency)?;
         let store = Store::open(&repo_root.join(STATE_DIR)).await?;
+        remember_for_exit(&store);
         // Whatever a killed stagegate left half done is finished before anything looks.
         crate::effects::finish_interrupted(&store, |key| Feature {
             dir: repo_root.join(key),
