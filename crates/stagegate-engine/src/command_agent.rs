@@ -1352,6 +1352,7 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
             Some(crate::backend::Usage {
                 input_tokens: 12,
                 output_tokens: 34,
+                cost_usd: Some(0.01),
             })
         );
     }
