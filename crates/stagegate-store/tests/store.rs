@@ -1130,7 +1130,7 @@ async fn a_version_1_database_gains_the_lock_holders_identity_and_keeps_its_lock
     store.close().await;
     assert_eq!(
         integer_by_hand(&database, "PRAGMA user_version").await,
-        5,
+        6,
         "migrated to the newest version"
     );
 
