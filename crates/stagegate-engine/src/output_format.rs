@@ -90,7 +90,16 @@ fn result_envelope(
         || result.is_some_and(|text| text.trim_start().starts_with("[API Error"));
     if is_error {
         let status = envelope.get("api_error_status").and_then(Value::as_u64);
-        let message = match result.map(str::trim).filter(|text| !text.is_empty()) {
+        // Qwen Code puts a failure before any request in `error.message`, with no `result`.
+        let error_message = envelope
+            .get("error")
+            .and_then(|error| error.get("message"))
+            .and_then(Value::as_str);
+        let message = match result
+            .or(error_message)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+        {
             Some(text) => excerpt(text),
             None => format!("({})", subtype.unwrap_or("error")),
         };
@@ -446,6 +455,9 @@ mod tests {
     /// error as the result's text.
     const QWEN_401: &str = r#"[{"type":"system","subtype":"init","session_id":"cf07","model":"qwen3.5-plus"},{"type":"assistant","session_id":"cf07","message":{"role":"assistant","content":[{"type":"text","text":"[API Error: 401 invalid x-api-key]"}],"usage":{"input_tokens":0,"output_tokens":0}}},{"type":"result","subtype":"success","session_id":"cf07","is_error":false,"num_turns":1,"result":"[API Error: 401 invalid x-api-key]","usage":{"input_tokens":0,"output_tokens":0,"cache_read_input_tokens":0}}]"#;
 
+    /// Qwen Code 0.15 with no auth type chosen, as recorded: exit 1, this on stdout.
+    const QWEN_NO_AUTH: &str = r#"[{"type":"result","subtype":"error_during_execution","uuid":"432b","session_id":"bb69","is_error":true,"duration_ms":0,"duration_api_ms":0,"num_turns":0,"usage":{"input_tokens":0,"output_tokens":0},"permission_denials":[],"error":{"message":"No auth type is selected. Please configure an auth type (e.g. via settings or `--auth-type`) before running in non-interactive mode."}}]"#;
+
     /// Qwen Code 0.15 rate limited: the same shape with a 429.
     const QWEN_429: &str = r#"[{"type":"system","subtype":"init","session_id":"cf07"},{"type":"result","subtype":"success","is_error":false,"result":"[API Error: 429 Rate limited]","usage":{"input_tokens":0,"output_tokens":0}}]"#;
 
@@ -601,6 +613,13 @@ mod tests {
             parse_output(OutputFormat::QwenJson, QWEN_429.to_owned()),
             Err(Failure::RateLimited { .. })
         ));
+        let no_auth = reported_failure(OutputFormat::QwenJson, QWEN_NO_AUTH.as_bytes(), b"")
+            .expect("the envelope's error");
+        assert!(matches!(no_auth, Failure::Permanent { .. }), "{no_auth:?}");
+        assert!(
+            no_auth.to_string().contains("No auth type is selected."),
+            "{no_auth}"
+        );
     }
 
     #[test]
