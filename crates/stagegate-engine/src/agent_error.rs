@@ -17,8 +17,10 @@ const AUTH_HINT: &str = "log the agent in (run it once interactively) or set its
 const QUOTA_HINT: &str = "check the account's plan and billing; retrying will not help";
 
 /// Words (lower case) that mark a message as an authentication failure.
-const AUTH_WORDS: [&str; 8] = [
+const AUTH_WORDS: [&str; 10] = [
     "not logged in",
+    "no auth type is selected",
+    "no authentication information found",
     "please run /login",
     "invalid api key",
     "invalid x-api-key",

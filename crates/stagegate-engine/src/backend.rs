@@ -216,11 +216,15 @@ pub struct CallMaterials {
     pub discovery: Option<String>,
 }
 
-/// Tokens a model reported for one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Tokens a model reported for one call, and what the call cost when the agent says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The cost in US dollars as the agent itself reported it (Claude Code's `total_cost_usd`,
+    /// opencode's `step_finish` costs); preferred over `[prices]`, which only estimate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// What one attempt produced.

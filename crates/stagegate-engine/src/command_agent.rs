@@ -634,7 +634,7 @@ fn exit_result(
     };
     // Colour codes (opencode writes them to a pipe too) are not part of the message.
     let stderr = strip_ansi_escapes(stderr);
-    match stderr_excerpt(&stderr) {
+    match stderr_excerpt(&stderr).map(|excerpt| with_error_line(&stderr, excerpt)) {
         Some(excerpt) => Err(permanent_from_stderr(&how, &excerpt)
             .unwrap_or_else(|| Failure::retryable(format!("{how}: {excerpt}")))),
         None => Err(Failure::retryable(format!(
@@ -740,6 +740,22 @@ fn spawn_failure(error: &io::Error, program: &Program, repo_root: &Path) -> Fail
                 Failure::permanent(format!("{message}; check {setting}"))
             }
         }
+    }
+}
+
+/// `excerpt` led by stderr's first `Error: …` line when the excerpt (the last lines) leaves it
+/// out: Copilot CLI says what is wrong first and how to log in last.
+fn with_error_line(stderr: &[u8], excerpt: String) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    match text
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("Error: "))
+    {
+        Some(line) if !excerpt.contains(line) && line.chars().count() <= STDERR_EXCERPT_CHARS => {
+            format!("{line} | {excerpt}")
+        }
+        _ => excerpt,
     }
 }
 
@@ -1357,6 +1373,7 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
             Some(crate::backend::Usage {
                 input_tokens: 12,
                 output_tokens: 34,
+                cost_usd: Some(0.01),
             })
         );
     }
@@ -1501,6 +1518,27 @@ printf '%s' '{"type":"result","subtype":"success","is_error":false,"result":"the
         );
         assert_eq!(split_arguments("a'b'\"c\""), Ok(words(&["abc"])));
         assert!(split_arguments("\"open").is_err());
+    }
+
+    #[test]
+    fn copilots_first_error_line_leads_the_excerpt_and_classifies_it() {
+        let stderr = b"Error: No authentication information found.\n\nCopilot can be authenticated.\n\nTo authenticate:\n  * Start 'copilot' and run the '/login' command\n  * Set the COPILOT_GITHUB_TOKEN variable\n  * Run 'gh auth login'\n";
+        let excerpt = with_error_line(stderr, stderr_excerpt(stderr).expect("an excerpt"));
+        assert!(
+            excerpt.starts_with("Error: No authentication information found. | "),
+            "{excerpt}"
+        );
+        assert!(matches!(
+            permanent_from_stderr("`copilot` exited with code 1", &excerpt),
+            Some(Failure::Permanent { .. })
+        ));
+        let offline = b"Error: Authentication token found but could not be validated.\n  * run the '/login' command\n";
+        let excerpt = with_error_line(offline, stderr_excerpt(offline).expect("an excerpt"));
+        assert_eq!(
+            permanent_from_stderr("`copilot` exited with code 1", &excerpt),
+            None,
+            "a token that could not be checked offline may pass"
+        );
     }
 
     #[test]

@@ -626,6 +626,7 @@ mod tests {
                 usage: Some(Usage {
                     input_tokens: 100,
                     output_tokens: 20,
+                    cost_usd: Some(0.004),
                 }),
                 cache_key: Some("key".into()),
                 at_ms: 7,

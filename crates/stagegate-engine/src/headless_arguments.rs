@@ -15,6 +15,7 @@ fn output_flags(format: OutputFormat) -> &'static [&'static str] {
             &["--output-format"]
         }
         OutputFormat::CodexJsonl => &["--json"],
+        OutputFormat::OpencodeJsonl => &["--format"],
         OutputFormat::Text => &["--output-format", "--format", "--json"],
     }
 }

@@ -19,7 +19,7 @@ const EXCERPT_CHARS: usize = 200;
 
 /// What a successful program's stdout says: the answer and, when the format reports them, the
 /// tokens used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParsedOutput {
     pub answer: String,
     pub usage: Option<Usage>,
@@ -36,6 +36,7 @@ pub fn parse_output(format: OutputFormat, stdout: String) -> Result<ParsedOutput
         OutputFormat::GeminiJson => parse_gemini_json(&stdout),
         OutputFormat::QwenJson => parse_qwen_json(&stdout),
         OutputFormat::CodexJsonl => parse_codex_jsonl(&stdout),
+        OutputFormat::OpencodeJsonl => parse_opencode_jsonl(&stdout),
     }
 }
 
@@ -51,6 +52,7 @@ pub fn reported_failure(format: OutputFormat, stdout: &[u8], stderr: &[u8]) -> O
         OutputFormat::GeminiJson => parse_gemini_json(&stdout).err(),
         OutputFormat::QwenJson => parse_qwen_json(&stdout).err(),
         OutputFormat::CodexJsonl => parse_codex_jsonl(&stdout).err(),
+        OutputFormat::OpencodeJsonl => parse_opencode_jsonl(&stdout).err(),
     }
     .filter(|failure| !is_unexpected(failure));
     from_stdout.or_else(|| match format {
@@ -88,7 +90,16 @@ fn result_envelope(
         || result.is_some_and(|text| text.trim_start().starts_with("[API Error"));
     if is_error {
         let status = envelope.get("api_error_status").and_then(Value::as_u64);
-        let message = match result.map(str::trim).filter(|text| !text.is_empty()) {
+        // Qwen Code puts a failure before any request in `error.message`, with no `result`.
+        let error_message = envelope
+            .get("error")
+            .and_then(|error| error.get("message"))
+            .and_then(Value::as_str);
+        let message = match result
+            .or(error_message)
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+        {
             Some(text) => excerpt(text),
             None => format!("({})", subtype.unwrap_or("error")),
         };
@@ -111,6 +122,8 @@ fn result_envelope(
         Some(Usage {
             input_tokens: input.unwrap_or(0) + cached,
             output_tokens: output.unwrap_or(0),
+            // What Claude Code computed for the call, cache pricing included.
+            cost_usd: envelope.get("total_cost_usd").and_then(Value::as_f64),
         })
     });
     Ok(ParsedOutput {
@@ -169,10 +182,7 @@ fn gemini_usage(stats: &Value) -> Option<Usage> {
         if count("prompt").is_none() && count("candidates").is_none() {
             continue;
         }
-        let sum = total.get_or_insert(Usage {
-            input_tokens: 0,
-            output_tokens: 0,
-        });
+        let sum = total.get_or_insert(Usage::default());
         sum.input_tokens += count("prompt").unwrap_or(0);
         sum.output_tokens += count("candidates").unwrap_or(0) + count("thoughts").unwrap_or(0);
     }
@@ -216,14 +226,7 @@ fn parse_codex_jsonl(stdout: &str) -> Result<ParsedOutput, Failure> {
     let mut failed = None;
     let mut last_error = None;
     let mut events = 0;
-    for line in stdout
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with('{'))
-    {
-        let Ok(event) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
+    for event in json_lines(stdout) {
         events += 1;
         match event.get("type").and_then(Value::as_str) {
             Some("item.completed") => {
@@ -242,10 +245,7 @@ fn parse_codex_jsonl(stdout: &str) -> Result<ParsedOutput, Failure> {
             Some("turn.completed") => {
                 if let Some(counts) = event.get("usage") {
                     let count = |key: &str| counts.get(key).and_then(Value::as_u64).unwrap_or(0);
-                    let sum = usage.get_or_insert(Usage {
-                        input_tokens: 0,
-                        output_tokens: 0,
-                    });
+                    let sum = usage.get_or_insert(Usage::default());
                     // `cached_input_tokens` are part of `input_tokens` already.
                     sum.input_tokens += count("input_tokens");
                     sum.output_tokens += count("output_tokens");
@@ -278,6 +278,87 @@ fn parse_codex_jsonl(stdout: &str) -> Result<ParsedOutput, Failure> {
         None if events == 0 => Err(unexpected(stdout, format, "no JSON event lines")),
         None => Err(unexpected(stdout, format, "no agent_message item")),
     }
+}
+
+/// `opencode run --format json`: one event a line, each `{"type":…,"sessionID":…,"part":{…}}`.
+/// The answer is the `text` parts of the last step (after the last `step_start`: earlier steps
+/// are the agent's narration around its tool calls); each `step_finish` part carries that
+/// step's `tokens` and `cost`; a failure is an `error` event, exit 1.
+fn parse_opencode_jsonl(stdout: &str) -> Result<ParsedOutput, Failure> {
+    let format = OutputFormat::OpencodeJsonl;
+    let mut step_text: Vec<String> = Vec::new();
+    let mut usage: Option<Usage> = None;
+    let mut error = None;
+    let mut events = 0;
+    for event in json_lines(stdout) {
+        events += 1;
+        let part = event.get("part");
+        match event.get("type").and_then(Value::as_str) {
+            Some("step_start") => step_text.clear(),
+            Some("text") => {
+                if let Some(text) = part
+                    .and_then(|part| part.get("text"))
+                    .and_then(Value::as_str)
+                {
+                    step_text.push(text.to_owned());
+                }
+            }
+            Some("step_finish") => {
+                if let Some(part) = part {
+                    add_opencode_step(usage.get_or_insert(Usage::default()), part);
+                }
+            }
+            Some("error") => error = event.get("error").map(opencode_error),
+            _ => {}
+        }
+    }
+    if let Some(failure) = error {
+        return Err(failure);
+    }
+    match step_text.is_empty() {
+        false => Ok(ParsedOutput {
+            answer: step_text.join("\n\n"),
+            usage,
+        }),
+        true if events == 0 => Err(unexpected(stdout, format, "no JSON event lines")),
+        true => Err(unexpected(stdout, format, "no text in the last step")),
+    }
+}
+
+/// Adds one `step-finish` part to `sum`. opencode takes cached tokens out of `input` and
+/// reasoning out of `output`; they are put back: the prompt was that long, and reasoning is
+/// output the model produced.
+fn add_opencode_step(sum: &mut Usage, part: &Value) {
+    let count = |pointer: &str| part.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
+    sum.input_tokens +=
+        count("/tokens/input") + count("/tokens/cache/read") + count("/tokens/cache/write");
+    sum.output_tokens += count("/tokens/output") + count("/tokens/reasoning");
+    if let Some(cost) = part.get("cost").and_then(Value::as_f64) {
+        *sum.cost_usd.get_or_insert(0.0) += cost;
+    }
+}
+
+/// opencode's error object: `{"name":"APIError","data":{"message":…,"statusCode":N,…}}`;
+/// `ProviderAuthError` (no key for the provider) has no status and is an authentication failure.
+fn opencode_error(error: &Value) -> Failure {
+    let name = error.get("name").and_then(Value::as_str).unwrap_or("error");
+    let message = error
+        .pointer("/data/message")
+        .and_then(Value::as_str)
+        .map_or_else(|| name.to_owned(), str::to_owned);
+    let status = error
+        .pointer("/data/statusCode")
+        .and_then(Value::as_u64)
+        .or((name == "ProviderAuthError").then_some(401));
+    classify(status, &excerpt(message.trim()))
+}
+
+/// The lines of `text` that are JSON values, parsed; other lines (warnings) are skipped.
+fn json_lines(text: &str) -> impl Iterator<Item = Value> + '_ {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| line.starts_with('{'))
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
 }
 
 /// Codex words an HTTP failure as `unexpected status 401 Unauthorized: …`.
@@ -374,6 +455,9 @@ mod tests {
     /// error as the result's text.
     const QWEN_401: &str = r#"[{"type":"system","subtype":"init","session_id":"cf07","model":"qwen3.5-plus"},{"type":"assistant","session_id":"cf07","message":{"role":"assistant","content":[{"type":"text","text":"[API Error: 401 invalid x-api-key]"}],"usage":{"input_tokens":0,"output_tokens":0}}},{"type":"result","subtype":"success","session_id":"cf07","is_error":false,"num_turns":1,"result":"[API Error: 401 invalid x-api-key]","usage":{"input_tokens":0,"output_tokens":0,"cache_read_input_tokens":0}}]"#;
 
+    /// Qwen Code 0.15 with no auth type chosen, as recorded: exit 1, this on stdout.
+    const QWEN_NO_AUTH: &str = r#"[{"type":"result","subtype":"error_during_execution","uuid":"432b","session_id":"bb69","is_error":true,"duration_ms":0,"duration_api_ms":0,"num_turns":0,"usage":{"input_tokens":0,"output_tokens":0},"permission_denials":[],"error":{"message":"No auth type is selected. Please configure an auth type (e.g. via settings or `--auth-type`) before running in non-interactive mode."}}]"#;
+
     /// Qwen Code 0.15 rate limited: the same shape with a 429.
     const QWEN_429: &str = r#"[{"type":"system","subtype":"init","session_id":"cf07"},{"type":"result","subtype":"success","is_error":false,"result":"[API Error: 429 Rate limited]","usage":{"input_tokens":0,"output_tokens":0}}]"#;
 
@@ -397,6 +481,27 @@ mod tests {
     const CODEX_429: &str = "{\"type\":\"turn.started\"}\n\
         {\"type\":\"error\",\"message\":\"exceeded retry limit, last status: 429 Too Many Requests\"}\n\
         {\"type\":\"turn.failed\",\"error\":{\"message\":\"exceeded retry limit, last status: 429 Too Many Requests\"}}\n";
+
+    /// opencode 1.18, `run --format json`, answering after one tool call: two steps, each with
+    /// its `step_finish` (the event and part shapes of its bundled source; `input` there
+    /// excludes cached tokens and `output` excludes reasoning).
+    const OPENCODE_SUCCESS: &str = "{\"type\":\"step_start\",\"timestamp\":1,\"sessionID\":\"ses_1\",\"part\":{\"id\":\"prt_1\",\"sessionID\":\"ses_1\",\"messageID\":\"msg_1\",\"type\":\"step-start\"}}\n\
+        {\"type\":\"text\",\"timestamp\":2,\"sessionID\":\"ses_1\",\"part\":{\"id\":\"prt_2\",\"messageID\":\"msg_1\",\"type\":\"text\",\"text\":\"Let me read the spec.\",\"time\":{\"start\":2,\"end\":2}}}\n\
+        {\"type\":\"tool_use\",\"timestamp\":3,\"sessionID\":\"ses_1\",\"part\":{\"id\":\"prt_3\",\"type\":\"tool\",\"tool\":\"read\",\"state\":{\"status\":\"completed\"}}}\n\
+        {\"type\":\"step_finish\",\"timestamp\":4,\"sessionID\":\"ses_1\",\"part\":{\"id\":\"prt_4\",\"messageID\":\"msg_1\",\"type\":\"step-finish\",\"reason\":\"tool-calls\",\"tokens\":{\"total\":5200,\"input\":200,\"output\":30,\"reasoning\":10,\"cache\":{\"write\":0,\"read\":5000}},\"cost\":0.0021}}\n\
+        {\"type\":\"step_start\",\"timestamp\":5,\"sessionID\":\"ses_1\",\"part\":{\"id\":\"prt_5\",\"messageID\":\"msg_2\",\"type\":\"step-start\"}}\n\
+        {\"type\":\"text\",\"timestamp\":6,\"sessionID\":\"ses_1\",\"part\":{\"id\":\"prt_6\",\"messageID\":\"msg_2\",\"type\":\"text\",\"text\":\"## Plan\\nThree phases.\",\"time\":{\"start\":6,\"end\":6}}}\n\
+        {\"type\":\"step_finish\",\"timestamp\":7,\"sessionID\":\"ses_1\",\"part\":{\"id\":\"prt_7\",\"messageID\":\"msg_2\",\"type\":\"step-finish\",\"reason\":\"stop\",\"tokens\":{\"total\":5400,\"input\":300,\"output\":90,\"reasoning\":0,\"cache\":{\"write\":10,\"read\":5000}},\"cost\":0.0034}}\n";
+
+    /// opencode 1.18 refused by the provider (its `error` event for an `APIError`): exit 1.
+    const OPENCODE_401: &str = "{\"type\":\"step_start\",\"timestamp\":1,\"sessionID\":\"ses_1\",\"part\":{\"type\":\"step-start\"}}\n\
+        {\"type\":\"error\",\"timestamp\":2,\"sessionID\":\"ses_1\",\"error\":{\"name\":\"APIError\",\"data\":{\"message\":\"invalid x-api-key\",\"statusCode\":401,\"isRetryable\":false}}}\n";
+
+    /// opencode 1.18 rate limited: the same event with a 429.
+    const OPENCODE_429: &str = "{\"type\":\"error\",\"timestamp\":2,\"sessionID\":\"ses_1\",\"error\":{\"name\":\"APIError\",\"data\":{\"message\":\"Rate limit exceeded\",\"statusCode\":429,\"isRetryable\":true}}}\n";
+
+    /// opencode 1.18 with no key for the provider.
+    const OPENCODE_NO_KEY: &str = "{\"type\":\"error\",\"timestamp\":2,\"sessionID\":\"ses_1\",\"error\":{\"name\":\"ProviderAuthError\",\"data\":{\"providerID\":\"anthropic\",\"message\":\"API key is missing\"}}}\n";
 
     /// Gemini CLI 0.61 with a key but no auth method chosen, as recorded: exit 41, stdout
     /// empty, this on stderr.
@@ -449,6 +554,7 @@ mod tests {
             Some(Usage {
                 input_tokens: 4 + 1520 + 13120,
                 output_tokens: 310,
+                cost_usd: Some(0.0213),
             })
         );
     }
@@ -491,7 +597,8 @@ mod tests {
             parsed.usage,
             Some(Usage {
                 input_tokens: 1200,
-                output_tokens: 40
+                output_tokens: 40,
+                cost_usd: None,
             })
         );
         let failure = parse_output(OutputFormat::QwenJson, QWEN_401.to_owned()).expect_err("401");
@@ -506,6 +613,13 @@ mod tests {
             parse_output(OutputFormat::QwenJson, QWEN_429.to_owned()),
             Err(Failure::RateLimited { .. })
         ));
+        let no_auth = reported_failure(OutputFormat::QwenJson, QWEN_NO_AUTH.as_bytes(), b"")
+            .expect("the envelope's error");
+        assert!(matches!(no_auth, Failure::Permanent { .. }), "{no_auth:?}");
+        assert!(
+            no_auth.to_string().contains("No auth type is selected."),
+            "{no_auth}"
+        );
     }
 
     #[test]
@@ -517,7 +631,8 @@ mod tests {
             parsed.usage,
             Some(Usage {
                 input_tokens: 9000,
-                output_tokens: 120
+                output_tokens: 120,
+                cost_usd: None,
             })
         );
         let failure =
@@ -541,6 +656,46 @@ mod tests {
             Err(Failure::retryable(
                 "the output was not the expected codex-jsonl JSON (no JSON event lines); it \
                  began: Reading prompt from stdin..."
+            ))
+        );
+    }
+
+    #[test]
+    fn opencode_jsonl_gives_the_last_steps_text_and_every_steps_tokens_and_cost() {
+        let parsed =
+            parse_output(OutputFormat::OpencodeJsonl, OPENCODE_SUCCESS.to_owned()).expect("ok");
+        assert_eq!(parsed.answer, "## Plan\nThree phases.");
+        let usage = parsed.usage.expect("usage");
+        assert_eq!(
+            (usage.input_tokens, usage.output_tokens),
+            (200 + 5000 + 300 + 10 + 5000, 30 + 10 + 90)
+        );
+        let cost = usage.cost_usd.expect("a cost");
+        assert!((cost - 0.0055).abs() < 1e-9, "{cost}");
+    }
+
+    #[test]
+    fn opencode_jsonl_errors_are_classified_by_their_status() {
+        let refused = reported_failure(OutputFormat::OpencodeJsonl, OPENCODE_401.as_bytes(), b"")
+            .expect("the error event");
+        assert!(matches!(refused, Failure::Permanent { .. }), "{refused:?}");
+        assert!(
+            refused.to_string().contains("invalid x-api-key"),
+            "{refused}"
+        );
+        assert!(matches!(
+            parse_output(OutputFormat::OpencodeJsonl, OPENCODE_429.to_owned()),
+            Err(Failure::RateLimited { .. })
+        ));
+        assert!(matches!(
+            parse_output(OutputFormat::OpencodeJsonl, OPENCODE_NO_KEY.to_owned()),
+            Err(Failure::Permanent { .. })
+        ));
+        assert_eq!(
+            parse_output(OutputFormat::OpencodeJsonl, "Error: boom\n".to_owned()),
+            Err(Failure::retryable(
+                "the output was not the expected opencode-jsonl JSON (no JSON event lines); it \
+                 began: Error: boom"
             ))
         );
     }
@@ -586,6 +741,7 @@ mod tests {
             Some(Usage {
                 input_tokens: 24939 + 100,
                 output_tokens: 25 + 154,
+                cost_usd: None,
             })
         );
         let without_stats = parse_output(

@@ -300,16 +300,19 @@ pub enum OutputFormat {
     QwenJson,
     /// `codex exec --json`'s event lines (`item.completed`, `turn.completed`, `turn.failed`).
     CodexJsonl,
+    /// `opencode run --format json`'s event lines (`text`, `step_finish`, `error`).
+    OpencodeJsonl,
 }
 
 impl OutputFormat {
     /// Every format, in the order the documentation lists them.
-    pub const ALL: [OutputFormat; 5] = [
+    pub const ALL: [OutputFormat; 6] = [
         OutputFormat::Text,
         OutputFormat::ClaudeJson,
         OutputFormat::GeminiJson,
         OutputFormat::QwenJson,
         OutputFormat::CodexJsonl,
+        OutputFormat::OpencodeJsonl,
     ];
 
     /// The name as written in the configuration.
@@ -320,6 +323,7 @@ impl OutputFormat {
             OutputFormat::GeminiJson => "gemini-json",
             OutputFormat::QwenJson => "qwen-json",
             OutputFormat::CodexJsonl => "codex-jsonl",
+            OutputFormat::OpencodeJsonl => "opencode-jsonl",
         }
     }
 

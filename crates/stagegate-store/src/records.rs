@@ -75,6 +75,8 @@ pub struct AttemptRecord {
     pub input_tokens: Option<i64>,
     /// Tokens the model reported writing.
     pub output_tokens: Option<i64>,
+    /// What the call cost in US dollars, when the agent itself reported it.
+    pub cost_usd: Option<f64>,
 }
 
 /// The approval gate of one stage of a run.

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_line_comments.sql"),
     include_str!("../migrations/0005_attempt_texts.sql"),
     include_str!("../migrations/0006_text_chunks_rowid.sql"),
+    include_str!("../migrations/0007_attempt_cost.sql"),
 ];
 
 /// The newest schema version this build knows.

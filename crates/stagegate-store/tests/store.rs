@@ -42,6 +42,7 @@ fn attempt(run_id: &str, agent: &str, number: u32) -> AttemptRecord {
         confidence: None,
         input_tokens: None,
         output_tokens: None,
+        cost_usd: None,
     }
 }
 
@@ -274,6 +275,7 @@ async fn attempts_upsert_on_their_identity() {
         confidence: Some(0.75),
         input_tokens: Some(1200),
         output_tokens: Some(340),
+        cost_usd: Some(0.0123),
         ..started.clone()
     };
     store.record_attempt(&finished).await.unwrap();

@@ -263,6 +263,7 @@ impl Recorder {
                     confidence: *confidence,
                     input_tokens: usage.map(|usage| count(usage.input_tokens)),
                     output_tokens: usage.map(|usage| count(usage.output_tokens)),
+                    cost_usd: usage.and_then(|usage| usage.cost_usd),
                     ..attempt_record(identity, backend, started)
                 }));
                 writes.push(attempt_text(identity, TextKind::Output, output.as_bytes()));
@@ -429,6 +430,7 @@ fn attempt_record(identity: &CallIdentity, backend: &str, started_at_ms: i64) ->
         confidence: None,
         input_tokens: None,
         output_tokens: None,
+        cost_usd: None,
     }
 }
 

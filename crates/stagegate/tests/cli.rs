@@ -50,6 +50,8 @@ mod orphans;
 mod output_style;
 #[path = "cli/presets_real_clis.rs"]
 mod presets_real_clis;
+#[path = "cli/real_model.rs"]
+mod real_model;
 #[path = "cli/review_browser.rs"]
 mod review_browser;
 #[path = "cli/review_comments.rs"]

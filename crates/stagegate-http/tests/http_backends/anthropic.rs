@@ -77,7 +77,8 @@ async fn a_streamed_answer_is_assembled_with_its_usage() {
         outcome.usage,
         Some(Usage {
             input_tokens: 321,
-            output_tokens: 17
+            output_tokens: 17,
+            cost_usd: None,
         })
     );
 }
@@ -125,7 +126,8 @@ async fn a_whole_json_answer_is_accepted() {
         outcome.usage,
         Some(Usage {
             input_tokens: 5,
-            output_tokens: 2
+            output_tokens: 2,
+            cost_usd: None,
         })
     );
 }

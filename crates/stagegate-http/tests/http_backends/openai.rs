@@ -43,7 +43,8 @@ async fn a_streamed_answer_is_assembled_in_order_with_its_usage() {
         outcome.usage,
         Some(Usage {
             input_tokens: 42,
-            output_tokens: 9
+            output_tokens: 9,
+            cost_usd: None,
         })
     );
 }
@@ -97,7 +98,8 @@ async fn a_whole_json_answer_is_accepted_and_no_key_means_no_authorization() {
         outcome.usage,
         Some(Usage {
             input_tokens: 12,
-            output_tokens: 3
+            output_tokens: 3,
+            cost_usd: None,
         })
     );
     let sent = &server.requests()[0];

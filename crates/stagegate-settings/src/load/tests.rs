@@ -678,8 +678,11 @@ fn presets_run_cli_agents_headless() {
     );
     assert_eq!(preset("qwen").1, OutputFormat::QwenJson);
     assert_eq!(
-        preset("opencode").0,
-        strings(&["opencode", "run", "--agent", "plan"])
+        preset("opencode"),
+        (
+            strings(&["opencode", "run", "--agent", "plan", "--format", "json"]),
+            OutputFormat::OpencodeJsonl
+        )
     );
     assert_eq!(preset("copilot").1, OutputFormat::Text);
     assert_eq!(preset("cursor-agent").0[0], "agent");

@@ -29,14 +29,15 @@ impl Store {
         sqlx::query(
             "INSERT INTO attempts (run_id, stage, phase, agent, attempt, backend, started_at_ms, \
              finished_at_ms, outcome, failure_reason, output_hash, output_bytes, confidence, \
-             input_tokens, output_tokens) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             input_tokens, output_tokens, cost_usd) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (run_id, stage, phase, agent, attempt) DO UPDATE SET \
              backend = excluded.backend, started_at_ms = excluded.started_at_ms, \
              finished_at_ms = excluded.finished_at_ms, outcome = excluded.outcome, \
              failure_reason = excluded.failure_reason, output_hash = excluded.output_hash, \
              output_bytes = excluded.output_bytes, confidence = excluded.confidence, \
-             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens",
+             input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+             cost_usd = excluded.cost_usd",
         )
         .bind(&attempt.run_id)
         .bind(&attempt.stage)
@@ -53,6 +54,7 @@ impl Store {
         .bind(attempt.confidence)
         .bind(attempt.input_tokens)
         .bind(attempt.output_tokens)
+        .bind(attempt.cost_usd)
         .execute(&mut *connection)
         .await
         .map_err(|error| self.write_error(operation, &attempt.run_id, error))?;
@@ -64,7 +66,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT run_id, stage, phase, agent, attempt, backend, started_at_ms, finished_at_ms, \
              outcome, failure_reason, output_hash, output_bytes, confidence, input_tokens, \
-             output_tokens FROM attempts \
+             output_tokens, cost_usd FROM attempts \
              WHERE run_id = ? ORDER BY rowid",
         )
         .bind(run_id)
@@ -91,6 +93,7 @@ impl Store {
                     confidence: self.column(row, "confidence")?,
                     input_tokens: self.column(row, "input_tokens")?,
                     output_tokens: self.column(row, "output_tokens")?,
+                    cost_usd: self.column(row, "cost_usd")?,
                 })
             })
             .collect()

@@ -188,7 +188,7 @@ impl Store {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO attempts (run_id, stage, phase, agent, attempt, backend, \
                  started_at_ms, finished_at_ms, outcome, failure_reason, output_hash, \
-                 output_bytes, confidence, input_tokens, output_tokens) ",
+                 output_bytes, confidence, input_tokens, output_tokens, cost_usd) ",
             );
             insert.push_values(part, |mut row, attempt| {
                 row.push_bind(attempt.run_id.clone())
@@ -205,7 +205,8 @@ impl Store {
                     .push_bind(attempt.output_bytes)
                     .push_bind(attempt.confidence)
                     .push_bind(attempt.input_tokens)
-                    .push_bind(attempt.output_tokens);
+                    .push_bind(attempt.output_tokens)
+                    .push_bind(attempt.cost_usd);
             });
             insert.push(
                 " ON CONFLICT (run_id, stage, phase, agent, attempt) DO UPDATE SET \
@@ -213,7 +214,8 @@ impl Store {
                  finished_at_ms = excluded.finished_at_ms, outcome = excluded.outcome, \
                  failure_reason = excluded.failure_reason, output_hash = excluded.output_hash, \
                  output_bytes = excluded.output_bytes, confidence = excluded.confidence, \
-                 input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens",
+                 input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+                 cost_usd = excluded.cost_usd",
             );
             insert.build().execute(&mut *connection).await?;
         }

@@ -245,19 +245,28 @@ pub(crate) async fn gather(
     Ok(metrics)
 }
 
-/// Adds what each agent's recorded tokens cost, by the backend's price. Kept apart from
-/// [`compute`] because prices are configuration, not part of the record.
+/// What one attempt cost: what the agent reported, else its tokens at the backend's price;
+/// `None` when neither is known.
+pub(crate) fn attempt_cost(
+    attempt: &AttemptRecord,
+    prices: &BTreeMap<String, Price>,
+) -> Option<f64> {
+    if let Some(reported) = attempt.cost_usd {
+        return Some(reported);
+    }
+    let price = prices.get(&attempt.backend)?;
+    Some(price.cost(attempt.input_tokens?, attempt.output_tokens?))
+}
+
+/// Adds what each agent's attempts cost ([`attempt_cost`]). Kept apart from [`compute`]
+/// because prices are configuration, not part of the record.
 pub(crate) fn add_costs(
     metrics: &mut Metrics,
     attempts: &[AttemptRecord],
     prices: &BTreeMap<String, Price>,
 ) {
     for attempt in attempts {
-        let (Some(price), Some(input), Some(output)) = (
-            prices.get(&attempt.backend),
-            attempt.input_tokens,
-            attempt.output_tokens,
-        ) else {
+        let Some(cost) = attempt_cost(attempt, prices) else {
             continue;
         };
         let key = AgentKey {
@@ -266,7 +275,7 @@ pub(crate) fn add_costs(
             backend: attempt.backend.clone(),
         };
         if let Some(entry) = metrics.agents.get_mut(&key) {
-            entry.cost += price.cost(input, output);
+            entry.cost += cost;
         }
     }
 }
@@ -1060,6 +1069,7 @@ mod tests {
             confidence: None,
             input_tokens: None,
             output_tokens: None,
+            cost_usd: None,
         }
     }
 
@@ -1279,11 +1289,16 @@ mod tests {
             let mut first = attempt(agent_attempt("a", 1, "claude"), Some((0, 100)), "ok");
             first.input_tokens = Some(1_000_000);
             first.output_tokens = Some(100_000);
-            vec![first]
+            // The second attempt's agent said what it cost: that, not the price, counts.
+            let mut second = attempt(agent_attempt("a", 2, "claude"), Some((200, 300)), "ok");
+            second.input_tokens = Some(1_000_000);
+            second.output_tokens = Some(100_000);
+            second.cost_usd = Some(0.25);
+            vec![first, second]
         };
         add_costs(&mut priced, &attempts, &prices);
         let cost = priced.agents[&key("plan", "a", "claude")].cost;
-        assert!((cost - 4.5).abs() < 1e-9, "{cost}");
+        assert!((cost - (4.5 + 0.25)).abs() < 1e-9, "{cost}");
         let text = render_prometheus(&metrics);
         assert!(
             text.contains("stagegate_cache_hits{stage=\"plan\",agent=\"a\",backend=\"claude\"} 1"),

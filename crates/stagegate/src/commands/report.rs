@@ -549,6 +549,7 @@ mod tests {
             confidence: Some(0.5),
             input_tokens: None,
             output_tokens: None,
+            cost_usd: None,
         }
     }
 

@@ -405,7 +405,8 @@ struct AgentSummary {
     confidence: Option<f64>,
     /// Tokens read and written over every attempt, when the backend reported them.
     tokens: Option<(i64, i64)>,
-    /// What those tokens cost, by `[prices.BACKEND]`; none without a price.
+    /// What the attempts cost: as the agent reported it, else by `[prices.BACKEND]`; none
+    /// when neither is known.
     cost: Option<f64>,
 }
 
@@ -455,10 +456,7 @@ fn agent_summaries(
                 confidence: last.and_then(|attempt| attempt.confidence),
                 cost: attempts
                     .iter()
-                    .filter_map(|attempt| {
-                        let price = prices.get(&attempt.backend)?;
-                        Some(price.cost(attempt.input_tokens?, attempt.output_tokens?))
-                    })
+                    .filter_map(|attempt| super::metrics::attempt_cost(attempt, prices))
                     .reduce(|total, cost| total + cost),
                 tokens: attempts
                     .iter()

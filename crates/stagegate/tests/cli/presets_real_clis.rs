@@ -8,6 +8,9 @@
 //! their `node_modules/.bin`). Without them these tests fail and say how to install them;
 //! `STAGEGATE_SKIP_REAL_CLI_TESTS=1` skips them on purpose (a machine without Node).
 //! Cursor's `agent` is not on npm and has no test: its preset is marked unverified.
+//!
+//! Beside them, stand-ins replay the tools' success output (the shapes their bundled sources
+//! write) to check that the usage and the cost a tool reports reach `status`.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
@@ -17,7 +20,7 @@ use serde_json::json;
 
 use assert_cmd::Command;
 
-use crate::harness::{EXIT_STAGE_FAILED, TestRepo};
+use crate::harness::{EXIT_AWAITING_DECISION, EXIT_STAGE_FAILED, TestRepo, toml_string};
 use crate::loopback_server::{LoopbackServer, Reply};
 
 /// One CLI at a time: each runs four copies of a Node or Bun program on a shared machine.
@@ -219,7 +222,7 @@ fn qwen_reports_the_refused_key_it_prints_as_an_answer() {
 }
 
 #[test]
-fn opencode_reports_the_refused_key_without_colour_codes() {
+fn opencode_reports_the_refused_key_through_its_event_stream() {
     smoke(|origin| Trial {
         preset: "opencode",
         environment: pairs(&[(
@@ -235,7 +238,8 @@ fn opencode_reports_the_refused_key_without_colour_codes() {
             })
             .to_string(),
         )]),
-        says: "Error: invalid x-api-key",
+        // Its `error` event (`--format json`, on stdout), read and classified as the key.
+        says: "the agent reported an error: invalid x-api-key; log the agent in",
         permanent: true,
     });
 }
@@ -250,4 +254,80 @@ fn copilot_reports_that_it_cannot_check_its_token() {
         says: "run the '/login' command",
         permanent: false,
     });
+}
+
+/// A repository whose every agent is a stand-in that reads the prompt and prints `stdout` (a
+/// tool's real output shape), read as `format`; its backend has a price that the reported cost
+/// must win over.
+fn stand_in_repo(format: &str, stdout: &str) -> TestRepo {
+    let repo = TestRepo::with_approved_spec();
+    let output = repo.fake_dir.join("stand-in-output");
+    std::fs::write(&output, stdout).expect("write the stand-in's output");
+    let command = format!(
+        "[\"sh\", \"-c\", \"cat > /dev/null; cat \\\"$0\\\"\", {}]",
+        toml_string(&output.display().to_string())
+    );
+    repo.set("backends.standin", "kind", "\"command\"")
+        .set("backends.standin", "command", &command)
+        .set("backends.standin", "output_format", &toml_string(format))
+        .set("defaults", "backend", "\"standin\"")
+        .set("prices.standin", "input_per_mtok", "1000.0")
+        .set("prices.standin", "output_per_mtok", "1000.0")
+}
+
+/// Runs the plan stage on the stand-in and checks that every parallel agent's summary in
+/// `status --json` has these tokens and the cost the tool reported.
+fn assert_reported_usage(repo: &TestRepo, tokens: (u64, u64), cost: f64) {
+    let run = repo
+        .run(&["run", "plan", "--no-input"])
+        .expect_code(EXIT_AWAITING_DECISION)
+        .run_id();
+    let status = repo.run_status(&run);
+    let agents = status["agents"].as_array().expect("agents");
+    let parallel: Vec<&serde_json::Value> = agents
+        .iter()
+        .filter(|summary| summary["phase"] == "agent")
+        .collect();
+    assert!(!parallel.is_empty(), "{status:#}");
+    for summary in parallel {
+        assert_eq!(summary["input_tokens"], tokens.0, "{summary:#}");
+        assert_eq!(summary["output_tokens"], tokens.1, "{summary:#}");
+        let shown = summary["cost"].as_f64().expect("a cost");
+        assert!((shown - cost).abs() < 1e-9, "{summary:#}");
+    }
+}
+
+#[test]
+fn claudes_reported_cost_is_the_cost_status_shows() {
+    let envelope = json!({
+        "type": "result", "subtype": "success", "is_error": false, "num_turns": 1,
+        "result": "## Findings\n\nEvery requirement is covered.\nVERDICT: PASS",
+        "total_cost_usd": 0.0123,
+        "usage": {"input_tokens": 7, "cache_read_input_tokens": 3, "output_tokens": 9},
+    });
+    let repo = stand_in_repo("claude-json", &envelope.to_string());
+    assert_reported_usage(&repo, (10, 9), 0.0123);
+}
+
+#[test]
+fn opencodes_step_costs_are_the_cost_status_shows() {
+    let event = |kind: &str, part: serde_json::Value| {
+        json!({"type": kind, "timestamp": 1, "sessionID": "ses_1", "part": part}).to_string()
+    };
+    let stdout = [
+        event("step_start", json!({"type": "step-start"})),
+        event(
+            "text",
+            json!({"type": "text", "text": "## Findings\n\nAll covered.\nVERDICT: PASS"}),
+        ),
+        event(
+            "step_finish",
+            json!({"type": "step-finish", "reason": "stop", "cost": 0.0042,
+                   "tokens": {"input": 5, "output": 8, "reasoning": 2,
+                              "cache": {"read": 20, "write": 0}}}),
+        ),
+    ]
+    .join("\n");
+    let repo = stand_in_repo("opencode-jsonl", &stdout);
+    assert_reported_usage(&repo, (25, 10), 0.0042);
 }
