@@ -204,11 +204,11 @@ impl Recorder {
     /// the same commit as its outcome, so an answer is never recorded without its text.
     async fn record_queued(&mut self, event: &Event) -> Result<Committed, String> {
         let run_id = run_id_of(event);
-        let payload = serde_json::to_value(event).map_err(|error| error.to_string())?;
+        let payload_json = serde_json::to_string(event).map_err(|error| error.to_string())?;
         let mut writes = vec![BatchWrite::Event {
             run_id: run_id.to_owned(),
             kind: event.kind().to_owned(),
-            payload,
+            payload_json,
         }];
         let wait = !returns_once_queued(event);
         match event {
