@@ -20,6 +20,19 @@ pub(crate) struct CappedOutput {
     cap: u64,
     /// Everything read from the pipe, including bytes not kept once over the cap.
     read: u64,
+    /// Says, of each complete line, whether the program has reached a dead end it will not
+    /// leave by itself (and what it said); `None` reads to the end.
+    dead_end: Option<fn(&[u8]) -> Option<String>>,
+    /// Where the first line not yet shown to `dead_end` starts in `bytes`.
+    unchecked: usize,
+}
+
+/// Why reading a program's output stopped before its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DrainStop {
+    OverCap(OverCap),
+    /// The program said it is stuck (codex "waiting for network"), in its own words.
+    DeadEnd(String),
 }
 
 /// The pipe said more than the cap allows; reading stopped there.
@@ -35,7 +48,16 @@ impl CappedOutput {
             bytes: Vec::new(),
             cap,
             read: 0,
+            dead_end: None,
+            unchecked: 0,
         }
+    }
+
+    /// Also shows every complete line to `dead_end`, and stops reading at the first line it
+    /// names a dead end.
+    pub(crate) fn watching(mut self, dead_end: Option<fn(&[u8]) -> Option<String>>) -> Self {
+        self.dead_end = dead_end;
+        self
     }
 
     /// Reads until end of file, or until more than the cap has arrived. A read error ends the
@@ -43,15 +65,34 @@ impl CappedOutput {
     pub(crate) async fn drain<R: AsyncRead + Unpin>(
         &mut self,
         reader: &mut R,
-    ) -> Result<(), OverCap> {
+    ) -> Result<(), DrainStop> {
         let mut chunk = [0_u8; CHUNK_BYTES];
         loop {
             let count = match reader.read(&mut chunk).await {
                 Ok(0) | Err(_) => return Ok(()),
                 Ok(count) => count,
             };
-            self.push(&chunk[..count])?;
+            self.push(&chunk[..count]).map_err(DrainStop::OverCap)?;
+            if let Some(said) = self.dead_end_in_new_lines() {
+                return Err(DrainStop::DeadEnd(said));
+            }
         }
+    }
+
+    /// What `dead_end` finds in the lines completed since it last looked.
+    fn dead_end_in_new_lines(&mut self) -> Option<String> {
+        let dead_end = self.dead_end?;
+        while let Some(length) = self.bytes[self.unchecked..]
+            .iter()
+            .position(|byte| *byte == b'\n')
+        {
+            let line = &self.bytes[self.unchecked..self.unchecked + length];
+            self.unchecked += length + 1;
+            if let Some(said) = dead_end(line) {
+                return Some(said);
+            }
+        }
+        None
     }
 
     fn push(&mut self, chunk: &[u8]) -> Result<(), OverCap> {
@@ -135,7 +176,29 @@ mod tests {
     async fn capped_output_stops_past_the_cap() {
         let mut output = CappedOutput::new(4);
         let mut reader: &[u8] = b"hello";
-        assert_eq!(output.drain(&mut reader).await, Err(OverCap { read: 5 }));
+        assert_eq!(
+            output.drain(&mut reader).await,
+            Err(DrainStop::OverCap(OverCap { read: 5 }))
+        );
+    }
+
+    fn stuck(line: &[u8]) -> Option<String> {
+        line.starts_with(b"stuck:")
+            .then(|| String::from_utf8_lossy(line).into_owned())
+    }
+
+    #[tokio::test]
+    async fn reading_stops_at_the_first_line_that_names_a_dead_end() {
+        let mut output = CappedOutput::new(1000).watching(Some(stuck));
+        let mut reader: &[u8] = b"working\nstuck: no network\nnever read\n";
+        assert_eq!(
+            output.drain(&mut reader).await,
+            Err(DrainStop::DeadEnd("stuck: no network".to_owned()))
+        );
+        // A line is judged only once it is complete.
+        let mut output = CappedOutput::new(1000).watching(Some(stuck));
+        let mut reader: &[u8] = b"ok\nstuck: but no newline yet";
+        assert_eq!(output.drain(&mut reader).await, Ok(()));
     }
 
     #[test]

@@ -30,9 +30,9 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::agent_error::permanent_from_stderr;
 use crate::backend::{AgentOutcome, AgentRequest, Backend, BoxFuture, Failure};
-use crate::bounded_output::{CappedOutput, OverCap, TailBuffer};
+use crate::bounded_output::{CappedOutput, DrainStop, OverCap, TailBuffer};
 use crate::headless_arguments::insert_before_output_flags;
-use crate::output_format::{parse_output, reported_failure};
+use crate::output_format::{self, parse_output, reported_failure};
 use crate::process_group::{GroupEnd, ProcessGroupGuard, terminate_group};
 use crate::secrets;
 use crate::supervisor::{
@@ -344,6 +344,8 @@ fn confine_child(command: &mut Command, limit_bytes: u64) {
 enum Stop {
     Exited(io::Result<ExitStatus>),
     OverCap(OverCap),
+    /// The program said it is stuck and will not end by itself.
+    DeadEnd(String),
     Deadline,
     Cancelled,
 }
@@ -395,7 +397,8 @@ async fn run_attempt(
         ));
     };
 
-    let mut answer = CappedOutput::new(request.output_cap_bytes);
+    let mut answer = CappedOutput::new(request.output_cap_bytes)
+        .watching(output_format::dead_end_detector(program.output_format));
     let mut diagnostics = TailBuffer::new(STDERR_TAIL_BYTES);
     let (stop, stopped_after, over_cap_later, group_end) = {
         let mut write = pin!(write_prompt(stdin, request.prompt));
@@ -414,8 +417,10 @@ async fn run_attempt(
                 () = &mut deadline => break Stop::Deadline,
                 result = &mut read_answer, if !answer_done => {
                     answer_done = true;
-                    if let Err(over_cap) = result {
-                        break Stop::OverCap(over_cap);
+                    match result {
+                        Ok(()) => {}
+                        Err(DrainStop::OverCap(over_cap)) => break Stop::OverCap(over_cap),
+                        Err(DrainStop::DeadEnd(said)) => break Stop::DeadEnd(said),
                     }
                 }
                 () = &mut read_diagnostics, if !diagnostics_done => diagnostics_done = true,
@@ -436,7 +441,7 @@ async fn run_attempt(
                 end = &mut stop_group => group_end = Some(end),
                 result = &mut read_answer, if !answer_done => {
                     answer_done = true;
-                    over_cap_later = result.err();
+                    over_cap_later = over_cap_of(result);
                 }
                 () = &mut read_diagnostics, if !diagnostics_done => diagnostics_done = true,
             }
@@ -448,7 +453,7 @@ async fn run_attempt(
             tokio::select! {
                 result = &mut read_answer, if !answer_done => {
                     answer_done = true;
-                    over_cap_later = result.err();
+                    over_cap_later = over_cap_of(result);
                 }
                 () = &mut read_diagnostics, if !diagnostics_done => diagnostics_done = true,
                 () = sleep_until(drain_end) => break,
@@ -472,6 +477,11 @@ async fn run_attempt(
     let mut usage = None;
     let result = match (stop, over_cap_later) {
         (Stop::Cancelled, _) => Err(Failure::Cancelled),
+        (Stop::DeadEnd(said), _) => Err(Failure::retryable(format!(
+            "`{}` cannot reach its model and waits for it indefinitely; it said: {}",
+            program.name,
+            secrets::redact(&said)
+        ))),
         (Stop::Deadline, _) => Err(Failure::TimedOut {
             after_ms: u64::try_from(stopped_after.as_millis()).unwrap_or(u64::MAX),
         }),
@@ -530,6 +540,15 @@ async fn run_attempt(
         result,
         stderr,
         usage,
+    }
+}
+
+/// A read that went past the cap after the program was already stopping; a dead end said
+/// then changes nothing.
+fn over_cap_of(result: Result<(), DrainStop>) -> Option<OverCap> {
+    match result {
+        Err(DrainStop::OverCap(over_cap)) => Some(over_cap),
+        Ok(()) | Err(DrainStop::DeadEnd(_)) => None,
     }
 }
 
@@ -1143,6 +1162,41 @@ mod tests {
             message.starts_with(
                 "`/bin/sh` exited with code 1: the agent reported an error: Invalid API key; log"
             ),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn codex_waiting_for_network_ends_the_attempt_with_its_own_words() {
+        // What `codex exec --json` prints with no network, then it waits forever (here: an
+        // hour, far past what the test waits).
+        let dir = TempDir::new().expect("tempdir");
+        let path = script(
+            dir.path(),
+            "codex.sh",
+            r#"cat > /dev/null
+echo '{"type":"thread.started","thread_id":"t"}'
+echo '{"type":"turn.started"}'
+echo '{"type":"error","message":"Reconnecting... 2/5 (stream disconnected before completion)"}'
+echo '{"type":"error","message":"Reconnecting... waiting for network (Connection failed: error sending request)"}'
+exec sleep 3600"#,
+        );
+        let started = Instant::now();
+        let outcome = script_agent(&path)
+            .named("codex")
+            .with_output_format(OutputFormat::CodexJsonl)
+            .run(request(dir.path(), "hello"))
+            .await;
+        assert!(
+            started.elapsed() < GENEROUS,
+            "the attempt waited out its deadline"
+        );
+        let Err(Failure::Retryable { message }) = outcome.result else {
+            panic!("expected a retryable failure, got {:?}", outcome.result);
+        };
+        assert!(
+            message.contains("cannot reach its model")
+                && message.contains("waiting for network (Connection failed"),
             "{message}"
         );
     }

@@ -40,6 +40,30 @@ pub fn parse_output(format: OutputFormat, stdout: String) -> Result<ParsedOutput
     }
 }
 
+/// How to tell, line by line, that a program reading in `format` is stuck and will not end
+/// by itself: `codex exec --json` without a network prints `Reconnecting... waiting for
+/// network` events and waits for the network forever, where other agents exit with an error.
+pub fn dead_end_detector(format: OutputFormat) -> Option<fn(&[u8]) -> Option<String>> {
+    match format {
+        OutputFormat::CodexJsonl => Some(codex_waits_for_network),
+        _ => None,
+    }
+}
+
+/// A codex event `{"type":"error","message":"Reconnecting... waiting for network (…)"}`.
+fn codex_waits_for_network(line: &[u8]) -> Option<String> {
+    let event: Value = serde_json::from_slice(line).ok()?;
+    let message = event
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|kind| *kind == "error")
+        .and_then(|_| event.get("message"))
+        .and_then(Value::as_str)?;
+    message
+        .contains("waiting for network")
+        .then(|| message.to_owned())
+}
+
 /// The error the agent reported on a non-zero exit, when its output says one: the JSON
 /// envelope on stdout (Claude Code exits 1 with it, stderr empty), a JSON error object on
 /// stderr (Gemini CLI), or the event stream's failure (Codex). `None` when the output says

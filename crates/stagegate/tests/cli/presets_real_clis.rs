@@ -44,6 +44,9 @@ struct Trial {
     environment: Vec<(String, String)>,
     says: &'static str,
     permanent: bool,
+    /// Whether the CLI sends its request to the loopback server (some check their credentials,
+    /// or lack a network, before they ask anyone).
+    asks_server: bool,
 }
 
 /// Runs `stagegate run plan` on the preset in a fresh repository with the CLI on the PATH.
@@ -113,9 +116,10 @@ fn smoke(trial: impl FnOnce(&str) -> Trial) {
         retried, !trial.permanent,
         "only a retryable failure gets the sequential pass's second attempt: {outcome:?}"
     );
-    assert!(
-        ["copilot", "gemini"].contains(&trial.preset) || !server.requests().is_empty(),
-        "the CLI asked the loopback server: {outcome:?}"
+    assert_eq!(
+        !server.requests().is_empty(),
+        trial.asks_server,
+        "whether the CLI asked the loopback server: {outcome:?}"
     );
 }
 
@@ -166,6 +170,7 @@ fn claude_reports_the_refused_key_and_is_not_retried() {
         ]),
         says: "Invalid API key",
         permanent: true,
+        asks_server: true,
     });
 }
 
@@ -186,6 +191,21 @@ fn codex_reports_the_refused_key_through_its_event_stream() {
         ]),
         says: "unexpected status 401",
         permanent: true,
+        asks_server: true,
+    });
+}
+
+#[test]
+fn codex_without_a_network_ends_on_its_own_words_not_at_the_timeout() {
+    // No base URL: codex tries its real endpoint, which this machine cannot reach. It then
+    // prints "Reconnecting... waiting for network" and would wait forever; the attempt ends
+    // there, retryable, instead of at the agent timeout.
+    smoke(|_| Trial {
+        preset: "codex",
+        environment: pairs(&[("OPENAI_API_KEY", "sk-stagegate-test".to_owned())]),
+        says: "waiting for network",
+        permanent: false,
+        asks_server: false,
     });
 }
 
@@ -201,6 +221,7 @@ fn gemini_runs_in_an_untrusted_folder_and_reports_its_auth_error() {
         ]),
         says: "Invalid auth method selected.",
         permanent: true,
+        asks_server: false,
     });
 }
 
@@ -218,6 +239,7 @@ fn qwen_reports_the_refused_key_it_prints_as_an_answer() {
         ]),
         says: "[API Error: 401",
         permanent: true,
+        asks_server: true,
     });
 }
 
@@ -241,6 +263,7 @@ fn opencode_reports_the_refused_key_through_its_event_stream() {
         // Its `error` event (`--format json`, on stdout), read and classified as the key.
         says: "the agent reported an error: invalid x-api-key; log the agent in",
         permanent: true,
+        asks_server: true,
     });
 }
 
@@ -253,6 +276,7 @@ fn copilot_reports_that_it_cannot_check_its_token() {
         // quoted last lines say how to log in.
         says: "run the '/login' command",
         permanent: false,
+        asks_server: false,
     });
 }
 
