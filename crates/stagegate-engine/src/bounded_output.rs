@@ -10,6 +10,8 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::output_format::DeadEnd;
+
 /// How much is read from a pipe at a time.
 const CHUNK_BYTES: usize = 16 * 1024;
 
@@ -22,7 +24,7 @@ pub(crate) struct CappedOutput {
     read: u64,
     /// Says, of each complete line, whether the program has reached a dead end it will not
     /// leave by itself (and what it said); `None` reads to the end.
-    dead_end: Option<fn(&[u8]) -> Option<String>>,
+    dead_end: Option<DeadEnd>,
     /// Where the first line not yet shown to `dead_end` starts in `bytes`.
     unchecked: usize,
 }
@@ -55,7 +57,7 @@ impl CappedOutput {
 
     /// Also shows every complete line to `dead_end`, and stops reading at the first line it
     /// names a dead end.
-    pub(crate) fn watching(mut self, dead_end: Option<fn(&[u8]) -> Option<String>>) -> Self {
+    pub(crate) fn watching(mut self, dead_end: Option<DeadEnd>) -> Self {
         self.dead_end = dead_end;
         self
     }

@@ -40,10 +40,13 @@ pub fn parse_output(format: OutputFormat, stdout: String) -> Result<ParsedOutput
     }
 }
 
+/// Says of one line of a program's output whether it names a dead end, and in what words.
+pub type DeadEnd = fn(&[u8]) -> Option<String>;
+
 /// How to tell, line by line, that a program reading in `format` is stuck and will not end
 /// by itself: `codex exec --json` without a network prints `Reconnecting... waiting for
 /// network` events and waits for the network forever, where other agents exit with an error.
-pub fn dead_end_detector(format: OutputFormat) -> Option<fn(&[u8]) -> Option<String>> {
+pub fn dead_end_detector(format: OutputFormat) -> Option<DeadEnd> {
     match format {
         OutputFormat::CodexJsonl => Some(codex_waits_for_network),
         _ => None,

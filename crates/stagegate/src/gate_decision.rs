@@ -53,8 +53,7 @@ fn identity_from_config(listed: &str) -> Option<String> {
             .filter_map(|line| line.split_once(' '))
             .filter(|(key, _)| *key == wanted)
             .map(|(_, value)| value.trim())
-            .filter(|value| !value.is_empty())
-            .last()
+            .rfind(|value| !value.is_empty())
     };
     let name = value_of("user.name")?;
     Some(match value_of("user.email") {
