@@ -344,9 +344,7 @@ impl Recorder {
             _ => self.queue(writes, wait),
         }
     }
-}
 
-impl Recorder {
     /// Writes the artifacts whose events are now durable into the run directory, side by side:
     /// each file's fsync is most of what staging it costs, and they need not wait for each other.
     fn stage_pending(&mut self) -> Result<(), String> {
