@@ -225,6 +225,6 @@ else
     say "  $bin runs                      every run and its decision"
     say "  $bin show RUN                  what each agent received and answered"
     say "  $bin metrics --format json     the full metrics"
-    say "  ls .stagegate/runs/            every attempt's prompt and output"
+    say "  ls .stagegate/runs/            each stage's staged artifacts"
     say "Remove it with: rm -rf $demo_dir  (or run the demo with DEMO_CLEANUP=1)"
 fi
