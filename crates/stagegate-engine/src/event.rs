@@ -448,6 +448,32 @@ pub trait EventSink {
             Ok(())
         }
     }
+
+    /// Takes events in order without waiting for them to be stored: the dispatcher uses it for
+    /// what it does not act on yet (calls' progress and outcomes while a phase's slots are
+    /// refilled). A sink that stores events must still store them in order with every other,
+    /// and show none before it is stored; whatever acts on them first calls [`Self::settle`]
+    /// (or `emit`s a later event, whose storing holds them too). The default is `emit_all`.
+    fn queue_all(&mut self, events: Vec<Event>) -> impl Future<Output = Result<(), SinkError>> {
+        async move { self.emit_all(&events).await }
+    }
+
+    /// Resolves once some queued events are stored, never while none waits; cancel-safe, so
+    /// a dispatcher may wait for it beside its calls and then [`Self::show_stored`].
+    fn stored(&mut self) -> impl Future<Output = ()> {
+        std::future::pending()
+    }
+
+    /// Passes on the queued events already stored, in order; waits for nothing.
+    fn show_stored(&mut self) -> impl Future<Output = Result<(), SinkError>> {
+        async { Ok(()) }
+    }
+
+    /// Waits until every queued event is stored and passed on: what `emit_all` would have
+    /// waited for.
+    fn settle(&mut self) -> impl Future<Output = Result<(), SinkError>> {
+        async { Ok(()) }
+    }
 }
 
 /// Earlier outputs of identical calls, by cache key. The caller fills it (from the store's

@@ -170,6 +170,17 @@ pub struct NamedText {
     pub content: String,
 }
 
+/// A stage's input files as its templates see them, converted once: every prompt of a stage
+/// shares them, and converting them for each prompt copied every file once per agent.
+#[derive(Debug, Clone)]
+pub struct TemplateInputs(Value);
+
+impl TemplateInputs {
+    pub fn new(inputs: &[NamedText]) -> Self {
+        TemplateInputs(Value::from(Serde(inputs)))
+    }
+}
+
 /// A role agent's output, as the reviewer and synthesizer see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentOutputView {
@@ -348,31 +359,68 @@ impl Prompts {
         agent: &str,
         context: &PromptContext<'_>,
     ) -> Result<String, PromptError> {
+        self.render_value(phase, agent, Value::from(Serde(context)))
+    }
+
+    fn render_value(
+        &self,
+        phase: Phase,
+        agent: &str,
+        context: Value,
+    ) -> Result<String, PromptError> {
         let name = self.template_for(phase, agent);
         let template = self
             .environment
             .get_template(&name)
             .map_err(|error| template_error(&name, &error))?;
         template
-            .render(Value::from(Serde(context)))
+            .render(context)
             .map_err(|error| template_error(&name, &error))
+    }
+
+    /// Renders like [`Prompts::render`], with the inputs already converted ([`TemplateInputs`],
+    /// which must be of `context.inputs`): only the rest of the context is converted.
+    fn render_prepared(
+        &self,
+        phase: Phase,
+        agent: &str,
+        context: &PromptContext<'_>,
+        inputs: &TemplateInputs,
+    ) -> Result<String, PromptError> {
+        let rest = Value::from(Serde(&PromptContext {
+            inputs: &[],
+            ..context.clone()
+        }));
+        self.render_value(
+            phase,
+            agent,
+            minijinja::context! { inputs => inputs.0.clone(), ..rest },
+        )
     }
 
     /// Renders like [`Prompts::render`] after fitting the feature files and agent outputs
     /// into `budget` bytes (`None`: unlimited) beside the material that is never cut (the
     /// review, the artifacts, the previous version, the feedback); the prompt says what was
     /// cut, and so does the answer.
+    ///
+    /// `prepared`, when given, holds `context.inputs` already converted: used when nothing
+    /// needs cutting.
     pub fn render_within(
         &self,
         phase: Phase,
         agent: &str,
         context: &PromptContext<'_>,
         budget: Option<usize>,
+        prepared: Option<&TemplateInputs>,
     ) -> Result<RenderedPrompt, PromptError> {
         let room = budget.map(|budget| budget.saturating_sub(context.uncut_bytes()));
         let Some(room) = room.filter(|room| context.cuttable_bytes() > *room) else {
+            let text = match prepared {
+                Some(inputs) => self.render_prepared(phase, agent, context, inputs)?,
+                None => self.render(phase, agent, context)?,
+            };
             return Ok(RenderedPrompt {
-                text: self.render(phase, agent, context)?,
+                text,
                 cuts: context.cuts.to_vec(),
             });
         };
@@ -1213,7 +1261,7 @@ mod tests {
             .expect("renders");
         for budget in [None, Some(100 * KB)] {
             let rendered = prompts
-                .render_within(Phase::Review, "lead-reviewer-a", &context, budget)
+                .render_within(Phase::Review, "lead-reviewer-a", &context, budget, None)
                 .expect("renders");
             assert_eq!(rendered.text, plain);
             assert!(rendered.cuts.is_empty());
@@ -1239,6 +1287,7 @@ mod tests {
                 "completeness-reviewer",
                 &context,
                 Some(60 * KB),
+                None,
             )
             .expect("renders");
         assert_eq!(rendered.cuts.len(), 1, "{:?}", rendered.cuts);

@@ -44,6 +44,7 @@ use crate::event::{
 use crate::line_comment::LineComment;
 use crate::prompt::{
     AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, StageView,
+    TemplateInputs,
 };
 use crate::qa_check::{parse_verdict, structural_problems};
 use crate::quorum::{Quorum, QuorumChange};
@@ -160,6 +161,8 @@ struct StageLoop<'a, S> {
     /// Answers kept although the model stopped at its token limit (`on_truncation =
     /// "accept"`), by phase, agent and artifact: the later phases and the summary say so.
     truncated: BTreeSet<(Phase, String, Option<String>)>,
+    /// The stage's inputs as the templates see them, converted once for all its prompts.
+    template_inputs: TemplateInputs,
 }
 
 impl<'a, S: EventSink> StageLoop<'a, S> {
@@ -187,6 +190,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             discovery: None,
             adjustments_made: Vec::new(),
             truncated: BTreeSet::new(),
+            template_inputs: TemplateInputs::new(&context.inputs),
         }
     }
 
@@ -421,7 +425,9 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             },
             None => return Ok(()),
         };
-        self.sink.emit(&event).await?;
+        // Queued like the outcomes it counts: the phase acts on the quorum only once it ends,
+        // after the sink has settled.
+        self.sink.queue_all(vec![event]).await?;
         Ok(())
     }
 
@@ -449,6 +455,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         loop {
             // Start what may start: cached calls are answered at once, the others while a
             // slot is free. Nothing new starts once the stage is cancelled.
+            let mut hits = Vec::new();
             while !self.stage_cancel.is_cancelled() {
                 let Some(front) = calls.front_mut() else {
                     break;
@@ -462,19 +469,15 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 };
                 self.report_cuts(&call).await?;
                 match call.cached.take() {
-                    Some(output) => {
-                        let (result, event) = answer_from_cache(&self.environment, &call, output);
-                        self.sink.emit(&event).await?;
-                        if let Some(quorum) = quorum.as_deref_mut() {
-                            self.count(quorum, &result).await?;
-                        }
-                        finished.push(result);
-                    }
+                    Some(output) => hits.push(answer_from_cache(&self.environment, &call, output)),
                     None => running.push(
                         AssertUnwindSafe(run_call(self.environment.clone(), call, sender.clone()))
                             .catch_unwind(),
                     ),
                 }
+            }
+            if !hits.is_empty() {
+                self.take_hits(hits, &mut quorum, &mut finished).await?;
             }
             if self.stage_cancel.is_cancelled() {
                 calls.clear();
@@ -522,10 +525,35 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 () = self.stage_cancel.cancelled(), if !calls.is_empty() => {
                     calls.clear();
                 }
+                // Outcomes queued while slots were refilled are shown once they are stored.
+                () = self.sink.stored() => {
+                    self.sink.show_stored().await?;
+                }
             }
         }
         self.drain(&mut receiver).await?;
+        // Whoever takes these results acts on them: they are stored (and shown) first.
+        self.sink.settle().await?;
         Ok(finished)
+    }
+
+    /// Takes calls answered from the cache: their events go to the sink together, then each
+    /// counts towards the quorum (whose change, if any, is stored after them).
+    async fn take_hits(
+        &mut self,
+        hits: Vec<(CallResult, Event)>,
+        quorum: &mut Option<&mut Quorum>,
+        finished: &mut Vec<CallResult>,
+    ) -> Result<(), StageError> {
+        let (results, events): (Vec<CallResult>, Vec<Event>) = hits.into_iter().unzip();
+        self.sink.queue_all(events).await?;
+        for result in results {
+            if let Some(quorum) = quorum.as_deref_mut() {
+                self.count(quorum, &result).await?;
+            }
+            finished.push(result);
+        }
+        Ok(())
     }
 
     /// Takes an ended call's result: counts it towards the quorum and the live rules, then keeps
@@ -567,8 +595,11 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         calls: &mut VecDeque<Call>,
     ) -> Result<(), StageError> {
         self.note_truncations(&events);
+        // Queued, not awaited: freeing and refilling slots does not act on an outcome, so the
+        // next calls start while these are stored. The quorum, the live rules' adjustments
+        // and the end of the phase wait for them (see `run_parallel`).
         let Some(live) = live else {
-            self.sink.emit_all(&events).await?;
+            self.sink.queue_all(events).await?;
             return Ok(());
         };
         let mut adjustments = Vec::new();
@@ -579,7 +610,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             }
             adjustments.extend(live.raise_timeouts(calls));
         }
-        self.sink.emit_all(&events).await?;
+        self.sink.queue_all(events).await?;
         for adjustment in adjustments {
             self.emit_adjustment(adjustment).await?;
         }
@@ -1038,10 +1069,13 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                     .map(|fallback| fallback.backend.kind()),
             ),
         );
-        let rendered = self
-            .context
-            .prompts
-            .render_within(phase, &agent.id, &context, budget)?;
+        let rendered = self.context.prompts.render_within(
+            phase,
+            &agent.id,
+            &context,
+            budget,
+            Some(&self.template_inputs),
+        )?;
         let cuts = rendered.cuts.iter().map(ToString::to_string).collect();
         Ok((rendered.text, cuts))
     }

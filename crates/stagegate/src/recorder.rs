@@ -13,7 +13,7 @@
 //! batch), and a failed commit fails every later `emit`, so no row is ever written after one
 //! that was lost.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use stagegate_engine::backend::{CallIdentity, Phase, TruncationHandling};
 use stagegate_engine::event::{Event, EventSink, SinkError};
@@ -22,7 +22,7 @@ use stagegate_store::{
     AttemptKey, AttemptRecord, AttemptText, BatchWrite, CacheEntry, GateRecord, GateState, RunDir,
     Store, TextKind,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
 pub struct Recorder {
     run_dir: RunDir,
@@ -31,8 +31,10 @@ pub struct Recorder {
     /// Synthesized artifacts go to the round being prepared (a rework), not the staged one.
     next_round: bool,
     writer: mpsc::UnboundedSender<Job>,
-    /// The first commit that failed, once one has: every later `emit` reports it.
-    failed: Arc<Mutex<Option<String>>>,
+    /// The number of the last job queued: jobs are committed in this order.
+    queued: u64,
+    /// What the writer has committed, or the first commit that failed.
+    committed: watch::Receiver<Commits>,
     /// Attempts whose answer was kept although cut at the token limit: the run keeps them (a
     /// resume needs them) but the cache does not, so that no later run takes one for whole.
     kept_cuts: Vec<CallIdentity>,
@@ -40,62 +42,50 @@ pub struct Recorder {
     pending_artifacts: Vec<(String, String, Arc<str>)>,
 }
 
-/// Rows to commit, and who waits for their commit.
+/// Rows to commit, numbered in the order they were queued.
 struct Job {
+    number: u64,
     writes: Vec<BatchWrite>,
-    done: Option<oneshot::Sender<Result<(), String>>>,
 }
 
-/// The commit of queued rows, when the queuer waits for it.
-struct Committed(Option<oneshot::Receiver<Result<(), String>>>);
-
-impl Committed {
-    async fn wait(self) -> Result<(), String> {
-        match self.0 {
-            Some(committed) => committed
-                .await
-                .map_err(|_| "the recorder's writer stopped".to_owned())?,
-            None => Ok(()),
-        }
-    }
+/// How far the writer has got: every job up to `through` is committed; once a commit fails,
+/// `failed` says why and nothing after it is ever written.
+#[derive(Clone, Default)]
+struct Commits {
+    through: u64,
+    failed: Option<String>,
 }
+
+/// The commit of one queued job (number 0: nothing to wait for).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
 
 /// The writer task: one transaction for every job that arrived since the last commit.
 async fn write_jobs(
     store: Store,
     mut jobs: mpsc::UnboundedReceiver<Job>,
-    failed: Arc<Mutex<Option<String>>>,
+    committed: watch::Sender<Commits>,
 ) {
     let mut writes = Vec::new();
-    let mut waiters = Vec::new();
     while let Some(job) = jobs.recv().await {
+        let mut last = job.number;
         writes.extend(job.writes);
-        waiters.extend(job.done);
         while let Ok(job) = jobs.try_recv() {
+            last = job.number;
             writes.extend(job.writes);
-            waiters.extend(job.done);
         }
-        let earlier = failed
-            .lock()
-            .map(|failed| failed.clone())
-            .unwrap_or_default();
-        let result = match earlier {
-            // Rows after a lost one are not written: the log stays a prefix of the events.
-            Some(message) => Err(message),
-            None => store
+        // Rows after a lost one are not written: the log stays a prefix of the events.
+        if committed.borrow().failed.is_none() {
+            let result = store
                 .write_batch(&writes)
                 .await
-                .map_err(|error| error.to_string()),
-        };
-        if let Err(message) = &result
-            && let Ok(mut failed) = failed.lock()
-        {
-            failed.get_or_insert_with(|| message.clone());
+                .map_err(|error| error.to_string());
+            committed.send_modify(|commits| match result {
+                Ok(()) => commits.through = last,
+                Err(message) => commits.failed = Some(message),
+            });
         }
         writes.clear();
-        for waiter in waiters.drain(..) {
-            let _ = waiter.send(result.clone());
-        }
     }
 }
 
@@ -117,14 +107,15 @@ impl Recorder {
     pub fn new(store: Store, run_id: &str) -> Self {
         let run_dir = store.run_dir(run_id);
         let (writer, jobs) = mpsc::unbounded_channel();
-        let failed = Arc::new(Mutex::new(None));
-        tokio::spawn(write_jobs(store, jobs, failed.clone()));
+        let (commits, committed) = watch::channel(Commits::default());
+        tokio::spawn(write_jobs(store, jobs, commits));
         Recorder {
             run_dir,
             cache_ttls: None,
             next_round: false,
             writer,
-            failed,
+            queued: 0,
+            committed,
             kept_cuts: Vec::new(),
             pending_artifacts: Vec::new(),
         }
@@ -173,36 +164,62 @@ impl Recorder {
         })
     }
 
-    /// Queues `writes` for the writer task at once; with `wait`, the returned receiver says
-    /// when they are committed.
-    fn queue(&self, writes: Vec<BatchWrite>, wait: bool) -> Result<Committed, String> {
-        if let Some(message) = self.failed.lock().ok().and_then(|failed| failed.clone()) {
+    /// Queues `writes` for the writer task at once; the ticket says which commit holds them.
+    fn queue(&mut self, writes: Vec<BatchWrite>) -> Result<Ticket, String> {
+        if let Some(message) = self.committed.borrow().failed.clone() {
             return Err(message);
         }
-        let (done, committed) = if wait {
-            let (sender, receiver) = oneshot::channel();
-            (Some(sender), Some(receiver))
-        } else {
-            (None, None)
-        };
+        self.queued += 1;
         self.writer
-            .send(Job { writes, done })
+            .send(Job {
+                number: self.queued,
+                writes,
+            })
             .map_err(|_| "the recorder's writer stopped".to_owned())?;
-        Ok(Committed(committed))
+        Ok(Ticket(self.queued))
     }
 
-    async fn commit(&self, writes: Vec<BatchWrite>, wait: bool) -> Result<(), String> {
-        self.queue(writes, wait)?.wait().await
+    /// Waits until the commit holding `ticket` is done (and every earlier one with it).
+    pub async fn committed(&mut self, ticket: Ticket) -> Result<(), String> {
+        let commits = self
+            .committed
+            .wait_for(|commits| commits.through >= ticket.0 || commits.failed.is_some())
+            .await
+            .map_err(|_| "the recorder's writer stopped".to_owned())?;
+        match &commits.failed {
+            Some(message) if commits.through < ticket.0 => Err(message.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the commit holding `ticket` is done or failed; waits for nothing.
+    pub fn is_settled(&self, ticket: Ticket) -> bool {
+        let commits = self.committed.borrow();
+        commits.through >= ticket.0 || commits.failed.is_some()
+    }
+
+    /// The ticket of everything queued so far.
+    pub fn last_ticket(&self) -> Ticket {
+        Ticket(self.queued)
+    }
+
+    async fn commit(&mut self, writes: Vec<BatchWrite>) -> Result<(), String> {
+        let ticket = self.queue(writes)?;
+        self.committed(ticket).await
     }
 
     async fn record(&mut self, event: &Event) -> Result<(), String> {
-        self.record_queued(event).await?.wait().await
+        let (ticket, wait) = self.record_queued(event).await?;
+        if wait {
+            self.committed(ticket).await?;
+        }
+        Ok(())
     }
 
-    /// Records `event`, returning once its rows are queued; the returned commit says when
-    /// they are durable, if the event is one that waits for it. An attempt's texts are rows of
-    /// the same commit as its outcome, so an answer is never recorded without its text.
-    async fn record_queued(&mut self, event: &Event) -> Result<Committed, String> {
+    /// Records `event`, returning once its rows are queued, with the commit that holds them
+    /// and whether `emit` waits for it. An attempt's texts are rows of the same commit as its
+    /// outcome, so an answer is never recorded without its text.
+    pub async fn record_queued(&mut self, event: &Event) -> Result<(Ticket, bool), String> {
         let run_id = run_id_of(event);
         let payload_json = serde_json::to_string(event).map_err(|error| error.to_string())?;
         let mut writes = vec![BatchWrite::Event {
@@ -222,7 +239,7 @@ impl Recorder {
                     identity, backend, *at_ms,
                 )));
                 writes.push(attempt_text(identity, TextKind::Prompt, prompt.as_bytes()));
-                self.queue(writes, wait)
+                self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::AttemptFinished {
                 identity,
@@ -270,7 +287,7 @@ impl Recorder {
                 if !stderr.is_empty() {
                     writes.push(attempt_text(identity, TextKind::Stderr, stderr));
                 }
-                self.queue(writes, wait)
+                self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::CacheHit {
                 identity,
@@ -300,7 +317,7 @@ impl Recorder {
                 }));
                 writes.push(attempt_text(identity, TextKind::Prompt, prompt.as_bytes()));
                 writes.push(attempt_text(identity, TextKind::Output, output.as_bytes()));
-                self.queue(writes, wait)
+                self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::ArtifactSynthesized {
                 stage,
@@ -311,7 +328,7 @@ impl Recorder {
                 // Staged once the event is durable (`stage_pending`, after the commit).
                 self.pending_artifacts
                     .push((stage.clone(), artifact.clone(), content.clone()));
-                self.queue(writes, wait)
+                self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::GateRequested {
                 run_id,
@@ -330,8 +347,8 @@ impl Recorder {
                     opened_at_ms: *at_ms,
                     closed_at_ms: None,
                 }));
-                self.commit(writes, wait).await?;
-                Ok(Committed(None))
+                self.commit(writes).await?;
+                Ok((self.last_ticket(), false))
             }
             Event::AnswerTruncated {
                 identity,
@@ -339,15 +356,15 @@ impl Recorder {
                 ..
             } => {
                 self.kept_cuts.push(identity.clone());
-                self.queue(writes, wait)
+                self.queue(writes).map(|ticket| (ticket, wait))
             }
-            _ => self.queue(writes, wait),
+            _ => self.queue(writes).map(|ticket| (ticket, wait)),
         }
     }
 
     /// Writes the artifacts whose events are now durable into the run directory, side by side:
     /// each file's fsync is most of what staging it costs, and they need not wait for each other.
-    fn stage_pending(&mut self) -> Result<(), String> {
+    pub fn stage_pending(&mut self) -> Result<(), String> {
         let pending = std::mem::take(&mut self.pending_artifacts);
         let run_dir = &self.run_dir;
         let next_round = self.next_round;
@@ -383,27 +400,29 @@ impl EventSink for Recorder {
         self.record(event)
             .await
             .and_then(|()| self.stage_pending())
-            .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
+            .map_err(recording_failed)
     }
 
     /// Queues every event's rows, then waits for the commit of the last one that waits: the
     /// writer commits in order and a failure fails every later commit, so that one being
     /// durable means all of them are.
     async fn emit_all(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        let mut last = Committed(None);
+        let mut last = None;
         for event in events {
-            let committed = self.record_queued(event).await.map_err(|message| {
-                SinkError::new(format!("recording the run failed: {message}"))
-            })?;
-            if committed.0.is_some() {
-                last = committed;
+            let (ticket, wait) = self.record_queued(event).await.map_err(recording_failed)?;
+            if wait {
+                last = Some(ticket);
             }
         }
-        last.wait()
-            .await
-            .and_then(|()| self.stage_pending())
-            .map_err(|message| SinkError::new(format!("recording the run failed: {message}")))
+        if let Some(ticket) = last {
+            self.committed(ticket).await.map_err(recording_failed)?;
+        }
+        self.stage_pending().map_err(recording_failed)
     }
+}
+
+fn recording_failed(message: String) -> SinkError {
+    SinkError::new(format!("recording the run failed: {message}"))
 }
 
 fn count(value: impl TryInto<i64>) -> i64 {

@@ -856,15 +856,18 @@ pub async fn modify_gate(
 }
 
 fn subscribers(session: &Session, run: &RunRecord, options: RunOptions) -> Subscribers {
-    Subscribers {
-        recorder: Recorder::new(session.store.clone(), &run.id)
-            .caching(session.settings.cache.clone()),
-        progress: Progress::new(ProgressMode::detect(options.json || options.logs)),
-        json: options.json.then_some(JsonLines),
-        log: options.logs.then_some(EventLog),
-        #[cfg(feature = "otel")]
-        otel: crate::otel_export::OtelExport::from_env(&run.id),
+    #[allow(unused_mut, reason = "only the otel build sets the exporter")]
+    let mut subscribers = Subscribers::new(
+        Recorder::new(session.store.clone(), &run.id).caching(session.settings.cache.clone()),
+        Progress::new(ProgressMode::detect(options.json || options.logs)),
+        options.json.then_some(JsonLines),
+        options.logs.then_some(EventLog),
+    );
+    #[cfg(feature = "otel")]
+    {
+        subscribers.otel = crate::otel_export::OtelExport::from_env(&run.id);
     }
+    subscribers
 }
 
 async fn emit<S: EventSink>(sink: &mut S, event: Event) -> Result<(), AppError> {
