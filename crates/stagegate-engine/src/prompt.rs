@@ -288,26 +288,10 @@ impl Prompts {
             environment.set_syntax(syntax);
         }
         environment.add_filter("size", |bytes: usize| human_size(bytes));
-        for (name, source) in PARTIALS {
-            add_checked(&mut environment, name.to_owned(), source.to_owned())?;
-        }
-        for (phase, source) in EMBEDDED {
-            // Under the phase's name, which a repository may replace, and under a fixed name
-            // that the embedded role templates extend, which it may not.
-            add_checked(
-                &mut environment,
-                phase.as_str().to_owned(),
-                source.to_owned(),
-            )?;
-            add_checked(
-                &mut environment,
-                embedded_phase_name(phase),
-                source.to_owned(),
-            )?;
-        }
-        for (_, id, source) in EMBEDDED_AGENTS {
-            add_checked(&mut environment, embedded_name(id), source.to_owned())?;
-        }
+        // The embedded templates are compiled when first used (a stage uses a few of them, and
+        // compiling all of them was a visible part of every start); the repository's own are
+        // added, which wins over the loader, and checked at once.
+        environment.set_loader(|name| Ok(embedded_source(name).map(str::to_owned)));
         let mut per_agent = BTreeMap::new();
         let mut overridden_phases = BTreeSet::new();
         if let Some(root) = repo_root {
@@ -438,6 +422,43 @@ impl Prompts {
     }
 }
 
+/// The source of the embedded template registered as `name`: a partial, a phase's template
+/// under the phase's name (which a repository may replace) or under the fixed name the embedded
+/// role templates extend (which it may not), or a role's template.
+fn embedded_source(name: &str) -> Option<&'static str> {
+    let partial = PARTIALS
+        .iter()
+        .find(|(partial, _)| *partial == name)
+        .map(|(_, source)| *source);
+    let phase = || {
+        EMBEDDED
+            .iter()
+            .find(|(phase, _)| phase.as_str() == name || embedded_phase_name(*phase) == name)
+            .map(|(_, source)| *source)
+    };
+    let role = || {
+        EMBEDDED_AGENTS
+            .iter()
+            .find(|(_, id, _)| embedded_name(id) == name)
+            .map(|(_, _, source)| *source)
+    };
+    partial.or_else(phase).or_else(role)
+}
+
+/// Every embedded template's name, for the check that they all compile and use only what
+/// a prompt provides.
+#[cfg(test)]
+fn embedded_names() -> Vec<String> {
+    PARTIALS
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .chain(EMBEDDED.iter().flat_map(|(phase, _)| {
+            [phase.as_str().to_owned(), embedded_phase_name(*phase)]
+        }))
+        .chain(EMBEDDED_AGENTS.iter().map(|(_, id, _)| embedded_name(id)))
+        .collect()
+}
+
 /// The fixed name of an embedded phase template, which the embedded role templates extend.
 fn embedded_phase_name(phase: Phase) -> String {
     format!("phases/{}", phase.as_str())
@@ -456,6 +477,11 @@ fn add_checked(
     environment
         .add_template_owned(name.clone(), source)
         .map_err(|error| template_error(&name, &error))?;
+    check_declared(environment, name)
+}
+
+/// Compiles template `name` and checks it uses only variables a prompt provides.
+fn check_declared(environment: &Environment<'static>, name: String) -> Result<(), PromptError> {
     let template = environment
         .get_template(&name)
         .map_err(|error| template_error(&name, &error))?;
@@ -525,6 +551,17 @@ fn read_overrides(dir: &Path) -> Result<Vec<(String, String)>, PromptError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_embedded_template_compiles_and_uses_only_what_a_prompt_provides() {
+        let prompts = super::Prompts::embedded().expect("the embedded templates load");
+        let names = super::embedded_names();
+        assert!(names.len() > 30, "{names:?}");
+        for name in names {
+            super::check_declared(&prompts.environment, name.clone())
+                .unwrap_or_else(|error| panic!("{name}: {error}"));
+        }
+    }
+
     use super::*;
     use crate::context_budget::KB;
 

@@ -57,6 +57,9 @@ const PAGE_CACHE: &str = "-16384";
 /// 1,000): fewer, larger checkpoints write a hot index page once instead of once per 4 MiB.
 const WAL_CHECKPOINT_PAGES: &str = "4000";
 
+/// The size of write-ahead log from which a command folds it into `state.db` as it exits.
+const FOLD_LOG_FROM_BYTES: u64 = 4 << 20;
+
 /// stagegate's durable state in `.stagegate/`: the SQLite database and the run directories.
 ///
 /// Cloning is cheap and shares the connection pool.
@@ -89,9 +92,14 @@ impl Store {
             source,
         })?;
         let database_path = state_dir.join(DATABASE_FILE);
-        if std::fs::symlink_metadata(&database_path).is_ok() {
-            inspect_existing(&database_path).await?;
-        }
+        // Held open until the pool is: the last connection to close drops SQLite's shared
+        // index of the write-ahead log, which the next one must then rebuild by reading the
+        // whole log again.
+        let inspector = if std::fs::symlink_metadata(&database_path).is_ok() {
+            Some(inspect_existing(&database_path).await?)
+        } else {
+            None
+        };
 
         let options = SqliteConnectOptions::new()
             .filename(&database_path)
@@ -113,6 +121,10 @@ impl Store {
             .map_err(|error| classify(&database_path, "opening the database", error))?;
         schema::migrate(&mut connection, &database_path).await?;
         drop(connection);
+        if let Some(inspector) = inspector {
+            // Closing a read-only connection cannot change the file; its error adds nothing.
+            let _ = inspector.close().await;
+        }
 
         Ok(Store {
             pool,
@@ -175,6 +187,15 @@ impl Store {
     /// another program reads the file.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Whether closing would fold a write-ahead log big enough to be worth it: below
+    /// [`FOLD_LOG_FROM_BYTES`] the next command reads the log faster than this one would copy
+    /// it into `state.db` (a checkpoint and two fsyncs on the way out of every command).
+    pub fn log_worth_folding(&self) -> bool {
+        let mut log = self.database_path.clone().into_os_string();
+        log.push("-wal");
+        std::fs::metadata(log).is_ok_and(|log| log.len() >= FOLD_LOG_FROM_BYTES)
     }
 
     /// Starts a write transaction holding the write lock from the start (see the module docs).
@@ -269,7 +290,7 @@ impl Store {
 
 /// Looks at an existing database without changing it: a read-only connection, no journal-mode
 /// switch, two reads. Refuses newer schemas, foreign databases and files that are not databases.
-async fn inspect_existing(path: &Path) -> Result<(), StoreError> {
+async fn inspect_existing(path: &Path) -> Result<SqliteConnection, StoreError> {
     check_header(path)?;
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -278,10 +299,14 @@ async fn inspect_existing(path: &Path) -> Result<(), StoreError> {
     let mut connection = SqliteConnection::connect_with(&options)
         .await
         .map_err(|error| classify(path, "opening the database", error))?;
-    let result = inspect_connection(&mut connection, path).await;
-    // Closing a read-only connection cannot change the file; its error adds nothing.
-    let _ = connection.close().await;
-    result
+    match inspect_connection(&mut connection, path).await {
+        Ok(()) => Ok(connection),
+        Err(error) => {
+            // Closing a read-only connection cannot change the file; its error adds nothing.
+            let _ = connection.close().await;
+            Err(error)
+        }
+    }
 }
 
 /// A non-empty file that does not start with SQLite's header is not a database, whatever a

@@ -24,11 +24,40 @@ use crate::workspace::Feature;
 /// Who decided, for the audit trail: git's `user.name <user.email>` as the repository sees it
 /// (what the person signs their commits with), else `$USER`, else `unknown`.
 pub fn decided_by() -> String {
-    git_identity()
+    GIT_IDENTITY
+        .get_or_init(git_identity)
+        .clone()
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("USERNAME").ok())
         .filter(|name| !name.trim().is_empty())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Git's identity, asked once per process.
+static GIT_IDENTITY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Starts asking git for the identity on a thread of its own, for a command that will likely
+/// decide (a run supersedes older gates when it reaches its own): the `git` process then runs
+/// beside the stage instead of on the way to its gate.
+pub fn prefetch_identity() {
+    let asking = std::thread::spawn(|| {
+        GIT_IDENTITY.get_or_init(git_identity);
+    });
+    if let Ok(mut prefetching) = PREFETCHING.lock() {
+        prefetching.get_or_insert(asking);
+    }
+}
+
+/// The thread [`prefetch_identity`] started, until [`finish_prefetch`] waits for it.
+static PREFETCHING: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(None);
+
+/// Waits for a prefetch still asking git, so that no `git` process outlives the command.
+pub fn finish_prefetch() {
+    let asking = PREFETCHING.lock().ok().and_then(|mut asking| asking.take());
+    if let Some(asking) = asking {
+        let _ = asking.join();
+    }
 }
 
 /// Git's `user.name <user.email>`, read in one `git config` call (a supersede by every new

@@ -100,6 +100,7 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         let outcome = dispatch(cli.command, logs).await;
         session::close_stores(std::time::Duration::from_secs(5)).await;
+        gate_decision::finish_prefetch();
         outcome
     });
     match outcome {

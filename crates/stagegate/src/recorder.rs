@@ -40,6 +40,8 @@ pub struct Recorder {
     kept_cuts: Vec<CallIdentity>,
     /// Synthesized artifacts to stage once their events are committed: (stage, name, content).
     pending_artifacts: Vec<(String, String, Arc<str>)>,
+    /// The thread staging the last committed artifacts, if it may still be writing.
+    staging: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
 
 /// Rows to commit, numbered in the order they were queued.
@@ -118,13 +120,17 @@ impl Recorder {
             committed,
             kept_cuts: Vec::new(),
             pending_artifacts: Vec::new(),
+            staging: None,
         }
     }
 
     /// While on, synthesized artifacts are written into the next round being prepared
     /// (`staged.next/`), which becomes the staged round only when the modification is recorded.
-    pub fn stage_next_round(&mut self, on: bool) {
+    /// Artifacts still being staged are written (into the round they were meant for) first.
+    pub fn stage_next_round(&mut self, on: bool) -> Result<(), String> {
+        let staged = self.finish_staging();
         self.next_round = on;
+        staged
     }
 
     /// Also keeps every successful answer in the cache for its phase's time to live.
@@ -220,6 +226,9 @@ impl Recorder {
     /// and whether `emit` waits for it. An attempt's texts are rows of the same commit as its
     /// outcome, so an answer is never recorded without its text.
     pub async fn record_queued(&mut self, event: &Event) -> Result<(Ticket, bool), String> {
+        if !may_overlap_staging(event) {
+            self.finish_staging()?;
+        }
         let run_id = run_id_of(event);
         let payload_json = serde_json::to_string(event).map_err(|error| error.to_string())?;
         let mut writes = vec![BatchWrite::Event {
@@ -362,37 +371,89 @@ impl Recorder {
         }
     }
 
-    /// Writes the artifacts whose events are now durable into the run directory, side by side:
-    /// each file's fsync is most of what staging it costs, and they need not wait for each other.
+    /// Starts writing the artifacts whose events are now durable into the run directory, on a
+    /// thread of its own (each file side by side: an fsync is most of what staging one costs),
+    /// so that QA reads them from memory meanwhile; [`Self::finish_staging`] waits for it.
     pub fn stage_pending(&mut self) -> Result<(), String> {
-        let pending = std::mem::take(&mut self.pending_artifacts);
-        let run_dir = &self.run_dir;
-        let next_round = self.next_round;
-        let stage_one = |(stage, artifact, content): &(String, String, Arc<str>)| {
-            let staged = if next_round {
-                run_dir.stage_next_artifact(stage, artifact, content.as_bytes())
-            } else {
-                run_dir.stage_artifact(stage, artifact, content.as_bytes())
-            };
-            staged
-                .map(drop)
-                .map_err(|error| format!("cannot stage {artifact}: {error}"))
-        };
-        if pending.len() <= 1 {
-            return pending.iter().try_for_each(stage_one);
+        if self.pending_artifacts.is_empty() {
+            return Ok(());
         }
-        std::thread::scope(|scope| {
-            let writers: Vec<_> = pending
-                .iter()
-                .map(|artifact| scope.spawn(move || stage_one(artifact)))
-                .collect();
-            writers.into_iter().try_for_each(|writer| {
-                writer
-                    .join()
-                    .unwrap_or_else(|_| Err("staging an artifact panicked".to_owned()))
-            })
-        })
+        self.finish_staging()?;
+        let pending = std::mem::take(&mut self.pending_artifacts);
+        let run_dir = self.run_dir.clone();
+        let next_round = self.next_round;
+        self.staging = Some(std::thread::spawn(move || {
+            stage_artifacts(&run_dir, next_round, &pending)
+        }));
+        Ok(())
     }
+
+    /// Waits until the artifacts being staged are written: before anything else may read them
+    /// (a gate, a later round, the end of the stage).
+    pub fn finish_staging(&mut self) -> Result<(), String> {
+        match self.staging.take() {
+            Some(staging) => staging
+                .join()
+                .unwrap_or_else(|_| Err("staging an artifact panicked".to_owned())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        // Nothing is left half-written behind the process; an error here was (or would have
+        // been) reported by the gate that needed the files.
+        let _ = self.finish_staging();
+    }
+}
+
+/// Writes `artifacts` into the staged round (or the next round) of `run_dir`, side by side.
+fn stage_artifacts(
+    run_dir: &RunDir,
+    next_round: bool,
+    artifacts: &[(String, String, Arc<str>)],
+) -> Result<(), String> {
+    let stage_one = |(stage, artifact, content): &(String, String, Arc<str>)| {
+        let staged = if next_round {
+            run_dir.stage_next_artifact(stage, artifact, content.as_bytes())
+        } else {
+            run_dir.stage_artifact(stage, artifact, content.as_bytes())
+        };
+        staged
+            .map(drop)
+            .map_err(|error| format!("cannot stage {artifact}: {error}"))
+    };
+    if artifacts.len() <= 1 {
+        return artifacts.iter().try_for_each(stage_one);
+    }
+    std::thread::scope(|scope| {
+        let writers: Vec<_> = artifacts
+            .iter()
+            .map(|artifact| scope.spawn(move || stage_one(artifact)))
+            .collect();
+        writers.into_iter().try_for_each(|writer| {
+            writer
+                .join()
+                .unwrap_or_else(|_| Err("staging an artifact panicked".to_owned()))
+        })
+    })
+}
+
+/// The events during which staged artifacts may still be being written: QA's work on the
+/// artifacts, which it reads from memory. Any other event waits for them first.
+fn may_overlap_staging(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::AttemptStarted { .. }
+            | Event::AttemptFinished { .. }
+            | Event::CacheHit { .. }
+            | Event::RetryScheduled { .. }
+            | Event::FallbackStarted { .. }
+            | Event::ContextCut { .. }
+            | Event::AnswerTruncated { .. }
+            | Event::QaVerdict { .. }
+    )
 }
 
 impl EventSink for Recorder {

@@ -190,6 +190,7 @@ impl Runner<'_> {
         from: usize,
         sink: &mut Subscribers,
     ) -> Result<Exit, AppError> {
+        gate_decision::prefetch_identity();
         for plan in &plans[from..] {
             lock_stage(self.session, &self.feature, &plan.id, &self.run.id).await?;
             let step = self.run_one_stage(plan, sink).await;
@@ -744,7 +745,9 @@ impl Runner<'_> {
             .store
             .run_dir(&self.run.id)
             .begin_next_round(&plan.id)?;
-        sink.recorder.stage_next_round(true);
+        sink.recorder
+            .stage_next_round(true)
+            .map_err(AppError::internal)?;
         let engine_comments: Vec<_> = comments
             .iter()
             .map(crate::line_comments::engine_comment)
@@ -758,11 +761,12 @@ impl Runner<'_> {
             &engine_comments,
         )
         .await;
-        sink.recorder.stage_next_round(false);
+        let staged = sink.recorder.stage_next_round(false);
         let reworked = reworked.map_err(|error| AppError::StageFailed {
             stage: plan.id.clone(),
             message: format!("the rework failed: {error}"),
         })?;
+        staged.map_err(AppError::internal)?;
         let mut diff = String::new();
         for artifact in &reworked.artifacts {
             let before = product

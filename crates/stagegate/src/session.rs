@@ -18,16 +18,17 @@ fn remember_for_exit(store: &Store) {
     }
 }
 
-/// Closes the stores this command opened, waiting at most `patience`. The last connection to
-/// close copies SQLite's write-ahead log into `state.db` and removes it; a process that exits
-/// with its connections open leaves the log behind, and the next command (every `status`)
-/// first has to read and checksum all of it, up to 16 MiB.
+/// Closes the stores this command opened whose write-ahead log is big, waiting at most
+/// `patience`. The last connection to close copies SQLite's log into `state.db` and removes
+/// it; a process that exits with its connections open leaves the log behind (committed, as
+/// after a crash), and the next command first has to read and checksum all of it. That costs
+/// less than the copy and its fsyncs for a small log, so a small log is left for later.
 pub async fn close_stores(patience: std::time::Duration) {
     let stores = OPEN_STORES
         .lock()
         .map(|mut stores| std::mem::take(&mut *stores))
         .unwrap_or_default();
-    for store in stores {
+    for store in stores.into_iter().filter(Store::log_worth_folding) {
         // A connection still held (a task that never ended) must not hold up the exit.
         let _ = tokio::time::timeout(patience, store.close()).await;
     }
