@@ -494,14 +494,16 @@ impl Runner<'_> {
     /// Earlier answers to reuse: the unexpired cache (unless `--refresh`) and everything this
     /// run already finished (so a resumed run redoes nothing).
     async fn memo(&self) -> Result<HashMap<String, Arc<str>>, AppError> {
-        let entries = self
-            .session
-            .store
-            .cache_entries(now_ms(), Some(&self.run.id))
-            .await?;
+        let store = &self.session.store;
+        // With `--refresh` only this run's own entries count: reading the whole cache to drop
+        // it was most of what a wide stage spent before its first agent.
+        let entries = if self.options.refresh {
+            store.cache_entries_of_run(&self.run.id).await?
+        } else {
+            store.cache_entries(now_ms(), Some(&self.run.id)).await?
+        };
         let mut memo: HashMap<String, Arc<str>> = entries
             .into_iter()
-            .filter(|entry| !self.options.refresh || entry.run_id == self.run.id)
             .map(|entry| (entry.key, Arc::from(entry.output)))
             .collect();
         // The run's own answers, whatever the cache kept: a resumed run calls nothing twice.

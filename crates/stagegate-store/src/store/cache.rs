@@ -74,6 +74,21 @@ impl Store {
             .collect()
     }
 
+    /// The entries run `run_id` wrote, expired or not.
+    pub async fn cache_entries_of_run(&self, run_id: &str) -> Result<Vec<CacheEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key, phase, output, output_hash, run_id, created_at_ms, expires_at_ms \
+             FROM cache WHERE run_id = ? ORDER BY key",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| self.error("reading the cache", error))?;
+        rows.iter()
+            .map(|row| self.cache_entry_from_row(row))
+            .collect()
+    }
+
     /// Deletes the entries expired at `now_ms` (`expires_at_ms <= now_ms`); returns how many.
     pub async fn prune_cache(&self, now_ms: i64) -> Result<u64, StoreError> {
         self.delete_cache_entries(
