@@ -31,7 +31,7 @@ pub struct Subscribers {
 
 /// The most events held for their commit before queueing more waits for the writer: a few
 /// group commits' worth, far more than any real stage has in flight.
-const MAX_HELD_EVENTS: usize = 4_096;
+const MAX_HELD_EVENTS: usize = 2_048;
 
 impl Subscribers {
     pub fn new(

@@ -156,7 +156,7 @@ impl Store {
                 BatchWrite::Cache(entry) => rows.cache.push(entry),
                 BatchWrite::OpenGate(gate) => rows.gates.push(gate),
                 BatchWrite::AttemptText(text) => {
-                    let (hashes, new) = chunked(&text.bytes, |hash| {
+                    let (hashes, new) = chunked(&text.bytes, text.kind, |hash| {
                         !is_committed(hash) && seen.insert(*hash)
                     });
                     rows.chunks.extend(new);

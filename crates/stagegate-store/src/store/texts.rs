@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crate::chunking::chunks;
+use crate::chunking::{Grain, chunks};
 use crate::error::StoreError;
 use crate::store::Store;
 
@@ -23,6 +23,15 @@ pub enum TextKind {
 }
 
 impl TextKind {
+    /// Prompts share most of their text with their stage's other prompts; outputs rarely do,
+    /// and compress better in bigger chunks.
+    fn grain(self) -> Grain {
+        match self {
+            TextKind::Prompt => Grain::FINE,
+            TextKind::Output | TextKind::Stderr => Grain::COARSE,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TextKind::Prompt => "prompt",
@@ -97,9 +106,10 @@ pub(crate) struct NewChunk {
 /// stores), and the chunks for which `is_new` says yes, encoded.
 pub(crate) fn chunked(
     bytes: &[u8],
+    kind: TextKind,
     mut is_new: impl FnMut(&[u8; HASH_BYTES]) -> bool,
 ) -> (Vec<u8>, Vec<NewChunk>) {
-    let pieces = chunks(bytes);
+    let pieces = chunks(bytes, kind.grain());
     let mut hashes = Vec::with_capacity(pieces.len() * HASH_BYTES);
     let mut new = Vec::new();
     for piece in pieces {
@@ -255,7 +265,15 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(stored, 3, "the shared prompt is stored once");
+        let prompt_chunks: std::collections::HashSet<&[u8]> =
+            crate::chunking::chunks(prompt.as_bytes(), Grain::FINE)
+                .into_iter()
+                .collect();
+        assert_eq!(
+            stored,
+            i64::try_from(prompt_chunks.len()).unwrap() + 2,
+            "the shared prompt is stored once"
+        );
         for agent in ["analyst", "architect"] {
             let read = store
                 .attempt_text(&key(agent, 1), TextKind::Prompt)
