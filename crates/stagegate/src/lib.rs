@@ -103,6 +103,9 @@ pub fn main() -> ExitCode {
         gate_decision::finish_prefetch();
         outcome
     });
+    // Everything the command needed is done and awaited: tasks and connections still parked
+    // (idle pool connections, finished writers) need no orderly goodbye before exit.
+    runtime.shutdown_background();
     match outcome {
         Ok(exit) => exit.into(),
         Err(error) => {

@@ -70,7 +70,8 @@ pub async fn start_run(
         .settings
         .stage(&stages[0])
         .ok_or_else(|| AppError::usage(format!("unknown stage {}", stages[0])))?;
-    check_stage_inputs(&session.store, &session.settings, &feature, first).await?;
+    let first_inputs =
+        check_stage_inputs(&session.store, &session.settings, &feature, first).await?;
     let run_id = new_run_id();
     lock_stage(session, &feature, &stages[0], &run_id).await?;
 
@@ -110,7 +111,10 @@ pub async fn start_run(
         options,
         cancel: interrupt_token(),
     };
-    runner.continue_from(&plans, 0, &mut sink).await
+    // The first stage is locked and its inputs read: it starts from them.
+    runner
+        .continue_from(&plans, 0, Some(first_inputs), &mut sink)
+        .await
 }
 
 /// `stagegate resume RUN`: continues after the last approved gate; asks again at a pending one.
@@ -138,12 +142,16 @@ pub async fn resume_run(
         gates.push(gate.map(|gate| GateStatus::from(gate.state)));
     }
     match resume_point(&gates) {
-        ResumePoint::RunFrom(index) => runner.continue_from(&plans, index, &mut sink).await,
+        ResumePoint::RunFrom(index) => runner.continue_from(&plans, index, None, &mut sink).await,
         ResumePoint::AskAt(index) => {
             let plan = &plans[index];
             let product = load_product(&session.store, &run.id, plan).await?;
             match runner.gate(plan, product, &mut sink, false).await? {
-                GateEnd::Approved => runner.continue_from(&plans, index + 1, &mut sink).await,
+                GateEnd::Approved => {
+                    runner
+                        .continue_from(&plans, index + 1, None, &mut sink)
+                        .await
+                }
                 other => runner.end_at_gate(plan, other, &mut sink).await,
             }
         }
@@ -184,16 +192,22 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// Runs the stages from `from` on. `checked`: the inputs of the first of them, already
+    /// read (and the stage locked) by the caller.
     async fn continue_from(
         &self,
         plans: &[StagePlan],
         from: usize,
+        mut checked: Option<Vec<NamedText>>,
         sink: &mut Subscribers,
     ) -> Result<Exit, AppError> {
         gate_decision::prefetch_identity();
         for plan in &plans[from..] {
-            lock_stage(self.session, &self.feature, &plan.id, &self.run.id).await?;
-            let step = self.run_one_stage(plan, sink).await;
+            let inputs = checked.take();
+            if inputs.is_none() {
+                lock_stage(self.session, &self.feature, &plan.id, &self.run.id).await?;
+            }
+            let step = self.run_one_stage(plan, inputs, sink).await;
             self.session
                 .store
                 .release_lock(&self.feature.key, &plan.id, &self.run.id)
@@ -210,6 +224,7 @@ impl Runner<'_> {
     async fn run_one_stage(
         &self,
         plan: &StagePlan,
+        checked: Option<Vec<NamedText>>,
         sink: &mut Subscribers,
     ) -> Result<Option<Exit>, AppError> {
         let store = &self.session.store;
@@ -219,26 +234,30 @@ impl Runner<'_> {
             .stage(&plan.id)
             .ok_or_else(|| AppError::usage(format!("unknown stage {}", plan.id)))?;
         let started = Instant::now();
-        let inputs =
-            match check_stage_inputs(store, &self.session.settings, &self.feature, stage_settings)
-                .await
-            {
-                Ok(inputs) => inputs,
-                Err(error) => {
-                    self.stage_finished(
-                        plan,
-                        StageEnd::Failed,
-                        started,
-                        Some(error.to_string()),
-                        sink,
-                    )
+        let checked = match checked {
+            Some(inputs) => Ok(inputs),
+            None => {
+                check_stage_inputs(store, &self.session.settings, &self.feature, stage_settings)
+                    .await
+            }
+        };
+        let inputs = match checked {
+            Ok(inputs) => inputs,
+            Err(error) => {
+                self.stage_finished(
+                    plan,
+                    StageEnd::Failed,
+                    started,
+                    Some(error.to_string()),
+                    sink,
+                )
+                .await?;
+                store
+                    .update_run(&self.run.id, RunState::Failed, Some(&plan.id))
                     .await?;
-                    store
-                        .update_run(&self.run.id, RunState::Failed, Some(&plan.id))
-                        .await?;
-                    return Err(error);
-                }
-            };
+                return Err(error);
+            }
+        };
         store
             .update_run(&self.run.id, RunState::Running, Some(&plan.id))
             .await?;
