@@ -24,11 +24,13 @@
 //! | missing success criteria | 25 | 2 | stories without acceptance scenarios + success criteria without a number + 3 when there are none |
 //! | new-technology mentions | 15 | 2 | "new technology", "experimental", "prototype", "proof of concept", "spike", "beta", "unproven", "evaluate" … |
 
+use std::sync::LazyLock;
+
 use serde::Serialize;
 use stagegate_engine::prompt::NamedText;
 
 use crate::speckit::Feature;
-use crate::text;
+use crate::text::{self, Phrases};
 
 /// One term of a score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -166,13 +168,10 @@ const NEW_TECHNOLOGY_WORDS: &[&str] = &[
     "research needed",
 ];
 
-/// How often any of `words` occurs in `lower` (every occurrence counts).
-fn occurrences(lower: &str, words: &[&str]) -> u64 {
-    words
-        .iter()
-        .map(|word| lower.matches(word).count() as u64)
-        .sum()
-}
+static KNOWN_SERVICE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(KNOWN_SERVICES));
+static COMPLIANCE_PHRASES: LazyLock<Phrases> = LazyLock::new(|| Phrases::new(COMPLIANCE_WORDS));
+static NEW_TECHNOLOGY_PHRASES: LazyLock<Phrases> =
+    LazyLock::new(|| Phrases::new(NEW_TECHNOLOGY_WORDS));
 
 impl ScoreInputs {
     /// Counts over a feature's files (spec.md, plan.md, tasks.md …).
@@ -198,10 +197,7 @@ impl ScoreInputs {
                 INTEGRATION_WORDS.iter().any(|word| lower.contains(word))
             })
             .count() as u64;
-        let mut external_dependencies = KNOWN_SERVICES
-            .iter()
-            .filter(|service| text::contains_word(&all_lower, service))
-            .count() as u64;
+        let mut external_dependencies = KNOWN_SERVICE_PHRASES.found_as_words(&all_lower) as u64;
         if let Some(plan) = &feature.plan {
             for key in ["primary dependencies", "storage"] {
                 if let Some(value) = plan.context(key) {
@@ -256,11 +252,11 @@ impl ScoreInputs {
             entities: spec.entities.len() as u64,
             integration_points,
             external_dependencies,
-            compliance_mentions: occurrences(&spec_lower, COMPLIANCE_WORDS),
+            compliance_mentions: COMPLIANCE_PHRASES.occurrences(&spec_lower),
             clarification_markers,
             vague_adjectives,
             missing_success_criteria,
-            new_technology_mentions: occurrences(&all_lower, NEW_TECHNOLOGY_WORDS),
+            new_technology_mentions: NEW_TECHNOLOGY_PHRASES.occurrences(&all_lower),
         }
     }
 }

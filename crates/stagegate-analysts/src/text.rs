@@ -216,15 +216,67 @@ pub(crate) fn contains_word(lower: &str, word: &str) -> bool {
     while let Some(offset) = lower[start..].find(word) {
         let at = start + offset;
         let end = at + word.len();
-        let before = lower[..at].chars().next_back();
-        let after = lower[end..].chars().next();
-        let boundary = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '-'));
-        if boundary(before) && boundary(after) {
+        if is_word_at(lower, at, end) {
             return true;
         }
         start = end;
     }
     false
+}
+
+/// A fixed list of lower-case words and phrases, found in one pass over a text however long
+/// it is: searching a spec once per word read a 10 MB spec sixty times over.
+pub(crate) struct Phrases {
+    words: &'static [&'static str],
+    automaton: aho_corasick::AhoCorasick,
+}
+
+impl Phrases {
+    pub(crate) fn new(words: &'static [&'static str]) -> Phrases {
+        let automaton = aho_corasick::AhoCorasick::new(words)
+            .unwrap_or_else(|_| unreachable!("a fixed list of short phrases always builds"));
+        Phrases { words, automaton }
+    }
+
+    /// Every match of every phrase, overlapping ones included, in order of their ends.
+    fn matches<'a>(&'a self, lower: &'a str) -> impl Iterator<Item = (usize, usize, usize)> + 'a {
+        self.automaton
+            .find_overlapping_iter(lower)
+            .map(|found| (found.pattern().as_usize(), found.start(), found.end()))
+    }
+
+    /// How often the phrases occur, each counted as `str::matches` counts it (left to right,
+    /// not overlapping itself), summed.
+    pub(crate) fn occurrences(&self, lower: &str) -> u64 {
+        let mut next_free = vec![0; self.words.len()];
+        let mut count = 0;
+        for (pattern, start, end) in self.matches(lower) {
+            if start >= next_free[pattern] {
+                next_free[pattern] = end;
+                count += 1;
+            }
+        }
+        count
+    }
+
+    /// How many of the phrases occur as whole words (see [`contains_word`]).
+    pub(crate) fn found_as_words(&self, lower: &str) -> usize {
+        let mut found = vec![false; self.words.len()];
+        for (pattern, start, end) in self.matches(lower) {
+            if !found[pattern] && is_word_at(lower, start, end) {
+                found[pattern] = true;
+            }
+        }
+        found.iter().filter(|found| **found).count()
+    }
+}
+
+/// Whether `lower[start..end]` stands alone: no letter, digit or hyphen right before or after.
+fn is_word_at(lower: &str, start: usize, end: usize) -> bool {
+    let before = lower[..start].chars().next_back();
+    let after = lower[end..].chars().next();
+    let boundary = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '-'));
+    boundary(before) && boundary(after)
 }
 
 /// The vague words a text uses, in list order.
@@ -295,6 +347,23 @@ pub(crate) fn name_key(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn phrases_count_and_find_as_the_per_word_searches_do() {
+        const WORDS: &[&str] = &["audit", "soc 2", "soc2", "s3", "aa", "regulat", "data"];
+        let phrases = super::Phrases::new(WORDS);
+        for text in [
+            "",
+            "audit the audit; soc 2 and soc2 in s3 buckets, aaaa, regulated regulation",
+            "metadata s3-compatible s3 amazons3 (s3) aaa data-driven data",
+            "ünïcode audit s3ö öaudit",
+        ] {
+            let expected: u64 = WORDS.iter().map(|word| text.matches(word).count() as u64).sum();
+            assert_eq!(phrases.occurrences(text), expected, "{text}");
+            let found = WORDS.iter().filter(|word| super::contains_word(text, word)).count();
+            assert_eq!(phrases.found_as_words(text), found, "{text}");
+        }
+    }
     use super::*;
 
     #[test]
