@@ -247,7 +247,7 @@ impl Recorder {
                 writes.push(BatchWrite::Attempt(attempt_record(
                     identity, backend, *at_ms,
                 )));
-                writes.push(attempt_text(identity, TextKind::Prompt, prompt.as_bytes()));
+                writes.push(attempt_text(identity, TextKind::Prompt, shared(prompt)));
                 self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::AttemptFinished {
@@ -292,9 +292,9 @@ impl Recorder {
                     cost_usd: usage.and_then(|usage| usage.cost_usd),
                     ..attempt_record(identity, backend, started)
                 }));
-                writes.push(attempt_text(identity, TextKind::Output, output.as_bytes()));
+                writes.push(attempt_text(identity, TextKind::Output, shared(output)));
                 if !stderr.is_empty() {
-                    writes.push(attempt_text(identity, TextKind::Stderr, stderr));
+                    writes.push(attempt_text(identity, TextKind::Stderr, stderr.clone()));
                 }
                 self.queue(writes).map(|ticket| (ticket, wait))
             }
@@ -324,8 +324,8 @@ impl Recorder {
                     confidence: *confidence,
                     ..attempt_record(identity, backend, *at_ms)
                 }));
-                writes.push(attempt_text(identity, TextKind::Prompt, prompt.as_bytes()));
-                writes.push(attempt_text(identity, TextKind::Output, output.as_bytes()));
+                writes.push(attempt_text(identity, TextKind::Prompt, shared(prompt)));
+                writes.push(attempt_text(identity, TextKind::Output, shared(output)));
                 self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::ArtifactSynthesized {
@@ -513,7 +513,7 @@ fn attempt_record(identity: &CallIdentity, backend: &str, started_at_ms: i64) ->
 }
 
 /// One text of an attempt, as a row of the group commit.
-fn attempt_text(identity: &CallIdentity, kind: TextKind, bytes: &[u8]) -> BatchWrite {
+fn attempt_text(identity: &CallIdentity, kind: TextKind, bytes: Arc<[u8]>) -> BatchWrite {
     BatchWrite::AttemptText(AttemptText {
         key: AttemptKey {
             run_id: identity.run_id.clone(),
@@ -523,8 +523,14 @@ fn attempt_text(identity: &CallIdentity, kind: TextKind, bytes: &[u8]) -> BatchW
             attempt: identity.attempt,
         },
         kind,
-        bytes: Arc::from(bytes),
+        bytes,
     })
+}
+
+/// The bytes of a text the event already holds, shared, not copied: a prompt can hold a
+/// whole spec, and a copy per attempt held several of them at once until their commit.
+fn shared(text: &Arc<str>) -> Arc<[u8]> {
+    Arc::<[u8]>::from(Arc::clone(text))
 }
 
 /// The key an attempt is filed under: the agent, and for a synthesis also the artifact

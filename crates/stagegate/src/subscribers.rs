@@ -25,13 +25,27 @@ pub struct Subscribers {
     pub otel: Option<OtelExport>,
     /// Queued events not shown yet, each batch with the commit that stores it.
     unshown: VecDeque<(Ticket, Vec<Event>)>,
-    /// How many events `unshown` holds.
+    /// How many events `unshown` holds, and how many bytes of text they carry.
     held: usize,
+    held_bytes: usize,
 }
 
 /// The most events held for their commit before queueing more waits for the writer: a few
 /// group commits' worth, far more than any real stage has in flight.
 const MAX_HELD_EVENTS: usize = 2_048;
+/// The most prompt and output bytes those events may hold: each prompt can carry a whole spec,
+/// and a hundred agents' prompts of a 10 MB spec held at once took 750 MB.
+const MAX_HELD_TEXT_BYTES: usize = 32 << 20;
+
+/// The bytes of text an event carries for the recorder (prompts, outputs, stderr).
+fn text_bytes(event: &Event) -> usize {
+    match event {
+        Event::AttemptStarted { prompt, .. } => prompt.len(),
+        Event::AttemptFinished { output, stderr, .. } => output.len() + stderr.len(),
+        Event::CacheHit { prompt, output, .. } => prompt.len() + output.len(),
+        _ => 0,
+    }
+}
 
 impl Subscribers {
     pub fn new(
@@ -49,6 +63,7 @@ impl Subscribers {
             otel: None,
             unshown: VecDeque::new(),
             held: 0,
+            held_bytes: 0,
         }
     }
 
@@ -74,6 +89,7 @@ impl Subscribers {
             .map_err(recording_failed)?;
         if let Some((_, events)) = self.unshown.pop_front() {
             self.held -= events.len();
+            self.held_bytes -= events.iter().map(text_bytes).sum::<usize>();
             for event in &events {
                 self.announce_now(event).await?;
             }
@@ -128,11 +144,12 @@ impl EventSink for Subscribers {
         }
         let ticket = self.recorder.last_ticket();
         self.held += events.len();
+        self.held_bytes += events.iter().map(text_bytes).sum::<usize>();
         self.unshown.push_back((ticket, events));
         self.show_held(false).await?;
         // Back-pressure: a dispatcher that outruns the writer waits for it rather than holding
         // ever more events (and their prompts and outputs) in memory.
-        while self.held > MAX_HELD_EVENTS {
+        while self.held > MAX_HELD_EVENTS || self.held_bytes > MAX_HELD_TEXT_BYTES {
             self.show_oldest().await?;
         }
         Ok(())
