@@ -358,9 +358,15 @@ mod tests {
             "metadata s3-compatible s3 amazons3 (s3) aaa data-driven data",
             "ünïcode audit s3ö öaudit",
         ] {
-            let expected: u64 = WORDS.iter().map(|word| text.matches(word).count() as u64).sum();
+            let expected: u64 = WORDS
+                .iter()
+                .map(|word| text.matches(word).count() as u64)
+                .sum();
             assert_eq!(phrases.occurrences(text), expected, "{text}");
-            let found = WORDS.iter().filter(|word| super::contains_word(text, word)).count();
+            let found = WORDS
+                .iter()
+                .filter(|word| super::contains_word(text, word))
+                .count();
             assert_eq!(phrases.found_as_words(text), found, "{text}");
         }
     }

@@ -1401,3 +1401,141 @@ async fn a_timeout_rate_above_the_threshold_lengthens_the_remaining_timeouts() {
     let s4 = attempts_of(&calls, "s4");
     assert_eq!(s4[0].deadline - s4[0].started, 45 * SECOND);
 }
+
+// ----- storing beside the calls ------------------------------------------------------------
+
+/// A sink whose every store takes `STORE`: `emit` waits for it; queued events are stored in
+/// the background, one store per batch, and `settle` waits for the last one.
+#[derive(Default)]
+struct SlowStore {
+    events: Vec<Event>,
+    /// When the last queued batch is stored.
+    stored_at: Option<Instant>,
+    queued_batches: usize,
+    waited_stores: usize,
+}
+
+const STORE: Duration = Duration::from_millis(50);
+
+impl stagegate_engine::event::EventSink for SlowStore {
+    async fn emit(&mut self, event: &Event) -> Result<(), stagegate_engine::event::SinkError> {
+        self.settle().await?;
+        self.waited_stores += 1;
+        tokio::time::sleep(STORE).await;
+        self.events.push(event.clone());
+        Ok(())
+    }
+
+    async fn queue_all(
+        &mut self,
+        events: Vec<Event>,
+    ) -> Result<(), stagegate_engine::event::SinkError> {
+        // Stores run one after another: this batch is stored one store after the last.
+        let after = self
+            .stored_at
+            .unwrap_or_else(Instant::now)
+            .max(Instant::now());
+        self.stored_at = Some(after + STORE);
+        self.queued_batches += 1;
+        self.events.extend(events);
+        Ok(())
+    }
+
+    async fn settle(&mut self) -> Result<(), stagegate_engine::event::SinkError> {
+        if let Some(stored_at) = self.stored_at.take() {
+            tokio::time::sleep_until(stored_at).await;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn freed_slots_are_refilled_while_the_outcomes_are_still_being_stored() {
+    let ids: Vec<String> = (1..=9).map(|index| format!("agent-{index}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let script: Vec<(&str, Behavior)> = id_refs
+        .iter()
+        .map(|id| (*id, succeed(SECOND, "ok")))
+        .collect();
+    let mut harness = Harness::new(&id_refs, &script);
+    harness.plan.min_success_ratio = 1.0;
+    let mut sink = SlowStore::default();
+    let result = run_stage(&harness.plan, &harness.context, &mut sink).await;
+    result.expect("the stage reaches its gate");
+    let calls = harness.calls();
+    let agents = of_phase(&calls, Phase::Agent);
+    assert_eq!(agents.len(), 9);
+    // Three waves of three, each starting the instant the one before ends: no wave waits for
+    // the store of the outcomes before it (50 ms each).
+    let first = first_start(&agents);
+    for (index, call) in agents.iter().enumerate() {
+        let wave = u32::try_from(index / 3).expect("small");
+        assert_eq!(
+            call.started - first,
+            SECOND * wave,
+            "{}",
+            call.identity.agent
+        );
+    }
+    assert!(sink.queued_batches >= 3, "{}", sink.queued_batches);
+    // The review starts only once every outcome before it is stored.
+    let review = of_phase(&calls, Phase::Review);
+    assert!(review[0].started - last_end(&agents) >= STORE);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cached_answers_go_to_the_sink_together() {
+    let ids: Vec<String> = (1..=6).map(|index| format!("agent-{index}")).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let script: Vec<(&str, Behavior)> = id_refs
+        .iter()
+        .map(|id| (*id, succeed(SECOND, "ok")))
+        .collect();
+    let harness = Harness::new(&id_refs, &script);
+    // A first run fills the memo with every answer.
+    let mut first = CollectingSink::default();
+    let mut memo: HashMap<String, Arc<str>> = HashMap::new();
+    stagegate_engine::stage::run_stage_memoized(
+        &harness.plan,
+        &harness.context,
+        &mut first,
+        Some(&memo),
+    )
+    .await
+    .expect("the first run reaches its gate");
+    for event in &first.events {
+        if let Event::AttemptFinished {
+            cache_key: Some(key),
+            output,
+            ..
+        } = event
+        {
+            memo.insert(key.clone(), output.clone());
+        }
+    }
+    let mut sink = SlowStore::default();
+    let started = Instant::now();
+    stagegate_engine::stage::run_stage_memoized(
+        &harness.plan,
+        &harness.context,
+        &mut sink,
+        Some(&memo),
+    )
+    .await
+    .expect("the cached run reaches its gate");
+    let hits = sink
+        .events
+        .iter()
+        .filter(|event| matches!(event, Event::CacheHit { .. }))
+        .count();
+    assert!(hits >= 6, "{hits}");
+    // The cached answers are queued together, not stored one after another: the whole run
+    // waits for fewer stores than it has cache hits.
+    assert!(sink.queued_batches >= 1);
+    assert!(
+        sink.waited_stores < hits,
+        "{} waited stores for {hits} cache hits",
+        sink.waited_stores
+    );
+    assert!(Instant::now() - started < STORE * u32::try_from(hits).expect("small"));
+}
