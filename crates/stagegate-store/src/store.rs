@@ -115,13 +115,17 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|error| classify(&database_path, "opening the database", error))?;
-        let mut connection = pool
-            .acquire()
-            .await
-            .map_err(|error| classify(&database_path, "opening the database", error))?;
-        schema::migrate(&mut connection, &database_path).await?;
-        drop(connection);
-        if let Some(inspector) = inspector {
+        // A database found at the current version needs no migration: skipping it spares every
+        // command a write transaction (and the write lock) on its way in.
+        let current = matches!(&inspector, Some((_, found)) if *found == schema::SUPPORTED_VERSION);
+        if !current {
+            let mut connection = pool
+                .acquire()
+                .await
+                .map_err(|error| classify(&database_path, "opening the database", error))?;
+            schema::migrate(&mut connection, &database_path).await?;
+        }
+        if let Some((inspector, _)) = inspector {
             // Closing a read-only connection cannot change the file; its error adds nothing.
             let _ = inspector.close().await;
         }
@@ -290,7 +294,9 @@ impl Store {
 
 /// Looks at an existing database without changing it: a read-only connection, no journal-mode
 /// switch, two reads. Refuses newer schemas, foreign databases and files that are not databases.
-async fn inspect_existing(path: &Path) -> Result<SqliteConnection, StoreError> {
+/// Opens an existing database read-only and checks it is one stagegate can use; returns the
+/// connection (see [`Store::open`]) and the schema version found.
+async fn inspect_existing(path: &Path) -> Result<(SqliteConnection, i64), StoreError> {
     check_header(path)?;
     let options = SqliteConnectOptions::new()
         .filename(path)
@@ -300,7 +306,7 @@ async fn inspect_existing(path: &Path) -> Result<SqliteConnection, StoreError> {
         .await
         .map_err(|error| classify(path, "opening the database", error))?;
     match inspect_connection(&mut connection, path).await {
-        Ok(()) => Ok(connection),
+        Ok(found) => Ok((connection, found)),
         Err(error) => {
             // Closing a read-only connection cannot change the file; its error adds nothing.
             let _ = connection.close().await;
@@ -340,7 +346,7 @@ fn check_header(path: &Path) -> Result<(), StoreError> {
 async fn inspect_connection(
     connection: &mut SqliteConnection,
     path: &Path,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     // Reading the schema makes SQLite parse the header and the first page: this is where a file
     // that is not a database fails, with SQLITE_NOTADB.
     sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master")
@@ -352,7 +358,7 @@ async fn inspect_connection(
     if found == 0 {
         schema::refuse_foreign_database(connection, path).await?;
     }
-    Ok(())
+    Ok(found)
 }
 
 /// Milliseconds since the Unix epoch, for the timestamps the store sets itself.
