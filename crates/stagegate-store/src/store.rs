@@ -58,7 +58,7 @@ const PAGE_CACHE: &str = "-16384";
 const WAL_CHECKPOINT_PAGES: &str = "4000";
 
 /// The size of write-ahead log from which a command folds it into `state.db` as it exits.
-const FOLD_LOG_FROM_BYTES: u64 = 4 << 20;
+const FOLD_LOG_FROM_BYTES: u64 = 8 << 20;
 
 /// stagegate's durable state in `.stagegate/`: the SQLite database and the run directories.
 ///
