@@ -74,19 +74,9 @@ impl Store {
             .collect()
     }
 
-    /// The entries run `run_id` wrote, expired or not.
+    /// The entries run `run_id` wrote, expired or not: no entry is valid after the end of time.
     pub async fn cache_entries_of_run(&self, run_id: &str) -> Result<Vec<CacheEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT key, phase, output, output_hash, run_id, created_at_ms, expires_at_ms \
-             FROM cache WHERE run_id = ? ORDER BY key",
-        )
-        .bind(run_id)
-        .fetch_all(self.pool())
-        .await
-        .map_err(|error| self.error("reading the cache", error))?;
-        rows.iter()
-            .map(|row| self.cache_entry_from_row(row))
-            .collect()
+        self.cache_entries(i64::MAX, Some(run_id)).await
     }
 
     /// Deletes the entries expired at `now_ms` (`expires_at_ms <= now_ms`); returns how many.
