@@ -452,9 +452,11 @@ fn embedded_names() -> Vec<String> {
     PARTIALS
         .iter()
         .map(|(name, _)| (*name).to_owned())
-        .chain(EMBEDDED.iter().flat_map(|(phase, _)| {
-            [phase.as_str().to_owned(), embedded_phase_name(*phase)]
-        }))
+        .chain(
+            EMBEDDED
+                .iter()
+                .flat_map(|(phase, _)| [phase.as_str().to_owned(), embedded_phase_name(*phase)]),
+        )
         .chain(EMBEDDED_AGENTS.iter().map(|(_, id, _)| embedded_name(id)))
         .collect()
 }

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use stagegate_engine::backend::Phase;
 use stagegate_engine::envelope::Envelope;
 use stagegate_engine::event::{AgentFailure, AttemptStatus, DecisionKind, Event, StageEnd};
@@ -21,7 +22,7 @@ use stagegate_store::{DecisionRecord, Store};
 use crate::error::AppError;
 
 /// One run as its log tells it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
     pub feature_dir: Option<String>,
     /// In the order the run named them, then any the log mentions later.
@@ -33,7 +34,7 @@ pub struct RunView {
 }
 
 /// How far one stage got.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageView {
     pub id: String,
     /// `Stage A: Planning/Spec`, once the stage started.
@@ -43,10 +44,12 @@ pub struct StageView {
     pub cache_hits: usize,
     /// The parallel agents in the order they were first heard of, with how each stands.
     agents: Vec<(String, AgentStanding)>,
+    /// Where each agent is in `agents`: rebuilt when a snapshot is read, not stored.
+    #[serde(skip)]
     agent_index: BTreeMap<String, usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StageStanding {
     NotStarted,
     Running,
@@ -74,7 +77,7 @@ impl StageStanding {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum AgentStanding {
     Running,
     Succeeded,
@@ -83,7 +86,7 @@ enum AgentStanding {
 }
 
 /// The gate a person has to decide.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingGate {
     pub stage: String,
     pub question: String,
@@ -91,7 +94,7 @@ pub struct PendingGate {
 }
 
 /// The last decision taken at one of the run's gates.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastDecision {
     pub stage: String,
     pub kind: DecisionKind,
