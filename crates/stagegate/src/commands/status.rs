@@ -223,24 +223,21 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
     // What shaped each stage: its input scores, the adaptive adjustments, the cut contexts and
     // answers, and the reasoning taken out of answers, from the log.
     // Read by kind: a wide stage's thousands of attempt events are neither read nor parsed.
-    let shaping: Vec<Event> = store
-        .events_of_kinds(&run.id, SHAPING_KINDS)
-        .await?
-        .iter()
-        .map(|record| crate::run_log::typed(record).map(|envelope| envelope.event))
-        .filter(|event| {
-            !event.as_ref().is_ok_and(|event| {
-                !matches!(
-                    event,
-                    Event::InputsScored { .. }
-                        | Event::Adjusted { .. }
-                        | Event::ContextCut { .. }
-                        | Event::AnswerTruncated { .. }
-                        | Event::ReasoningStripped { .. }
-                )
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let mut shaping: Vec<Event> = Vec::new();
+    for record in store.events_of_kinds(&run.id, SHAPING_KINDS).await? {
+        let event = crate::run_log::typed(&record)?.event;
+        // An event a newer stagegate wrote reads as `Event::Unknown`, and is not shown.
+        if matches!(
+            event,
+            Event::InputsScored { .. }
+                | Event::Adjusted { .. }
+                | Event::ContextCut { .. }
+                | Event::AnswerTruncated { .. }
+                | Event::ReasoningStripped { .. }
+        ) {
+            shaping.push(event);
+        }
+    }
     if json {
         let value = json!({
             "run": run,
