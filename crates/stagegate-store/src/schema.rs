@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_attempt_texts.sql"),
     include_str!("../migrations/0006_text_chunks_rowid.sql"),
     include_str!("../migrations/0007_attempt_cost.sql"),
+    include_str!("../migrations/0008_run_views.sql"),
 ];
 
 /// The newest schema version this build knows.

@@ -19,11 +19,13 @@ mod gates;
 mod line_comments;
 mod locks;
 mod publications;
+mod run_views;
 mod runs;
 mod texts;
 mod transitions;
 
 pub use batch::BatchWrite;
+pub use run_views::{RunViewSnapshot, SavedRunView};
 pub use texts::{AttemptKey, AttemptText, TextKind};
 pub use transitions::{Accepted, DecisionRequest, GateDecision, Refused};
 

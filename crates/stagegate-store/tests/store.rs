@@ -253,6 +253,46 @@ async fn events_round_trip_in_order() {
 }
 
 #[tokio::test]
+async fn events_are_read_after_a_seq_or_by_kind() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+    store.create_run(&new_run("r2", 100)).await.unwrap();
+    let mut seqs = Vec::new();
+    for (run, kind) in [
+        ("r1", "run_started"),
+        ("r1", "adjusted"),
+        ("r2", "adjusted"),
+        ("r1", "attempt_started"),
+        ("r1", "context_cut"),
+    ] {
+        seqs.push(store.append_event(run, kind, &json!({})).await.unwrap());
+    }
+    let seqs_of = |events: Vec<stagegate_store::EventRecord>| {
+        events.iter().map(|event| event.seq).collect::<Vec<_>>()
+    };
+
+    assert_eq!(
+        seqs_of(store.events_after("r1", seqs[1]).await.unwrap()),
+        [seqs[3], seqs[4]]
+    );
+    assert_eq!(
+        seqs_of(store.events_after("r1", 0).await.unwrap()),
+        seqs_of(store.events("r1").await.unwrap())
+    );
+    assert_eq!(
+        seqs_of(
+            store
+                .events_of_kinds("r1", &["context_cut", "adjusted"])
+                .await
+                .unwrap()
+        ),
+        [seqs[1], seqs[4]]
+    );
+    assert!(store.events_of_kinds("r1", &[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn attempts_upsert_on_their_identity() {
     let directory = tempfile::tempdir().unwrap();
     let store = open(directory.path()).await;
@@ -556,6 +596,39 @@ async fn decisions_are_append_only_and_ordered() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("already decided"), "{error}");
+}
+
+#[tokio::test]
+async fn all_decisions_are_every_runs_in_the_order_recorded() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+    store.create_run(&new_run("r2", 100)).await.unwrap();
+    let first = store
+        .record_decision(&decision("r2", DecisionKind::Modify, 3))
+        .await
+        .unwrap();
+    let second = store
+        .record_decision(&decision("r1", DecisionKind::Reject, 2))
+        .await
+        .unwrap();
+    let third = store
+        .record_decision(&decision("r2", DecisionKind::Approve, 1))
+        .await
+        .unwrap();
+
+    let all = store.all_decisions().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|decision| (decision.id, decision.run_id.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (Some(first), "r2"),
+            (Some(second), "r1"),
+            (Some(third), "r2")
+        ]
+    );
+    assert_eq!(all[1], store.decisions("r1").await.unwrap()[0]);
 }
 
 #[tokio::test]

@@ -20,16 +20,15 @@ pub fn envelope(record: &EventRecord) -> Result<Envelope, EnvelopeError> {
 
 /// Every event of run `run_id`, in order.
 pub async fn read(store: &Store, run_id: &str) -> Result<Vec<Envelope>, AppError> {
-    store
-        .events(run_id)
-        .await?
-        .iter()
-        .map(|record| {
-            envelope(record).map_err(|error| {
-                AppError::internal(format!(
-                    "{error}\nhint: the state database may have been changed by hand; `stagegate show {run_id}` lists what the run kept"
-                ))
-            })
-        })
-        .collect()
+    store.events(run_id).await?.iter().map(typed).collect()
+}
+
+/// One stored event, typed, or an error that says where to look.
+pub fn typed(record: &EventRecord) -> Result<Envelope, AppError> {
+    envelope(record).map_err(|error| {
+        AppError::internal(format!(
+            "{error}\nhint: the state database may have been changed by hand; `stagegate show {}` lists what the run kept",
+            record.run_id
+        ))
+    })
 }

@@ -11,17 +11,18 @@
 //! cache when the run resumed) did not fail. One whose last attempt is still running (or was
 //! cut short by a crash) has not failed either.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
 use stagegate_engine::backend::Phase;
 use stagegate_engine::envelope::Envelope;
 use stagegate_engine::event::{AgentFailure, AttemptStatus, DecisionKind, Event, StageEnd};
-use stagegate_store::{DecisionRecord, Store};
+use stagegate_store::{DecisionRecord, RunRecord, Store};
 
 use crate::error::AppError;
 
 /// One run as its log tells it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunView {
     pub feature_dir: Option<String>,
     /// In the order the run named them, then any the log mentions later.
@@ -33,7 +34,7 @@ pub struct RunView {
 }
 
 /// How far one stage got.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageView {
     pub id: String,
     /// `Stage A: Planning/Spec`, once the stage started.
@@ -43,10 +44,12 @@ pub struct StageView {
     pub cache_hits: usize,
     /// The parallel agents in the order they were first heard of, with how each stands.
     agents: Vec<(String, AgentStanding)>,
+    /// Where each agent is in `agents`: rebuilt when a snapshot is read, not stored.
+    #[serde(skip)]
     agent_index: BTreeMap<String, usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StageStanding {
     NotStarted,
     Running,
@@ -74,7 +77,7 @@ impl StageStanding {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum AgentStanding {
     Running,
     Succeeded,
@@ -83,7 +86,7 @@ enum AgentStanding {
 }
 
 /// The gate a person has to decide.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingGate {
     pub stage: String,
     pub question: String,
@@ -91,7 +94,7 @@ pub struct PendingGate {
 }
 
 /// The last decision taken at one of the run's gates.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastDecision {
     pub stage: String,
     pub kind: DecisionKind,
@@ -153,15 +156,129 @@ impl StageView {
     }
 }
 
+/// The version of a view's serialisation in the store's `run_views` snapshots. Raise it with
+/// any change to what [`RunView`] holds or how it serialises: a snapshot of another version is
+/// not read (the run's whole log is folded instead), so no view is ever read wrongly.
+pub const SNAPSHOT_FORMAT: i64 = 1;
+
 impl RunView {
-    /// The view of run `run_id` from the store: its log and its decision records.
+    /// The view of run `run_id` from the store: its snapshot and the events after it (or its
+    /// whole log), and its decision records.
     pub async fn load(store: &Store, run_id: &str) -> Result<RunView, AppError> {
-        let envelopes = crate::run_log::read(store, run_id).await?;
-        let decisions = store.decisions(run_id).await?;
-        Ok(RunView::fold(&envelopes, &decisions))
+        let (mut view, _) = RunView::load_events(store, run_id).await?;
+        view.attribute(&store.decisions(run_id).await?);
+        Ok(view)
+    }
+
+    /// The fold of run `run_id`'s events alone (no decision records taken into account), and
+    /// the sequence number of the last event it covers (0 for none): from the run's snapshot
+    /// and the events after it, or from the whole log when there is no snapshot that reads.
+    pub async fn load_events(store: &Store, run_id: &str) -> Result<(RunView, i64), AppError> {
+        let (snapshot, tail) = store.run_view_with_tail(run_id, SNAPSHOT_FORMAT).await?;
+        let (mut view, mut through_seq, tail) = match snapshot {
+            None => (RunView::default(), 0, tail),
+            Some(snapshot) => match RunView::from_snapshot(&snapshot.view_json) {
+                Some(view) => (view, snapshot.through_seq, tail),
+                // Unreadable: the events after it are not enough, the whole log is folded.
+                None => (RunView::default(), 0, store.events(run_id).await?),
+            },
+        };
+        for record in &tail {
+            view.apply(&crate::run_log::typed(record)?.event);
+            through_seq = record.seq;
+        }
+        Ok((view, through_seq))
+    }
+
+    /// The views of `runs`, in their order, each attributed to its decision records: every
+    /// snapshot, every event after them and every decision in three queries, however many runs
+    /// there are (`status` lists them all).
+    pub async fn load_all(store: &Store, runs: &[RunRecord]) -> Result<Vec<RunView>, AppError> {
+        let (snapshots, tails) = store.run_views_with_tails(SNAPSHOT_FORMAT).await?;
+        let mut views: HashMap<String, RunView> = HashMap::with_capacity(runs.len());
+        for snapshot in snapshots {
+            match RunView::from_snapshot(&snapshot.view_json) {
+                Some(view) => {
+                    views.insert(snapshot.run_id, view);
+                }
+                // The tail read starts after this snapshot: fold this run's whole log.
+                None => {
+                    let mut view = RunView::default();
+                    let covered = store.events(&snapshot.run_id).await?;
+                    for record in covered
+                        .iter()
+                        .filter(|record| record.seq <= snapshot.through_seq)
+                    {
+                        view.apply(&crate::run_log::typed(record)?.event);
+                    }
+                    views.insert(snapshot.run_id, view);
+                }
+            }
+        }
+        for record in &tails {
+            let event = crate::run_log::typed(record)?.event;
+            match views.get_mut(&record.run_id) {
+                Some(view) => view.apply(&event),
+                None => {
+                    let mut view = RunView::default();
+                    view.apply(&event);
+                    views.insert(record.run_id.clone(), view);
+                }
+            }
+        }
+        let mut decisions: HashMap<String, Vec<DecisionRecord>> = HashMap::new();
+        for record in store.all_decisions().await? {
+            decisions
+                .entry(record.run_id.clone())
+                .or_default()
+                .push(record);
+        }
+        Ok(runs
+            .iter()
+            .map(|run| {
+                let mut view = views.remove(&run.id).unwrap_or_default();
+                view.attribute(decisions.get(&run.id).map_or(&[], Vec::as_slice));
+                view
+            })
+            .collect())
+    }
+
+    /// The view as a snapshot stores it (in [`SNAPSHOT_FORMAT`]). Only a view of events alone
+    /// belongs in a snapshot: decision records are taken into account when it is read.
+    pub fn to_snapshot(&self) -> Result<String, AppError> {
+        serde_json::to_string(self)
+            .map_err(|error| AppError::internal(format!("serialising a run's view: {error}")))
+    }
+
+    /// A view from a snapshot in [`SNAPSHOT_FORMAT`]; `None` when it does not read (the caller
+    /// folds the log instead: a snapshot only saves time, it is never the only record).
+    pub fn from_snapshot(json: &str) -> Option<RunView> {
+        let mut view: RunView = serde_json::from_str(json).ok()?;
+        for stage in &mut view.stages {
+            stage.agent_index = stage
+                .agents
+                .iter()
+                .enumerate()
+                .map(|(index, (agent, _))| (agent.clone(), index))
+                .collect();
+            // Two entries for one agent: not something `apply` writes.
+            if stage.agent_index.len() != stage.agents.len() {
+                return None;
+            }
+        }
+        Some(view)
     }
 
     /// The view of a whole log; `decisions` (the run's decision records) say who decided.
+    /// The definition the stored views are checked against: a snapshot and the events after
+    /// it fold to what this gives for the whole log.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the readers fold from snapshots; tests compare with this"
+        )
+    )]
     pub fn fold(envelopes: &[Envelope], decisions: &[DecisionRecord]) -> RunView {
         let mut view = RunView::default();
         for envelope in envelopes {
@@ -837,5 +954,205 @@ mod tests {
             (last.kind, last.why()),
             (DecisionKind::Approve, Some("good enough"))
         );
+    }
+
+    /// The fixture's two runs: each one's events and decision records.
+    fn fixture_runs() -> Vec<(String, Vec<Envelope>, Vec<DecisionRecord>)> {
+        let records: Vec<stagegate_store::EventRecord> = fixture("events.jsonl");
+        let decisions: Vec<DecisionRecord> = fixture("decisions.jsonl");
+        let mut runs: Vec<String> = records.iter().map(|record| record.run_id.clone()).collect();
+        runs.dedup();
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        runs.into_iter()
+            .map(|run_id| {
+                let envelopes = records
+                    .iter()
+                    .filter(|record| record.run_id == run_id)
+                    .map(|record| crate::run_log::envelope(record).expect("a fixture event"))
+                    .collect();
+                let decisions = decisions
+                    .iter()
+                    .filter(|decision| decision.run_id == run_id)
+                    .cloned()
+                    .collect();
+                (run_id, envelopes, decisions)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_snapshot_and_the_events_after_it_fold_to_the_whole_log() {
+        for (run_id, envelopes, decisions) in fixture_runs() {
+            let whole = RunView::fold(&envelopes, &decisions);
+            assert!(whole.last_decision.is_some(), "{run_id}: a decided run");
+            // Every cut point: before the first event, after each one, and after the last.
+            for cut in 0..=envelopes.len() {
+                let (before, after) = envelopes.split_at(cut);
+                let snapshot = RunView::fold(before, &[])
+                    .to_snapshot()
+                    .expect("a view serialises");
+                let mut view = RunView::from_snapshot(&snapshot).expect("a snapshot reads");
+                for envelope in after {
+                    view.apply(&envelope.event);
+                }
+                view.attribute(&decisions);
+                assert_eq!(view, whole, "{run_id} cut after {cut} events");
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_keeps_failures_and_cache_hits_and_finds_its_agents_again() {
+        let log = Log::default()
+            .run_started(&["plan"])
+            .stage_started("plan")
+            .attempt(
+                Phase::Agent,
+                "a",
+                1,
+                Some(Failure::permanent("no such file")),
+            )
+            .attempt(Phase::Agent, "b", 1, None)
+            .cache_hit(Phase::Agent, "c");
+        let snapshot = log.view().to_snapshot().expect("a view serialises");
+        let mut view = RunView::from_snapshot(&snapshot).expect("a snapshot reads");
+        assert_eq!(view, log.view());
+        // `a` succeeds on a retry after the snapshot: the same agent, not a second one.
+        let more = Log::default().attempt(Phase::Agent, "a", 2, None);
+        view.apply(&more.0[1].event);
+        assert!(view.failures().is_empty(), "{:?}", view.failures());
+        assert_eq!(view.cache_hits(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_read_is_none() {
+        assert_eq!(RunView::from_snapshot("not json"), None);
+        assert_eq!(RunView::from_snapshot("{\"stages\": 3}"), None);
+        let duplicated = r#"{"feature_dir":null,"stages":[{"id":"plan","name":null,"standing":"Running","cache_hits":0,"agents":[["a","Running"],["a","Succeeded"]]}],"pending_gate":null,"last_decision":null,"decisions":0}"#;
+        assert_eq!(RunView::from_snapshot(duplicated), None);
+    }
+
+    /// A store holding the fixture's runs, their events and decisions, as a real database.
+    async fn fixture_store(
+        directory: &std::path::Path,
+    ) -> (Store, Vec<(String, Vec<Envelope>, Vec<DecisionRecord>)>) {
+        let store = Store::open(&directory.join(".stagegate"))
+            .await
+            .expect("a store");
+        let runs = fixture_runs();
+        for (index, (run_id, envelopes, decisions)) in runs.iter().enumerate() {
+            store
+                .create_run(&stagegate_store::NewRun {
+                    id: run_id.clone(),
+                    feature_dir: "specs/001-demo".into(),
+                    stages: vec!["plan".into()],
+                    settings_json: serde_json::json!({}),
+                    created_at_ms: i64::try_from(index).expect("small"),
+                })
+                .await
+                .expect("a run");
+            for envelope in envelopes {
+                store
+                    .append_event(
+                        run_id,
+                        envelope.event.kind(),
+                        &serde_json::to_value(&envelope.event).expect("an event serialises"),
+                    )
+                    .await
+                    .expect("an event");
+            }
+            for decision in decisions {
+                store.record_decision(decision).await.expect("a decision");
+            }
+        }
+        (store, runs)
+    }
+
+    /// What `status` and `load` fold from the store, for each of `runs`.
+    async fn loaded(store: &Store, runs: &[RunRecord]) -> (Vec<RunView>, Vec<RunView>) {
+        let mut one_by_one = Vec::new();
+        for run in runs {
+            one_by_one.push(RunView::load(store, &run.id).await.expect("a view"));
+        }
+        let all = RunView::load_all(store, runs).await.expect("the views");
+        (one_by_one, all)
+    }
+
+    #[tokio::test]
+    async fn views_read_from_snapshots_in_the_store_are_the_fold_of_the_whole_log() {
+        let directory = tempfile::tempdir().expect("a directory");
+        let (store, runs) = fixture_store(directory.path()).await;
+        let records = store.runs().await.expect("the runs");
+        let wholes: Vec<RunView> = records
+            .iter()
+            .map(|record| {
+                let (_, envelopes, decisions) = runs
+                    .iter()
+                    .find(|(run_id, ..)| run_id == &record.id)
+                    .expect("a fixture run");
+                RunView::fold(envelopes, decisions)
+            })
+            .collect();
+
+        // No snapshot: the whole log.
+        assert_eq!(
+            loaded(&store, &records).await,
+            (wholes.clone(), wholes.clone())
+        );
+
+        // Snapshots at several cut points of each run, the tail folded after them.
+        for cut in [0, 1, 5, 17, usize::MAX] {
+            for (run_id, _, _) in &runs {
+                let events = store.events(run_id).await.expect("the events");
+                let covered = &events[..cut.min(events.len())];
+                let mut view = RunView::default();
+                for record in covered {
+                    view.apply(&crate::run_log::typed(record).expect("an event").event);
+                }
+                let snapshot = stagegate_store::RunViewSnapshot {
+                    run_id: run_id.clone(),
+                    through_seq: covered.last().map_or(0, |record| record.seq),
+                    view_json: view.to_snapshot().expect("a view serialises"),
+                };
+                // Saved in a newer format first, so the one saved next replaces it at any seq.
+                store
+                    .save_run_view(&snapshot, SNAPSHOT_FORMAT + 1)
+                    .await
+                    .expect("a snapshot");
+                assert_eq!(
+                    loaded(&store, &records).await,
+                    (wholes.clone(), wholes.clone()),
+                    "a snapshot of another format is not read"
+                );
+                store
+                    .save_run_view(&snapshot, SNAPSHOT_FORMAT)
+                    .await
+                    .expect("a snapshot");
+            }
+            assert_eq!(
+                loaded(&store, &records).await,
+                (wholes.clone(), wholes.clone()),
+                "cut after {cut} events"
+            );
+        }
+
+        // A snapshot that does not read is ignored: the whole log is folded.
+        for (run_id, _, _) in &runs {
+            let events = store.events(run_id).await.expect("the events");
+            let snapshot = stagegate_store::RunViewSnapshot {
+                run_id: run_id.clone(),
+                through_seq: events[events.len() / 2].seq,
+                view_json: "{\"not\": \"a view\"}".into(),
+            };
+            store
+                .save_run_view(&snapshot, SNAPSHOT_FORMAT + 1)
+                .await
+                .expect("a snapshot");
+            store
+                .save_run_view(&snapshot, SNAPSHOT_FORMAT)
+                .await
+                .expect("a snapshot");
+        }
+        assert_eq!(loaded(&store, &records).await, (wholes.clone(), wholes));
     }
 }

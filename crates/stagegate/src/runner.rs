@@ -112,9 +112,10 @@ pub async fn start_run(
         cancel: interrupt_token(),
     };
     // The first stage is locked and its inputs read: it starts from them.
-    runner
+    let outcome = runner
         .continue_from(&plans, 0, Some(first_inputs), &mut sink)
-        .await
+        .await;
+    save_view(session, &runner.run.id, &mut sink, outcome).await
 }
 
 /// `stagegate resume RUN`: continues after the last approved gate; asks again at a pending one.
@@ -128,6 +129,7 @@ pub async fn resume_run(
     let feature = session.feature_of_run(&run.feature_dir);
     let prompts = Arc::new(Prompts::load(Some(&session.repo_root))?);
     let mut sink = subscribers(session, &run, options);
+    sink.follow_view(&session.store, &run.id).await?;
     let runner = Runner {
         session,
         run: run.clone(),
@@ -136,42 +138,48 @@ pub async fn resume_run(
         options,
         cancel: interrupt_token(),
     };
-    let mut gates = Vec::with_capacity(plans.len());
-    for plan in &plans {
-        let gate = session.store.gate(&run.id, &plan.id).await?;
-        gates.push(gate.map(|gate| GateStatus::from(gate.state)));
-    }
-    match resume_point(&gates) {
-        ResumePoint::RunFrom(index) => runner.continue_from(&plans, index, None, &mut sink).await,
-        ResumePoint::AskAt(index) => {
-            let plan = &plans[index];
-            let product = load_product(&session.store, &run.id, plan).await?;
-            match runner.gate(plan, product, &mut sink, false).await? {
-                GateEnd::Approved => {
-                    runner
-                        .continue_from(&plans, index + 1, None, &mut sink)
-                        .await
-                }
-                other => runner.end_at_gate(plan, other, &mut sink).await,
+    let outcome: Result<Exit, AppError> = async {
+        let mut gates = Vec::with_capacity(plans.len());
+        for plan in &plans {
+            let gate = session.store.gate(&run.id, &plan.id).await?;
+            gates.push(gate.map(|gate| GateStatus::from(gate.state)));
+        }
+        match resume_point(&gates) {
+            ResumePoint::RunFrom(index) => {
+                runner.continue_from(&plans, index, None, &mut sink).await
             }
+            ResumePoint::AskAt(index) => {
+                let plan = &plans[index];
+                let product = load_product(&session.store, &run.id, plan).await?;
+                match runner.gate(plan, product, &mut sink, false).await? {
+                    GateEnd::Approved => {
+                        runner
+                            .continue_from(&plans, index + 1, None, &mut sink)
+                            .await
+                    }
+                    other => runner.end_at_gate(plan, other, &mut sink).await,
+                }
+            }
+            ResumePoint::RejectedAt(index) => {
+                let stage = &plans[index].id;
+                eprintln!(
+                    "run {} was rejected at the {stage} gate; nothing more to do\nhint: start a new run with `stagegate run {stage}`",
+                    run.id
+                );
+                Ok(Exit::Rejected)
+            }
+            ResumePoint::SupersededAt(index) => Err(AppError::AlreadyDecided {
+                status: Some(GateStatus::Superseded),
+                message: format!(
+                    "run {}'s {} gate was superseded by a newer run of the same stage; nothing more to do\nhint: `stagegate status` shows the newer run",
+                    run.id, plans[index].id
+                ),
+            }),
+            ResumePoint::Complete => runner.finish(&mut sink).await,
         }
-        ResumePoint::RejectedAt(index) => {
-            let stage = &plans[index].id;
-            eprintln!(
-                "run {} was rejected at the {stage} gate; nothing more to do\nhint: start a new run with `stagegate run {stage}`",
-                run.id
-            );
-            Ok(Exit::Rejected)
-        }
-        ResumePoint::SupersededAt(index) => Err(AppError::AlreadyDecided {
-            status: Some(GateStatus::Superseded),
-            message: format!(
-                "run {}'s {} gate was superseded by a newer run of the same stage; nothing more to do\nhint: `stagegate status` shows the newer run",
-                run.id, plans[index].id
-            ),
-        }),
-        ResumePoint::Complete => runner.finish(&mut sink).await,
     }
+    .await;
+    save_view(session, &run.id, &mut sink, outcome).await
 }
 
 /// How a gate ended.
@@ -828,6 +836,7 @@ pub async fn modify_gate(
     let plans = plan_stages(session, std::slice::from_ref(&stage))?;
     let plan = &plans[0];
     let mut sink = subscribers(session, &run, options);
+    sink.follow_view(&session.store, &run.id).await?;
     let runner = Runner {
         session,
         feature: session.feature_of_run(&run.feature_dir),
@@ -836,48 +845,73 @@ pub async fn modify_gate(
         options,
         cancel: interrupt_token(),
     };
-    let product = load_product(&session.store, &run.id, plan).await?;
-    let round = match seen_round {
-        Some(round) => round,
-        None => runner.current_round(plan).await?,
-    };
-    let run_dir = session.store.run_dir(&run.id);
-    let comments = crate::line_comments::resolve(comments, &run_dir.staged_artifacts(&stage)?)?;
-    match feedback {
-        Some(feedback) => {
-            runner
-                .rework(plan, &product, &feedback, comments, round, &mut sink)
-                .await?;
-        }
-        None if !comments.is_empty() => {
-            runner
-                .rework(plan, &product, "", comments, round, &mut sink)
-                .await?;
-        }
-        None => {
-            let files = session.store.run_dir(&run.id).begin_next_round(&stage)?;
-            let diff = edit_files(&files)?;
-            if diff.is_empty() {
-                eprintln!("no changes; nothing recorded");
-            } else {
-                let ask = Ask {
-                    seen_round: Some(round),
-                    diff: Some(diff),
-                    ..Ask::default()
-                };
-                runner.decide(plan, Verb::Modify, ask, &mut sink).await?;
+    let outcome: Result<Exit, AppError> = async {
+        let product = load_product(&session.store, &run.id, plan).await?;
+        let round = match seen_round {
+            Some(round) => round,
+            None => runner.current_round(plan).await?,
+        };
+        let run_dir = session.store.run_dir(&run.id);
+        let comments = crate::line_comments::resolve(comments, &run_dir.staged_artifacts(&stage)?)?;
+        match feedback {
+            Some(feedback) => {
+                runner
+                    .rework(plan, &product, &feedback, comments, round, &mut sink)
+                    .await?;
+            }
+            None if !comments.is_empty() => {
+                runner
+                    .rework(plan, &product, "", comments, round, &mut sink)
+                    .await?;
+            }
+            None => {
+                let files = session.store.run_dir(&run.id).begin_next_round(&stage)?;
+                let diff = edit_files(&files)?;
+                if diff.is_empty() {
+                    eprintln!("no changes; nothing recorded");
+                } else {
+                    let ask = Ask {
+                        seen_round: Some(round),
+                        diff: Some(diff),
+                        ..Ask::default()
+                    };
+                    runner.decide(plan, Verb::Modify, ask, &mut sink).await?;
+                }
             }
         }
-    }
-    let product = load_product(&session.store, &run.id, plan).await?;
-    let end = runner.gate(plan, product, &mut sink, false).await?;
-    match end {
-        GateEnd::Approved => {
-            eprintln!("hint: continue the run with `stagegate resume {}`", run.id);
-            Ok(Exit::Done)
+        let product = load_product(&session.store, &run.id, plan).await?;
+        let end = runner.gate(plan, product, &mut sink, false).await?;
+        match end {
+            GateEnd::Approved => {
+                eprintln!("hint: continue the run with `stagegate resume {}`", run.id);
+                Ok(Exit::Done)
+            }
+            other => runner.end_at_gate(plan, other, &mut sink).await,
         }
-        other => runner.end_at_gate(plan, other, &mut sink).await,
     }
+    .await;
+    save_view(session, &run.id, &mut sink, outcome).await
+}
+
+/// Saves the run's view for `status` ([`Subscribers::save_view`]) as a command that ran the
+/// run ends, whatever its outcome, and passes the outcome on.
+///
+/// A snapshot only saves `status` time: a failure to save one is a warning after an outcome
+/// that succeeded, and says nothing after one that failed (the failure is the news, and
+/// often the same one: a full disk).
+async fn save_view(
+    session: &Session,
+    run_id: &str,
+    sink: &mut Subscribers,
+    outcome: Result<Exit, AppError>,
+) -> Result<Exit, AppError> {
+    let saved = sink.save_view(&session.store, run_id).await;
+    if let (Ok(_), Err(error)) = (&outcome, saved) {
+        eprintln!(
+            "warning: run {run_id}'s view was not saved for `stagegate status`, which will read the run's whole log instead: {error}"
+        );
+    }
+    outcome
 }
 
 fn subscribers(session: &Session, run: &RunRecord, options: RunOptions) -> Subscribers {

@@ -7,13 +7,16 @@
 use std::collections::VecDeque;
 
 use stagegate_engine::event::{Event, EventSink, SinkError};
+use stagegate_store::{RunViewSnapshot, SavedRunView, Store};
 
+use crate::error::AppError;
 use crate::event_log::EventLog;
 use crate::json_lines::JsonLines;
 #[cfg(feature = "otel")]
 use crate::otel_export::OtelExport;
 use crate::progress::Progress;
 use crate::recorder::{Recorder, Ticket};
+use crate::run_view::{RunView, SNAPSHOT_FORMAT};
 
 pub struct Subscribers {
     pub recorder: Recorder,
@@ -28,6 +31,13 @@ pub struct Subscribers {
     /// How many events `unshown` holds, and how many bytes of text they carry.
     held: usize,
     held_bytes: usize,
+    /// The run's view, kept up to date with every event shown (each already stored), and
+    /// saved as the run's snapshot when the command ends ([`Subscribers::save_view`]).
+    view: RunView,
+    /// The sequence number of the last event `view` covered before this process's events
+    /// (0 for a new run), and how many events it has taken in since.
+    view_from_seq: i64,
+    view_events: usize,
 }
 
 /// The most events held for their commit before queueing more waits for the writer: a few
@@ -64,7 +74,55 @@ impl Subscribers {
             unshown: VecDeque::new(),
             held: 0,
             held_bytes: 0,
+            view: RunView::default(),
+            view_from_seq: 0,
+            view_events: 0,
         }
+    }
+
+    /// Starts the run's view from what the store holds, for a run that already has events
+    /// (a resume, a modification): a new run's view starts empty.
+    pub async fn follow_view(&mut self, store: &Store, run_id: &str) -> Result<(), AppError> {
+        let (view, through_seq) = RunView::load_events(store, run_id).await?;
+        self.view = view;
+        self.view_from_seq = through_seq;
+        self.view_events = 0;
+        Ok(())
+    }
+
+    /// Saves the run's view as its snapshot, for `status` to fold only what comes after it.
+    ///
+    /// The view covers the log if the log holds, after where it started, exactly the events
+    /// it took in (the store checks, under the write lock); otherwise (another process
+    /// appended a decision meanwhile, a commit failed) the view is folded again from the
+    /// store. Nothing is saved when recording failed. A snapshot only saves `status` time, so
+    /// callers may ignore the error: without one the whole log is folded.
+    pub async fn save_view(&mut self, store: &Store, run_id: &str) -> Result<(), AppError> {
+        // Every event shown is stored; wait for those queued but not shown to be too, so the
+        // log holds at least what the view took in.
+        let last = self.recorder.last_ticket();
+        self.recorder.committed(last).await.map_err(|message| {
+            AppError::internal(format!("recording the run failed: {message}"))
+        })?;
+        let saved = store
+            .save_run_view_covering(
+                run_id,
+                self.view_from_seq,
+                self.view_events,
+                SNAPSHOT_FORMAT,
+                self.view.to_snapshot()?,
+            )
+            .await?;
+        if let SavedRunView::Mismatch { .. } = saved {
+            let (view, through_seq) = RunView::load_events(store, run_id).await?;
+            let snapshot = RunViewSnapshot {
+                run_id: run_id.to_owned(),
+                through_seq,
+                view_json: view.to_snapshot()?,
+            };
+            store.save_run_view(&snapshot, SNAPSHOT_FORMAT).await?;
+        }
+        Ok(())
     }
 
     /// Shows the held batches whose commit is done, in order; with `all`, waits for every one.
@@ -105,6 +163,8 @@ impl Subscribers {
     }
 
     async fn announce_now(&mut self, event: &Event) -> Result<(), SinkError> {
+        self.view.apply(event);
+        self.view_events += 1;
         self.progress.show(event);
         if let Some(json) = &mut self.json {
             json.emit(event).await?;

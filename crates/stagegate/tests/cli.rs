@@ -56,6 +56,8 @@ mod real_model;
 mod review_browser;
 #[path = "cli/review_comments.rs"]
 mod review_comments;
+#[path = "cli/run_view_snapshots.rs"]
+mod run_view_snapshots;
 #[path = "cli/scheduling.rs"]
 mod scheduling;
 #[path = "cli/secrets.rs"]

@@ -56,6 +56,19 @@ impl Store {
         rows.iter().map(|row| self.decision_from_row(row)).collect()
     }
 
+    /// The decisions of every run, in the order they were recorded (so each run's in its
+    /// own order), with their ids: one query for `status`, however many runs there are.
+    pub async fn all_decisions(&self) -> Result<Vec<DecisionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, stage, kind, reason, note, diff, decided_by, decided_at_ms \
+             FROM decisions ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| self.error("reading decisions", error))?;
+        rows.iter().map(|row| self.decision_from_row(row)).collect()
+    }
+
     pub(crate) fn decision_from_row(
         &self,
         row: &sqlx::sqlite::SqliteRow,

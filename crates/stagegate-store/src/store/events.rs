@@ -55,24 +55,57 @@ impl Store {
 
     /// The events of run `run_id`, in sequence order.
     pub async fn events(&self, run_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        self.events_after(run_id, 0).await
+    }
+
+    /// The events of run `run_id` after sequence number `after_seq`, in sequence order.
+    pub async fn events_after(
+        &self,
+        run_id: &str,
+        after_seq: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, run_id, kind, payload_json, recorded_at_ms FROM events \
-             WHERE run_id = ? ORDER BY seq",
+             WHERE run_id = ? AND seq > ? ORDER BY seq",
         )
         .bind(run_id)
+        .bind(after_seq)
         .fetch_all(self.pool())
         .await
         .map_err(|error| self.error("reading events", error))?;
-        rows.iter()
-            .map(|row| {
-                Ok(EventRecord {
-                    seq: self.column(row, "seq")?,
-                    run_id: self.column(row, "run_id")?,
-                    kind: self.column(row, "kind")?,
-                    payload: self.json_column(row, "payload_json")?,
-                    recorded_at_ms: self.column(row, "recorded_at_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|row| self.event_from_row(row)).collect()
+    }
+
+    /// The events of run `run_id` of the given kinds, in sequence order: the others' payloads
+    /// are neither read nor parsed.
+    pub async fn events_of_kinds(
+        &self,
+        run_id: &str,
+        kinds: &[&str],
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let kinds = self.to_json("event kinds", &kinds)?;
+        let rows = sqlx::query(
+            "SELECT seq, run_id, kind, payload_json, recorded_at_ms FROM events \
+             WHERE run_id = ? AND kind IN (SELECT value FROM json_each(?)) ORDER BY seq",
+        )
+        .bind(run_id)
+        .bind(kinds)
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| self.error("reading events", error))?;
+        rows.iter().map(|row| self.event_from_row(row)).collect()
+    }
+
+    pub(crate) fn event_from_row(
+        &self,
+        row: &sqlx::sqlite::SqliteRow,
+    ) -> Result<EventRecord, StoreError> {
+        Ok(EventRecord {
+            seq: self.column(row, "seq")?,
+            run_id: self.column(row, "run_id")?,
+            kind: self.column(row, "kind")?,
+            payload: self.json_column(row, "payload_json")?,
+            recorded_at_ms: self.column(row, "recorded_at_ms")?,
+        })
     }
 }

@@ -42,10 +42,7 @@ async fn effective_states(session: &Session, runs: &mut [RunRecord]) -> Result<(
 async fn all_runs(session: &Session, json: bool) -> Result<Exit, AppError> {
     let mut runs = session.store.runs().await?;
     effective_states(session, &mut runs).await?;
-    let mut views = Vec::with_capacity(runs.len());
-    for run in &runs {
-        views.push(RunView::load(&session.store, &run.id).await?);
-    }
+    let views = RunView::load_all(&session.store, &runs).await?;
     if json {
         let values: Vec<_> = runs
             .iter()
@@ -225,21 +222,22 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
     let agents = agent_summaries(&attempts, &session.settings.prices);
     // What shaped each stage: its input scores, the adaptive adjustments, the cut contexts and
     // answers, and the reasoning taken out of answers, from the log.
-    let shaping: Vec<Event> = crate::run_log::read(store, &run.id)
-        .await?
-        .into_iter()
-        .map(|envelope| envelope.event)
-        .filter(|event| {
-            matches!(
-                event,
-                Event::InputsScored { .. }
-                    | Event::Adjusted { .. }
-                    | Event::ContextCut { .. }
-                    | Event::AnswerTruncated { .. }
-                    | Event::ReasoningStripped { .. }
-            )
-        })
-        .collect();
+    // Read by kind: a wide stage's thousands of attempt events are neither read nor parsed.
+    let mut shaping: Vec<Event> = Vec::new();
+    for record in store.events_of_kinds(&run.id, SHAPING_KINDS).await? {
+        let event = crate::run_log::typed(&record)?.event;
+        // An event a newer stagegate wrote reads as `Event::Unknown`, and is not shown.
+        if matches!(
+            event,
+            Event::InputsScored { .. }
+                | Event::Adjusted { .. }
+                | Event::ContextCut { .. }
+                | Event::AnswerTruncated { .. }
+                | Event::ReasoningStripped { .. }
+        ) {
+            shaping.push(event);
+        }
+    }
     if json {
         let value = json!({
             "run": run,
@@ -365,6 +363,15 @@ async fn one_run(session: &Session, run_id: &str, json: bool) -> Result<Exit, Ap
     stdout_text!("{shown}");
     Ok(Exit::Done)
 }
+
+/// The kinds of the events [`shaping_line`] shows.
+const SHAPING_KINDS: &[&str] = &[
+    "inputs_scored",
+    "adjusted",
+    "context_cut",
+    "answer_truncated",
+    "reasoning_stripped",
+];
 
 fn pending_commands(run: &RunRecord, gates: &[stagegate_store::GateRecord]) -> Vec<String> {
     if gates.iter().any(|gate| gate.state == GateState::Pending) {
