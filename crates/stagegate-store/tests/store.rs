@@ -156,14 +156,11 @@ async fn runs_round_trip_newest_first() {
 
     assert_eq!(store.run("r1").await.unwrap(), Some(created));
     assert_eq!(store.run("absent").await.unwrap(), None);
-    let ids: Vec<String> = store
-        .runs()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|run| run.id)
-        .collect();
+    let listed = store.runs().await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|run| run.id.as_str()).collect();
     assert_eq!(ids, ["r2", "r3", "r1"]);
+    // A listing leaves the settings out; the run itself has them.
+    assert!(listed.iter().all(|run| run.settings_json.is_null()));
 
     store
         .update_run("r1", RunState::AwaitingDecision, Some("plan"))

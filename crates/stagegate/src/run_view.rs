@@ -163,7 +163,9 @@ pub const SNAPSHOT_FORMAT: i64 = 1;
 
 impl RunView {
     /// The view of run `run_id` from the store: its snapshot and the events after it (or its
-    /// whole log), and its decision records.
+    /// whole log), and its decision records. (Commands read every run at once with
+    /// [`RunView::load_all`]; the tests check the two agree.)
+    #[cfg(test)]
     pub async fn load(store: &Store, run_id: &str) -> Result<RunView, AppError> {
         let (mut view, _) = RunView::load_events(store, run_id).await?;
         view.attribute(&store.decisions(run_id).await?);

@@ -104,12 +104,17 @@ impl Store {
         row.map(|row| self.run_from_row(&row)).transpose()
     }
 
-    /// Every run, newest first (by creation time, then by insertion for equal times).
+    /// Every run, newest first (by creation time, then by insertion for equal times), without
+    /// its settings (`settings_json` is `null`; [`Store::run`] reads them): a listing never
+    /// shows them, and a 10,000-agent run's settings are 1.6 MB of JSON to parse.
     pub async fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let rows = sqlx::query(select_run!(" ORDER BY created_at_ms DESC, rowid DESC"))
-            .fetch_all(self.pool())
-            .await
-            .map_err(|error| self.error("listing runs", error))?;
+        let rows = sqlx::query(
+            "SELECT id, feature_dir, stages_json, state, current_stage, 'null' AS settings_json, \
+             created_at_ms, updated_at_ms FROM runs ORDER BY created_at_ms DESC, rowid DESC",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(|error| self.error("listing runs", error))?;
         rows.iter().map(|row| self.run_from_row(row)).collect()
     }
 

@@ -12,9 +12,9 @@ use crate::text_table::TextTable;
 pub async fn runs(session: &Session, json: bool) -> Result<Exit, AppError> {
     let store = &session.store;
     let runs = store.runs().await?;
+    let views = RunView::load_all(store, &runs).await?;
     let mut rows = Vec::new();
-    for run in &runs {
-        let view = RunView::load(store, &run.id).await?;
+    for (run, view) in runs.iter().zip(views) {
         let last = view.last_decision.as_ref().map(|decision| {
             let detail = decision
                 .why()
