@@ -195,9 +195,9 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Whether closing would fold a write-ahead log big enough to be worth it: below
-    /// [`FOLD_LOG_FROM_BYTES`] the next command reads the log faster than this one would copy
-    /// it into `state.db` (a checkpoint and two fsyncs on the way out of every command).
+    /// Whether closing would fold a write-ahead log big enough to be worth it: below 8 MiB the
+    /// next command reads the log faster than this one would copy it into `state.db` (a
+    /// checkpoint and two fsyncs on the way out of every command).
     pub fn log_worth_folding(&self) -> bool {
         let mut log = self.database_path.clone().into_os_string();
         log.push("-wal");
