@@ -489,6 +489,22 @@ impl TestRepo {
     }
 }
 
+/// Runs `work` on the repository's state database (no stagegate runs meanwhile).
+pub fn with_store<T>(repo: &TestRepo, work: impl AsyncFnOnce(&stagegate_store::Store) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let store = stagegate_store::Store::open(&repo.path(".stagegate"))
+            .await
+            .expect("open the state database");
+        let value = work(&store).await;
+        store.close().await;
+        value
+    })
+}
+
 /// Calls `probe` until it answers or `limit` passes.
 pub fn poll<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + limit;

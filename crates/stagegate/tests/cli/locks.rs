@@ -9,10 +9,11 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
-use stagegate_store::{LockRecord, RunState, Store};
+use stagegate_store::{LockRecord, RunState};
 
 use crate::harness::{
     EXIT_AWAITING_DECISION, EXIT_DONE, EXIT_INTERNAL, EXIT_USAGE, FEATURE, TestRepo, wait_until,
+    with_store,
 };
 
 /// How long to wait for something a background run does.
@@ -77,22 +78,6 @@ fn boot_id() -> String {
         .expect("read the boot id")
         .trim()
         .to_owned()
-}
-
-/// Runs `work` on the repository's state database (no stagegate runs meanwhile).
-fn with_store<T>(repo: &TestRepo, work: impl AsyncFnOnce(&Store) -> T) -> T {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let store = Store::open(&repo.path(".stagegate"))
-            .await
-            .expect("open the state database");
-        let value = work(&store).await;
-        store.close().await;
-        value
-    })
 }
 
 /// Writes a lock of the plan stage for `run_id` as if `pid` (with that boot id and start time)

@@ -2,28 +2,12 @@
 //! events after it: a decision taken by another process shows, and without the snapshot (or
 //! with one that does not read) the output is the same, folded from the whole log.
 
-use stagegate_store::{RunViewSnapshot, Store};
+use stagegate_store::RunViewSnapshot;
 
-use crate::harness::{EXIT_DONE, TestRepo};
+use crate::harness::{EXIT_DONE, TestRepo, with_store};
 
 /// `SNAPSHOT_FORMAT` in `run_view.rs`: raise it here with it.
 const FORMAT: i64 = 1;
-
-/// Runs `work` on the repository's state database (no stagegate runs meanwhile).
-fn with_store<T>(repo: &TestRepo, work: impl AsyncFnOnce(&Store) -> T) -> T {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let store = Store::open(&repo.path(".stagegate"))
-            .await
-            .expect("open the state database");
-        let value = work(&store).await;
-        store.close().await;
-        value
-    })
-}
 
 /// `status` and `status --json` (every run), and `status RUN`, as printed.
 fn statuses(repo: &TestRepo, run: &str) -> [String; 3] {
