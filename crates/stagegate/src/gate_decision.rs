@@ -40,11 +40,14 @@ static GIT_IDENTITY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::
 /// decide (a run supersedes older gates when it reaches its own): the `git` process then runs
 /// beside the stage instead of on the way to its gate.
 pub fn prefetch_identity() {
-    let asking = std::thread::spawn(|| {
-        GIT_IDENTITY.get_or_init(git_identity);
-    });
-    if let Ok(mut prefetching) = PREFETCHING.lock() {
-        prefetching.get_or_insert(asking);
+    let Ok(mut prefetching) = PREFETCHING.lock() else {
+        return;
+    };
+    // Asked once per process: a later call finds it known or on its way.
+    if prefetching.is_none() && GIT_IDENTITY.get().is_none() {
+        *prefetching = Some(std::thread::spawn(|| {
+            GIT_IDENTITY.get_or_init(git_identity);
+        }));
     }
 }
 

@@ -58,8 +58,15 @@ struct Commits {
     failed: Option<String>,
 }
 
+impl Commits {
+    /// Whether the commit holding `ticket` is done, or can no longer be (a commit failed).
+    fn settle(&self, ticket: Ticket) -> bool {
+        self.through >= ticket.0 || self.failed.is_some()
+    }
+}
+
 /// The commit of one queued job (number 0: nothing to wait for).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ticket(u64);
 
 /// The writer task: one transaction for every job that arrived since the last commit.
@@ -189,7 +196,7 @@ impl Recorder {
     pub async fn committed(&mut self, ticket: Ticket) -> Result<(), String> {
         let commits = self
             .committed
-            .wait_for(|commits| commits.through >= ticket.0 || commits.failed.is_some())
+            .wait_for(|commits| commits.settle(ticket))
             .await
             .map_err(|_| "the recorder's writer stopped".to_owned())?;
         match &commits.failed {
@@ -200,8 +207,7 @@ impl Recorder {
 
     /// Whether the commit holding `ticket` is done or failed; waits for nothing.
     pub fn is_settled(&self, ticket: Ticket) -> bool {
-        let commits = self.committed.borrow();
-        commits.through >= ticket.0 || commits.failed.is_some()
+        self.committed.borrow().settle(ticket)
     }
 
     /// The ticket of everything queued so far.
@@ -248,7 +254,6 @@ impl Recorder {
                     identity, backend, *at_ms,
                 )));
                 writes.push(attempt_text(identity, TextKind::Prompt, shared(prompt)));
-                self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::AttemptFinished {
                 identity,
@@ -296,7 +301,6 @@ impl Recorder {
                 if !stderr.is_empty() {
                     writes.push(attempt_text(identity, TextKind::Stderr, stderr.clone()));
                 }
-                self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::CacheHit {
                 identity,
@@ -326,7 +330,6 @@ impl Recorder {
                 }));
                 writes.push(attempt_text(identity, TextKind::Prompt, shared(prompt)));
                 writes.push(attempt_text(identity, TextKind::Output, shared(output)));
-                self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::ArtifactSynthesized {
                 stage,
@@ -337,7 +340,6 @@ impl Recorder {
                 // Staged once the event is durable (`stage_pending`, after the commit).
                 self.pending_artifacts
                     .push((stage.clone(), artifact.clone(), content.clone()));
-                self.queue(writes).map(|ticket| (ticket, wait))
             }
             Event::GateRequested {
                 run_id,
@@ -356,8 +358,9 @@ impl Recorder {
                     opened_at_ms: *at_ms,
                     closed_at_ms: None,
                 }));
+                // Committed here, before the gate is shown: a person's decision may follow.
                 self.commit(writes).await?;
-                Ok((self.last_ticket(), false))
+                return Ok((self.last_ticket(), false));
             }
             Event::AnswerTruncated {
                 identity,
@@ -365,10 +368,10 @@ impl Recorder {
                 ..
             } => {
                 self.kept_cuts.push(identity.clone());
-                self.queue(writes).map(|ticket| (ticket, wait))
             }
-            _ => self.queue(writes).map(|ticket| (ticket, wait)),
+            _ => {}
         }
+        self.queue(writes).map(|ticket| (ticket, wait))
     }
 
     /// Starts writing the artifacts whose events are now durable into the run directory, on a
@@ -482,7 +485,7 @@ impl EventSink for Recorder {
     }
 }
 
-fn recording_failed(message: String) -> SinkError {
+pub(crate) fn recording_failed(message: String) -> SinkError {
     SinkError::new(format!("recording the run failed: {message}"))
 }
 

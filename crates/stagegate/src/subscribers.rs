@@ -15,7 +15,7 @@ use crate::json_lines::JsonLines;
 #[cfg(feature = "otel")]
 use crate::otel_export::OtelExport;
 use crate::progress::Progress;
-use crate::recorder::{Recorder, Ticket};
+use crate::recorder::{Recorder, Ticket, recording_failed};
 use crate::run_view::{RunView, SNAPSHOT_FORMAT};
 
 pub struct Subscribers {
@@ -26,8 +26,9 @@ pub struct Subscribers {
     /// OpenTelemetry spans, when an OTLP endpoint is configured.
     #[cfg(feature = "otel")]
     pub otel: Option<OtelExport>,
-    /// Queued events not shown yet, each batch with the commit that stores it.
-    unshown: VecDeque<(Ticket, Vec<Event>)>,
+    /// Queued events not shown yet, each batch with the commit that stores it and the bytes
+    /// of text its events carry.
+    unshown: VecDeque<(Ticket, Vec<Event>, usize)>,
     /// How many events `unshown` holds, and how many bytes of text they carry.
     held: usize,
     held_bytes: usize,
@@ -127,7 +128,7 @@ impl Subscribers {
 
     /// Shows the held batches whose commit is done, in order; with `all`, waits for every one.
     async fn show_held(&mut self, all: bool) -> Result<(), SinkError> {
-        while let Some(&(ticket, _)) = self.unshown.front() {
+        while let Some(&(ticket, _, _)) = self.unshown.front() {
             if !all && !self.recorder.is_settled(ticket) {
                 break;
             }
@@ -138,16 +139,16 @@ impl Subscribers {
 
     /// Waits for the oldest held batch to be stored, then shows it.
     async fn show_oldest(&mut self) -> Result<(), SinkError> {
-        let Some(&(ticket, _)) = self.unshown.front() else {
+        let Some(&(ticket, _, _)) = self.unshown.front() else {
             return Ok(());
         };
         self.recorder
             .committed(ticket)
             .await
             .map_err(recording_failed)?;
-        if let Some((_, events)) = self.unshown.pop_front() {
+        if let Some((_, events, bytes)) = self.unshown.pop_front() {
             self.held -= events.len();
-            self.held_bytes -= events.iter().map(text_bytes).sum::<usize>();
+            self.held_bytes -= bytes;
             for event in &events {
                 self.announce_now(event).await?;
             }
@@ -203,9 +204,10 @@ impl EventSink for Subscribers {
                 .map_err(recording_failed)?;
         }
         let ticket = self.recorder.last_ticket();
+        let bytes = events.iter().map(text_bytes).sum::<usize>();
         self.held += events.len();
-        self.held_bytes += events.iter().map(text_bytes).sum::<usize>();
-        self.unshown.push_back((ticket, events));
+        self.held_bytes += bytes;
+        self.unshown.push_back((ticket, events, bytes));
         self.show_held(false).await?;
         // Back-pressure: a dispatcher that outruns the writer waits for it rather than holding
         // ever more events (and their prompts and outputs) in memory.
@@ -217,7 +219,7 @@ impl EventSink for Subscribers {
 
     async fn stored(&mut self) {
         match self.unshown.front() {
-            Some(&(ticket, _)) => {
+            Some(&(ticket, _, _)) => {
                 let _ = self.recorder.committed(ticket).await;
             }
             None => std::future::pending().await,
@@ -232,8 +234,4 @@ impl EventSink for Subscribers {
         self.show_held(true).await?;
         self.recorder.stage_pending().map_err(recording_failed)
     }
-}
-
-fn recording_failed(message: String) -> SinkError {
-    SinkError::new(format!("recording the run failed: {message}"))
 }
