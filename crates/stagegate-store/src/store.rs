@@ -111,7 +111,11 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .pragma("cache_size", PAGE_CACHE)
-            .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES);
+            .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+            // A multi-row insert that may stop half-way (a conflict clause, a foreign key)
+            // keeps the pages it changes in a statement journal, which SQLite otherwise moves
+            // to a temporary file past 64 KiB: a write system call per page of a group commit.
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
             .connect_with(options)
