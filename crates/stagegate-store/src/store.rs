@@ -199,6 +199,19 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Copies the committed pages of the write-ahead log into `state.db` on a connection of
+    /// its own (a passive checkpoint: it waits for no writer and no writer waits for it), so
+    /// that the writer's next commit does not have to. Returns whether the whole log was
+    /// copied.
+    pub async fn fold_log_passively(&self) -> Result<bool, StoreError> {
+        let (busy, frames, copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|error| self.error("folding the log into the database", error))?;
+        Ok(busy == 0 && frames == copied)
+    }
+
     /// Whether closing would fold a write-ahead log big enough to be worth it: below 8 MiB the
     /// next command reads the log faster than this one would copy it into `state.db` (a
     /// checkpoint and two fsyncs on the way out of every command).

@@ -1327,3 +1327,41 @@ fn newest_schema_version() -> i64 {
         .count();
     i64::try_from(migrations).unwrap()
 }
+
+/// The number of events in a copy of `database` taken without its write-ahead log, or `None`
+/// when that copy has no events table yet: what the database file alone holds.
+async fn events_in_file_alone(database: &Path) -> Option<i64> {
+    use sqlx::{ConnectOptions, Connection};
+    let copy = database.with_file_name("file-alone.db");
+    std::fs::copy(database, &copy).unwrap();
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&copy)
+        .connect()
+        .await
+        .unwrap();
+    let count = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&mut connection)
+        .await
+        .ok();
+    connection.close().await.unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    count
+}
+
+#[tokio::test]
+async fn a_passive_fold_copies_the_committed_log_into_the_database_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 100)).await.unwrap();
+    store
+        .append_event("r1", "run_started", &json!(null))
+        .await
+        .unwrap();
+    let database = directory.path().join(".stagegate").join("state.db");
+    assert_ne!(events_in_file_alone(&database).await, Some(1));
+
+    assert!(store.fold_log_passively().await.unwrap());
+
+    assert_eq!(events_in_file_alone(&database).await, Some(1));
+    assert_eq!(store.events("r1").await.unwrap().len(), 1);
+}
