@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_text_chunks_rowid.sql"),
     include_str!("../migrations/0007_attempt_cost.sql"),
     include_str!("../migrations/0008_run_views.sql"),
+    include_str!("../migrations/0009_short_texts_inline.sql"),
 ];
 
 /// The newest schema version this build knows.

@@ -16,7 +16,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::error::StoreError;
 use crate::records::{AttemptRecord, CacheEntry, GateRecord};
-use crate::store::texts::{NewChunk, chunked};
+use crate::store::texts::{NewChunk, chunked, stored_inline};
 use crate::store::{AttemptText, Store, now_ms};
 
 /// One row of a group commit.
@@ -61,6 +61,7 @@ struct ByTable<'a> {
     answers: Vec<(&'a str, &'a str, &'a str)>,
     cache: Vec<&'a CacheEntry>,
     gates: Vec<&'a GateRecord>,
+    /// Each text with its chunks' hashes (none for a text kept inline).
     texts: Vec<(&'a AttemptText, Vec<u8>)>,
     chunks: Vec<NewChunk>,
 }
@@ -155,6 +156,9 @@ impl Store {
                 } => rows.answers.push((run_id, key, output)),
                 BatchWrite::Cache(entry) => rows.cache.push(entry),
                 BatchWrite::OpenGate(gate) => rows.gates.push(gate),
+                BatchWrite::AttemptText(text) if stored_inline(&text.bytes) => {
+                    rows.texts.push((text, Vec::new()));
+                }
                 BatchWrite::AttemptText(text) => {
                     let (hashes, new) = chunked(&text.bytes, text.kind, |hash| {
                         !is_committed(hash) && seen.insert(*hash)
@@ -267,7 +271,7 @@ impl Store {
         for part in rows.texts.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT OR REPLACE INTO attempt_texts \
-                 (run_id, stage, phase, agent, attempt, kind, length, chunks) ",
+                 (run_id, stage, phase, agent, attempt, kind, length, chunks, body) ",
             );
             insert.push_values(part, |mut row, (text, hashes)| {
                 row.push_bind(text.key.run_id.clone())
@@ -277,7 +281,8 @@ impl Store {
                     .push_bind(i64::from(text.key.attempt))
                     .push_bind(text.kind.as_str())
                     .push_bind(i64::try_from(text.bytes.len()).unwrap_or(i64::MAX))
-                    .push_bind(hashes.clone());
+                    .push_bind(hashes.clone())
+                    .push_bind(stored_inline(&text.bytes).then(|| text.bytes.to_vec()));
             });
             insert.build().execute(&mut *connection).await?;
         }

@@ -1,7 +1,8 @@
 //! Attempt texts (prompts, outputs, stderr) as rows: each text is cut into content-defined
 //! chunks (`chunking`), `text_chunks` holds each distinct chunk once, by hash, compressed when
 //! that pays, and `attempt_texts` lists which chunks make which attempt's prompt, output or
-//! stderr.
+//! stderr. A text shorter than 512 bytes is kept in its `attempt_texts` row
+//! instead (migration 0009).
 //!
 //! This replaces a directory and up to three files per attempt in the run directory. The agents
 //! of a wide stage get prompts that differ in their first lines and share the rest (the spec,
@@ -61,6 +62,16 @@ pub struct AttemptText {
 
 /// A chunk's key: its blake3 hash.
 const HASH_BYTES: usize = 32;
+/// Texts shorter than this are kept in their `attempt_texts` row rather than chunked: such a
+/// text is one chunk anyway, rarely shared, and its chunk row and hash-index entry were two
+/// random-keyed b-tree inserts per short answer. Well under the quarter page a row of that
+/// WITHOUT ROWID table can hold before it overflows.
+const INLINE_BELOW_BYTES: usize = 512;
+
+/// Whether `bytes` are stored in their attempt's row ([`INLINE_BELOW_BYTES`]).
+pub(crate) fn stored_inline(bytes: &[u8]) -> bool {
+    bytes.len() < INLINE_BELOW_BYTES
+}
 /// Chunks shorter than this are stored as they are: a row of up to about a page (4 KiB) takes
 /// one page whether compressed or not, and DEFLATE's set-up alone (clearing its 160 KiB of
 /// tables) cost more than writing the bytes: a 10,000-agent stage spent a tenth of its
@@ -142,8 +153,8 @@ impl Store {
             .acquire()
             .await
             .map_err(|error| self.error(operation, error))?;
-        let row = sqlx::query_as::<_, (i64, Vec<u8>)>(
-            "SELECT length, chunks FROM attempt_texts
+        let row = sqlx::query_as::<_, (i64, Vec<u8>, Option<Vec<u8>>)>(
+            "SELECT length, chunks, body FROM attempt_texts
              WHERE run_id = ? AND stage = ? AND phase = ? AND agent = ? AND attempt = ?
                AND kind = ?",
         )
@@ -156,14 +167,19 @@ impl Store {
         .fetch_optional(&mut *connection)
         .await
         .map_err(|error| self.error(operation, error))?;
-        let Some((length, hashes)) = row else {
+        let Some((length, hashes, inline)) = row else {
             return Ok(None);
         };
         let corrupt = |reason: String| StoreError::Corrupt {
             path: self.database_path.clone(),
             detail: format!("the {} text of an attempt: {reason}", kind.as_str()),
         };
-        let mut text = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+        let mut text = inline.unwrap_or_default();
+        text.reserve(
+            usize::try_from(length)
+                .unwrap_or(0)
+                .saturating_sub(text.len()),
+        );
         for hash in hashes.chunks(HASH_BYTES) {
             let chunk = sqlx::query_as::<_, (String, i64, Vec<u8>)>(
                 "SELECT codec, length, body FROM text_chunks WHERE hash = ?",
@@ -271,8 +287,8 @@ mod tests {
                 .collect();
         assert_eq!(
             stored,
-            i64::try_from(prompt_chunks.len()).unwrap() + 2,
-            "the shared prompt is stored once"
+            i64::try_from(prompt_chunks.len()).unwrap(),
+            "the shared prompt is stored once, the short answers in their own rows"
         );
         for agent in ["analyst", "architect"] {
             let read = store
@@ -328,6 +344,69 @@ mod tests {
         assert_eq!(
             String::from_utf8(read).unwrap(),
             format!("You are agent 7, with a role of its own.\n{inputs}")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_short_text_is_kept_in_its_row_and_a_long_one_in_chunks() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&directory.path().join(".stagegate"))
+            .await
+            .unwrap();
+        let short = "x".repeat(INLINE_BELOW_BYTES - 1);
+        let long = "y".repeat(INLINE_BELOW_BYTES);
+        store
+            .write_batch(&[
+                text("short", TextKind::Output, &short),
+                text("long", TextKind::Output, &long),
+                text("empty", TextKind::Stderr, ""),
+            ])
+            .await
+            .unwrap();
+        let rows: Vec<(String, i64, Option<Vec<u8>>)> =
+            sqlx::query_as("SELECT agent, length(chunks), body FROM attempt_texts ORDER BY agent")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("empty".to_owned(), 0, Some(Vec::new())),
+                ("long".to_owned(), HASH_BYTES as i64, None),
+                ("short".to_owned(), 0, Some(short.clone().into_bytes())),
+            ]
+        );
+        for (agent, kind, expected) in [
+            ("short", TextKind::Output, &short),
+            ("long", TextKind::Output, &long),
+            ("empty", TextKind::Stderr, &String::new()),
+        ] {
+            let read = store.attempt_text(&key(agent, 1), kind).await.unwrap();
+            assert_eq!(read.as_deref(), Some(expected.as_bytes()), "{agent}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inline_text_that_lost_bytes_is_reported_as_corrupt() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&directory.path().join(".stagegate"))
+            .await
+            .unwrap();
+        store
+            .write_batch(&[text("a", TextKind::Output, "a short answer")])
+            .await
+            .unwrap();
+        sqlx::query("UPDATE attempt_texts SET body = X'61'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let error = store
+            .attempt_text(&key("a", 1), TextKind::Output)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("1 bytes where 14 were recorded"),
+            "{error}"
         );
     }
 
