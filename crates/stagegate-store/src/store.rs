@@ -406,7 +406,7 @@ mod tests {
                 id: "r1".to_owned(),
                 feature_dir: "specs/001-login".to_owned(),
                 stages: vec!["plan".to_owned()],
-                settings_json: json!({}),
+                settings_json: "{}".to_owned(),
                 created_at_ms: 1,
             })
             .await

@@ -20,7 +20,7 @@ fn new_run(id: &str, created_at_ms: i64) -> NewRun {
         id: id.to_owned(),
         feature_dir: "specs/001-login".to_owned(),
         stages: vec!["plan".to_owned(), "prep".to_owned()],
-        settings_json: json!({ "concurrency": 3, "timeouts": { "default": "30s" } }),
+        settings_json: json!({ "concurrency": 3, "timeouts": { "default": "30s" } }).to_string(),
         created_at_ms,
     }
 }
@@ -151,10 +151,21 @@ async fn runs_round_trip_newest_first() {
     assert_eq!(created.state, RunState::Running);
     assert_eq!(created.current_stage, None);
     assert_eq!(created.updated_at_ms, 100);
+    // The settings are not echoed back (the caller has them); reading the run gives them.
+    assert!(created.settings_json.is_null());
     store.create_run(&new_run("r2", 200)).await.unwrap();
     store.create_run(&new_run("r3", 150)).await.unwrap();
 
-    assert_eq!(store.run("r1").await.unwrap(), Some(created));
+    let read = store.run("r1").await.unwrap().unwrap();
+    assert_eq!(
+        read.settings_json,
+        json!({ "concurrency": 3, "timeouts": { "default": "30s" } })
+    );
+    let without_settings = stagegate_store::RunRecord {
+        settings_json: serde_json::Value::Null,
+        ..read
+    };
+    assert_eq!(without_settings, created);
     assert_eq!(store.run("absent").await.unwrap(), None);
     let listed = store.runs().await.unwrap();
     let ids: Vec<&str> = listed.iter().map(|run| run.id.as_str()).collect();
@@ -183,6 +194,19 @@ async fn runs_round_trip_newest_first() {
     let finished = store.run("r1").await.unwrap().unwrap();
     assert_eq!(finished.state, RunState::Completed);
     assert_eq!(finished.current_stage, None);
+}
+
+#[tokio::test]
+async fn a_run_whose_settings_are_not_json_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    let run = NewRun {
+        settings_json: "{\"concurrency\": ".to_owned(),
+        ..new_run("r1", 100)
+    };
+    let error = store.create_run(&run).await.unwrap_err();
+    assert!(error.to_string().contains("settings"), "{error}");
+    assert_eq!(store.run("r1").await.unwrap(), None);
 }
 
 #[tokio::test]

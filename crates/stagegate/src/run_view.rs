@@ -1048,7 +1048,7 @@ mod tests {
                     id: run_id.clone(),
                     feature_dir: "specs/001-demo".into(),
                     stages: vec!["plan".into()],
-                    settings_json: serde_json::json!({}),
+                    settings_json: "{}".to_owned(),
                     created_at_ms: i64::try_from(index).expect("small"),
                 })
                 .await

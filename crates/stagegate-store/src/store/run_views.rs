@@ -232,7 +232,7 @@ mod tests {
                     id: (*id).to_owned(),
                     feature_dir: "specs/001-login".to_owned(),
                     stages: vec!["plan".to_owned()],
-                    settings_json: json!({}),
+                    settings_json: "{}".to_owned(),
                     created_at_ms: i64::try_from(index).unwrap(),
                 })
                 .await

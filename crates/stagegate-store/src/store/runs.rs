@@ -18,7 +18,9 @@ macro_rules! select_run {
 }
 
 impl Store {
-    /// Creates a run in state [`RunState::Running`], with no current stage yet.
+    /// Creates a run in state [`RunState::Running`], with no current stage yet. The record
+    /// returned leaves out the settings (`settings_json` is `null`); [`Store::run`] reads them.
+    /// Settings that are not JSON are refused.
     ///
     /// Create the run before appending its events: events, attempts, gates and decisions refer
     /// to it, and the database refuses records of a run it does not know.
@@ -30,12 +32,14 @@ impl Store {
             stages: run.stages.clone(),
             state: RunState::Running,
             current_stage: None,
-            settings_json: run.settings_json.clone(),
+            // Not parsed back: `Store::run` reads them, as for a listing.
+            settings_json: serde_json::Value::Null,
             created_at_ms: run.created_at_ms,
             updated_at_ms: run.created_at_ms,
         };
         let stages_json = self.to_json("stages", &record.stages)?;
-        let settings_json = self.to_json("settings", &record.settings_json)?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&run.settings_json)
+            .map_err(|error| self.invalid("settings", error.to_string()))?;
         let mut transaction = self.begin_write(operation).await?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, feature_dir, stages_json, state, current_stage, settings_json, \
@@ -45,7 +49,7 @@ impl Store {
         .bind(&record.feature_dir)
         .bind(stages_json)
         .bind(record.state.as_str())
-        .bind(settings_json)
+        .bind(&run.settings_json)
         .bind(record.created_at_ms)
         .bind(record.updated_at_ms)
         .execute(&mut *transaction)
