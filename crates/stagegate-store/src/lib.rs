@@ -32,6 +32,6 @@ pub use records::{
 };
 pub use run_dir::RunDir;
 pub use store::{
-    Accepted, AttemptKey, AttemptText, BatchWrite, DecisionRequest, GateDecision, Refused,
-    RunViewSnapshot, SavedRunView, Store, TextKind,
+    Accepted, AttemptKey, AttemptText, BatchWrite, BatchWriter, DecisionRequest, GateDecision,
+    Refused, RunViewSnapshot, SavedRunView, Store, TextKind,
 };

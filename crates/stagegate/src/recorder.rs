@@ -19,8 +19,8 @@ use stagegate_engine::backend::{CallIdentity, Phase, TruncationHandling};
 use stagegate_engine::event::{Event, EventSink, SinkError};
 use stagegate_settings::CacheTtls;
 use stagegate_store::{
-    AttemptKey, AttemptRecord, AttemptText, BatchWrite, CacheEntry, GateRecord, GateState, RunDir,
-    Store, TextKind,
+    AttemptKey, AttemptRecord, AttemptText, BatchWrite, BatchWriter, CacheEntry, GateRecord,
+    GateState, RunDir, Store, TextKind,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -84,6 +84,8 @@ async fn write_jobs(
     let mut writes = Vec::new();
     let mut unfolded_rows = 0;
     let mut folding: Option<tokio::task::JoinHandle<()>> = None;
+    // Taken at the first commit and kept: the same connection's pages stay cached.
+    let mut writer: Option<BatchWriter> = None;
     while let Some(job) = jobs.recv().await {
         let mut last = job.number;
         writes.extend(job.writes);
@@ -93,10 +95,7 @@ async fn write_jobs(
         }
         // Rows after a lost one are not written: the log stays a prefix of the events.
         if committed.borrow().failed.is_none() {
-            let result = store
-                .write_batch(&writes)
-                .await
-                .map_err(|error| error.to_string());
+            let result = write_on(&store, &mut writer, &writes).await;
             committed.send_modify(|commits| match result {
                 Ok(()) => commits.through = last,
                 Err(message) => commits.failed = Some(message),
@@ -115,9 +114,31 @@ async fn write_jobs(
         writes.clear();
     }
     // Not left holding a connection while the command closes the store.
+    drop(writer);
     if let Some(fold) = folding {
         let _ = fold.await;
     }
+}
+
+/// Commits `writes` through the writer's connection, taking one first if it has none.
+async fn write_on(
+    store: &Store,
+    writer: &mut Option<BatchWriter>,
+    writes: &[BatchWrite],
+) -> Result<(), String> {
+    let writer = match writer {
+        Some(writer) => writer,
+        None => writer.insert(
+            store
+                .batch_writer()
+                .await
+                .map_err(|error| error.to_string())?,
+        ),
+    };
+    writer
+        .write(writes)
+        .await
+        .map_err(|error| error.to_string())
 }
 
 /// The events that only announce work in progress: nothing acts on them having been stored,
