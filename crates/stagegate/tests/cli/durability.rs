@@ -764,3 +764,64 @@ fn show_prints_the_prompt_of_an_attempt_answered_from_the_cache() {
     };
     assert_eq!(prompt_of(&second), prompt_of(&first));
 }
+
+/// `stagegate.toml` for a stage `wide` of `agents` mock agents, 250 at a time, each answering
+/// after 100 ms: wide enough that the recorder commits thousands of rows per batch on its own
+/// connection and folds the log into `state.db` beside its commits, slow enough (about 0.8 s of
+/// agents for 2,000) to be killed in the middle.
+fn wide_stage_config(agents: usize) -> String {
+    let ids: Vec<String> = (0..agents).map(|index| format!("\"w{index}\"")).collect();
+    let mut config = format!(
+        "[defaults]\nbackend = \"m\"\n[backends.m]\nkind = \"mock\"\nlatency = \"100ms\"\n\
+         [stages.wide]\nname = \"Wide\"\nagents = [{}]\nreviewer = \"lead-reviewer-a\"\n\
+         synthesizer = \"lead-synthesizer-a\"\nqa = \"main-agent\"\nrequired = [\"wide.md\"]\n\
+         optional = []\ninputs = [\"spec.md\"]\nquestion = \"Wide?\"\nconcurrency = 250\n",
+        ids.join(", ")
+    );
+    for index in 0..agents {
+        config.push_str(&format!(
+            "[agents.w{index}]\nrole = \"Analyst {index}\"\ntask = \"Analyse part {index}\"\n"
+        ));
+    }
+    config
+}
+
+/// A wide stage killed at points spread over its agents resumes to its gate with every agent
+/// answered, each text readable: what the recorder's own connection and the log folded beside
+/// its commits leave behind a SIGKILL is a database SQLite opens as it was last committed.
+#[test]
+fn a_wide_stage_killed_at_spread_points_resumes_to_its_gate_with_every_answer() {
+    const AGENTS: usize = 2_000;
+    for delay_ms in [50, 150, 300] {
+        let repo = TestRepo::with_approved_spec();
+        repo.write("stagegate.toml", &wide_stage_config(AGENTS));
+        let mut stagegate = repo.spawn(&["run", "wide", "--no-input"]);
+        let run = wait_for_the_run(&repo);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        kill_9(&mut stagegate);
+
+        repo.run(&["resume", &run, "--no-input"])
+            .expect_code(EXIT_AWAITING_DECISION);
+        // An answer recorded before the kill is replayed on resume (`cached`); the others ran.
+        let answered_attempt = |outcome: &str| outcome == "ok" || outcome == "cached";
+        let attempts = repo.attempts(&run);
+        let answered: std::collections::BTreeSet<&str> = attempts
+            .iter()
+            .filter(|attempt| attempt.phase == "agent" && answered_attempt(&attempt.outcome))
+            .map(|attempt| attempt.agent.as_str())
+            .collect();
+        assert_eq!(answered.len(), AGENTS, "killed after {delay_ms} ms");
+        for agent in ["w0", "w999", "w1999"] {
+            let last = attempts
+                .iter()
+                .filter(|attempt| attempt.agent == agent && answered_attempt(&attempt.outcome))
+                .map(|attempt| attempt.attempt)
+                .max()
+                .unwrap_or_else(|| panic!("{agent} never answered (killed after {delay_ms} ms)"));
+            let output = repo
+                .attempt_text(&run, "wide", agent, last, "output")
+                .unwrap_or_else(|| panic!("{agent} has no output (killed after {delay_ms} ms)"));
+            assert!(output.contains(agent), "{agent}: {output}");
+        }
+    }
+}
