@@ -60,7 +60,7 @@ pub(crate) async fn migrate(
     path: &Path,
 ) -> Result<(), StoreError> {
     let operation = "migrating the schema";
-    let mut transaction = Connection::begin_with(&mut *connection, "BEGIN IMMEDIATE")
+    let mut transaction = Connection::begin_with(&mut *connection, crate::store::BEGIN_WRITE)
         .await
         .map_err(|error| classify(path, operation, error))?;
     // Read again under the write lock: another process may have migrated since the first look.

@@ -65,6 +65,10 @@ const PAGE_CACHE: &str = "-16384";
 /// 1,000): fewer, larger checkpoints write a hot index page once instead of once per 4 MiB.
 const WAL_CHECKPOINT_PAGES: &str = "4000";
 
+/// How every write transaction starts: holding the write lock from the start (see the module
+/// docs).
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// The size of write-ahead log from which a command folds it into `state.db` as it exits.
 const FOLD_LOG_FROM_BYTES: u64 = 8 << 20;
 
@@ -234,7 +238,18 @@ impl Store {
         operation: &'static str,
     ) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.pool
-            .begin_with("BEGIN IMMEDIATE")
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(|error| self.error(operation, error))
+    }
+
+    /// [`Store::begin_write`] on a connection the caller holds (the recorder's own).
+    pub(crate) async fn begin_write_on<'c>(
+        &self,
+        connection: &'c mut SqliteConnection,
+        operation: &'static str,
+    ) -> Result<Transaction<'c, Sqlite>, StoreError> {
+        Connection::begin_with(connection, BEGIN_WRITE)
             .await
             .map_err(|error| self.error(operation, error))
     }

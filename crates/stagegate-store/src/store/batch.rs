@@ -156,9 +156,7 @@ impl Store {
         };
         let operation = "recording the run";
         let rows = self.by_table(writes)?;
-        let mut transaction = sqlx::Connection::begin_with(connection, "BEGIN IMMEDIATE")
-            .await
-            .map_err(|error| self.error(operation, error))?;
+        let mut transaction = self.begin_write_on(connection, operation).await?;
         self.insert_rows(&mut transaction, &rows)
             .await
             .map_err(|error| self.write_error(operation, first_run, error))?;
