@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_attempt_cost.sql"),
     include_str!("../migrations/0008_run_views.sql"),
     include_str!("../migrations/0009_short_texts_inline.sql"),
+    include_str!("../migrations/0010_append_only_answers_and_cache.sql"),
 ];
 
 /// The newest schema version this build knows.

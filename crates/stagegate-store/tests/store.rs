@@ -10,9 +10,9 @@ use std::path::Path;
 use serde_json::json;
 use stagegate_run::{GateStatus, Refusal, Request, Verb};
 use stagegate_store::{
-    ApprovalRecord, AttemptRecord, CacheEntry, DecisionKind, DecisionRecord, DecisionRequest,
-    GateDecision, GateRecord, GateState, LineComment, LockRecord, NewPublication, NewRun, Refused,
-    RunState, RunUnlock, Store, StoreError,
+    ApprovalRecord, AttemptRecord, BatchWrite, CacheEntry, DecisionKind, DecisionRecord,
+    DecisionRequest, GateDecision, GateRecord, GateState, LineComment, LockRecord, NewPublication,
+    NewRun, Refused, RunState, RunUnlock, Store, StoreError,
 };
 
 fn new_run(id: &str, created_at_ms: i64) -> NewRun {
@@ -954,6 +954,143 @@ async fn cache_entries_skip_expired_ones_except_the_runs_own() {
     assert_eq!(
         store.cache_entries(500, None).await.unwrap(),
         [valid, expired_of_r1, expired_of_r2, expiring_now]
+    );
+}
+
+#[tokio::test]
+async fn of_cache_entries_for_one_key_in_one_commit_the_last_counts() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 1)).await.unwrap();
+    let first = cache_entry("k1", "r1", 2_000_000);
+    let second = CacheEntry {
+        output: "second output".to_owned(),
+        ..cache_entry("k1", "r1", 2_500_000)
+    };
+    store
+        .write_batch(&[
+            BatchWrite::Cache(first),
+            BatchWrite::Cache(cache_entry("k0", "r1", 2_000_000)),
+            BatchWrite::Cache(second.clone()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cache_entries(1_000_000, None).await.unwrap(),
+        [cache_entry("k0", "r1", 2_000_000), second]
+    );
+}
+
+#[tokio::test]
+async fn a_runs_answers_keep_the_first_for_each_key_in_the_order_recorded() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    for id in ["r1", "r2"] {
+        store.create_run(&new_run(id, 1)).await.unwrap();
+    }
+    store
+        .record_answer("r1", "k2", "first of k2")
+        .await
+        .unwrap();
+    store
+        .write_batch(&[
+            answer("r1", "k1", "first of k1"),
+            answer("r2", "k1", "another run's"),
+            answer("r1", "k2", "second of k2"),
+            answer("r1", "k1", "second of k1"),
+        ])
+        .await
+        .unwrap();
+    store
+        .record_answer("r1", "k1", "third of k1")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.answers("r1").await.unwrap(),
+        [
+            ("k2".to_owned(), "first of k2".to_owned()),
+            ("k1".to_owned(), "first of k1".to_owned()),
+        ]
+    );
+    assert_eq!(
+        store.answers("r2").await.unwrap(),
+        [("k1".to_owned(), "another run's".to_owned())]
+    );
+}
+
+fn answer(run_id: &str, key: &str, output: &str) -> BatchWrite {
+    BatchWrite::Answer {
+        run_id: run_id.to_owned(),
+        key: key.to_owned(),
+        output: output.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_version_9_database_keeps_its_answers_and_cache_entries() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let database = state_dir.join("state.db");
+    // What stagegate with schema version 9 left: answers and cache entries keyed by call key.
+    execute_by_hand(
+        &database,
+        concat!(
+            include_str!("../migrations/0001_initial.sql"),
+            include_str!("../migrations/0002_gate_transitions.sql"),
+            include_str!("../migrations/0003_lock_owner.sql"),
+            include_str!("../migrations/0004_line_comments.sql"),
+            include_str!("../migrations/0005_attempt_texts.sql"),
+            include_str!("../migrations/0006_text_chunks_rowid.sql"),
+            include_str!("../migrations/0007_attempt_cost.sql"),
+            include_str!("../migrations/0008_run_views.sql"),
+            include_str!("../migrations/0009_short_texts_inline.sql"),
+            "PRAGMA user_version = 9;\n",
+            "INSERT INTO runs (id, feature_dir, stages_json, state, settings_json, \
+             created_at_ms, updated_at_ms) VALUES ('r1', 'specs/001-x', '[]', 'running', '{}', 1, 1);\n",
+            "INSERT INTO answers (run_id, key, output) VALUES ('r1', 'k2', 'two'), ('r1', 'k1', 'one');\n",
+            "INSERT INTO cache (key, phase, output, output_hash, run_id, created_at_ms, expires_at_ms) \
+             VALUES ('k1', 'agent', 'one', 'h1', 'r1', 10, 2000), \
+             ('k2', 'agent', 'two', 'h2', 'r1', 5, 1000);"
+        ),
+    )
+    .await;
+
+    let store = Store::open(&state_dir).await.unwrap();
+    assert_eq!(
+        store.answers("r1").await.unwrap(),
+        [
+            ("k2".to_owned(), "two".to_owned()),
+            ("k1".to_owned(), "one".to_owned())
+        ]
+    );
+    let keys = |entries: Vec<CacheEntry>| -> Vec<String> {
+        entries.into_iter().map(|entry| entry.key).collect()
+    };
+    assert_eq!(
+        keys(store.cache_entries(1_500, None).await.unwrap()),
+        ["k1"]
+    );
+    assert_eq!(
+        keys(store.cache_entries(1_500, Some("r1")).await.unwrap()),
+        ["k1", "k2"]
+    );
+    // A newer entry for a migrated key supersedes it; pruning still goes by expiry.
+    store
+        .put_cache(&CacheEntry {
+            output: "one, again".to_owned(),
+            ..cache_entry("k1", "r1", 3_000)
+        })
+        .await
+        .unwrap();
+    let entries = store.cache_entries(1_500, None).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].output, "one, again");
+    assert_eq!(store.prune_cache(2_500).await.unwrap(), 2);
+    store.close().await;
+    assert_eq!(
+        integer_by_hand(&database, "PRAGMA user_version").await,
+        newest_schema_version()
     );
 }
 

@@ -1,8 +1,13 @@
 //! The `answers` table: every answer a run obtained, by call key, for `resume` to replay.
 //!
+//! Rows are appended (migration 0010): a run's answers are only ever read all at once, so no
+//! index keyed by the call's random hash is kept up to date for them.
+//!
 //! Separate from the cache on purpose: the cache is a cross-run optimisation with a time to
 //! live and `cache clear`; a run's own answers are its history, and a resumed run must find
 //! every one of them, so that no finished call is made twice.
+
+use std::collections::HashSet;
 
 use sqlx::SqliteConnection;
 
@@ -37,7 +42,7 @@ impl Store {
         output: &str,
     ) -> Result<(), StoreError> {
         let operation = "recording an answer";
-        sqlx::query("INSERT OR IGNORE INTO answers (run_id, key, output) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO answers (run_id, key, output) VALUES (?, ?, ?)")
             .bind(run_id)
             .bind(key)
             .bind(output)
@@ -47,15 +52,24 @@ impl Store {
         Ok(())
     }
 
-    /// Every answer run `run_id` recorded, as `(key, output)`.
+    /// Every answer run `run_id` recorded, as `(key, output)`, in the order recorded: the first
+    /// for each key.
     pub async fn answers(&self, run_id: &str) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query_as::<_, (String, String)>(
-            "SELECT key, output FROM answers WHERE run_id = ?",
+            "SELECT key, output FROM answers WHERE run_id = ? ORDER BY rowid",
         )
         .bind(run_id)
         .fetch_all(self.pool())
         .await
         .map_err(|error| self.error("reading a run's answers", error))?;
-        Ok(rows)
+        Ok(first_for_each_key(rows))
     }
+}
+
+/// Keeps the first of the rows that share a key, in their order.
+fn first_for_each_key(rows: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut seen = HashSet::with_capacity(rows.len());
+    rows.into_iter()
+        .filter(|(key, _)| seen.insert(key.clone()))
+        .collect()
 }

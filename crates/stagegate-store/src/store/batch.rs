@@ -270,7 +270,7 @@ impl Store {
         }
         for part in rows.answers.chunks(ROWS_PER_STATEMENT) {
             let mut insert =
-                QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO answers (run_id, key, output) ");
+                QueryBuilder::<Sqlite>::new("INSERT INTO answers (run_id, key, output) ");
             insert.push_values(part, |mut row, (run_id, key, output)| {
                 row.push_bind(run_id.to_string())
                     .push_bind(key.to_string())
@@ -292,12 +292,6 @@ impl Store {
                     .push_bind(entry.created_at_ms)
                     .push_bind(entry.expires_at_ms);
             });
-            insert.push(
-                " ON CONFLICT (key) DO UPDATE SET phase = excluded.phase, \
-                 output = excluded.output, output_hash = excluded.output_hash, \
-                 run_id = excluded.run_id, created_at_ms = excluded.created_at_ms, \
-                 expires_at_ms = excluded.expires_at_ms",
-            );
             insert.build().execute(&mut *connection).await?;
         }
         for part in rows.chunks.chunks(ROWS_PER_STATEMENT) {

@@ -4,6 +4,12 @@
 //! The store does not compute keys or times to live; it keeps entries until they expire and hands
 //! back those still valid. A run's own entries stay valid for that run whatever their age, so that
 //! `resume` after a long pause at a gate does not redo finished work.
+//!
+//! Entries are appended (migration 0010): the cache is only ever read all at once, when a run
+//! starts, so no index keyed by the call's random hash is kept up to date for it. Of several
+//! entries for one key the reader takes the newest; the older ones go when they expire.
+
+use std::collections::BTreeMap;
 
 use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
@@ -13,7 +19,7 @@ use crate::records::CacheEntry;
 use crate::store::Store;
 
 impl Store {
-    /// Inserts or replaces the entry for `entry.key`.
+    /// Adds `entry`, which supersedes any earlier entry for `entry.key`.
     pub async fn put_cache(&self, entry: &CacheEntry) -> Result<(), StoreError> {
         let operation = "writing a cache entry";
         let mut transaction = self.begin_write(operation).await?;
@@ -33,10 +39,7 @@ impl Store {
         let operation = "writing a cache entry";
         sqlx::query(
             "INSERT INTO cache (key, phase, output, output_hash, run_id, created_at_ms, \
-             expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (key) DO UPDATE SET phase = excluded.phase, output = excluded.output, \
-             output_hash = excluded.output_hash, run_id = excluded.run_id, \
-             created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms",
+             expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&entry.key)
         .bind(&entry.phase)
@@ -53,7 +56,7 @@ impl Store {
 
     /// Every entry still valid at `now_ms` (`expires_at_ms > now_ms`), plus every entry recorded
     /// by `run_id` whatever its age (a resumed run reuses its own finished work even after the
-    /// time to live). Ordered by key.
+    /// time to live); of those for one key, the newest. Ordered by key.
     pub async fn cache_entries(
         &self,
         now_ms: i64,
@@ -62,16 +65,19 @@ impl Store {
         // `run_id = NULL` is never true, so `None` selects the valid entries only.
         let rows = sqlx::query(
             "SELECT key, phase, output, output_hash, run_id, created_at_ms, expires_at_ms \
-             FROM cache WHERE expires_at_ms > ? OR run_id = ? ORDER BY key",
+             FROM cache WHERE expires_at_ms > ? OR run_id = ? ORDER BY rowid",
         )
         .bind(now_ms)
         .bind(run_id)
         .fetch_all(self.pool())
         .await
         .map_err(|error| self.error("reading the cache", error))?;
-        rows.iter()
-            .map(|row| self.cache_entry_from_row(row))
-            .collect()
+        let mut newest = BTreeMap::new();
+        for row in &rows {
+            let entry = self.cache_entry_from_row(row)?;
+            newest.insert(entry.key.clone(), entry);
+        }
+        Ok(newest.into_values().collect())
     }
 
     /// The entries run `run_id` wrote, expired or not: no entry is valid after the end of time.
