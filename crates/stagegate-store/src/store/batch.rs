@@ -11,14 +11,15 @@
 //! start and its outcome in one batch end as the outcome, events keep their sequence).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::error::StoreError;
 use crate::records::{AttemptRecord, CacheEntry, GateRecord};
 use crate::store::texts::{NewChunk, chunked, stored_inline};
-use crate::store::{AttemptText, Store, now_ms};
+use crate::store::{AttemptText, Store, TextKind, now_ms};
 
 /// One row of a group commit.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub enum BatchWrite {
     AttemptText(AttemptText),
 }
 
-/// Rows per statement: the widest row (an attempt) has 16 columns, far below SQLite's limit of
+/// Rows per statement: the widest row (an attempt, with its texts) has 25 columns, far below SQLite's limit of
 /// 32,766 bound values per statement. Each distinct statement stays prepared in the
 /// connection's cache, and one of 400 rows held about 1 MB there: with 100 rows a
 /// 10,000-agent stage peaks at 95–99 MB instead of 102–113 MB, for the same time.
@@ -57,13 +58,16 @@ const ROWS_PER_STATEMENT: usize = 100;
 struct ByTable<'a> {
     events: Vec<(&'a str, &'a str, &'a str)>,
     attempts: Vec<&'a AttemptRecord>,
+    /// The texts written in each attempt's row, by [`TextKind`] (`attempt_texts[i]` goes with
+    /// `attempts[i]`).
+    attempt_texts: Vec<[Option<RowText<'a>>; 3]>,
     /// Where each attempt's row is in `attempts`.
     attempt_rows: HashMap<AttemptRowKey<'a>, usize>,
     answers: Vec<(&'a str, &'a str, &'a str)>,
     cache: Vec<&'a CacheEntry>,
     gates: Vec<&'a GateRecord>,
-    /// Each text with its chunks' hashes (none for a text kept inline).
-    texts: Vec<(&'a AttemptText, Vec<u8>)>,
+    /// The texts of attempts with no row in this batch, each with how it is stored.
+    texts: Vec<(&'a AttemptText, RowText<'a>)>,
     chunks: Vec<NewChunk>,
 }
 
@@ -77,8 +81,37 @@ impl<'a> ByTable<'a> {
             None => {
                 self.attempt_rows.insert(key, self.attempts.len());
                 self.attempts.push(attempt);
+                self.attempt_texts.push([None, None, None]);
             }
         }
+    }
+
+    /// A text goes into its attempt's row when that row is in the batch (the recorder always
+    /// writes them together); otherwise it is written on its own.
+    fn push_text(&mut self, text: &'a AttemptText, stored: RowText<'a>) {
+        match self.attempt_rows.get(&AttemptRowKey::of_text(text)) {
+            Some(&index) => self.attempt_texts[index][kind_index(text.kind)] = Some(stored),
+            None => self.texts.push((text, stored)),
+        }
+    }
+}
+
+/// How one text is stored: its length, and either its chunks' hashes, concatenated, or (under
+/// 512 bytes) its bytes, with no chunks.
+struct RowText<'a> {
+    length: i64,
+    chunks: Vec<u8>,
+    body: Option<&'a [u8]>,
+}
+
+/// The texts' columns in an attempt's row, in [`kind_index`] order.
+const TEXT_KINDS: [TextKind; 3] = [TextKind::Prompt, TextKind::Output, TextKind::Stderr];
+
+fn kind_index(kind: TextKind) -> usize {
+    match kind {
+        TextKind::Prompt => 0,
+        TextKind::Output => 1,
+        TextKind::Stderr => 2,
     }
 }
 
@@ -100,6 +133,16 @@ impl<'a> AttemptRowKey<'a> {
             phase: &attempt.phase,
             agent: &attempt.agent,
             attempt: attempt.attempt,
+        }
+    }
+
+    fn of_text(text: &'a AttemptText) -> Self {
+        AttemptRowKey {
+            run_id: &text.key.run_id,
+            stage: &text.key.stage,
+            phase: &text.key.phase,
+            agent: &text.key.agent,
+            attempt: text.key.attempt,
         }
     }
 }
@@ -185,6 +228,7 @@ impl Store {
         };
         let mut seen: HashSet<[u8; 32]> = HashSet::new();
         let mut rows = ByTable::default();
+        let mut texts = Vec::new();
         for write in writes {
             match write {
                 BatchWrite::Event {
@@ -200,17 +244,30 @@ impl Store {
                 } => rows.answers.push((run_id, key, output)),
                 BatchWrite::Cache(entry) => rows.cache.push(entry),
                 BatchWrite::OpenGate(gate) => rows.gates.push(gate),
-                BatchWrite::AttemptText(text) if stored_inline(&text.bytes) => {
-                    rows.texts.push((text, Vec::new()));
-                }
-                BatchWrite::AttemptText(text) => {
-                    let (hashes, new) = chunked(&text.bytes, text.kind, |hash| {
-                        !is_committed(hash) && seen.insert(*hash)
-                    });
-                    rows.chunks.extend(new);
-                    rows.texts.push((text, hashes));
-                }
+                BatchWrite::AttemptText(text) => texts.push(text),
             }
+        }
+        // After the rows, so that each text finds its attempt's row wherever it came.
+        for text in texts {
+            let length = i64::try_from(text.bytes.len()).unwrap_or(i64::MAX);
+            let stored = if stored_inline(&text.bytes) {
+                RowText {
+                    length,
+                    chunks: Vec::new(),
+                    body: Some(&text.bytes),
+                }
+            } else {
+                let (hashes, new) = chunked(&text.bytes, text.kind, |hash| {
+                    !is_committed(hash) && seen.insert(*hash)
+                });
+                rows.chunks.extend(new);
+                RowText {
+                    length,
+                    chunks: hashes,
+                    body: None,
+                }
+            };
+            rows.push_text(text, stored);
         }
         Ok(rows)
     }
@@ -233,13 +290,16 @@ impl Store {
             });
             insert.build().execute(&mut *connection).await?;
         }
-        for part in rows.attempts.chunks(ROWS_PER_STATEMENT) {
+        let attempt_rows: Vec<_> = rows.attempts.iter().zip(&rows.attempt_texts).collect();
+        for part in attempt_rows.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO attempts (run_id, stage, phase, agent, attempt, backend, \
                  started_at_ms, finished_at_ms, outcome, failure_reason, output_hash, \
-                 output_bytes, confidence, input_tokens, output_tokens, cost_usd) ",
+                 output_bytes, confidence, input_tokens, output_tokens, cost_usd, \
+                 prompt_length, prompt_chunks, prompt_body, output_length, output_chunks, \
+                 output_body, stderr_length, stderr_chunks, stderr_body) ",
             );
-            insert.push_values(part, |mut row, attempt| {
+            insert.push_values(part, |mut row, (attempt, texts)| {
                 row.push_bind(attempt.run_id.clone())
                     .push_bind(attempt.stage.clone())
                     .push_bind(attempt.phase.clone())
@@ -256,16 +316,13 @@ impl Store {
                     .push_bind(attempt.input_tokens)
                     .push_bind(attempt.output_tokens)
                     .push_bind(attempt.cost_usd);
+                for text in texts.iter() {
+                    row.push_bind(text.as_ref().map(|text| text.length))
+                        .push_bind(text.as_ref().map(|text| text.chunks.clone()))
+                        .push_bind(text.as_ref().and_then(|text| text.body.map(<[u8]>::to_vec)));
+                }
             });
-            insert.push(
-                " ON CONFLICT (run_id, stage, phase, agent, attempt) DO UPDATE SET \
-                 backend = excluded.backend, started_at_ms = excluded.started_at_ms, \
-                 finished_at_ms = excluded.finished_at_ms, outcome = excluded.outcome, \
-                 failure_reason = excluded.failure_reason, output_hash = excluded.output_hash, \
-                 output_bytes = excluded.output_bytes, confidence = excluded.confidence, \
-                 input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
-                 cost_usd = excluded.cost_usd",
-            );
+            insert.push(UPDATE_ATTEMPT_ON_CONFLICT.as_str());
             insert.build().execute(&mut *connection).await?;
         }
         for part in rows.answers.chunks(ROWS_PER_STATEMENT) {
@@ -306,27 +363,84 @@ impl Store {
             });
             insert.build().execute(&mut *connection).await?;
         }
-        for part in rows.texts.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT OR REPLACE INTO attempt_texts \
-                 (run_id, stage, phase, agent, attempt, kind, length, chunks, body) ",
-            );
-            insert.push_values(part, |mut row, (text, hashes)| {
-                row.push_bind(text.key.run_id.clone())
-                    .push_bind(text.key.stage.clone())
-                    .push_bind(text.key.phase.clone())
-                    .push_bind(text.key.agent.clone())
-                    .push_bind(i64::from(text.key.attempt))
-                    .push_bind(text.kind.as_str())
-                    .push_bind(i64::try_from(text.bytes.len()).unwrap_or(i64::MAX))
-                    .push_bind(hashes.clone())
-                    .push_bind(stored_inline(&text.bytes).then(|| text.bytes.to_vec()));
-            });
-            insert.build().execute(&mut *connection).await?;
+        for (text, stored) in &rows.texts {
+            self.write_text_alone(connection, text, stored).await?;
         }
         Ok(())
     }
+
+    /// Writes a text whose attempt's row is not in the batch: into that row when it exists,
+    /// otherwise into `attempt_texts` (which readers look at when the row has none).
+    async fn write_text_alone(
+        &self,
+        connection: &mut SqliteConnection,
+        text: &AttemptText,
+        stored: &RowText<'_>,
+    ) -> Result<(), sqlx::Error> {
+        let kind = text.kind.as_str();
+        let key = &text.key;
+        // `kind` is one of three fixed words, never input.
+        let update = format!(
+            "UPDATE attempts SET {kind}_length = ?, {kind}_chunks = ?, {kind}_body = ? \
+             WHERE run_id = ? AND stage = ? AND phase = ? AND agent = ? AND attempt = ?"
+        );
+        let updated = sqlx::query(AssertSqlSafe(update))
+            .bind(stored.length)
+            .bind(stored.chunks.clone())
+            .bind(stored.body.map(<[u8]>::to_vec))
+            .bind(&key.run_id)
+            .bind(&key.stage)
+            .bind(&key.phase)
+            .bind(&key.agent)
+            .bind(i64::from(key.attempt))
+            .execute(&mut *connection)
+            .await?;
+        if updated.rows_affected() > 0 {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT OR REPLACE INTO attempt_texts \
+             (run_id, stage, phase, agent, attempt, kind, length, chunks, body) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.run_id)
+        .bind(&key.stage)
+        .bind(&key.phase)
+        .bind(&key.agent)
+        .bind(i64::from(key.attempt))
+        .bind(kind)
+        .bind(stored.length)
+        .bind(stored.chunks.clone())
+        .bind(stored.body.map(<[u8]>::to_vec))
+        .execute(&mut *connection)
+        .await?;
+        Ok(())
+    }
 }
+
+/// What a later row of an attempt overwrites: everything but the texts it does not carry (its
+/// outcome comes without the prompt its start was written with).
+static UPDATE_ATTEMPT_ON_CONFLICT: LazyLock<String> = LazyLock::new(|| {
+    let mut update = String::from(
+        " ON CONFLICT (run_id, stage, phase, agent, attempt) DO UPDATE SET \
+         backend = excluded.backend, started_at_ms = excluded.started_at_ms, \
+         finished_at_ms = excluded.finished_at_ms, outcome = excluded.outcome, \
+         failure_reason = excluded.failure_reason, output_hash = excluded.output_hash, \
+         output_bytes = excluded.output_bytes, confidence = excluded.confidence, \
+         input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+         cost_usd = excluded.cost_usd",
+    );
+    for kind in TEXT_KINDS.map(TextKind::as_str) {
+        update.push_str(&format!(
+            ", {kind}_length = coalesce(excluded.{kind}_length, {kind}_length), \
+             {kind}_chunks = CASE WHEN excluded.{kind}_length IS NULL THEN {kind}_chunks \
+             ELSE excluded.{kind}_chunks END, \
+             {kind}_body = CASE WHEN excluded.{kind}_length IS NULL THEN {kind}_body \
+             ELSE excluded.{kind}_body END"
+        ));
+    }
+    update
+});
 
 /// The run a write belongs to, for the error of a write to a run that does not exist.
 fn run_of(write: &BatchWrite) -> &str {

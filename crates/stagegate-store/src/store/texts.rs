@@ -1,8 +1,8 @@
 //! Attempt texts (prompts, outputs, stderr) as rows: each text is cut into content-defined
 //! chunks (`chunking`), `text_chunks` holds each distinct chunk once, by hash, compressed when
-//! that pays, and `attempt_texts` lists which chunks make which attempt's prompt, output or
-//! stderr. A text shorter than 512 bytes is kept in its `attempt_texts` row
-//! instead (migration 0009).
+//! that pays, and the attempt's row lists which chunks make its prompt, output or stderr
+//! (migration 0011; `attempt_texts` before, and for a text written before its attempt's row).
+//! A text shorter than 512 bytes is kept whole in that row instead (migration 0009).
 //!
 //! This replaces a directory and up to three files per attempt in the run directory. The agents
 //! of a wide stage get prompts that differ in their first lines and share the rest (the spec,
@@ -10,6 +10,8 @@
 //! says is stored once; an attempt's texts are committed in the same transaction as its outcome.
 
 use std::sync::Arc;
+
+use sqlx::AssertSqlSafe;
 
 use crate::chunking::{Grain, chunks};
 use crate::error::StoreError;
@@ -153,23 +155,45 @@ impl Store {
             .acquire()
             .await
             .map_err(|error| self.error(operation, error))?;
-        let row = sqlx::query_as::<_, (i64, Vec<u8>, Option<Vec<u8>>)>(
-            "SELECT length, chunks, body FROM attempt_texts
+        let kind_name = kind.as_str();
+        // `kind_name` is one of three fixed words, never input.
+        let in_attempt_row = format!(
+            "SELECT {kind_name}_length, {kind_name}_chunks, {kind_name}_body FROM attempts
              WHERE run_id = ? AND stage = ? AND phase = ? AND agent = ? AND attempt = ?
-               AND kind = ?",
-        )
+               AND {kind_name}_length IS NOT NULL"
+        );
+        let mut row = sqlx::query_as::<_, (i64, Option<Vec<u8>>, Option<Vec<u8>>)>(AssertSqlSafe(
+            in_attempt_row,
+        ))
         .bind(&key.run_id)
         .bind(&key.stage)
         .bind(&key.phase)
         .bind(&key.agent)
         .bind(i64::from(key.attempt))
-        .bind(kind.as_str())
         .fetch_optional(&mut *connection)
         .await
         .map_err(|error| self.error(operation, error))?;
+        if row.is_none() {
+            // Written before migration 0011, or before the attempt had a row.
+            row = sqlx::query_as::<_, (i64, Option<Vec<u8>>, Option<Vec<u8>>)>(
+                "SELECT length, chunks, body FROM attempt_texts
+                 WHERE run_id = ? AND stage = ? AND phase = ? AND agent = ? AND attempt = ?
+                   AND kind = ?",
+            )
+            .bind(&key.run_id)
+            .bind(&key.stage)
+            .bind(&key.phase)
+            .bind(&key.agent)
+            .bind(i64::from(key.attempt))
+            .bind(kind_name)
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(|error| self.error(operation, error))?;
+        }
         let Some((length, hashes, inline)) = row else {
             return Ok(None);
         };
+        let hashes = hashes.unwrap_or_default();
         let corrupt = |reason: String| StoreError::Corrupt {
             path: self.database_path.clone(),
             detail: format!("the {} text of an attempt: {reason}", kind.as_str()),
@@ -408,6 +432,133 @@ mod tests {
             error.to_string().contains("1 bytes where 14 were recorded"),
             "{error}"
         );
+    }
+
+    fn attempt_row(agent: &str, outcome: Option<&str>) -> crate::BatchWrite {
+        crate::BatchWrite::Attempt(crate::AttemptRecord {
+            run_id: "r1".to_owned(),
+            stage: "plan".to_owned(),
+            phase: "agent".to_owned(),
+            agent: agent.to_owned(),
+            attempt: 1,
+            backend: "mock".to_owned(),
+            started_at_ms: 1,
+            finished_at_ms: outcome.map(|_| 2),
+            outcome: outcome.map(str::to_owned),
+            failure_reason: None,
+            output_hash: None,
+            output_bytes: None,
+            confidence: None,
+            input_tokens: None,
+            output_tokens: None,
+            cost_usd: None,
+        })
+    }
+
+    async fn store_with_run() -> (tempfile::TempDir, Store) {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&directory.path().join(".stagegate"))
+            .await
+            .unwrap();
+        store
+            .create_run(&crate::NewRun {
+                id: "r1".to_owned(),
+                feature_dir: "specs/001-x".to_owned(),
+                stages: vec!["plan".to_owned()],
+                settings_json: "{}".to_owned(),
+                created_at_ms: 1,
+            })
+            .await
+            .unwrap();
+        (directory, store)
+    }
+
+    async fn rows_in_attempt_texts(store: &Store) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM attempt_texts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn texts_written_with_their_attempt_live_in_its_row_and_an_outcome_keeps_the_prompt() {
+        let (_directory, store) = store_with_run().await;
+        let prompt = "Plan the feature from this spec. ".repeat(50);
+        // The start and its prompt in one commit, the outcome and its texts in the next.
+        store
+            .write_batch(&[
+                attempt_row("analyst", None),
+                text("analyst", TextKind::Prompt, &prompt),
+            ])
+            .await
+            .unwrap();
+        store
+            .write_batch(&[
+                attempt_row("analyst", Some("ok")),
+                text("analyst", TextKind::Output, "the analyst's answer"),
+                text("analyst", TextKind::Stderr, "a warning"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(rows_in_attempt_texts(&store).await, 0);
+        for (kind, expected) in [
+            (TextKind::Prompt, prompt.as_str()),
+            (TextKind::Output, "the analyst's answer"),
+            (TextKind::Stderr, "a warning"),
+        ] {
+            let read = store.attempt_text(&key("analyst", 1), kind).await.unwrap();
+            assert_eq!(read.as_deref(), Some(expected.as_bytes()), "{kind:?}");
+        }
+        let attempts = store.attempts("r1").await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].outcome.as_deref(), Some("ok"));
+    }
+
+    #[tokio::test]
+    async fn a_text_written_alone_goes_into_its_attempts_row_or_waits_beside_it() {
+        let (_directory, store) = store_with_run().await;
+        store
+            .write_batch(&[attempt_row("analyst", None)])
+            .await
+            .unwrap();
+        // The row exists: the text goes into it.
+        store
+            .write_batch(&[text("analyst", TextKind::Prompt, "a short prompt")])
+            .await
+            .unwrap();
+        // No row yet: the text is kept beside, and a later row without it does not hide it.
+        store
+            .write_batch(&[text("architect", TextKind::Prompt, "another prompt")])
+            .await
+            .unwrap();
+        store
+            .write_batch(&[attempt_row("architect", Some("ok"))])
+            .await
+            .unwrap();
+        assert_eq!(rows_in_attempt_texts(&store).await, 1);
+        for (agent, expected) in [
+            ("analyst", "a short prompt"),
+            ("architect", "another prompt"),
+        ] {
+            let read = store
+                .attempt_text(&key(agent, 1), TextKind::Prompt)
+                .await
+                .unwrap();
+            assert_eq!(read.as_deref(), Some(expected.as_bytes()), "{agent}");
+        }
+        // A newer text in the row is the one read.
+        store
+            .write_batch(&[
+                attempt_row("architect", Some("ok")),
+                text("architect", TextKind::Prompt, "the prompt, again"),
+            ])
+            .await
+            .unwrap();
+        let read = store
+            .attempt_text(&key("architect", 1), TextKind::Prompt)
+            .await
+            .unwrap();
+        assert_eq!(read.as_deref(), Some(&b"the prompt, again"[..]));
     }
 
     #[test]
