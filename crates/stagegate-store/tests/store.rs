@@ -111,7 +111,7 @@ fn lock(run_id: &str, pid: u32) -> LockRecord {
 
 /// Runs `sql` on `database` through a plain connection (creating the file), the way another
 /// program or a newer stagegate would have written it.
-async fn execute_by_hand(database: &Path, sql: &'static str) {
+async fn execute_by_hand(database: &Path, sql: &str) {
     use sqlx::{ConnectOptions, Connection};
     let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(database)
@@ -119,7 +119,10 @@ async fn execute_by_hand(database: &Path, sql: &'static str) {
         .connect()
         .await
         .unwrap();
-    sqlx::raw_sql(sql).execute(&mut connection).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut connection)
+        .await
+        .unwrap();
     connection.close().await.unwrap();
 }
 
@@ -1033,28 +1036,17 @@ async fn a_version_9_database_keeps_its_answers_and_cache_entries() {
     std::fs::create_dir_all(&state_dir).unwrap();
     let database = state_dir.join("state.db");
     // What stagegate with schema version 9 left: answers and cache entries keyed by call key.
-    execute_by_hand(
-        &database,
-        concat!(
-            include_str!("../migrations/0001_initial.sql"),
-            include_str!("../migrations/0002_gate_transitions.sql"),
-            include_str!("../migrations/0003_lock_owner.sql"),
-            include_str!("../migrations/0004_line_comments.sql"),
-            include_str!("../migrations/0005_attempt_texts.sql"),
-            include_str!("../migrations/0006_text_chunks_rowid.sql"),
-            include_str!("../migrations/0007_attempt_cost.sql"),
-            include_str!("../migrations/0008_run_views.sql"),
-            include_str!("../migrations/0009_short_texts_inline.sql"),
-            "PRAGMA user_version = 9;\n",
-            "INSERT INTO runs (id, feature_dir, stages_json, state, settings_json, \
-             created_at_ms, updated_at_ms) VALUES ('r1', 'specs/001-x', '[]', 'running', '{}', 1, 1);\n",
-            "INSERT INTO answers (run_id, key, output) VALUES ('r1', 'k2', 'two'), ('r1', 'k1', 'one');\n",
-            "INSERT INTO cache (key, phase, output, output_hash, run_id, created_at_ms, expires_at_ms) \
-             VALUES ('k1', 'agent', 'one', 'h1', 'r1', 10, 2000), \
-             ('k2', 'agent', 'two', 'h2', 'r1', 5, 1000);"
-        ),
-    )
-    .await;
+    let sql = format!(
+        "{}PRAGMA user_version = 9;\n\
+         INSERT INTO runs (id, feature_dir, stages_json, state, settings_json, created_at_ms, \
+         updated_at_ms) VALUES ('r1', 'specs/001-x', '[]', 'running', '{{}}', 1, 1);\n\
+         INSERT INTO answers (run_id, key, output) VALUES ('r1', 'k2', 'two'), ('r1', 'k1', 'one');\n\
+         INSERT INTO cache (key, phase, output, output_hash, run_id, created_at_ms, expires_at_ms) \
+         VALUES ('k1', 'agent', 'one', 'h1', 'r1', 10, 2000), \
+         ('k2', 'agent', 'two', 'h2', 'r1', 5, 1000);",
+        schema_through(9)
+    );
+    execute_by_hand(&database, &sql).await;
 
     let store = Store::open(&state_dir).await.unwrap();
     assert_eq!(
@@ -1474,6 +1466,21 @@ async fn removing_a_runs_locks_takes_all_of_them_unless_a_holder_lives() {
             .unwrap(),
         RunUnlock::Removed(Vec::new())
     );
+}
+
+/// The migrations up to schema `version`, concatenated: what a stagegate of that version made.
+fn schema_through(version: usize) -> String {
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+            .collect();
+    files.sort();
+    files[..version]
+        .iter()
+        .map(|path| std::fs::read_to_string(path).unwrap())
+        .collect()
 }
 
 /// The newest schema version: one per migration file.

@@ -11,13 +11,13 @@
 //! start and its outcome in one batch end as the outcome, events keep their sequence).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::error::StoreError;
 use crate::records::{AttemptRecord, CacheEntry, GateRecord};
+use crate::store::attempts::UPDATE_ATTEMPT_ON_CONFLICT;
 use crate::store::texts::{NewChunk, chunked, stored_inline};
 use crate::store::{AttemptText, Store, TextKind, now_ms};
 
@@ -104,9 +104,7 @@ struct RowText<'a> {
     body: Option<&'a [u8]>,
 }
 
-/// The texts' columns in an attempt's row, in [`kind_index`] order.
-const TEXT_KINDS: [TextKind; 3] = [TextKind::Prompt, TextKind::Output, TextKind::Stderr];
-
+/// Where a text's columns are among an attempt's ([`TextKind::IN_ROW_ORDER`]).
 fn kind_index(kind: TextKind) -> usize {
     match kind {
         TextKind::Prompt => 0,
@@ -417,30 +415,6 @@ impl Store {
         Ok(())
     }
 }
-
-/// What a later row of an attempt overwrites: everything but the texts it does not carry (its
-/// outcome comes without the prompt its start was written with).
-static UPDATE_ATTEMPT_ON_CONFLICT: LazyLock<String> = LazyLock::new(|| {
-    let mut update = String::from(
-        " ON CONFLICT (run_id, stage, phase, agent, attempt) DO UPDATE SET \
-         backend = excluded.backend, started_at_ms = excluded.started_at_ms, \
-         finished_at_ms = excluded.finished_at_ms, outcome = excluded.outcome, \
-         failure_reason = excluded.failure_reason, output_hash = excluded.output_hash, \
-         output_bytes = excluded.output_bytes, confidence = excluded.confidence, \
-         input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
-         cost_usd = excluded.cost_usd",
-    );
-    for kind in TEXT_KINDS.map(TextKind::as_str) {
-        update.push_str(&format!(
-            ", {kind}_length = coalesce(excluded.{kind}_length, {kind}_length), \
-             {kind}_chunks = CASE WHEN excluded.{kind}_length IS NULL THEN {kind}_chunks \
-             ELSE excluded.{kind}_chunks END, \
-             {kind}_body = CASE WHEN excluded.{kind}_length IS NULL THEN {kind}_body \
-             ELSE excluded.{kind}_body END"
-        ));
-    }
-    update
-});
 
 /// The run a write belongs to, for the error of a write to a run that does not exist.
 fn run_of(write: &BatchWrite) -> &str {

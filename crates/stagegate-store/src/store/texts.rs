@@ -26,6 +26,10 @@ pub enum TextKind {
 }
 
 impl TextKind {
+    /// The order of the texts' columns in an attempt's row (migration 0011).
+    pub(crate) const IN_ROW_ORDER: [TextKind; 3] =
+        [TextKind::Prompt, TextKind::Output, TextKind::Stderr];
+
     /// Prompts share most of their text with their stage's other prompts; outputs rarely do,
     /// and compress better in bigger chunks.
     fn grain(self) -> Grain {
@@ -512,6 +516,19 @@ mod tests {
         let attempts = store.attempts("r1").await.unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].outcome.as_deref(), Some("ok"));
+
+        // Recording the attempt again on its own replaces its record, not its texts.
+        let crate::BatchWrite::Attempt(failed) = attempt_row("analyst", Some("failed")) else {
+            unreachable!("attempt_row makes an attempt's row")
+        };
+        store.record_attempt(&failed).await.unwrap();
+        let read = store
+            .attempt_text(&key("analyst", 1), TextKind::Prompt)
+            .await
+            .unwrap();
+        assert_eq!(read.as_deref(), Some(prompt.as_bytes()));
+        let attempts = store.attempts("r1").await.unwrap();
+        assert_eq!(attempts[0].outcome.as_deref(), Some("failed"));
     }
 
     #[tokio::test]
