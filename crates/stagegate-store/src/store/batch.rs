@@ -47,9 +47,9 @@ pub enum BatchWrite {
     AttemptText(AttemptText),
 }
 
-/// Rows per statement: the widest row (an attempt, with its texts) has 25 columns, far below SQLite's limit of
-/// 32,766 bound values per statement. Each distinct statement stays prepared in the
-/// connection's cache, and one of 400 rows held about 1 MB there: with 100 rows a
+/// Rows per statement: the widest row (an attempt, with its texts) has 25 columns, far below
+/// SQLite's limit of 32,766 bound values per statement. Each distinct statement stays prepared
+/// in the connection's cache, and one of 400 rows held about 1 MB there: with 100 rows a
 /// 10,000-agent stage peaks at 95–99 MB instead of 102–113 MB, for the same time.
 const ROWS_PER_STATEMENT: usize = 100;
 
