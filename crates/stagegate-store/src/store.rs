@@ -57,9 +57,10 @@ pub(crate) const POOL_SIZE: u32 = 4;
 /// re-run and `status` read no slower.
 const PAGE_SIZE: u32 = 16 * 1024;
 /// Each connection's page cache, in KiB (SQLite's negative form): SQLite's default of 2 MiB
-/// cannot hold the index pages a wide stage's group commits touch (answers, cache entries and
-/// text chunks are keyed by hashes, so every page of those indexes is hot), and re-reading
-/// them was most of the writer's system time. It grows only as pages are read.
+/// cannot hold the index pages a wide stage's group commits touch (text chunks are keyed by
+/// hashes, so every page of that index is hot, as the answers' and cache entries' were before
+/// migration 0010), and re-reading them was most of the writer's system time. It grows only as
+/// pages are read.
 const PAGE_CACHE: &str = "-16384";
 /// WAL pages after which a commit copies the log into the database (SQLite's default is
 /// 1,000): fewer, larger checkpoints write a hot index page once instead of once per 4 MiB.
@@ -421,7 +422,8 @@ mod tests {
     use crate::records::{DecisionKind, DecisionRecord, NewRun};
     use serde_json::json;
 
-    async fn store_with_run(directory: &Path) -> Store {
+    /// A store in `directory` holding run `r1` (also for the tests of `store`'s modules).
+    pub(super) async fn store_with_run(directory: &Path) -> Store {
         let store = Store::open(&directory.join(".stagegate")).await.unwrap();
         store
             .create_run(&NewRun {

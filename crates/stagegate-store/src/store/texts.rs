@@ -459,24 +459,6 @@ mod tests {
         })
     }
 
-    async fn store_with_run() -> (tempfile::TempDir, Store) {
-        let directory = tempfile::tempdir().unwrap();
-        let store = Store::open(&directory.path().join(".stagegate"))
-            .await
-            .unwrap();
-        store
-            .create_run(&crate::NewRun {
-                id: "r1".to_owned(),
-                feature_dir: "specs/001-x".to_owned(),
-                stages: vec!["plan".to_owned()],
-                settings_json: "{}".to_owned(),
-                created_at_ms: 1,
-            })
-            .await
-            .unwrap();
-        (directory, store)
-    }
-
     async fn rows_in_attempt_texts(store: &Store) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM attempt_texts")
             .fetch_one(store.pool())
@@ -486,7 +468,8 @@ mod tests {
 
     #[tokio::test]
     async fn texts_written_with_their_attempt_live_in_its_row_and_an_outcome_keeps_the_prompt() {
-        let (_directory, store) = store_with_run().await;
+        let directory = tempfile::tempdir().unwrap();
+        let store = crate::store::tests::store_with_run(directory.path()).await;
         let prompt = "Plan the feature from this spec. ".repeat(50);
         // The start and its prompt in one commit, the outcome and its texts in the next.
         store
@@ -533,7 +516,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_text_written_alone_goes_into_its_attempts_row_or_waits_beside_it() {
-        let (_directory, store) = store_with_run().await;
+        let directory = tempfile::tempdir().unwrap();
+        let store = crate::store::tests::store_with_run(directory.path()).await;
         store
             .write_batch(&[attempt_row("analyst", None)])
             .await
