@@ -33,9 +33,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::Serde;
+use minijinja::value::{Enumerator, Object, Serde};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
@@ -178,6 +179,65 @@ pub struct TemplateInputs(Value);
 impl TemplateInputs {
     pub fn new(inputs: &[NamedText]) -> Self {
         TemplateInputs(Value::from(Serde(inputs)))
+    }
+}
+
+/// The context every role agent's prompt in a stage shares, everything but `agent`, converted
+/// once: converting it for each prompt, and looking names up through a merge of two maps, was
+/// a third of what rendering a wide stage's prompts cost.
+#[derive(Debug, Clone)]
+pub struct SharedContext(Arc<[(String, Value)]>);
+
+impl SharedContext {
+    /// The context of `context`, but its agent, with `inputs` (converted from
+    /// `context.inputs`) for its inputs.
+    pub fn new(context: &PromptContext<'_>, inputs: &TemplateInputs) -> Self {
+        let converted = Value::from(Serde(&PromptContext {
+            inputs: &[],
+            ..context.clone()
+        }));
+        let names = converted.try_iter().into_iter().flatten();
+        let values = names
+            .filter_map(|name| {
+                let name = name.as_str()?.to_owned();
+                let value = match name.as_str() {
+                    "agent" => return None,
+                    "inputs" => inputs.0.clone(),
+                    _ => converted.get_attr(&name).ok()?,
+                };
+                Some((name, value))
+            })
+            .collect();
+        SharedContext(values)
+    }
+}
+
+/// One agent's prompt context: its own `agent` beside the context its stage's agents share.
+#[derive(Debug)]
+struct AgentContext {
+    agent: Value,
+    shared: SharedContext,
+}
+
+impl Object for AgentContext {
+    fn get_value(self: &Arc<Self>, name: &Value) -> Option<Value> {
+        let name = name.as_str()?;
+        if name == "agent" {
+            return Some(self.agent.clone());
+        }
+        let shared = self.shared.0.iter();
+        shared
+            .into_iter()
+            .find(|(shared, _)| shared == name)
+            .map(|(_, value)| value.clone())
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let names = std::iter::once("agent")
+            .chain(self.shared.0.iter().map(|(name, _)| name.as_str()))
+            .map(Value::from)
+            .collect();
+        Enumerator::Values(names)
     }
 }
 
@@ -382,13 +442,29 @@ impl Prompts {
         )
     }
 
+    /// Renders like [`Prompts::render`] with the rest of the context already converted
+    /// ([`SharedContext`], which must be of `context` but for its agent).
+    fn render_shared(
+        &self,
+        phase: Phase,
+        agent: &str,
+        context: &PromptContext<'_>,
+        shared: &SharedContext,
+    ) -> Result<String, PromptError> {
+        let agent_context = AgentContext {
+            agent: Value::from(Serde(&context.agent)),
+            shared: shared.clone(),
+        };
+        self.render_value(phase, agent, Value::from_object(agent_context))
+    }
+
     /// Renders like [`Prompts::render`] after fitting the feature files and agent outputs
     /// into `budget` bytes (`None`: unlimited) beside the material that is never cut (the
     /// review, the artifacts, the previous version, the feedback); the prompt says what was
     /// cut, and so does the answer.
     ///
-    /// `prepared`, when given, holds `context.inputs` already converted: used when nothing
-    /// needs cutting.
+    /// `prepared`, when given, holds `context.inputs` already converted, and `shared` all of
+    /// `context` but its agent: used when nothing needs cutting.
     pub fn render_within(
         &self,
         phase: Phase,
@@ -396,12 +472,14 @@ impl Prompts {
         context: &PromptContext<'_>,
         budget: Option<usize>,
         prepared: Option<&TemplateInputs>,
+        shared: Option<&SharedContext>,
     ) -> Result<RenderedPrompt, PromptError> {
         let room = budget.map(|budget| budget.saturating_sub(context.uncut_bytes()));
         let Some(room) = room.filter(|room| context.cuttable_bytes() > *room) else {
-            let text = match prepared {
-                Some(inputs) => self.render_prepared(phase, agent, context, inputs)?,
-                None => self.render(phase, agent, context)?,
+            let text = match (shared, prepared) {
+                (Some(shared), _) => self.render_shared(phase, agent, context, shared)?,
+                (None, Some(inputs)) => self.render_prepared(phase, agent, context, inputs)?,
+                (None, None) => self.render(phase, agent, context)?,
             };
             return Ok(RenderedPrompt {
                 text,
@@ -1300,12 +1378,69 @@ mod tests {
             .expect("renders");
         for budget in [None, Some(100 * KB)] {
             let rendered = prompts
-                .render_within(Phase::Review, "lead-reviewer-a", &context, budget, None)
+                .render_within(
+                    Phase::Review,
+                    "lead-reviewer-a",
+                    &context,
+                    budget,
+                    None,
+                    None,
+                )
                 .expect("renders");
             assert_eq!(rendered.text, plain);
             assert!(rendered.cuts.is_empty());
         }
         assert!(!plain.contains("Note: to fit"));
+    }
+
+    #[test]
+    fn a_role_agents_prompt_from_the_shared_context_is_the_prompt_from_its_own() {
+        let prompts = Prompts::embedded().expect("loads");
+        let material = material();
+        let guidance = ["Name the riskiest assumption first.".to_owned()];
+        let required = ["plan.md".to_owned()];
+        let first = PromptContext {
+            review: None,
+            artifact: None,
+            guidance: &guidance,
+            discovery: Some("Unknown: who may export reports."),
+            ..context(&material.inputs, &[], &[], &required)
+        };
+        let inputs = TemplateInputs::new(first.inputs);
+        let shared = SharedContext::new(&first, &inputs);
+        let agents = [
+            (
+                "requirements-analyst",
+                "Requirements Analyst",
+                "Trace every requirement",
+            ),
+            (
+                "solution-architect",
+                "Solution Architect",
+                "Shape the data model",
+            ),
+            ("custom-analyst", "Custom Analyst", "Count the {{ braces }}"),
+        ];
+        for (id, role, task) in agents {
+            let context = PromptContext {
+                agent: AgentView { id, role, task },
+                ..first.clone()
+            };
+            let own = prompts.render(Phase::Agent, id, &context).expect("renders");
+            let from_shared = prompts
+                .render_within(
+                    Phase::Agent,
+                    id,
+                    &context,
+                    None,
+                    Some(&inputs),
+                    Some(&shared),
+                )
+                .expect("renders");
+            assert_eq!(from_shared.text, own, "{id}");
+            assert!(own.contains(role) && own.contains(task), "{own}");
+            assert!(own.contains("who may export reports"), "{own}");
+        }
     }
 
     #[test]
@@ -1326,6 +1461,7 @@ mod tests {
                 "completeness-reviewer",
                 &context,
                 Some(60 * KB),
+                None,
                 None,
             )
             .expect("renders");

@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -43,8 +43,8 @@ use crate::event::{
 };
 use crate::line_comment::LineComment;
 use crate::prompt::{
-    AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, StageView,
-    TemplateInputs,
+    AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, SharedContext,
+    StageView, TemplateInputs,
 };
 use crate::qa_check::{parse_verdict, structural_problems};
 use crate::quorum::{Quorum, QuorumChange};
@@ -163,6 +163,9 @@ struct StageLoop<'a, S> {
     truncated: BTreeSet<(Phase, String, Option<String>)>,
     /// The stage's inputs as the templates see them, converted once for all its prompts.
     template_inputs: TemplateInputs,
+    /// The context the role agents' prompts share in the agent phase, converted at the first
+    /// of them (after the discovery step, whose output it holds).
+    role_agent_context: OnceLock<SharedContext>,
 }
 
 impl<'a, S: EventSink> StageLoop<'a, S> {
@@ -191,6 +194,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             adjustments_made: Vec::new(),
             truncated: BTreeSet::new(),
             template_inputs: TemplateInputs::new(&context.inputs),
+            role_agent_context: Default::default(),
         }
     }
 
@@ -300,6 +304,8 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         let call = self.agent_call(discovery, None);
         let result = self.run_one(call).await?;
         self.discovery = result.result.ok();
+        // Role agents' prompts hold the discovery step's output from now on.
+        self.role_agent_context = Default::default();
         Ok(())
     }
 
@@ -713,7 +719,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         if !call.unrendered {
             return Ok(());
         }
-        let (prompt, cuts) = self.render(call.phase, &call.agent, &PhaseInputs::default())?;
+        let (prompt, cuts) = self.render_role_agent(call.phase, &call.agent)?;
         let (cache_key, cached) = self.look_up(call.phase, &call.agent, None, &prompt);
         call.prompt = Arc::from(prompt);
         call.cuts = cuts;
@@ -1026,11 +1032,34 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             .flatten()
     }
 
+    /// Renders a role agent's prompt: in the agent phase, its context but for the agent is
+    /// the same for every role agent of the stage, and converted once.
+    fn render_role_agent(
+        &self,
+        phase: Phase,
+        agent: &AgentPlan,
+    ) -> Result<(String, Vec<String>), StageError> {
+        self.render_with(phase, agent, &PhaseInputs::default(), phase == Phase::Agent)
+    }
+
     fn render(
         &self,
         phase: Phase,
         agent: &AgentPlan,
         inputs: &PhaseInputs<'_>,
+    ) -> Result<(String, Vec<String>), StageError> {
+        self.render_with(phase, agent, inputs, false)
+    }
+
+    /// Renders `agent`'s prompt; `shared_by_role_agents` says that this is the agent phase and
+    /// `inputs` are the role agents' (none), so that the context they share may be converted
+    /// once and reused (the guidance of the agent phase never changes during a stage).
+    fn render_with(
+        &self,
+        phase: Phase,
+        agent: &AgentPlan,
+        inputs: &PhaseInputs<'_>,
+        shared_by_role_agents: bool,
     ) -> Result<(String, Vec<String>), StageError> {
         let plan = self.plan;
         let guidance = self.guidance(phase);
@@ -1069,12 +1098,17 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                     .map(|fallback| fallback.backend.kind()),
             ),
         );
+        let shared = shared_by_role_agents.then(|| {
+            self.role_agent_context
+                .get_or_init(|| SharedContext::new(&context, &self.template_inputs))
+        });
         let rendered = self.context.prompts.render_within(
             phase,
             &agent.id,
             &context,
             budget,
             Some(&self.template_inputs),
+            shared,
         )?;
         let cuts = rendered.cuts.iter().map(ToString::to_string).collect();
         Ok((rendered.text, cuts))

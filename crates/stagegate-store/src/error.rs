@@ -179,3 +179,62 @@ pub(crate) fn classify(path: &Path, operation: &'static str, error: sqlx::Error)
         },
     }
 }
+
+/// An error of the batch writer's own SQLite connection, in the driver's form, so that
+/// [`classify`] and the foreign-key check read its code as they read the pool's.
+pub(crate) fn native_error(error: rusqlite::Error) -> sqlx::Error {
+    match error {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            sqlx::Error::Database(Box::new(NativeFailure {
+                code: failure.extended_code,
+                message: message.unwrap_or_else(|| failure.to_string()),
+            }))
+        }
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
+
+/// SQLite's extended result code and message, from a connection the driver does not own.
+#[derive(Debug)]
+struct NativeFailure {
+    code: i32,
+    message: String,
+}
+
+impl std::fmt::Display for NativeFailure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for NativeFailure {}
+
+impl sqlx::error::DatabaseError for NativeFailure {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.code.to_string().into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        match i64::from(self.code) {
+            SQLITE_CONSTRAINT_FOREIGNKEY => sqlx::error::ErrorKind::ForeignKeyViolation,
+            SQLITE_CONSTRAINT_PRIMARYKEY => sqlx::error::ErrorKind::UniqueViolation,
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}

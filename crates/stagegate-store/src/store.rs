@@ -46,7 +46,7 @@ use crate::schema;
 
 const DATABASE_FILE: &str = "state.db";
 const RUNS_DIRECTORY: &str = "runs";
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite allows one writer at a time whatever the pool size; a few connections let reads
 /// (`status` while a run records) proceed beside a write.
 pub(crate) const POOL_SIZE: u32 = 4;
@@ -61,10 +61,10 @@ const PAGE_SIZE: u32 = 16 * 1024;
 /// hashes, so every page of that index is hot, as the answers' and cache entries' were before
 /// migration 0010), and re-reading them was most of the writer's system time. It grows only as
 /// pages are read.
-const PAGE_CACHE: &str = "-16384";
+pub(crate) const PAGE_CACHE: &str = "-16384";
 /// WAL pages after which a commit copies the log into the database (SQLite's default is
 /// 1,000): fewer, larger checkpoints write a hot index page once instead of once per 4 MiB.
-const WAL_CHECKPOINT_PAGES: &str = "4000";
+pub(crate) const WAL_CHECKPOINT_PAGES: &str = "4000";
 
 /// How every write transaction starts: holding the write lock from the start (see the module
 /// docs).
@@ -240,17 +240,6 @@ impl Store {
     ) -> Result<Transaction<'static, Sqlite>, StoreError> {
         self.pool
             .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(|error| self.error(operation, error))
-    }
-
-    /// [`Store::begin_write`] on a connection the caller holds (the recorder's own).
-    pub(crate) async fn begin_write_on<'c>(
-        &self,
-        connection: &'c mut SqliteConnection,
-        operation: &'static str,
-    ) -> Result<Transaction<'c, Sqlite>, StoreError> {
-        Connection::begin_with(connection, BEGIN_WRITE)
             .await
             .map_err(|error| self.error(operation, error))
     }

@@ -976,7 +976,6 @@ async fn of_cache_entries_for_one_key_in_one_commit_the_last_counts() {
             BatchWrite::Cache(cache_entry("k0", "r1", 2_000_000)),
             BatchWrite::Cache(second.clone()),
         ])
-        .await
         .unwrap();
     assert_eq!(
         store.cache_entries(1_000_000, None).await.unwrap(),
@@ -1002,7 +1001,6 @@ async fn a_runs_answers_keep_the_first_for_each_key_in_the_order_recorded() {
             answer("r1", "k2", "second of k2"),
             answer("r1", "k1", "second of k1"),
         ])
-        .await
         .unwrap();
     store
         .record_answer("r1", "k1", "third of k1")

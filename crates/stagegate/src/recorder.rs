@@ -42,6 +42,8 @@ pub struct Recorder {
     pending_artifacts: Vec<(String, String, Arc<str>)>,
     /// The thread staging the last committed artifacts, if it may still be writing.
     staging: Option<std::thread::JoinHandle<Result<(), String>>>,
+    /// The writer's thread, joined when the recorder is dropped.
+    writer_thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Rows to commit, numbered in the order they were queued.
@@ -75,18 +77,19 @@ pub struct Ticket(u64);
 /// 30 ms each). A stage of a few agents never gets there, and leaves its small log for later.
 const FOLD_LOG_AFTER_ROWS: usize = 8_000;
 
-/// The writer task: one transaction for every job that arrived since the last commit.
-async fn write_jobs(
+/// The writer thread: one transaction for every job that arrived since the last commit.
+fn write_jobs(
     store: Store,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     committed: watch::Sender<Commits>,
+    runtime: tokio::runtime::Handle,
 ) {
     let mut writes = Vec::new();
     let mut unfolded_rows = 0;
     let mut folding: Option<tokio::task::JoinHandle<()>> = None;
-    // Taken at the first commit and kept: the same connection's pages stay cached.
+    // Opened at the first commit and kept: the same connection's pages stay cached.
     let mut writer: Option<BatchWriter> = None;
-    while let Some(job) = jobs.recv().await {
+    while let Some(job) = jobs.blocking_recv() {
         let mut last = job.number;
         writes.extend(job.writes);
         while let Ok(job) = jobs.try_recv() {
@@ -95,7 +98,7 @@ async fn write_jobs(
         }
         // Rows after a lost one are not written: the log stays a prefix of the events.
         if committed.borrow().failed.is_none() {
-            let result = write_on(&store, &mut writer, &writes).await;
+            let result = write_on(&store, &mut writer, &writes);
             committed.send_modify(|commits| match result {
                 Ok(()) => commits.through = last,
                 Err(message) => commits.failed = Some(message),
@@ -106,39 +109,26 @@ async fn write_jobs(
                 unfolded_rows = 0;
                 let store = store.clone();
                 // A fold that fails leaves the log to SQLite's own threshold: nothing is lost.
-                folding = Some(tokio::spawn(async move {
+                folding = Some(runtime.spawn(async move {
                     let _ = store.fold_log_passively().await;
                 }));
             }
         }
         writes.clear();
     }
-    // Not left holding a connection while the command closes the store.
-    drop(writer);
-    if let Some(fold) = folding {
-        let _ = fold.await;
-    }
 }
 
-/// Commits `writes` through the writer's connection, taking one first if it has none.
-async fn write_on(
+/// Commits `writes` through the writer's connection, opening it first if it has none.
+fn write_on(
     store: &Store,
     writer: &mut Option<BatchWriter>,
     writes: &[BatchWrite],
 ) -> Result<(), String> {
     let writer = match writer {
         Some(writer) => writer,
-        None => writer.insert(
-            store
-                .batch_writer()
-                .await
-                .map_err(|error| error.to_string())?,
-        ),
+        None => writer.insert(store.batch_writer().map_err(|error| error.to_string())?),
     };
-    writer
-        .write(writes)
-        .await
-        .map_err(|error| error.to_string())
+    writer.write(writes).map_err(|error| error.to_string())
 }
 
 /// The events that only announce work in progress: nothing acts on them having been stored,
@@ -160,7 +150,11 @@ impl Recorder {
         let run_dir = store.run_dir(run_id);
         let (writer, jobs) = mpsc::unbounded_channel();
         let (commits, committed) = watch::channel(Commits::default());
-        tokio::spawn(write_jobs(store, jobs, commits));
+        let runtime = tokio::runtime::Handle::current();
+        let writer_thread = std::thread::Builder::new()
+            .name("stagegate-recorder".to_owned())
+            .spawn(move || write_jobs(store, jobs, commits, runtime))
+            .expect("starting the recorder's writer thread");
         Recorder {
             run_dir,
             cache_ttls: None,
@@ -171,6 +165,7 @@ impl Recorder {
             kept_cuts: Vec::new(),
             pending_artifacts: Vec::new(),
             staging: None,
+            writer_thread: Some(writer_thread),
         }
     }
 
@@ -451,6 +446,13 @@ impl Drop for Recorder {
         // Nothing is left half-written behind the process; an error here was (or would have
         // been) reported by the gate that needed the files.
         let _ = self.finish_staging();
+        // Closing the queue ends the writer once it has committed what was queued; joined, so
+        // that its connection is closed before the command closes the store.
+        let (closed, _) = mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.writer, closed));
+        if let Some(writer_thread) = self.writer_thread.take() {
+            let _ = writer_thread.join();
+        }
     }
 }
 

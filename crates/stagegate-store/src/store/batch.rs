@@ -12,14 +12,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, SqliteConnection};
+use std::sync::LazyLock;
 
 use crate::error::StoreError;
-use crate::records::{AttemptRecord, CacheEntry, GateRecord};
+use crate::error::native_error;
+use crate::records::{AttemptRecord, CacheEntry, GateRecord, GateState};
 use crate::store::attempts::UPDATE_ATTEMPT_ON_CONFLICT;
-use crate::store::texts::{NewChunk, chunked, stored_inline};
-use crate::store::{AttemptText, Store, TextKind, now_ms};
+use crate::store::gates::OPEN_GATE;
+use crate::store::texts::{ChunkHashes, NewChunk, chunked, stored_inline};
+use crate::store::{
+    AttemptText, BUSY_TIMEOUT, PAGE_CACHE, Store, TextKind, WAL_CHECKPOINT_PAGES, now_ms,
+};
 
 /// One row of a group commit.
 #[derive(Debug, Clone)]
@@ -46,12 +49,6 @@ pub enum BatchWrite {
     /// An attempt's prompt, output or stderr ([`Store::attempt_text`] reads it back).
     AttemptText(AttemptText),
 }
-
-/// Rows per statement: the widest row (an attempt, with its texts) has 25 columns, far below
-/// SQLite's limit of 32,766 bound values per statement. Each distinct statement stays prepared
-/// in the connection's cache, and one of 400 rows held about 1 MB there: with 100 rows a
-/// 10,000-agent stage peaks at 95–99 MB instead of 102–113 MB, for the same time.
-const ROWS_PER_STATEMENT: usize = 100;
 
 /// A batch's rows, table by table, each in the order given.
 #[derive(Default)]
@@ -147,76 +144,77 @@ impl<'a> AttemptRowKey<'a> {
 
 /// One writer's connection, kept for all its group commits ([`Store::batch_writer`]).
 ///
-/// SQLite keeps a page cache per connection, and drops it when another connection has written
-/// since: commits handed to whichever pooled connection was free read their hot index pages
-/// back from the log (18,000 page reads in a 10,000-agent stage, 14,500 with one connection:
-/// the rest are the checkpoints'). The connection goes back to the pool when the writer is
-/// dropped.
+/// A connection of SQLite's own C interface (through `rusqlite`, on the same bundled SQLite as
+/// the pool's), used on the writer's thread: each row is bound straight into a prepared
+/// statement, with no argument list built for it and no hand-off to a driver's worker thread.
+/// Keeping it also keeps its page cache: SQLite drops a connection's cache when another
+/// connection has written since.
 pub struct BatchWriter {
     store: Store,
-    connection: PoolConnection<Sqlite>,
+    connection: rusqlite::Connection,
+    chunk_hashes: ChunkHashes,
 }
 
 impl BatchWriter {
     /// Writes `writes` in one transaction: all of them are committed when this returns `Ok`,
-    /// none of them when it returns an error.
-    pub async fn write(&mut self, writes: &[BatchWrite]) -> Result<(), StoreError> {
-        self.store
-            .write_batch_on(&mut self.connection, writes)
-            .await
-    }
-}
-
-impl Store {
-    /// A connection of its own for a writer's group commits (the recorder's).
-    pub async fn batch_writer(&self) -> Result<BatchWriter, StoreError> {
-        let connection = self
-            .pool()
-            .acquire()
-            .await
-            .map_err(|error| self.error("recording the run", error))?;
-        Ok(BatchWriter {
-            store: self.clone(),
-            connection,
-        })
-    }
-
-    /// Writes `writes` in one transaction: all of them are committed when this returns `Ok`,
-    /// none of them when it returns an error.
-    pub async fn write_batch(&self, writes: &[BatchWrite]) -> Result<(), StoreError> {
-        self.batch_writer().await?.write(writes).await
-    }
-
-    async fn write_batch_on(
-        &self,
-        connection: &mut SqliteConnection,
-        writes: &[BatchWrite],
-    ) -> Result<(), StoreError> {
+    /// none of them when it returns an error. Blocks the calling thread.
+    pub fn write(&mut self, writes: &[BatchWrite]) -> Result<(), StoreError> {
         let Some(first_run) = writes.first().map(run_of) else {
             return Ok(());
         };
+        let store = &self.store;
         let operation = "recording the run";
-        let rows = self.by_table(writes)?;
-        let mut transaction = self.begin_write_on(connection, operation).await?;
-        self.insert_rows(&mut transaction, &rows)
-            .await
-            .map_err(|error| self.write_error(operation, first_run, error))?;
+        let rows = store.by_table(writes, &mut self.chunk_hashes)?;
+        let transaction = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|error| store.error(operation, native_error(error)))?;
+        insert_rows(&transaction, &rows)
+            .map_err(|error| store.write_error(operation, first_run, native_error(error)))?;
         for gate in &rows.gates {
-            self.open_gate_in(&mut transaction, gate).await?;
+            let artifacts_json = store.to_json("gate artifacts", &gate.artifacts)?;
+            open_gate(&transaction, gate, &artifacts_json).map_err(|error| {
+                store.write_error("opening a gate", &gate.run_id, native_error(error))
+            })?;
         }
         transaction
             .commit()
-            .await
-            .map_err(|error| self.error(operation, error))?;
-        if let Ok(mut committed) = self.committed_chunks.lock() {
+            .map_err(|error| store.error(operation, native_error(error)))?;
+        if let Ok(mut committed) = store.committed_chunks.lock() {
             committed.extend(rows.chunks.iter().map(|chunk| chunk.hash));
         }
         Ok(())
     }
+}
+
+impl Store {
+    /// A connection of its own for a writer's group commits (the recorder's), with the pool's
+    /// settings. Blocks the calling thread while it opens.
+    pub fn batch_writer(&self) -> Result<BatchWriter, StoreError> {
+        let operation = "recording the run";
+        let connection = open_writer(&self.database_path)
+            .map_err(|error| self.error(operation, native_error(error)))?;
+        Ok(BatchWriter {
+            store: self.clone(),
+            connection,
+            chunk_hashes: ChunkHashes::default(),
+        })
+    }
+
+    /// Writes `writes` in one transaction on a connection opened for it: all of them are
+    /// committed when this returns `Ok`, none of them when it returns an error. Blocks the
+    /// calling thread.
+    pub fn write_batch(&self, writes: &[BatchWrite]) -> Result<(), StoreError> {
+        self.batch_writer()?.write(writes)
+    }
 
     /// Sorts the writes by table, serialises the events and cuts the texts into chunks
     /// (compressing only the chunks not yet committed).
-    fn by_table<'a>(&self, writes: &'a [BatchWrite]) -> Result<ByTable<'a>, StoreError> {
+    fn by_table<'a>(
+        &self,
+        writes: &'a [BatchWrite],
+        chunk_hashes: &mut ChunkHashes,
+    ) -> Result<ByTable<'a>, StoreError> {
         // Held, not cloned: a copy per batch would grow with every chunk the run committed.
         let committed = self.committed_chunks.lock().ok();
         let is_committed = |hash: &[u8; 32]| {
@@ -255,7 +253,7 @@ impl Store {
                     body: Some(&text.bytes),
                 }
             } else {
-                let (hashes, new) = chunked(&text.bytes, text.kind, |hash| {
+                let (hashes, new) = chunked(&text.bytes, text.kind, chunk_hashes, |hash| {
                     !is_committed(hash) && seen.insert(*hash)
                 });
                 rows.chunks.extend(new);
@@ -269,151 +267,197 @@ impl Store {
         }
         Ok(rows)
     }
+}
 
-    async fn insert_rows(
-        &self,
-        connection: &mut SqliteConnection,
-        rows: &ByTable<'_>,
-    ) -> Result<(), sqlx::Error> {
-        let recorded_at = now_ms();
-        for part in rows.events.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (run_id, kind, payload_json, recorded_at_ms) ",
-            );
-            insert.push_values(part, |mut row, (run_id, kind, payload)| {
-                row.push_bind(run_id.to_string())
-                    .push_bind(kind.to_string())
-                    .push_bind(payload.to_string())
-                    .push_bind(recorded_at);
-            });
-            insert.build().execute(&mut *connection).await?;
+/// Opens the writer's connection on `path` with the settings [`Store::open`] gives the pool's.
+fn open_writer(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.execute_batch(&format!(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = {PAGE_CACHE}; PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}; \
+         PRAGMA temp_store = memory;"
+    ))?;
+    Ok(connection)
+}
+
+/// The rows of `rows`, table by table, each through one prepared statement.
+fn insert_rows(connection: &rusqlite::Connection, rows: &ByTable<'_>) -> rusqlite::Result<()> {
+    use rusqlite::params;
+    let recorded_at = now_ms();
+    if !rows.events.is_empty() {
+        let mut insert = connection.prepare_cached(
+            "INSERT INTO events (run_id, kind, payload_json, recorded_at_ms) VALUES (?, ?, ?, ?)",
+        )?;
+        for (run_id, kind, payload) in &rows.events {
+            insert.execute(params![run_id, kind, payload, recorded_at])?;
         }
-        let attempt_rows: Vec<_> = rows.attempts.iter().zip(&rows.attempt_texts).collect();
-        for part in attempt_rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO attempts (run_id, stage, phase, agent, attempt, backend, \
-                 started_at_ms, finished_at_ms, outcome, failure_reason, output_hash, \
-                 output_bytes, confidence, input_tokens, output_tokens, cost_usd, \
-                 prompt_length, prompt_chunks, prompt_body, output_length, output_chunks, \
-                 output_body, stderr_length, stderr_chunks, stderr_body) ",
-            );
-            insert.push_values(part, |mut row, (attempt, texts)| {
-                row.push_bind(attempt.run_id.clone())
-                    .push_bind(attempt.stage.clone())
-                    .push_bind(attempt.phase.clone())
-                    .push_bind(attempt.agent.clone())
-                    .push_bind(i64::from(attempt.attempt))
-                    .push_bind(attempt.backend.clone())
-                    .push_bind(attempt.started_at_ms)
-                    .push_bind(attempt.finished_at_ms)
-                    .push_bind(attempt.outcome.clone())
-                    .push_bind(attempt.failure_reason.clone())
-                    .push_bind(attempt.output_hash.clone())
-                    .push_bind(attempt.output_bytes)
-                    .push_bind(attempt.confidence)
-                    .push_bind(attempt.input_tokens)
-                    .push_bind(attempt.output_tokens)
-                    .push_bind(attempt.cost_usd);
-                for text in texts.iter() {
-                    row.push_bind(text.as_ref().map(|text| text.length))
-                        .push_bind(text.as_ref().map(|text| text.chunks.clone()))
-                        .push_bind(text.as_ref().and_then(|text| text.body.map(<[u8]>::to_vec)));
-                }
-            });
-            insert.push(UPDATE_ATTEMPT_ON_CONFLICT.as_str());
-            insert.build().execute(&mut *connection).await?;
-        }
-        for part in rows.answers.chunks(ROWS_PER_STATEMENT) {
-            let mut insert =
-                QueryBuilder::<Sqlite>::new("INSERT INTO answers (run_id, key, output) ");
-            insert.push_values(part, |mut row, (run_id, key, output)| {
-                row.push_bind(run_id.to_string())
-                    .push_bind(key.to_string())
-                    .push_bind(output.to_string());
-            });
-            insert.build().execute(&mut *connection).await?;
-        }
-        for part in rows.cache.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO cache (key, phase, output, output_hash, run_id, created_at_ms, \
-                 expires_at_ms) ",
-            );
-            insert.push_values(part, |mut row, entry| {
-                row.push_bind(entry.key.clone())
-                    .push_bind(entry.phase.clone())
-                    .push_bind(entry.output.clone())
-                    .push_bind(entry.output_hash.clone())
-                    .push_bind(entry.run_id.clone())
-                    .push_bind(entry.created_at_ms)
-                    .push_bind(entry.expires_at_ms);
-            });
-            insert.build().execute(&mut *connection).await?;
-        }
-        for part in rows.chunks.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO text_chunks (hash, codec, length, body) ",
-            );
-            insert.push_values(part, |mut row, chunk| {
-                row.push_bind(chunk.hash.to_vec())
-                    .push_bind(chunk.codec)
-                    .push_bind(chunk.length)
-                    .push_bind(chunk.body.clone());
-            });
-            insert.build().execute(&mut *connection).await?;
-        }
-        for (text, stored) in &rows.texts {
-            self.write_text_alone(connection, text, stored).await?;
-        }
-        Ok(())
     }
+    if !rows.attempts.is_empty() {
+        let mut insert = connection.prepare_cached(&INSERT_ATTEMPT)?;
+        for (attempt, texts) in rows.attempts.iter().zip(&rows.attempt_texts) {
+            let [prompt, output, stderr] = texts.each_ref().map(|text| {
+                (
+                    text.as_ref().map(|text| text.length),
+                    text.as_ref().map(|text| &text.chunks[..]),
+                    text.as_ref().and_then(|text| text.body),
+                )
+            });
+            insert.execute(params![
+                attempt.run_id,
+                attempt.stage,
+                attempt.phase,
+                attempt.agent,
+                i64::from(attempt.attempt),
+                attempt.backend,
+                attempt.started_at_ms,
+                attempt.finished_at_ms,
+                attempt.outcome,
+                attempt.failure_reason,
+                attempt.output_hash,
+                attempt.output_bytes,
+                attempt.confidence,
+                attempt.input_tokens,
+                attempt.output_tokens,
+                attempt.cost_usd,
+                prompt.0,
+                prompt.1,
+                prompt.2,
+                output.0,
+                output.1,
+                output.2,
+                stderr.0,
+                stderr.1,
+                stderr.2,
+            ])?;
+        }
+    }
+    if !rows.answers.is_empty() {
+        let mut insert = connection
+            .prepare_cached("INSERT INTO answers (run_id, key, output) VALUES (?, ?, ?)")?;
+        for (run_id, key, output) in &rows.answers {
+            insert.execute(params![run_id, key, output])?;
+        }
+    }
+    if !rows.cache.is_empty() {
+        let mut insert = connection.prepare_cached(
+            "INSERT INTO cache (key, phase, output, output_hash, run_id, created_at_ms, \
+             expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )?;
+        for entry in &rows.cache {
+            insert.execute(params![
+                entry.key,
+                entry.phase,
+                entry.output,
+                entry.output_hash,
+                entry.run_id,
+                entry.created_at_ms,
+                entry.expires_at_ms,
+            ])?;
+        }
+    }
+    if !rows.chunks.is_empty() {
+        let mut insert = connection.prepare_cached(
+            "INSERT OR IGNORE INTO text_chunks (hash, codec, length, body) VALUES (?, ?, ?, ?)",
+        )?;
+        for chunk in &rows.chunks {
+            insert.execute(params![
+                &chunk.hash[..],
+                chunk.codec,
+                chunk.length,
+                chunk.body
+            ])?;
+        }
+    }
+    for (text, stored) in &rows.texts {
+        write_text_alone(connection, text, stored)?;
+    }
+    Ok(())
+}
 
-    /// Writes a text whose attempt's row is not in the batch: into that row when it exists,
-    /// otherwise into `attempt_texts` (which readers look at when the row has none).
-    async fn write_text_alone(
-        &self,
-        connection: &mut SqliteConnection,
-        text: &AttemptText,
-        stored: &RowText<'_>,
-    ) -> Result<(), sqlx::Error> {
-        let kind = text.kind.as_str();
-        let key = &text.key;
-        // `kind` is one of three fixed words, never input.
-        let update = format!(
+/// An attempt's row with its texts; a later row of the same attempt updates it.
+static INSERT_ATTEMPT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO attempts (run_id, stage, phase, agent, attempt, backend, \
+         started_at_ms, finished_at_ms, outcome, failure_reason, output_hash, \
+         output_bytes, confidence, input_tokens, output_tokens, cost_usd, \
+         prompt_length, prompt_chunks, prompt_body, output_length, output_chunks, \
+         output_body, stderr_length, stderr_chunks, stderr_body) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
+        *UPDATE_ATTEMPT_ON_CONFLICT
+    )
+});
+
+/// Writes a text whose attempt's row is not in the batch: into that row when it exists,
+/// otherwise into `attempt_texts` (which readers look at when the row has none).
+fn write_text_alone(
+    connection: &rusqlite::Connection,
+    text: &AttemptText,
+    stored: &RowText<'_>,
+) -> rusqlite::Result<()> {
+    use rusqlite::params;
+    let kind = text.kind.as_str();
+    let key = &text.key;
+    // `kind` is one of three fixed words, never input.
+    let updated = connection
+        .prepare_cached(&format!(
             "UPDATE attempts SET {kind}_length = ?, {kind}_chunks = ?, {kind}_body = ? \
              WHERE run_id = ? AND stage = ? AND phase = ? AND agent = ? AND attempt = ?"
-        );
-        let updated = sqlx::query(AssertSqlSafe(update))
-            .bind(stored.length)
-            .bind(stored.chunks.clone())
-            .bind(stored.body.map(<[u8]>::to_vec))
-            .bind(&key.run_id)
-            .bind(&key.stage)
-            .bind(&key.phase)
-            .bind(&key.agent)
-            .bind(i64::from(key.attempt))
-            .execute(&mut *connection)
-            .await?;
-        if updated.rows_affected() > 0 {
-            return Ok(());
-        }
-        sqlx::query(
+        ))?
+        .execute(params![
+            stored.length,
+            stored.chunks,
+            stored.body,
+            key.run_id,
+            key.stage,
+            key.phase,
+            key.agent,
+            i64::from(key.attempt),
+        ])?;
+    if updated > 0 {
+        return Ok(());
+    }
+    connection
+        .prepare_cached(
             "INSERT OR REPLACE INTO attempt_texts \
              (run_id, stage, phase, agent, attempt, kind, length, chunks, body) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&key.run_id)
-        .bind(&key.stage)
-        .bind(&key.phase)
-        .bind(&key.agent)
-        .bind(i64::from(key.attempt))
-        .bind(kind)
-        .bind(stored.length)
-        .bind(stored.chunks.clone())
-        .bind(stored.body.map(<[u8]>::to_vec))
-        .execute(&mut *connection)
-        .await?;
-        Ok(())
-    }
+        )?
+        .execute(params![
+            key.run_id,
+            key.stage,
+            key.phase,
+            key.agent,
+            i64::from(key.attempt),
+            kind,
+            stored.length,
+            stored.chunks,
+            stored.body,
+        ])?;
+    Ok(())
+}
+
+/// Opens a gate as [`Store::open_gate`] does, inside the batch's transaction.
+fn open_gate(
+    connection: &rusqlite::Connection,
+    gate: &GateRecord,
+    artifacts_json: &str,
+) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(OPEN_GATE)?
+        .execute(rusqlite::params![
+            gate.run_id,
+            gate.stage,
+            gate.question,
+            artifacts_json,
+            GateState::Pending.as_str(),
+            gate.opened_at_ms,
+        ])?;
+    Ok(())
 }
 
 /// The run a write belongs to, for the error of a write to a run that does not exist.

@@ -20,6 +20,12 @@ macro_rules! select_gate {
 
 pub(crate) use select_gate;
 
+/// Opens a gate, or renames a pending one (see [`Store::open_gate`]).
+pub(crate) const OPEN_GATE: &str = "INSERT INTO gates (run_id, stage, question, artifacts_json, \
+     state, opened_at_ms, closed_at_ms, round) VALUES (?, ?, ?, ?, ?, ?, NULL, 1) \
+     ON CONFLICT (run_id, stage) DO UPDATE SET question = excluded.question, \
+     artifacts_json = excluded.artifacts_json WHERE state = 'pending'";
+
 impl Store {
     /// Opens the gate of `(gate.run_id, gate.stage)` as [`GateState::Pending`] at round 1,
     /// whatever `gate.state`, `gate.round` and `gate.closed_at_ms` say.
@@ -45,21 +51,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         let operation = "opening a gate";
         let artifacts_json = self.to_json("gate artifacts", &gate.artifacts)?;
-        sqlx::query(
-            "INSERT INTO gates (run_id, stage, question, artifacts_json, state, opened_at_ms, \
-             closed_at_ms, round) VALUES (?, ?, ?, ?, ?, ?, NULL, 1) \
-             ON CONFLICT (run_id, stage) DO UPDATE SET question = excluded.question, \
-             artifacts_json = excluded.artifacts_json WHERE state = 'pending'",
-        )
-        .bind(&gate.run_id)
-        .bind(&gate.stage)
-        .bind(&gate.question)
-        .bind(artifacts_json)
-        .bind(GateState::Pending.as_str())
-        .bind(gate.opened_at_ms)
-        .execute(&mut *connection)
-        .await
-        .map_err(|error| self.write_error(operation, &gate.run_id, error))?;
+        sqlx::query(OPEN_GATE)
+            .bind(&gate.run_id)
+            .bind(&gate.stage)
+            .bind(&gate.question)
+            .bind(artifacts_json)
+            .bind(GateState::Pending.as_str())
+            .bind(gate.opened_at_ms)
+            .execute(&mut *connection)
+            .await
+            .map_err(|error| self.write_error(operation, &gate.run_id, error))?;
         Ok(())
     }
 

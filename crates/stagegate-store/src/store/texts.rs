@@ -9,6 +9,7 @@
 //! the constitution, the plan…), and a retry often repeats an answer, so most of what a stage
 //! says is stored once; an attempt's texts are committed in the same transaction as its outcome.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::AssertSqlSafe;
@@ -119,18 +120,50 @@ pub(crate) struct NewChunk {
     pub(crate) body: Vec<u8>,
 }
 
+/// The bytes of the chunk hashes a writer remembers before it forgets them all.
+const REMEMBERED_CHUNK_BYTES: usize = 4 << 20;
+
+/// The hashes of the chunks a writer cut lately, by their bytes. The prompts of a stage's
+/// agents share most of their chunks, and hashing each again was most of what cutting them
+/// cost (blake3 runs at about 1 GB/s over chunks this small; finding one here, a fast hash
+/// and a comparison, about ten times that). Bounded: emptied when it would hold more than
+/// [`REMEMBERED_CHUNK_BYTES`], after which the shared chunks are hashed once more.
+#[derive(Default)]
+pub(crate) struct ChunkHashes {
+    by_bytes: HashMap<Box<[u8]>, [u8; HASH_BYTES], foldhash::fast::RandomState>,
+    bytes: usize,
+}
+
+impl ChunkHashes {
+    /// The blake3 hash of `chunk`.
+    fn of(&mut self, chunk: &[u8]) -> [u8; HASH_BYTES] {
+        if let Some(hash) = self.by_bytes.get(chunk) {
+            return *hash;
+        }
+        let hash = *blake3::hash(chunk).as_bytes();
+        if self.bytes + chunk.len() > REMEMBERED_CHUNK_BYTES {
+            self.by_bytes.clear();
+            self.bytes = 0;
+        }
+        self.bytes += chunk.len();
+        self.by_bytes.insert(chunk.into(), hash);
+        hash
+    }
+}
+
 /// Cuts `bytes` into chunks: returns the chunks' hashes, concatenated (what `attempt_texts`
 /// stores), and the chunks for which `is_new` says yes, encoded.
 pub(crate) fn chunked(
     bytes: &[u8],
     kind: TextKind,
+    known: &mut ChunkHashes,
     mut is_new: impl FnMut(&[u8; HASH_BYTES]) -> bool,
 ) -> (Vec<u8>, Vec<NewChunk>) {
     let pieces = chunks(bytes, kind.grain());
     let mut hashes = Vec::with_capacity(pieces.len() * HASH_BYTES);
     let mut new = Vec::new();
     for piece in pieces {
-        let hash = *blake3::hash(piece).as_bytes();
+        let hash = known.of(piece);
         hashes.extend_from_slice(&hash);
         if is_new(&hash) {
             let (codec, body) = encode(piece);
@@ -303,7 +336,6 @@ mod tests {
                 text("analyst", TextKind::Output, "the analyst's answer"),
                 text("architect", TextKind::Output, "the architect's answer"),
             ])
-            .await
             .unwrap();
         let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM text_chunks")
             .fetch_one(store.pool())
@@ -353,7 +385,7 @@ mod tests {
                 text(&format!("agent-{agent}"), TextKind::Prompt, &prompt)
             })
             .collect();
-        store.write_batch(&writes).await.unwrap();
+        store.write_batch(&writes).unwrap();
         let stored: i64 = sqlx::query_scalar("SELECT sum(length) FROM text_chunks")
             .fetch_one(store.pool())
             .await
@@ -389,7 +421,6 @@ mod tests {
                 text("long", TextKind::Output, &long),
                 text("empty", TextKind::Stderr, ""),
             ])
-            .await
             .unwrap();
         let rows: Vec<(String, i64, Option<Vec<u8>>)> =
             sqlx::query_as("SELECT agent, length(chunks), body FROM attempt_texts ORDER BY agent")
@@ -422,7 +453,6 @@ mod tests {
             .unwrap();
         store
             .write_batch(&[text("a", TextKind::Output, "a short answer")])
-            .await
             .unwrap();
         sqlx::query("UPDATE attempt_texts SET body = X'61'")
             .execute(store.pool())
@@ -477,7 +507,6 @@ mod tests {
                 attempt_row("analyst", None),
                 text("analyst", TextKind::Prompt, &prompt),
             ])
-            .await
             .unwrap();
         store
             .write_batch(&[
@@ -485,7 +514,6 @@ mod tests {
                 text("analyst", TextKind::Output, "the analyst's answer"),
                 text("analyst", TextKind::Stderr, "a warning"),
             ])
-            .await
             .unwrap();
         assert_eq!(rows_in_attempt_texts(&store).await, 0);
         for (kind, expected) in [
@@ -518,23 +546,17 @@ mod tests {
     async fn a_text_written_alone_goes_into_its_attempts_row_or_waits_beside_it() {
         let directory = tempfile::tempdir().unwrap();
         let store = crate::store::tests::store_with_run(directory.path()).await;
-        store
-            .write_batch(&[attempt_row("analyst", None)])
-            .await
-            .unwrap();
+        store.write_batch(&[attempt_row("analyst", None)]).unwrap();
         // The row exists: the text goes into it.
         store
             .write_batch(&[text("analyst", TextKind::Prompt, "a short prompt")])
-            .await
             .unwrap();
         // No row yet: the text is kept beside, and a later row without it does not hide it.
         store
             .write_batch(&[text("architect", TextKind::Prompt, "another prompt")])
-            .await
             .unwrap();
         store
             .write_batch(&[attempt_row("architect", Some("ok"))])
-            .await
             .unwrap();
         assert_eq!(rows_in_attempt_texts(&store).await, 1);
         for (agent, expected) in [
@@ -553,7 +575,6 @@ mod tests {
                 attempt_row("architect", Some("ok")),
                 text("architect", TextKind::Prompt, "the prompt, again"),
             ])
-            .await
             .unwrap();
         let read = store
             .attempt_text(&key("architect", 1), TextKind::Prompt)
