@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_short_texts_inline.sql"),
     include_str!("../migrations/0010_append_only_answers_and_cache.sql"),
     include_str!("../migrations/0011_texts_in_attempt_rows.sql"),
+    include_str!("../migrations/0012_run_settings_apart.sql"),
 ];
 
 /// The newest schema version this build knows.

@@ -1085,6 +1085,43 @@ async fn a_version_9_database_keeps_its_answers_and_cache_entries() {
 }
 
 #[tokio::test]
+async fn a_version_11_run_keeps_its_settings_apart_from_its_row() {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let database = state_dir.join("state.db");
+    // What stagegate with schema version 11 left: the settings in the run's row.
+    let sql = format!(
+        "{}PRAGMA user_version = 11;\n\
+         INSERT INTO runs (id, feature_dir, stages_json, state, settings_json, created_at_ms, \
+         updated_at_ms) VALUES ('r1', 'specs/001-x', '[\"plan\"]', 'running', \
+         '{{\"concurrency\": 3}}', 1, 1);",
+        schema_through(11)
+    );
+    execute_by_hand(&database, &sql).await;
+
+    let store = Store::open(&state_dir).await.unwrap();
+    let settings = json!({ "concurrency": 3 });
+    assert_eq!(store.run("r1").await.unwrap().unwrap().settings_json, settings);
+    store
+        .update_run("r1", RunState::AwaitingDecision, Some("plan"))
+        .await
+        .unwrap();
+    let run = store.run("r1").await.unwrap().unwrap();
+    assert_eq!(run.state, RunState::AwaitingDecision);
+    assert_eq!(run.settings_json, settings);
+    store.close().await;
+    assert_eq!(
+        integer_by_hand(
+            &database,
+            "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'settings_json'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
 async fn prune_and_clear_count_what_they_delete() {
     let directory = tempfile::tempdir().unwrap();
     let store = open(directory.path()).await;

@@ -10,7 +10,8 @@ use crate::store::{Store, now_ms};
 macro_rules! select_run {
     ($rest:literal) => {
         concat!(
-            "SELECT id, feature_dir, stages_json, state, current_stage, settings_json, ",
+            "SELECT id, feature_dir, stages_json, state, current_stage, ",
+            "(SELECT settings_json FROM run_settings WHERE run_id = id) AS settings_json, ",
             "created_at_ms, updated_at_ms FROM runs",
             $rest
         )
@@ -42,14 +43,13 @@ impl Store {
             .map_err(|error| self.invalid("settings", error.to_string()))?;
         let mut transaction = self.begin_write(operation).await?;
         let inserted = sqlx::query(
-            "INSERT INTO runs (id, feature_dir, stages_json, state, current_stage, settings_json, \
-             created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+            "INSERT INTO runs (id, feature_dir, stages_json, state, current_stage, \
+             created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, NULL, ?, ?)",
         )
         .bind(&record.id)
         .bind(&record.feature_dir)
         .bind(stages_json)
         .bind(record.state.as_str())
-        .bind(&run.settings_json)
         .bind(record.created_at_ms)
         .bind(record.updated_at_ms)
         .execute(&mut *transaction)
@@ -63,6 +63,13 @@ impl Store {
             }
             return Err(self.error(operation, error));
         }
+        // Apart from the run's row, which every change of state rewrites whole.
+        sqlx::query("INSERT INTO run_settings (run_id, settings_json) VALUES (?, ?)")
+            .bind(&record.id)
+            .bind(&run.settings_json)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| self.error(operation, error))?;
         transaction
             .commit()
             .await
