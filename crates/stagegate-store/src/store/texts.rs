@@ -10,6 +10,7 @@
 //! says is stored once; an attempt's texts are committed in the same transaction as its outcome.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use sqlx::AssertSqlSafe;
@@ -120,33 +121,60 @@ pub(crate) struct NewChunk {
     pub(crate) body: Vec<u8>,
 }
 
-/// The bytes of the chunk hashes a writer remembers before it forgets them all.
+/// The bytes of chunks a writer remembers the hashes of, before it forgets them all.
 const REMEMBERED_CHUNK_BYTES: usize = 4 << 20;
 
-/// The hashes of the chunks a writer cut lately, by their bytes. The prompts of a stage's
-/// agents share most of their chunks, and hashing each again was most of what cutting them
-/// cost (blake3 runs at about 1 GB/s over chunks this small; finding one here, a fast hash
-/// and a comparison, about ten times that). Bounded: emptied when it would hold more than
-/// [`REMEMBERED_CHUNK_BYTES`], after which the shared chunks are hashed once more.
-#[derive(Default)]
+/// How many chunks seen once a writer keeps track of (a power of two).
+const SEEN_ONCE_SLOTS: usize = 4096;
+
+/// The blake3 hashes of the chunks a writer cut lately. The prompts of a stage's agents share
+/// most of their chunks, and hashing each again was most of what cutting them cost (blake3
+/// runs at about 1 GB/s over chunks this small). A chunk is remembered, bytes and hash, the
+/// second time it comes, so that the chunks seen only once (a prompt's own lines) cost no copy;
+/// finding one is a fast hash and a comparison of its bytes. Bounded: emptied when it would
+/// hold more than [`REMEMBERED_CHUNK_BYTES`].
 pub(crate) struct ChunkHashes {
-    by_bytes: HashMap<Box<[u8]>, [u8; HASH_BYTES], foldhash::fast::RandomState>,
-    bytes: usize,
+    fast: foldhash::fast::RandomState,
+    /// By fast hash: the chunk's bytes (compared, so that two chunks with one fast hash are
+    /// never confused) and its blake3 hash.
+    remembered: HashMap<u64, (Box<[u8]>, [u8; HASH_BYTES]), foldhash::fast::RandomState>,
+    remembered_bytes: usize,
+    /// The fast hash of the last chunk seen in each slot.
+    seen_once: Vec<u64>,
+}
+
+impl Default for ChunkHashes {
+    fn default() -> Self {
+        ChunkHashes {
+            fast: foldhash::fast::RandomState::default(),
+            remembered: HashMap::default(),
+            remembered_bytes: 0,
+            seen_once: vec![0; SEEN_ONCE_SLOTS],
+        }
+    }
 }
 
 impl ChunkHashes {
     /// The blake3 hash of `chunk`.
     fn of(&mut self, chunk: &[u8]) -> [u8; HASH_BYTES] {
-        if let Some(hash) = self.by_bytes.get(chunk) {
+        let fast = self.fast.hash_one(chunk);
+        if let Some((bytes, hash)) = self.remembered.get(&fast)
+            && **bytes == *chunk
+        {
             return *hash;
         }
         let hash = *blake3::hash(chunk).as_bytes();
-        if self.bytes + chunk.len() > REMEMBERED_CHUNK_BYTES {
-            self.by_bytes.clear();
-            self.bytes = 0;
+        let slot = &mut self.seen_once[fast as usize & (SEEN_ONCE_SLOTS - 1)];
+        if *slot != fast {
+            *slot = fast;
+            return hash;
         }
-        self.bytes += chunk.len();
-        self.by_bytes.insert(chunk.into(), hash);
+        if self.remembered_bytes + chunk.len() > REMEMBERED_CHUNK_BYTES {
+            self.remembered.clear();
+            self.remembered_bytes = 0;
+        }
+        self.remembered_bytes += chunk.len();
+        self.remembered.insert(fast, (chunk.into(), hash));
         hash
     }
 }
