@@ -58,6 +58,13 @@ pub async fn start_run(
     options: RunOptions,
 ) -> Result<Exit, AppError> {
     let stages = resolve_stage_ids(session, stage_names)?;
+    // Summarised beside the checks that come before the run exists: with thousands of agents
+    // it is milliseconds of formatting every setting's origin.
+    let summary = {
+        let settings = Arc::clone(&session.settings);
+        let stages = stages.clone();
+        std::thread::spawn(move || settings_summary(&settings, &stages))
+    };
     if session.settings.cluster.is_some() {
         crate::cluster::ensure_built()?;
     }
@@ -81,7 +88,9 @@ pub async fn start_run(
             id: run_id,
             feature_dir: feature.key.clone(),
             stages: stages.clone(),
-            settings_json: settings_summary(&session.settings, &stages),
+            settings_json: summary
+                .join()
+                .map_err(|_| AppError::internal("summarising the settings panicked"))?,
             created_at_ms: now_ms(),
         })
         .await?;

@@ -1,5 +1,6 @@
 //! One command's view of the world, resolved once: repository root, settings, store.
 
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 
 use stagegate_settings::{LoadOptions, Settings};
@@ -37,7 +38,8 @@ pub async fn close_stores(patience: std::time::Duration) {
 pub struct Session {
     pub cwd: PathBuf,
     pub repo_root: PathBuf,
-    pub settings: Settings,
+    /// Shared, so that work on them may go on beside the command (a run's settings summary).
+    pub settings: Arc<Settings>,
     pub store: Store,
     common: CommonArgs,
 }
@@ -57,7 +59,7 @@ impl Session {
         Ok(Session {
             cwd,
             repo_root,
-            settings,
+            settings: Arc::new(settings),
             store,
             common: common.clone(),
         })
@@ -78,7 +80,7 @@ impl Session {
         Ok(Session {
             cwd,
             repo_root,
-            settings,
+            settings: Arc::new(settings),
             store,
             common: common.clone(),
         })
