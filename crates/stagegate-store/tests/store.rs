@@ -1102,7 +1102,10 @@ async fn a_version_11_run_keeps_its_settings_apart_from_its_row() {
 
     let store = Store::open(&state_dir).await.unwrap();
     let settings = json!({ "concurrency": 3 });
-    assert_eq!(store.run("r1").await.unwrap().unwrap().settings_json, settings);
+    assert_eq!(
+        store.run("r1").await.unwrap().unwrap().settings_json,
+        settings
+    );
     store
         .update_run("r1", RunState::AwaitingDecision, Some("plan"))
         .await

@@ -1,7 +1,7 @@
 //! One command's view of the world, resolved once: repository root, settings, store.
 
-use std::sync::Arc;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use stagegate_settings::{LoadOptions, Settings};
 use stagegate_store::Store;

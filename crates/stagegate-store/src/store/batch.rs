@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use std::sync::LazyLock;
+use rusqlite::ToSql;
 
 use crate::error::StoreError;
 use crate::error::native_error;
@@ -285,112 +285,155 @@ fn open_writer(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection>
     Ok(connection)
 }
 
-/// The rows of `rows`, table by table, each through one prepared statement.
+/// Rows per multi-row statement. One statement for many rows runs SQLite's program for them
+/// once (its cursors opened, its table locked and checked once).
+const ROWS_PER_STATEMENT: usize = 32;
+
+/// The rows of `rows`, table by table.
 fn insert_rows(connection: &rusqlite::Connection, rows: &ByTable<'_>) -> rusqlite::Result<()> {
-    use rusqlite::params;
     let recorded_at = now_ms();
-    if !rows.events.is_empty() {
-        let mut insert = connection.prepare_cached(
-            "INSERT INTO events (run_id, kind, payload_json, recorded_at_ms) VALUES (?, ?, ?, ?)",
-        )?;
-        for (run_id, kind, payload) in &rows.events {
-            insert.execute(params![run_id, kind, payload, recorded_at])?;
-        }
-    }
-    if !rows.attempts.is_empty() {
-        let mut insert = connection.prepare_cached(&INSERT_ATTEMPT)?;
-        for (attempt, texts) in rows.attempts.iter().zip(&rows.attempt_texts) {
-            let [prompt, output, stderr] = texts.each_ref().map(|text| {
+    insert_all(
+        connection,
+        "INSERT INTO events (run_id, kind, payload_json, recorded_at_ms) VALUES ",
+        "",
+        &rows.events,
+        |(run_id, kind, payload)| [run_id, kind, payload, &recorded_at],
+    )?;
+    // Each text as its three columns (length, chunks, body); none for a text not written.
+    let attempts: Vec<_> = rows
+        .attempts
+        .iter()
+        .zip(&rows.attempt_texts)
+        .map(|(attempt, texts)| {
+            let columns = texts.each_ref().map(|text| {
                 (
                     text.as_ref().map(|text| text.length),
                     text.as_ref().map(|text| &text.chunks[..]),
                     text.as_ref().and_then(|text| text.body),
                 )
             });
-            insert.execute(params![
-                attempt.run_id,
-                attempt.stage,
-                attempt.phase,
-                attempt.agent,
-                i64::from(attempt.attempt),
-                attempt.backend,
-                attempt.started_at_ms,
-                attempt.finished_at_ms,
-                attempt.outcome,
-                attempt.failure_reason,
-                attempt.output_hash,
-                attempt.output_bytes,
-                attempt.confidence,
-                attempt.input_tokens,
-                attempt.output_tokens,
-                attempt.cost_usd,
-                prompt.0,
-                prompt.1,
-                prompt.2,
-                output.0,
-                output.1,
-                output.2,
-                stderr.0,
-                stderr.1,
-                stderr.2,
-            ])?;
-        }
-    }
-    if !rows.answers.is_empty() {
-        let mut insert = connection
-            .prepare_cached("INSERT INTO answers (run_id, key, output) VALUES (?, ?, ?)")?;
-        for (run_id, key, output) in &rows.answers {
-            insert.execute(params![run_id, key, output])?;
-        }
-    }
-    if !rows.cache.is_empty() {
-        let mut insert = connection.prepare_cached(
-            "INSERT INTO cache (key, phase, output, output_hash, run_id, created_at_ms, \
-             expires_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )?;
-        for entry in &rows.cache {
-            insert.execute(params![
-                entry.key,
-                entry.phase,
-                entry.output,
-                entry.output_hash,
-                entry.run_id,
-                entry.created_at_ms,
-                entry.expires_at_ms,
-            ])?;
-        }
-    }
-    if !rows.chunks.is_empty() {
-        let mut insert = connection.prepare_cached(
-            "INSERT OR IGNORE INTO text_chunks (hash, codec, length, body) VALUES (?, ?, ?, ?)",
-        )?;
-        for chunk in &rows.chunks {
-            insert.execute(params![
-                &chunk.hash[..],
-                chunk.codec,
-                chunk.length,
-                chunk.body
-            ])?;
-        }
-    }
+            (attempt, columns)
+        })
+        .collect();
+    insert_all(
+        connection,
+        INSERT_ATTEMPT,
+        &UPDATE_ATTEMPT_ON_CONFLICT,
+        &attempts,
+        |(attempt, [prompt, output, stderr])| {
+            [
+                &attempt.run_id,
+                &attempt.stage,
+                &attempt.phase,
+                &attempt.agent,
+                &attempt.attempt,
+                &attempt.backend,
+                &attempt.started_at_ms,
+                &attempt.finished_at_ms,
+                &attempt.outcome,
+                &attempt.failure_reason,
+                &attempt.output_hash,
+                &attempt.output_bytes,
+                &attempt.confidence,
+                &attempt.input_tokens,
+                &attempt.output_tokens,
+                &attempt.cost_usd,
+                &prompt.0,
+                &prompt.1,
+                &prompt.2,
+                &output.0,
+                &output.1,
+                &output.2,
+                &stderr.0,
+                &stderr.1,
+                &stderr.2,
+            ]
+        },
+    )?;
+    insert_all(
+        connection,
+        "INSERT INTO answers (run_id, key, output) VALUES ",
+        "",
+        &rows.answers,
+        |(run_id, key, output)| [run_id, key, output],
+    )?;
+    insert_all(
+        connection,
+        "INSERT INTO cache (key, phase, output, output_hash, run_id, created_at_ms, \
+         expires_at_ms) VALUES ",
+        "",
+        &rows.cache,
+        |entry| {
+            [
+                &entry.key,
+                &entry.phase,
+                &entry.output,
+                &entry.output_hash,
+                &entry.run_id,
+                &entry.created_at_ms,
+                &entry.expires_at_ms,
+            ]
+        },
+    )?;
+    insert_all(
+        connection,
+        "INSERT OR IGNORE INTO text_chunks (hash, codec, length, body) VALUES ",
+        "",
+        &rows.chunks,
+        |chunk| [&chunk.hash, &chunk.codec, &chunk.length, &chunk.body],
+    )?;
     for (text, stored) in &rows.texts {
         write_text_alone(connection, text, stored)?;
     }
     Ok(())
 }
 
-/// An attempt's row with its texts; a later row of the same attempt updates it.
-static INSERT_ATTEMPT: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "INSERT INTO attempts (run_id, stage, phase, agent, attempt, backend, \
-         started_at_ms, finished_at_ms, outcome, failure_reason, output_hash, \
-         output_bytes, confidence, input_tokens, output_tokens, cost_usd, \
-         prompt_length, prompt_chunks, prompt_body, output_length, output_chunks, \
-         output_body, stderr_length, stderr_chunks, stderr_body) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){}",
-        *UPDATE_ATTEMPT_ON_CONFLICT
-    )
-});
+/// Inserts `rows` with the statement `head` (up to `VALUES `), one `(?, …)` of `N` values per
+/// row and `tail`: [`ROWS_PER_STATEMENT`] rows per statement, the rest one by one (two shapes
+/// of statement per table, both kept prepared).
+fn insert_all<T, const N: usize>(
+    connection: &rusqlite::Connection,
+    head: &str,
+    tail: &str,
+    rows: &[T],
+    values: impl for<'r> Fn(&'r T) -> [&'r dyn ToSql; N],
+) -> rusqlite::Result<()> {
+    let mut groups = rows.chunks_exact(ROWS_PER_STATEMENT);
+    if groups.len() > 0 {
+        let mut insert =
+            connection.prepare_cached(&statement(head, N, ROWS_PER_STATEMENT, tail))?;
+        for group in &mut groups {
+            for (row_index, row) in group.iter().enumerate() {
+                for (column, value) in values(row).into_iter().enumerate() {
+                    insert.raw_bind_parameter(row_index * N + column + 1, value)?;
+                }
+            }
+            insert.raw_execute()?;
+        }
+    }
+    let rest = groups.remainder();
+    if !rest.is_empty() {
+        let mut insert = connection.prepare_cached(&statement(head, N, 1, tail))?;
+        for row in rest {
+            insert.execute(&values(row)[..])?;
+        }
+    }
+    Ok(())
+}
+
+/// `head`, `rows` groups of `columns` placeholders, and `tail`.
+fn statement(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    format!("{head}{}{tail}", vec![row; rows].join(", "))
+}
+
+/// An attempt's row with its texts, up to its values; a later row of the same attempt updates
+/// it ([`UPDATE_ATTEMPT_ON_CONFLICT`]).
+const INSERT_ATTEMPT: &str = "INSERT INTO attempts (run_id, stage, phase, agent, attempt, \
+     backend, started_at_ms, finished_at_ms, outcome, failure_reason, output_hash, output_bytes, \
+     confidence, input_tokens, output_tokens, cost_usd, prompt_length, prompt_chunks, \
+     prompt_body, output_length, output_chunks, output_body, stderr_length, stderr_chunks, \
+     stderr_body) VALUES ";
 
 /// Writes a text whose attempt's row is not in the batch: into that row when it exists,
 /// otherwise into `attempt_texts` (which readers look at when the row has none).
