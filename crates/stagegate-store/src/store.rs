@@ -83,7 +83,9 @@ pub struct Store {
     database_path: PathBuf,
     /// The hashes of the text chunks this process has committed: a group commit neither
     /// compresses nor writes them again.
-    committed_chunks: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<[u8; 32]>>>,
+    committed_chunks: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashSet<[u8; 32], foldhash::fast::RandomState>>,
+    >,
 }
 
 impl Store {

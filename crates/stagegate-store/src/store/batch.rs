@@ -12,6 +12,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use foldhash::fast::RandomState as FastHash;
+
 use rusqlite::ToSql;
 
 use crate::error::StoreError;
@@ -59,7 +61,7 @@ struct ByTable<'a> {
     /// `attempts[i]`).
     attempt_texts: Vec<[Option<RowText<'a>>; 3]>,
     /// Where each attempt's row is in `attempts`.
-    attempt_rows: HashMap<AttemptRowKey<'a>, usize>,
+    attempt_rows: HashMap<AttemptRowKey<'a>, usize, FastHash>,
     answers: Vec<(&'a str, &'a str, &'a str)>,
     cache: Vec<&'a CacheEntry>,
     gates: Vec<&'a GateRecord>,
@@ -222,7 +224,7 @@ impl Store {
                 .as_ref()
                 .is_some_and(|committed| committed.contains(hash))
         };
-        let mut seen: HashSet<[u8; 32]> = HashSet::new();
+        let mut seen: HashSet<[u8; 32], FastHash> = HashSet::default();
         let mut rows = ByTable::default();
         let mut texts = Vec::new();
         for write in writes {
