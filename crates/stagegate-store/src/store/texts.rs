@@ -134,19 +134,27 @@ const SEEN_ONCE_SLOTS: usize = 4096;
 /// finding one is a fast hash and a comparison of its bytes. Bounded: emptied when it would
 /// hold more than [`REMEMBERED_CHUNK_BYTES`].
 pub(crate) struct ChunkHashes {
-    fast: foldhash::fast::RandomState,
-    /// By fast hash: the chunk's bytes (compared, so that two chunks with one fast hash are
-    /// never confused) and its blake3 hash.
-    remembered: HashMap<u64, (Box<[u8]>, [u8; HASH_BYTES]), foldhash::fast::RandomState>,
+    /// Fixed, so that which chunks share a slot does not change from run to run (a match is
+    /// still only taken when the bytes are the same).
+    fast: foldhash::fast::FixedState,
+    /// By fast hash.
+    remembered: HashMap<u64, RememberedChunk, foldhash::fast::RandomState>,
     remembered_bytes: usize,
     /// The fast hash of the last chunk seen in each slot.
     seen_once: Vec<u64>,
 }
 
+/// A chunk's bytes (compared on a match, so that two chunks with one fast hash are never
+/// confused) and its blake3 hash.
+struct RememberedChunk {
+    bytes: Box<[u8]>,
+    hash: [u8; HASH_BYTES],
+}
+
 impl Default for ChunkHashes {
     fn default() -> Self {
         ChunkHashes {
-            fast: foldhash::fast::RandomState::default(),
+            fast: foldhash::fast::FixedState::default(),
             remembered: HashMap::default(),
             remembered_bytes: 0,
             seen_once: vec![0; SEEN_ONCE_SLOTS],
@@ -158,10 +166,10 @@ impl ChunkHashes {
     /// The blake3 hash of `chunk`.
     fn of(&mut self, chunk: &[u8]) -> [u8; HASH_BYTES] {
         let fast = self.fast.hash_one(chunk);
-        if let Some((bytes, hash)) = self.remembered.get(&fast)
-            && **bytes == *chunk
+        if let Some(remembered) = self.remembered.get(&fast)
+            && *remembered.bytes == *chunk
         {
-            return *hash;
+            return remembered.hash;
         }
         let hash = *blake3::hash(chunk).as_bytes();
         let slot = &mut self.seen_once[fast as usize & (SEEN_ONCE_SLOTS - 1)];
@@ -174,7 +182,9 @@ impl ChunkHashes {
             self.remembered_bytes = 0;
         }
         self.remembered_bytes += chunk.len();
-        self.remembered.insert(fast, (chunk.into(), hash));
+        let bytes = chunk.into();
+        self.remembered
+            .insert(fast, RememberedChunk { bytes, hash });
         hash
     }
 }
@@ -302,6 +312,39 @@ fn length_of(bytes: usize) -> i64 {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_chunk_hash_is_the_chunks_own_hash() {
+        let mut hashes = ChunkHashes::default();
+        let chunks: Vec<Vec<u8>> = (0..40)
+            .map(|index| {
+                format!("chunk {} of a prompt\n", index % 7)
+                    .repeat(30)
+                    .into_bytes()
+            })
+            .collect();
+        // Seen once, twice (remembered) and more: always blake3's hash of the bytes.
+        for chunk in chunks.iter().chain(&chunks) {
+            assert_eq!(hashes.of(chunk), *blake3::hash(chunk).as_bytes());
+        }
+        assert_eq!(hashes.remembered.len(), 7);
+    }
+
+    #[test]
+    fn remembered_chunks_are_forgotten_past_their_bound() {
+        let mut hashes = ChunkHashes::default();
+        let chunk = |index: usize| format!("{index:08} ").repeat(1000).into_bytes();
+        let count = REMEMBERED_CHUNK_BYTES / chunk(0).len() + 10;
+        for index in 0..count {
+            hashes.of(&chunk(index));
+            assert_eq!(
+                hashes.of(&chunk(index)),
+                *blake3::hash(&chunk(index)).as_bytes()
+            );
+            assert!(hashes.remembered_bytes <= REMEMBERED_CHUNK_BYTES);
+        }
+        assert!(hashes.remembered.len() < count);
+    }
 
     #[test]
     fn long_repetitive_text_is_deflated_and_comes_back_whole() {
