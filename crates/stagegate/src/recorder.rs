@@ -3,9 +3,9 @@
 //! text stored once), and staged artifacts go into the run's directory.
 //!
 //! # Group commit
-//! The rows go to a writer task of the recorder's own, which commits everything that arrived
-//! since its last commit in one `BEGIN IMMEDIATE` transaction ([`Store::write_batch`]), in the
-//! order the events were emitted. `emit` queues an event's rows and, for every event the
+//! The rows go to a writer thread of the recorder's own, which commits everything that arrived
+//! since its last commit in one `BEGIN IMMEDIATE` transaction ([`BatchWriter`], on a connection
+//! of its own), in the order the events were emitted. `emit` queues an event's rows and, for every event the
 //! dispatcher may act on (an attempt's outcome, a cache hit, a verdict, a gate…), waits for the
 //! commit that holds them, so nothing depends on an outcome before it is durable. Only the
 //! events that merely announce work in progress ([`returns_once_queued`]) return as soon as
@@ -144,8 +144,9 @@ fn returns_once_queued(event: &Event) -> bool {
 }
 
 impl Recorder {
-    /// Must be called within a tokio runtime: it starts the recorder's writer task, which
-    /// ends when the recorder is dropped, after committing what was queued.
+    /// Must be called within a tokio runtime (a fold of the log runs on it): it starts the
+    /// recorder's writer thread, which ends when the recorder is dropped, after committing
+    /// what was queued; the drop waits for it.
     pub fn new(store: Store, run_id: &str) -> Self {
         let run_dir = store.run_dir(run_id);
         let (writer, jobs) = mpsc::unbounded_channel();
@@ -215,7 +216,7 @@ impl Recorder {
         })
     }
 
-    /// Queues `writes` for the writer task at once; the ticket says which commit holds them.
+    /// Queues `writes` for the writer thread at once; the ticket says which commit holds them.
     fn queue(&mut self, writes: Vec<BatchWrite>) -> Result<Ticket, String> {
         if let Some(message) = self.committed.borrow().failed.clone() {
             return Err(message);

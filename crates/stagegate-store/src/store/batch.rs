@@ -4,9 +4,9 @@
 //! One transaction for everything that arrived since the last commit costs one lock, one WAL
 //! append and one commit instead of one of each per row; the rows become durable together (as
 //! `synchronous = NORMAL` makes them), or, on any error, none of them does. Within the
-//! transaction the rows of each table go in multi-row statements, in the order given: the
-//! driver hands every statement to its worker thread and back, so a statement per row cost
-//! two thread switches per row, most of what a wide stage spent recording. Tables have no
+//! transaction the rows of each table go in statements of up to 32 rows, in the order given,
+//! bound straight into SQLite's prepared statements on the writer's own connection (see
+//! [`BatchWriter`]). Tables have no
 //! order between them inside one transaction; within a table the order is kept (an attempt's
 //! start and its outcome in one batch end as the outcome, events keep their sequence).
 
