@@ -111,6 +111,19 @@ fn lock(run_id: &str, pid: u32) -> LockRecord {
 
 /// Runs `sql` on `database` through a plain connection (creating the file), the way another
 /// program or a newer stagegate would have written it.
+/// A state directory holding the database an older stagegate left, made by running `sql` by
+/// hand: the temporary directory (to keep), the state directory and the database file.
+async fn database_left_by(
+    sql: &str,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let directory = tempfile::tempdir().unwrap();
+    let state_dir = directory.path().join(".stagegate");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let database = state_dir.join("state.db");
+    execute_by_hand(&database, sql).await;
+    (directory, state_dir, database)
+}
+
 async fn execute_by_hand(database: &Path, sql: &str) {
     use sqlx::{ConnectOptions, Connection};
     let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
@@ -1029,10 +1042,6 @@ fn answer(run_id: &str, key: &str, output: &str) -> BatchWrite {
 
 #[tokio::test]
 async fn a_version_9_database_keeps_its_answers_and_cache_entries() {
-    let directory = tempfile::tempdir().unwrap();
-    let state_dir = directory.path().join(".stagegate");
-    std::fs::create_dir_all(&state_dir).unwrap();
-    let database = state_dir.join("state.db");
     // What stagegate with schema version 9 left: answers and cache entries keyed by call key.
     let sql = format!(
         "{}PRAGMA user_version = 9;\n\
@@ -1044,7 +1053,7 @@ async fn a_version_9_database_keeps_its_answers_and_cache_entries() {
          ('k2', 'agent', 'two', 'h2', 'r1', 5, 1000);",
         schema_through(9)
     );
-    execute_by_hand(&database, &sql).await;
+    let (_directory, state_dir, database) = database_left_by(&sql).await;
 
     let store = Store::open(&state_dir).await.unwrap();
     assert_eq!(
@@ -1086,10 +1095,6 @@ async fn a_version_9_database_keeps_its_answers_and_cache_entries() {
 
 #[tokio::test]
 async fn a_version_11_run_keeps_its_settings_apart_from_its_row() {
-    let directory = tempfile::tempdir().unwrap();
-    let state_dir = directory.path().join(".stagegate");
-    std::fs::create_dir_all(&state_dir).unwrap();
-    let database = state_dir.join("state.db");
     // What stagegate with schema version 11 left: the settings in the run's row.
     let sql = format!(
         "{}PRAGMA user_version = 11;\n\
@@ -1098,7 +1103,7 @@ async fn a_version_11_run_keeps_its_settings_apart_from_its_row() {
          '{{\"concurrency\": 3}}', 1, 1);",
         schema_through(11)
     );
-    execute_by_hand(&database, &sql).await;
+    let (_directory, state_dir, database) = database_left_by(&sql).await;
 
     let store = Store::open(&state_dir).await.unwrap();
     let settings = json!({ "concurrency": 3 });
