@@ -974,6 +974,27 @@ async fn cache_entries_skip_expired_ones_except_the_runs_own() {
 }
 
 #[tokio::test]
+async fn a_batch_naming_an_unknown_run_is_refused_whole() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = open(directory.path()).await;
+    store.create_run(&new_run("r1", 1)).await.unwrap();
+    let event = |run_id: &str| BatchWrite::Event {
+        run_id: run_id.to_owned(),
+        kind: "run_started".to_owned(),
+        payload_json: "{}".to_owned(),
+    };
+    // Errors from the writer's own connection read as the pool's do.
+    let error = store
+        .write_batch(&[event("r1"), answer("r1", "k1", "one"), event("nope")])
+        .unwrap_err();
+    assert!(matches!(&error, StoreError::UnknownRun { .. }), "{error}");
+    assert!(store.events("r1").await.unwrap().is_empty());
+    assert!(store.answers("r1").await.unwrap().is_empty());
+    store.write_batch(&[event("r1")]).unwrap();
+    assert_eq!(store.events("r1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn of_cache_entries_for_one_key_in_one_commit_the_last_counts() {
     let directory = tempfile::tempdir().unwrap();
     let store = open(directory.path()).await;
