@@ -225,9 +225,9 @@ impl Object for AgentContext {
         if name == "agent" {
             return Some(self.agent.clone());
         }
-        let shared = self.shared.0.iter();
-        shared
-            .into_iter()
+        self.shared
+            .0
+            .iter()
             .find(|(shared, _)| shared == name)
             .map(|(_, value)| value.clone())
     }
