@@ -19,6 +19,7 @@
 //!
 //! The environment variables are listed in [`environment`].
 
+mod cache;
 mod duration;
 pub mod environment;
 mod error;

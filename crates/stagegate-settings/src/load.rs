@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
+use crate::cache::CachedLoad;
 use crate::environment::apply_environment;
 use crate::error::ConfigError;
 use crate::flags::{apply_flags, apply_temporal_flag};
@@ -70,6 +73,9 @@ pub struct LoadOptions {
     pub concurrency: Option<usize>,
     /// `--temporal ADDR`: run on this Temporal cluster.
     pub temporal: Option<String>,
+    /// Where the last load's result is kept for the next one over the same inputs
+    /// ([`crate::cache`]); `None` parses and validates every time.
+    pub cache_file: Option<PathBuf>,
 }
 
 impl LoadOptions {
@@ -92,12 +98,13 @@ impl LoadOptions {
             environment,
             concurrency: None,
             temporal: None,
+            cache_file: None,
         }
     }
 }
 
 /// The result of loading.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Loaded {
     pub settings: Settings,
     /// Keys that were ignored, for the caller to print (`warning: …`).
@@ -118,6 +125,23 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ConfigError> {
 /// [`load`] over another defaults text, so that tests can show that a broken defaults file is an
 /// error rather than a panic.
 pub(crate) fn load_over(defaults: &str, options: &LoadOptions) -> Result<Loaded, ConfigError> {
+    let sources = read_sources(defaults, options)?;
+    let cached = options
+        .cache_file
+        .as_deref()
+        .and_then(|file| CachedLoad::new(file, &sources, options));
+    if let Some(loaded) = cached.as_ref().and_then(CachedLoad::read) {
+        return Ok(loaded);
+    }
+    let loaded = resolve(sources, options)?;
+    if let Some(cached) = cached {
+        cached.write(&loaded);
+    }
+    Ok(loaded)
+}
+
+/// The files of a load, each read once (and refused if it is not a file or is too large).
+fn read_sources(defaults: &str, options: &LoadOptions) -> Result<Sources, ConfigError> {
     let user_config = match &options.user_config {
         Some(path) => read_config_file(path, false)?,
         None => None,
@@ -126,12 +150,15 @@ pub(crate) fn load_over(defaults: &str, options: &LoadOptions) -> Result<Loaded,
         Some(path) => read_config_file(path, true)?,
         None => read_config_file(&options.repo_root.join(CONFIG_FILE_NAME), false)?,
     };
-    let sources = Sources {
+    Ok(Sources {
         defaults: SourceFile::embedded_defaults(defaults),
         user_config,
         repository,
-    };
+    })
+}
 
+/// Parses, merges and validates `sources` under the environment and flags of `options`.
+fn resolve(sources: Sources, options: &LoadOptions) -> Result<Loaded, ConfigError> {
     let mut raw = RawConfig::default();
     let mut warnings = Vec::new();
     for layer in [Layer::Defaults, Layer::UserConfig, Layer::Repository] {

@@ -5,10 +5,12 @@
 //! number is in range. Consumers never see an `Option` that means "not configured".
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The whole configuration after layering and validation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
     pub defaults: Defaults,
     pub timeouts: Timeouts,
@@ -33,7 +35,7 @@ pub struct Settings {
 }
 
 /// Where a resolved value was set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Origin {
     /// The embedded seed defaults.
     Default,
@@ -49,7 +51,7 @@ pub enum Origin {
 }
 
 /// `[defaults]`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Defaults {
     /// The backend of every agent, reviewer, synthesizer and QA unless overridden.
     pub backend: String,
@@ -72,7 +74,7 @@ pub struct Defaults {
 }
 
 /// `[timeouts]`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timeouts {
     pub default: Duration,
     pub complex_analysis: Duration,
@@ -99,7 +101,7 @@ impl Timeouts {
 
 /// `[cluster]`: a Temporal frontend, the namespace and the task queue stagegate's workers
 /// listen on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSettings {
     /// `host:port` of the frontend (`cluster.temporal`, `STAGEGATE_TEMPORAL_ADDRESS`,
     /// `--temporal`).
@@ -113,7 +115,7 @@ pub struct ClusterSettings {
 
 /// `[cache]`: time to live of a cached answer, per phase (seed: agent outputs 15 min, reviews
 /// 10 min, syntheses 30 min). Zero turns caching off for the phase.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheTtls {
     pub agent: Duration,
     pub review: Duration,
@@ -122,7 +124,7 @@ pub struct CacheTtls {
 }
 
 /// `[adaptive]`: when the seed's adaptive rules change a stage's settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdaptiveRules {
     pub enabled: bool,
     /// Complexity score (0–100) above which a stage runs as "high complexity".
@@ -136,7 +138,7 @@ pub struct AdaptiveRules {
 }
 
 /// What a million tokens cost on a backend, in the currency the user thinks in (USD usually).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Price {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
@@ -151,7 +153,7 @@ impl Price {
 }
 
 /// `timeout_class` of an agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum TimeoutClass {
     #[default]
     Default,
@@ -160,7 +162,7 @@ pub enum TimeoutClass {
 }
 
 /// `[backends.NAME]`, by `kind`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum BackendSettings {
     /// Offline, deterministic analysts written in Rust.
     Builtin,
@@ -217,7 +219,7 @@ pub enum BackendSettings {
 }
 
 /// What the HTTP backends (`openai`, `anthropic`) share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpOptions {
     /// How long an answer may send nothing before the attempt fails as stalled
     /// (`idle_timeout`, 60 s).
@@ -236,7 +238,7 @@ impl Default for HttpOptions {
 }
 
 /// `on_truncation`: what to do with an answer cut at the model's output-token limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum OnTruncation {
     /// Ask the model to go on where it stopped, a few times; still cut after that, the attempt
     /// fails.
@@ -265,7 +267,7 @@ impl OnTruncation {
 }
 
 /// `api` of an `openai` backend: the endpoint it speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum OpenAiApi {
     /// `POST {base_url}/chat/completions`, which every OpenAI-compatible server speaks.
     #[default]
@@ -286,7 +288,7 @@ impl OpenAiApi {
 }
 
 /// `output_format` of a `command` backend: what its stdout holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum OutputFormat {
     /// The answer itself.
     #[default]
@@ -347,7 +349,7 @@ impl BackendSettings {
 }
 
 /// `[stages.ID]`, merged over the built-in definition when the id is a built-in stage.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageSettings {
     pub id: String,
     /// Human name: "Stage A: Planning/Spec".
@@ -378,7 +380,7 @@ pub struct StageSettings {
 }
 
 /// `[agents.ID]`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentSettings {
     pub id: String,
     /// Human role name: "Requirements Analyst".

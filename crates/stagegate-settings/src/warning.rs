@@ -7,10 +7,12 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use crate::source_file::DEFAULTS_NAME;
 
 /// A key that stagegate ignores.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConfigWarning {
     /// The dotted key path: `stages.plan.concurency`.
     pub path: String,
@@ -26,7 +28,7 @@ pub struct ConfigWarning {
 }
 
 /// Why a key is ignored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum WarningReason {
     /// No such key exists in this table.

@@ -122,6 +122,11 @@ impl Session {
 }
 
 /// The working directory, the repository root and the settings (printing their warnings).
+/// The last load's resolved settings, in the state directory (see `stagegate_settings`'s
+/// cache): a command run again over the same configuration reads them back instead of
+/// parsing and validating it again.
+const SETTINGS_CACHE_FILE: &str = "settings-cache.json";
+
 fn load_settings(
     common: &CommonArgs,
     concurrency: Option<usize>,
@@ -132,6 +137,7 @@ fn load_settings(
     options.config_file = common.config.as_ref().map(|file| cwd.join(file));
     options.concurrency = concurrency;
     options.temporal = common.temporal.clone();
+    options.cache_file = Some(repo_root.join(STATE_DIR).join(SETTINGS_CACHE_FILE));
     let loaded = stagegate_settings::load(&options)?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
