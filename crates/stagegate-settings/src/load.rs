@@ -74,7 +74,8 @@ pub struct LoadOptions {
     /// `--temporal ADDR`: run on this Temporal cluster.
     pub temporal: Option<String>,
     /// Where the last load's result is kept for the next one over the same inputs
-    /// ([`crate::cache`]); `None` parses and validates every time.
+    /// (`cache.rs`); `None` parses and validates every time. Its directory is created when a
+    /// load succeeds.
     pub cache_file: Option<PathBuf>,
 }
 

@@ -47,7 +47,7 @@ pub struct Session {
 impl Session {
     /// Loads the configuration (printing its warnings) and opens the store.
     pub async fn open(common: &CommonArgs, concurrency: Option<usize>) -> Result<Self, AppError> {
-        let (cwd, repo_root, settings) = load_settings(common, concurrency)?;
+        let (cwd, repo_root, settings) = load_settings(common, concurrency, KeepSettings::Yes)?;
         let store = Store::open(&repo_root.join(STATE_DIR)).await?;
         remember_for_exit(&store);
         // Whatever a killed stagegate left half done is finished before anything looks.
@@ -74,7 +74,7 @@ impl Session {
         if std::fs::symlink_metadata(&state_dir).is_ok() {
             return Self::open(common, None).await;
         }
-        let (cwd, repo_root, settings) = load_settings(common, None)?;
+        let (cwd, repo_root, settings) = load_settings(common, None, KeepSettings::No)?;
         // Nothing was ever recorded here, so nothing was left half done either.
         let store = Store::open_empty(&state_dir).await?;
         Ok(Session {
@@ -127,9 +127,19 @@ impl Session {
 /// parsing and validating it again.
 const SETTINGS_CACHE_FILE: &str = "settings-cache.json";
 
+/// Whether a load may keep its settings in the state directory, creating it: yes for a
+/// command that opens the store (which creates it anyway), no for one that only reads where
+/// nothing was ever recorded (it creates nothing).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeepSettings {
+    Yes,
+    No,
+}
+
 fn load_settings(
     common: &CommonArgs,
     concurrency: Option<usize>,
+    keep: KeepSettings,
 ) -> Result<(PathBuf, PathBuf, Settings), AppError> {
     let cwd = std::env::current_dir()?;
     let repo_root = find_repo_root(&cwd);
@@ -137,7 +147,8 @@ fn load_settings(
     options.config_file = common.config.as_ref().map(|file| cwd.join(file));
     options.concurrency = concurrency;
     options.temporal = common.temporal.clone();
-    options.cache_file = Some(repo_root.join(STATE_DIR).join(SETTINGS_CACHE_FILE));
+    options.cache_file =
+        (keep == KeepSettings::Yes).then(|| repo_root.join(STATE_DIR).join(SETTINGS_CACHE_FILE));
     let loaded = stagegate_settings::load(&options)?;
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");

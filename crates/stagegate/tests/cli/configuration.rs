@@ -337,3 +337,25 @@ fn a_cluster_address_without_a_port_is_a_usage_error() {
         .expect_code(EXIT_USAGE)
         .stderr_has("not a Temporal address");
 }
+
+#[test]
+fn the_kept_settings_follow_every_edit_of_the_configuration() {
+    let repo = TestRepo::with_approved_spec();
+    repo.write("stagegate.toml", "[defaults]\nconcurency = 2\n");
+    for _ in 0..2 {
+        repo.run(&["status"])
+            .expect_code(EXIT_DONE)
+            .stderr_has("stagegate.toml:2:1: unknown key defaults.concurency");
+    }
+    assert!(repo.exists(".stagegate/settings-cache.json"));
+
+    repo.write("stagegate.toml", "[defaults]\nconcurrency = 2\n");
+    let fixed = repo.run(&["status"]).expect_code(EXIT_DONE);
+    assert!(!fixed.stderr.contains("unknown key"), "{fixed:?}");
+
+    repo.write("stagegate.toml", "[defaults]\nconcurrency = 0\n");
+    repo.run(&["run", "plan", "--no-input"])
+        .expect_code(EXIT_USAGE)
+        .stderr_has("stagegate.toml:2:");
+    assert!(repo.calls().0.is_empty(), "an agent ran");
+}
