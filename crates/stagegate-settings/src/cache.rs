@@ -8,9 +8,10 @@
 //! The entry is keyed by a blake3 hash of everything loading reads: this binary (its path,
 //! size and modification time, so that a rebuilt stagegate never reads what another build
 //! resolved), the embedded defaults, each file's path and text, the `STAGEGATE_*` variables
-//! and the flags. Any change to any of them is a miss, and a miss loads as if there were no
-//! cache. An entry that cannot be read or does not parse is a miss too: the cache can only
-//! make loading faster, never different.
+//! that configure (not `STAGEGATE_NO_PROGRESS` and the like) and the flags. Any change to
+//! any of them is a miss, and a miss loads as if there were no cache. An entry that cannot be
+//! read or does not parse is a miss too: the cache can only make loading faster, never
+//! different.
 //!
 //! Settings that hold a secret's value (a `command` backend's `env` entry named in its
 //! `secret_env`) are never written: secrets do not reach `.stagegate/`.
@@ -18,6 +19,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::environment::ENVIRONMENT_VARIABLES;
 use crate::load::{LoadOptions, Loaded};
 use crate::settings::{BackendSettings, Settings};
 use crate::source_file::{SourceFile, Sources};
@@ -46,9 +48,16 @@ impl CachedLoad {
         ] {
             hasher.source(source);
         }
-        for (name, value) in &options.environment {
+        // Only the variables loading reads: `STAGEGATE_NO_PROGRESS` and the like change
+        // nothing here, and a command run with them should not miss.
+        for name in ENVIRONMENT_VARIABLES {
             hasher.part(name.as_bytes());
-            hasher.part(value.as_bytes());
+            hasher.part(
+                options
+                    .environment
+                    .get(name)
+                    .map_or(b"" as &[u8], |value| value.as_bytes()),
+            );
         }
         hasher.part(format!("{:?}", options.concurrency).as_bytes());
         hasher.part(format!("{:?}", options.temporal).as_bytes());
@@ -222,6 +231,10 @@ mod tests {
         let options = repository.options();
         repository.load(&options);
         repository.doctor_entry(7);
+        let mut unrelated = options.clone();
+        unrelated.environment =
+            BTreeMap::from([("STAGEGATE_NO_PROGRESS".to_owned(), "1".to_owned())]);
+        assert_eq!(repository.concurrency(&unrelated), 7, "a hit");
 
         let mut flagged = options.clone();
         flagged.concurrency = Some(5);
