@@ -172,7 +172,7 @@ async fn runs_round_trip_newest_first() {
     store.create_run(&new_run("r2", 200)).await.unwrap();
     store.create_run(&new_run("r3", 150)).await.unwrap();
 
-    let read = store.run("r1").await.unwrap().unwrap();
+    let read = store.run_with_settings("r1").await.unwrap().unwrap();
     assert_eq!(
         read.settings_json,
         json!({ "concurrency": 3, "timeouts": { "default": "30s" } })
@@ -182,7 +182,10 @@ async fn runs_round_trip_newest_first() {
         ..read
     };
     assert_eq!(without_settings, created);
+    // Reading the run alone leaves them out too.
+    assert_eq!(store.run("r1").await.unwrap().unwrap(), created);
     assert_eq!(store.run("absent").await.unwrap(), None);
+    assert_eq!(store.run_with_settings("absent").await.unwrap(), None);
     let listed = store.runs().await.unwrap();
     let ids: Vec<&str> = listed.iter().map(|run| run.id.as_str()).collect();
     assert_eq!(ids, ["r2", "r3", "r1"]);
@@ -193,7 +196,7 @@ async fn runs_round_trip_newest_first() {
         .update_run("r1", RunState::AwaitingDecision, Some("plan"))
         .await
         .unwrap();
-    let updated = store.run("r1").await.unwrap().unwrap();
+    let updated = store.run_with_settings("r1").await.unwrap().unwrap();
     assert_eq!(updated.state, RunState::AwaitingDecision);
     assert_eq!(updated.current_stage.as_deref(), Some("plan"));
     assert!(updated.updated_at_ms > 100);
@@ -1129,14 +1132,19 @@ async fn a_version_11_run_keeps_its_settings_apart_from_its_row() {
     let store = Store::open(&state_dir).await.unwrap();
     let settings = json!({ "concurrency": 3 });
     assert_eq!(
-        store.run("r1").await.unwrap().unwrap().settings_json,
+        store
+            .run_with_settings("r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .settings_json,
         settings
     );
     store
         .update_run("r1", RunState::AwaitingDecision, Some("plan"))
         .await
         .unwrap();
-    let run = store.run("r1").await.unwrap().unwrap();
+    let run = store.run_with_settings("r1").await.unwrap().unwrap();
     assert_eq!(run.state, RunState::AwaitingDecision);
     assert_eq!(run.settings_json, settings);
     store.close().await;

@@ -20,7 +20,8 @@ macro_rules! select_run {
 
 impl Store {
     /// Creates a run in state [`RunState::Running`], with no current stage yet. The record
-    /// returned leaves out the settings (`settings_json` is `null`); [`Store::run`] reads them.
+    /// returned leaves out the settings (`settings_json` is `null`); [`Store::run_with_settings`]
+    /// reads them.
     /// Settings that are not JSON are refused.
     ///
     /// Create the run before appending its events: events, attempts, gates and decisions refer
@@ -33,7 +34,7 @@ impl Store {
             stages: run.stages.clone(),
             state: RunState::Running,
             current_stage: None,
-            // Not parsed back: `Store::run` reads them, as for a listing.
+            // Not parsed back: `Store::run_with_settings` reads them.
             settings_json: serde_json::Value::Null,
             created_at_ms: run.created_at_ms,
             updated_at_ms: run.created_at_ms,
@@ -105,8 +106,23 @@ impl Store {
             .map_err(|error| self.error(operation, error))
     }
 
-    /// The run `run_id`, if it exists.
+    /// The run `run_id`, if it exists, without its settings (`settings_json` is `null`;
+    /// [`Store::run_with_settings`] reads them): deciding a gate or taking over a lock never
+    /// looks at them, and a 10,000-agent run's are 1.5 MB of JSON to parse.
     pub async fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, feature_dir, stages_json, state, current_stage, 'null' AS settings_json, \
+             created_at_ms, updated_at_ms FROM runs WHERE id = ?",
+        )
+        .bind(run_id)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(|error| self.error("reading a run", error))?;
+        row.map(|row| self.run_from_row(&row)).transpose()
+    }
+
+    /// The run `run_id` with the settings it ran with, if it exists.
+    pub async fn run_with_settings(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         let row = sqlx::query(select_run!(" WHERE id = ?"))
             .bind(run_id)
             .fetch_optional(self.pool())
@@ -116,7 +132,7 @@ impl Store {
     }
 
     /// Every run, newest first (by creation time, then by insertion for equal times), without
-    /// its settings (`settings_json` is `null`; [`Store::run`] reads them): a listing never
+    /// its settings (`settings_json` is `null`; [`Store::run_with_settings`] reads them): a listing never
     /// shows them, and a 10,000-agent run's settings are 1.6 MB of JSON to parse.
     pub async fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let rows = sqlx::query(

@@ -19,6 +19,12 @@ use crate::session::Session;
 
 pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit, AppError> {
     let run = find_run(session, run_id).await?;
+    // The page shows the settings the run ran with, which reading a run leaves out.
+    let run = session
+        .store
+        .run_with_settings(&run.id)
+        .await?
+        .unwrap_or(run);
     let store = &session.store;
     let attempts = store.attempts(&run.id).await?;
     let envelopes = crate::run_log::read(store, &run.id).await?;

@@ -359,3 +359,27 @@ fn the_kept_settings_follow_every_edit_of_the_configuration() {
         .stderr_has("stagegate.toml:2:");
     assert!(repo.calls().0.is_empty(), "an agent ran");
 }
+
+#[test]
+fn the_report_shows_the_settings_its_run_ran_with() {
+    let repo = TestRepo::with_approved_spec().set("stages.plan", "concurrency", "2");
+    let run = repo.run_plan_to_gate();
+    // Changed after the run: the page shows what the run used.
+    repo.write("stagegate.toml", "[defaults]\nconcurrency = 5\n");
+    let page = repo.path("report.html");
+    repo.run(&["report", &run, "--html", &page.display().to_string()])
+        .expect_code(EXIT_DONE);
+    let page = std::fs::read_to_string(page).expect("the report");
+    let settings = page
+        .split_once("<h2>Settings</h2>")
+        .map(|(_, settings)| settings)
+        .expect("a settings section");
+    assert!(
+        settings.contains("&quot;concurrency&quot;: 2"),
+        "{settings}"
+    );
+    assert!(
+        !settings.contains("&quot;concurrency&quot;: 5"),
+        "{settings}"
+    );
+}
