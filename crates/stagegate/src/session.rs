@@ -125,7 +125,7 @@ impl Session {
 /// The last load's resolved settings, in the state directory (see `stagegate_settings`'s
 /// cache): a command run again over the same configuration reads them back instead of
 /// parsing and validating it again.
-const SETTINGS_CACHE_FILE: &str = "settings-cache.json";
+const SETTINGS_CACHE_FILE: &str = "settings-cache.bin";
 
 /// Whether a load may keep its settings in the state directory, creating it: yes for a
 /// command that opens the store (which creates it anyway), no for one that only reads where

@@ -347,7 +347,7 @@ fn the_kept_settings_follow_every_edit_of_the_configuration() {
             .expect_code(EXIT_DONE)
             .stderr_has("stagegate.toml:2:1: unknown key defaults.concurency");
     }
-    assert!(repo.exists(".stagegate/settings-cache.json"));
+    assert!(repo.exists(".stagegate/settings-cache.bin"));
 
     repo.write("stagegate.toml", "[defaults]\nconcurrency = 2\n");
     let fixed = repo.run(&["status"]).expect_code(EXIT_DONE);
