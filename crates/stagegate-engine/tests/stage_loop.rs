@@ -898,13 +898,13 @@ async fn two_of_four_failing_lose_the_quorum_after_one_sequential_pass() {
     assert_eq!(pass, Some(owned(&[AGENTS[1], AGENTS[3]])));
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_sequential_pass_can_rescue_the_quorum() {
-    let harness = Harness::new(
+/// Four agents: the second always fails, the third fails its three parallel attempts and
+/// succeeds in the sequential pass.
+fn one_lost_one_rescued() -> Harness {
+    Harness::new(
         &AGENTS,
         &[
             (AGENTS[1], Behavior::FailAlways { latency: SECOND }),
-            // Fails all three parallel attempts, succeeds in the sequential pass.
             (
                 AGENTS[2],
                 Behavior::FailFirst {
@@ -913,7 +913,12 @@ async fn the_sequential_pass_can_rescue_the_quorum() {
                 },
             ),
         ],
-    );
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_sequential_pass_can_rescue_the_quorum() {
+    let harness = one_lost_one_rescued();
     let (result, events) = harness.run().await;
     let product = result.expect("the sequential pass restores 3 of 4");
     let calls = harness.calls();
@@ -1485,19 +1490,7 @@ async fn freed_slots_are_refilled_while_the_outcomes_are_still_being_stored() {
 
 #[tokio::test(start_paused = true)]
 async fn the_sequential_pass_starts_only_once_the_parallel_outcomes_are_stored() {
-    let harness = Harness::new(
-        &AGENTS,
-        &[
-            (AGENTS[1], Behavior::FailAlways { latency: SECOND }),
-            (
-                AGENTS[2],
-                Behavior::FailFirst {
-                    failures: 3,
-                    latency: SECOND,
-                },
-            ),
-        ],
-    );
+    let harness = one_lost_one_rescued();
     let mut sink = SlowStore::default();
     run_stage(&harness.plan, &harness.context, &mut sink)
         .await
