@@ -6,13 +6,23 @@ use crate::error::{SQLITE_CONSTRAINT_PRIMARYKEY, StoreError, sqlite_code};
 use crate::records::{NewRun, RunRecord, RunState};
 use crate::store::{Store, now_ms};
 
-/// The run columns, followed by the rest of the query (`sqlx::query` wants a `&'static str`).
+/// The run columns, followed by the rest of the query (`sqlx::query` wants a `&'static str`);
+/// `without settings` reads `null` for them instead of the run's settings.
 macro_rules! select_run {
     ($rest:literal) => {
+        select_run!(
+            "(SELECT settings_json FROM run_settings WHERE run_id = id)",
+            $rest
+        )
+    };
+    (without settings $rest:literal) => {
+        select_run!("'null'", $rest)
+    };
+    ($settings:literal, $rest:literal) => {
         concat!(
             "SELECT id, feature_dir, stages_json, state, current_stage, ",
-            "(SELECT settings_json FROM run_settings WHERE run_id = id) AS settings_json, ",
-            "created_at_ms, updated_at_ms FROM runs",
+            $settings,
+            " AS settings_json, created_at_ms, updated_at_ms FROM runs",
             $rest
         )
     };
@@ -20,9 +30,8 @@ macro_rules! select_run {
 
 impl Store {
     /// Creates a run in state [`RunState::Running`], with no current stage yet. The record
-    /// returned leaves out the settings (`settings_json` is `null`); [`Store::run_with_settings`]
-    /// reads them.
-    /// Settings that are not JSON are refused.
+    /// returned leaves out the settings (`settings_json` is `null`);
+    /// [`Store::run_with_settings`] reads them. Settings that are not JSON are refused.
     ///
     /// Create the run before appending its events: events, attempts, gates and decisions refer
     /// to it, and the database refuses records of a run it does not know.
@@ -110,14 +119,11 @@ impl Store {
     /// [`Store::run_with_settings`] reads them): deciding a gate or taking over a lock never
     /// looks at them, and a 10,000-agent run's are 1.5 MB of JSON to parse.
     pub async fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, feature_dir, stages_json, state, current_stage, 'null' AS settings_json, \
-             created_at_ms, updated_at_ms FROM runs WHERE id = ?",
-        )
-        .bind(run_id)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(|error| self.error("reading a run", error))?;
+        let row = sqlx::query(select_run!(without settings " WHERE id = ?"))
+            .bind(run_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|error| self.error("reading a run", error))?;
         row.map(|row| self.run_from_row(&row)).transpose()
     }
 
@@ -132,13 +138,12 @@ impl Store {
     }
 
     /// Every run, newest first (by creation time, then by insertion for equal times), without
-    /// its settings (`settings_json` is `null`; [`Store::run_with_settings`] reads them): a listing never
-    /// shows them, and a 10,000-agent run's settings are 1.6 MB of JSON to parse.
+    /// its settings (`settings_json` is `null`; [`Store::run_with_settings`] reads them): a
+    /// listing never shows them, and a 10,000-agent run's settings are 1.6 MB of JSON to parse.
     pub async fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, feature_dir, stages_json, state, current_stage, 'null' AS settings_json, \
-             created_at_ms, updated_at_ms FROM runs ORDER BY created_at_ms DESC, rowid DESC",
-        )
+        let rows = sqlx::query(select_run!(
+            without settings " ORDER BY created_at_ms DESC, rowid DESC"
+        ))
         .fetch_all(self.pool())
         .await
         .map_err(|error| self.error("listing runs", error))?;
