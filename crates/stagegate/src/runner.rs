@@ -945,12 +945,30 @@ async fn emit<S: EventSink>(sink: &mut S, event: Event) -> Result<(), AppError> 
 }
 
 pub async fn find_run(session: &Session, run_id: &str) -> Result<RunRecord, AppError> {
-    session.store.run(run_id).await?.ok_or_else(|| {
-        AppError::usage(format!(
-            "no run {run_id} in {}\nhint: `stagegate status` lists the runs",
-            session.relative(session.store.state_dir()).display()
-        ))
-    })
+    session
+        .store
+        .run(run_id)
+        .await?
+        .ok_or_else(|| no_such_run(session, run_id))
+}
+
+/// [`find_run`], with the settings the run ran with (for the report, which shows them).
+pub async fn find_run_with_settings(
+    session: &Session,
+    run_id: &str,
+) -> Result<RunRecord, AppError> {
+    session
+        .store
+        .run_with_settings(run_id)
+        .await?
+        .ok_or_else(|| no_such_run(session, run_id))
+}
+
+fn no_such_run(session: &Session, run_id: &str) -> AppError {
+    AppError::usage(format!(
+        "no run {run_id} in {}\nhint: `stagegate status` lists the runs",
+        session.relative(session.store.state_dir()).display()
+    ))
 }
 
 /// `all` → the pipeline; aliases → ids; unknown names → a usage error listing the stages.

@@ -14,17 +14,12 @@ use crate::error::{AppError, Exit};
 use crate::output_style::info_line;
 use crate::render::artifact_view::{self, ArtifactView, Versions};
 use crate::render::{REVIEW_STYLE, diff_html, markdown_html, templates};
-use crate::runner::find_run;
+use crate::runner::find_run_with_settings;
 use crate::session::Session;
 
 pub async fn report(session: &Session, run_id: &str, html: &Path) -> Result<Exit, AppError> {
-    let run = find_run(session, run_id).await?;
-    // The page shows the settings the run ran with, which reading a run leaves out.
-    let run = session
-        .store
-        .run_with_settings(&run.id)
-        .await?
-        .unwrap_or(run);
+    // The page shows the settings the run ran with.
+    let run = find_run_with_settings(session, run_id).await?;
     let store = &session.store;
     let attempts = store.attempts(&run.id).await?;
     let envelopes = crate::run_log::read(store, &run.id).await?;
