@@ -8,11 +8,10 @@
 //! of its own), in the order the events were emitted. `emit` queues an event's rows and, for
 //! every event the dispatcher may act on (an attempt's outcome, a cache hit, a verdict, a
 //! gate…), waits for the commit that holds them, so nothing depends on an outcome before it is
-//! durable. Only the
-//! events that merely announce work in progress ([`returns_once_queued`]) return as soon as
-//! they are queued; a later event's commit holds them too (order is kept, one transaction per
-//! batch), and a failed commit fails every later `emit`, so no row is ever written after one
-//! that was lost.
+//! durable. Only the events that merely announce work in progress ([`returns_once_queued`])
+//! return as soon as they are queued; a later event's commit holds them too (order is kept, one
+//! transaction per batch), and a failed commit fails every later `emit`, so no row is ever
+//! written after one that was lost.
 
 use std::sync::Arc;
 

@@ -121,7 +121,6 @@ impl Session {
     }
 }
 
-/// The working directory, the repository root and the settings (printing their warnings).
 /// The last load's resolved settings, in the state directory (see `stagegate_settings`'s
 /// cache): a command run again over the same configuration reads them back instead of
 /// parsing and validating it again.
@@ -136,6 +135,7 @@ enum KeepSettings {
     No,
 }
 
+/// The working directory, the repository root and the settings (printing their warnings).
 fn load_settings(
     common: &CommonArgs,
     concurrency: Option<usize>,

@@ -6,9 +6,9 @@
 //! `synchronous = NORMAL` makes them), or, on any error, none of them does. Within the
 //! transaction the rows of each table go in statements of up to 32 rows, in the order given,
 //! bound straight into SQLite's prepared statements on the writer's own connection (see
-//! [`BatchWriter`]). Tables have no
-//! order between them inside one transaction; within a table the order is kept (an attempt's
-//! start and its outcome in one batch end as the outcome, events keep their sequence).
+//! [`BatchWriter`]). Tables have no order between them inside one transaction; within a table
+//! the order is kept (an attempt's start and its outcome in one batch end as the outcome,
+//! events keep their sequence).
 
 use std::collections::{HashMap, HashSet};
 
