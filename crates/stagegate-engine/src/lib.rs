@@ -22,6 +22,7 @@ pub mod mock_agent;
 pub mod output_format;
 mod process_group;
 pub mod prompt;
+mod prompt_layout;
 pub mod qa_check;
 pub mod quorum;
 pub mod retry_policy;

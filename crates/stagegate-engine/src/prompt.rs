@@ -31,9 +31,9 @@
 //! agent's budget ([`crate::context_budget`]); the cuts it makes reach the template as
 //! `cuts`, which the partial `_cuts` renders as a note at the top of the material.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Enumerator, Object, Serde};
@@ -44,6 +44,7 @@ use crate::backend::Phase;
 use crate::context_budget::{Cut, fit, human_size};
 use crate::event::AgentFailure;
 use crate::line_comment::LineComment;
+use crate::prompt_layout::{AgentLayout, shows_agent_as_text};
 
 /// Where a repository keeps its own templates, relative to its root.
 pub const TEMPLATE_OVERRIDE_DIR: &str = ".specify/stagegate/templates";
@@ -186,7 +187,15 @@ impl TemplateInputs {
 /// once: converting it for each prompt, and looking names up through a merge of two maps, was
 /// a third of what rendering a wide stage's prompts cost.
 #[derive(Debug, Clone)]
-pub struct SharedContext(Arc<[(String, Value)]>);
+pub struct SharedContext(Arc<SharedParts>);
+
+#[derive(Debug)]
+struct SharedParts {
+    values: Vec<(String, Value)>,
+    /// Each template's layout of the prompts from this context, once probed: none when the
+    /// template uses an agent's values other than as text (see [`crate::prompt_layout`]).
+    layouts: Mutex<HashMap<String, Option<Arc<AgentLayout>>>>,
+}
 
 impl SharedContext {
     /// The context of `context`, but its agent, with `inputs` (converted from
@@ -208,7 +217,33 @@ impl SharedContext {
                 Some((name, value))
             })
             .collect();
-        SharedContext(values)
+        SharedContext(Arc::new(SharedParts {
+            values,
+            layouts: Mutex::default(),
+        }))
+    }
+
+    fn values(&self) -> &[(String, Value)] {
+        &self.0.values
+    }
+
+    /// Template `name`'s layout for this context, probed by `probe` the first time.
+    fn layout(
+        &self,
+        name: &str,
+        probe: impl FnOnce() -> Result<Option<AgentLayout>, PromptError>,
+    ) -> Result<Option<Arc<AgentLayout>>, PromptError> {
+        let mut layouts = self
+            .0
+            .layouts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(layout) = layouts.get(name) {
+            return Ok(layout.clone());
+        }
+        let layout = probe()?.map(Arc::new);
+        layouts.insert(name.to_owned(), layout.clone());
+        Ok(layout)
     }
 }
 
@@ -226,7 +261,7 @@ impl Object for AgentContext {
             return Some(self.agent.clone());
         }
         self.shared
-            .0
+            .values()
             .iter()
             .find(|(shared, _)| shared == name)
             .map(|(_, value)| value.clone())
@@ -234,7 +269,7 @@ impl Object for AgentContext {
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let names = std::iter::once("agent")
-            .chain(self.shared.0.iter().map(|(name, _)| name.as_str()))
+            .chain(self.shared.values().iter().map(|(name, _)| name.as_str()))
             .map(Value::from)
             .collect();
         Enumerator::Values(names)
@@ -412,14 +447,17 @@ impl Prompts {
         agent: &str,
         context: Value,
     ) -> Result<String, PromptError> {
-        let name = self.template_for(phase, agent);
+        self.render_named(&self.template_for(phase, agent), context)
+    }
+
+    fn render_named(&self, name: &str, context: Value) -> Result<String, PromptError> {
         let template = self
             .environment
-            .get_template(&name)
-            .map_err(|error| template_error(&name, &error))?;
+            .get_template(name)
+            .map_err(|error| template_error(name, &error))?;
         template
             .render(context)
-            .map_err(|error| template_error(&name, &error))
+            .map_err(|error| template_error(name, &error))
     }
 
     /// Renders like [`Prompts::render`], with the inputs already converted ([`TemplateInputs`],
@@ -451,11 +489,23 @@ impl Prompts {
         context: &PromptContext<'_>,
         shared: &SharedContext,
     ) -> Result<String, PromptError> {
-        let agent_context = AgentContext {
-            agent: Value::from(Serde(&context.agent)),
-            shared: shared.clone(),
+        let name = self.template_for(phase, agent);
+        let with_agent = |agent: &AgentView<'_>| {
+            Value::from_object(AgentContext {
+                agent: Value::from(Serde(agent)),
+                shared: shared.clone(),
+            })
         };
-        self.render_value(phase, agent, Value::from_object(agent_context))
+        let layout = shared.layout(&name, || {
+            if !shows_agent_as_text(&self.environment, &name) {
+                return Ok(None);
+            }
+            AgentLayout::probe(|agent| self.render_named(&name, with_agent(agent)))
+        })?;
+        match layout {
+            Some(layout) => Ok(layout.fill(&context.agent)),
+            None => self.render_named(&name, with_agent(&context.agent)),
+        }
     }
 
     /// Renders like [`Prompts::render`] after fitting the feature files and agent outputs
@@ -1420,6 +1470,16 @@ mod tests {
                 "Shape the data model",
             ),
             ("custom-analyst", "Custom Analyst", "Count the {{ braces }}"),
+            (
+                "other-analyst",
+                "<Other> & \u{2}a-stagegate- \"analyst\"",
+                "",
+            ),
+            (
+                "completeness-reviewer",
+                "Completeness Reviewer",
+                "Find the gaps\nand list them",
+            ),
         ];
         for (id, role, task) in agents {
             let context = PromptContext {
@@ -1440,6 +1500,46 @@ mod tests {
             assert_eq!(from_shared.text, own, "{id}");
             assert!(own.contains(role) && own.contains(task), "{own}");
             assert!(own.contains("who may export reports"), "{own}");
+        }
+    }
+
+    #[test]
+    fn the_phase_template_of_role_agents_is_laid_out_once_and_filled_in() {
+        let prompts = Prompts::embedded().expect("loads");
+        assert!(shows_agent_as_text(&prompts.environment, "agent"));
+        // A role template that derives a prefix from the agent's id is rendered each time.
+        assert!(!shows_agent_as_text(
+            &prompts.environment,
+            "agents/completeness-reviewer"
+        ));
+    }
+
+    #[test]
+    fn a_template_that_looks_at_its_agent_renders_each_prompt_itself() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join(TEMPLATE_OVERRIDE_DIR);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("agent.md.j2"),
+            "{% if agent.role == 'Security' %}S{% else %}{{ agent.role }}{% endif %}: {{ agent.task }}",
+        )
+        .expect("write");
+        let prompts = Prompts::load(Some(root.path())).expect("loads");
+        let first = context(&[], &[], &[], &[]);
+        let shared = SharedContext::new(&first, &TemplateInputs::new(&[]));
+        for (role, expected) in [("Security", "S: t"), ("Other", "Other: t")] {
+            let context = PromptContext {
+                agent: AgentView {
+                    id: "x",
+                    role,
+                    task: "t",
+                },
+                ..first.clone()
+            };
+            let rendered = prompts
+                .render_within(Phase::Agent, "x", &context, None, None, Some(&shared))
+                .expect("renders");
+            assert_eq!(rendered.text, expected);
         }
     }
 
