@@ -112,7 +112,12 @@ pub fn cache_key(
     artifact: Option<&str>,
     prompt: &str,
 ) -> String {
-    const SCHEMA: &str = "stagegate-cache-v1";
+    // v2: the prompt goes in by its own hash (v1 hashed it after the other parts).
+    const SCHEMA: &str = "stagegate-cache-v2";
+    // Hashed alone, a prompt's 1 KiB chunks are hashed side by side (SIMD); after the other
+    // parts they were hashed one after another, and that was the engine's largest cost per
+    // role agent once the prompts came from a layout.
+    let prompt = blake3::hash(prompt.as_bytes());
     let mut hasher = blake3::Hasher::new();
     for part in [
         SCHEMA,
@@ -120,11 +125,11 @@ pub fn cache_key(
         phase.as_str(),
         agent,
         artifact.unwrap_or(""),
-        prompt,
     ] {
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
+    hasher.update(prompt.as_bytes());
     hasher.finalize().to_hex().to_string()
 }
 
@@ -214,7 +219,7 @@ async fn attempt_once(
     let deadline = (started + call.agent.timeout).min(environment.stage_deadline);
     let request = AgentRequest {
         identity: identity.clone(),
-        prompt: call.prompt.to_string(),
+        prompt: call.prompt.clone(),
         repo_root: environment.repo_root.clone(),
         feature_dir: environment.feature_dir.clone(),
         deadline,

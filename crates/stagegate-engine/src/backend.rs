@@ -166,7 +166,7 @@ pub struct CallIdentity {
 pub struct AgentRequest {
     pub identity: CallIdentity,
     /// The rendered prompt.
-    pub prompt: String,
+    pub prompt: Arc<str>,
     /// The repository root: a program agent's working directory.
     pub repo_root: PathBuf,
     /// The feature directory (`specs/001-name`), for `STAGEGATE_FEATURE_DIR`.

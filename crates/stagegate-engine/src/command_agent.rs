@@ -614,7 +614,7 @@ fn describe_status(status: ExitStatus) -> String {
 /// Writes the prompt and closes stdin, so the program sees end of file. A program that exits
 /// without reading it all makes the write fail with a broken pipe; that is its business, and
 /// its exit status says how it went.
-async fn write_prompt(mut stdin: ChildStdin, prompt: String) {
+async fn write_prompt(mut stdin: ChildStdin, prompt: std::sync::Arc<str>) {
     if stdin.write_all(prompt.as_bytes()).await.is_ok() {
         let _ = stdin.shutdown().await;
     }
@@ -950,7 +950,7 @@ mod tests {
                 attempt: 2,
                 artifact: Some("plan.md".to_owned()),
             },
-            prompt: prompt.to_owned(),
+            prompt: prompt.into(),
             repo_root: repo_root.to_path_buf(),
             feature_dir: repo_root.join("specs/001-demo"),
             deadline: Instant::now() + GENEROUS,

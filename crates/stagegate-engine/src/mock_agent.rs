@@ -138,7 +138,7 @@ mod tests {
                 attempt,
                 artifact: None,
             },
-            prompt: "prompt".to_owned(),
+            prompt: "prompt".into(),
             repo_root: PathBuf::from("/repo"),
             feature_dir: PathBuf::from("/repo/specs/001-demo"),
             deadline: Instant::now() + timeout,

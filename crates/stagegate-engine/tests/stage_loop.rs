@@ -106,7 +106,7 @@ impl Backend for ScriptedBackend {
             log.lock().expect("log lock").push(CallRecord {
                 backend,
                 identity: request.identity.clone(),
-                prompt: request.prompt.clone(),
+                prompt: request.prompt.to_string(),
                 deadline: request.deadline,
                 started,
                 ended: Instant::now(),

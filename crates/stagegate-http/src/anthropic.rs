@@ -68,7 +68,7 @@ impl AnthropicAgent {
             "model": self.transport.model,
             "max_tokens": self.max_tokens,
             "system": system_prompt(request),
-            "messages": [{"role": "user", "content": request.prompt}],
+            "messages": [{"role": "user", "content": &*request.prompt}],
             "stream": true,
         })
     }

@@ -93,7 +93,7 @@ impl OpenAiAgent {
         }
         let mut body = json!({
             "model": self.transport.model,
-            "messages": [{"role": "user", "content": request.prompt}],
+            "messages": [{"role": "user", "content": &*request.prompt}],
             "stream": true,
             "stream_options": {"include_usage": true},
         });

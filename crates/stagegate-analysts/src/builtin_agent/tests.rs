@@ -34,7 +34,7 @@ fn request(stage: &str, phase: Phase, agent: &str, materials: CallMaterials) -> 
             attempt: 1,
             artifact: materials.artifact.clone(),
         },
-        prompt: String::new(),
+        prompt: "".into(),
         repo_root: PathBuf::from("/repo"),
         feature_dir: PathBuf::from("/repo/specs/001-team-photo-albums"),
         deadline: Instant::now() + Duration::from_secs(30),

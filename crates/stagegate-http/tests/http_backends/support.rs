@@ -233,7 +233,7 @@ pub fn request(prompt: &str, timeout: Duration) -> AgentRequest {
             attempt: 1,
             artifact: None,
         },
-        prompt: prompt.to_owned(),
+        prompt: prompt.into(),
         repo_root: PathBuf::from("/repo"),
         feature_dir: PathBuf::from("/repo/specs/001-demo"),
         deadline: Instant::now() + timeout,

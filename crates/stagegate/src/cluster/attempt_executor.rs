@@ -108,7 +108,7 @@ impl AttemptRunner {
         let feature_dir = repo_root.join(&request.origin.feature_key);
         let agent_request = AgentRequest {
             identity: request.identity,
-            prompt: request.prompt,
+            prompt: request.prompt.into(),
             repo_root,
             feature_dir,
             deadline: Instant::now() + Duration::from_millis(request.timeout_ms),

@@ -147,7 +147,7 @@ async fn run_on_cluster(
         origin: route.origin.clone(),
         backend,
         identity: request.identity.clone(),
-        prompt: request.prompt,
+        prompt: request.prompt.to_string(),
         timeout_ms: duration_ms(remaining),
         memory_limit_bytes: request.memory_limit_bytes,
         output_cap_bytes: request.output_cap_bytes,
