@@ -40,6 +40,9 @@ pub(crate) struct Call {
     pub phase: Phase,
     pub artifact: Option<String>,
     pub prompt: Arc<str>,
+    /// Where the agent's own values start and end in `prompt`
+    /// ([`crate::prompt::RenderedPrompt::joints`]).
+    pub prompt_joints: Arc<[usize]>,
     /// The prompt (with `cuts`, `cache_key` and `cached`) is still to be rendered: a role
     /// agent's call is rendered when it is about to start (`StageLoop::prepare`), so a stage
     /// of thousands of agents holds the prompts of the calls in flight, not one per agent.
@@ -90,6 +93,7 @@ pub(crate) fn answer_from_cache(
         confidence: parse_confidence(&output),
         at_ms: now_ms(),
         prompt: call.prompt.clone(),
+        prompt_joints: call.prompt_joints.clone(),
         output: output.clone(),
     };
     let result = CallResult {
@@ -213,6 +217,7 @@ async fn attempt_once(
             backend: backend.name.clone(),
             at_ms: now_ms(),
             prompt: call.prompt.clone(),
+            prompt_joints: call.prompt_joints.clone(),
         },
     );
     let started = Instant::now();

@@ -165,6 +165,10 @@ pub enum Event {
         at_ms: i64,
         #[serde(skip)]
         prompt: Arc<str>,
+        /// Where the agent's own values start and end in `prompt`, when it was filled in from
+        /// a layout ([`crate::prompt::RenderedPrompt::joints`]).
+        #[serde(skip)]
+        prompt_joints: Arc<[usize]>,
     },
     AttemptFinished {
         #[serde(flatten)]
@@ -204,6 +208,9 @@ pub enum Event {
         /// The prompt this call would have sent, kept beside the cached answer.
         #[serde(skip)]
         prompt: Arc<str>,
+        /// As in [`Event::AttemptStarted`].
+        #[serde(skip)]
+        prompt_joints: Arc<[usize]>,
         #[serde(skip)]
         output: Arc<str>,
     },
@@ -565,6 +572,7 @@ mod tests {
             backend: "mock".into(),
             at_ms: 5,
             prompt: Arc::from("a very long prompt"),
+            prompt_joints: Arc::default(),
         };
         let json = serde_json::to_string(&event).expect("serializes");
         assert!(json.contains(r#""event":"attempt_started""#), "{json}");
@@ -636,6 +644,7 @@ mod tests {
                 backend: "mock".into(),
                 at_ms: 6,
                 prompt: Arc::from("the prompt"),
+                prompt_joints: Arc::default(),
             },
             Event::AttemptFinished {
                 identity: identity(Phase::Synthesis, "s", Some("plan.md")),
@@ -668,6 +677,7 @@ mod tests {
                 confidence: None,
                 at_ms: 8,
                 prompt: Arc::from("the prompt"),
+                prompt_joints: Arc::default(),
                 output: Arc::from("the output"),
             },
             Event::RetryScheduled {

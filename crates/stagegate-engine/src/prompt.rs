@@ -362,6 +362,11 @@ impl PromptContext<'_> {
 pub struct RenderedPrompt {
     pub text: String,
     pub cuts: Vec<Cut>,
+    /// Offsets into `text` where the agent's own values start and end, when the prompt was
+    /// filled in from a layout (empty otherwise): the text between them is the same in every
+    /// role agent's prompt of the stage, so a store that cuts texts into shared chunks cuts
+    /// there too.
+    pub joints: Vec<usize>,
 }
 
 impl Prompts {
@@ -488,7 +493,7 @@ impl Prompts {
         agent: &str,
         context: &PromptContext<'_>,
         shared: &SharedContext,
-    ) -> Result<String, PromptError> {
+    ) -> Result<(String, Vec<usize>), PromptError> {
         let name = self.template_for(phase, agent);
         let with_agent = |agent: &AgentView<'_>| {
             Value::from_object(AgentContext {
@@ -504,7 +509,10 @@ impl Prompts {
         })?;
         match layout {
             Some(layout) => Ok(layout.fill(&context.agent)),
-            None => self.render_named(&name, with_agent(&context.agent)),
+            None => Ok((
+                self.render_named(&name, with_agent(&context.agent))?,
+                Vec::new(),
+            )),
         }
     }
 
@@ -526,14 +534,18 @@ impl Prompts {
     ) -> Result<RenderedPrompt, PromptError> {
         let room = budget.map(|budget| budget.saturating_sub(context.uncut_bytes()));
         let Some(room) = room.filter(|room| context.cuttable_bytes() > *room) else {
-            let text = match (shared, prepared) {
+            let (text, joints) = match (shared, prepared) {
                 (Some(shared), _) => self.render_shared(phase, agent, context, shared)?,
-                (None, Some(inputs)) => self.render_prepared(phase, agent, context, inputs)?,
-                (None, None) => self.render(phase, agent, context)?,
+                (None, Some(inputs)) => (
+                    self.render_prepared(phase, agent, context, inputs)?,
+                    Vec::new(),
+                ),
+                (None, None) => (self.render(phase, agent, context)?, Vec::new()),
             };
             return Ok(RenderedPrompt {
                 text,
                 cuts: context.cuts.to_vec(),
+                joints,
             });
         };
         let (kept, new_cuts) = fit(context.inputs, context.outputs, room);
@@ -546,7 +558,11 @@ impl Prompts {
             ..context.clone()
         };
         let text = self.render(phase, agent, &fitted)?;
-        Ok(RenderedPrompt { text, cuts })
+        Ok(RenderedPrompt {
+            text,
+            cuts,
+            joints: Vec::new(),
+        })
     }
 }
 

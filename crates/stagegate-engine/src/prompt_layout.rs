@@ -81,8 +81,9 @@ impl AgentLayout {
         Ok(first_layout.filter(|layout| Some(layout) == second_layout.as_ref()))
     }
 
-    /// `agent`'s prompt.
-    pub(crate) fn fill(&self, agent: &AgentView<'_>) -> String {
+    /// `agent`'s prompt, and the offsets where each of its values starts and ends (see
+    /// [`crate::prompt::RenderedPrompt::joints`]).
+    pub(crate) fn fill(&self, agent: &AgentView<'_>) -> (String, Vec<usize>) {
         let values: usize = self
             .pieces
             .iter()
@@ -92,13 +93,18 @@ impl AgentLayout {
             })
             .sum();
         let mut prompt = String::with_capacity(self.text_bytes + values);
+        let mut joints = Vec::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Text(text) => prompt.push_str(text),
-                Piece::Field(field) => prompt.push_str(field.of(agent)),
+                Piece::Field(field) => {
+                    joints.push(prompt.len());
+                    prompt.push_str(field.of(agent));
+                    joints.push(prompt.len());
+                }
             }
         }
-        prompt
+        (prompt, joints)
     }
 
     /// `rendered` cut at `markers`; none when something looks like a marker but is not one.
@@ -503,7 +509,18 @@ mod tests {
             role: "the {{ Security }} <Analyst>",
             task: "",
         };
-        assert_eq!(layout.fill(&agent), render(&agent).expect("renders"));
+        let (prompt, joints) = layout.fill(&agent);
+        assert_eq!(prompt, render(&agent).expect("renders"));
+        let between: Vec<&str> = joints
+            .windows(2)
+            .map(|pair| &prompt[pair[0]..pair[1]])
+            .collect();
+        assert_eq!(
+            between,
+            [
+                agent.role, ".\n", "", "\n", agent.role, " again: ", agent.id
+            ]
+        );
     }
 
     #[test]

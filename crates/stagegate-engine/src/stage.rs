@@ -43,8 +43,8 @@ use crate::event::{
 };
 use crate::line_comment::LineComment;
 use crate::prompt::{
-    AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, SharedContext,
-    StageView, TemplateInputs,
+    AgentOutputView, AgentView, NamedText, PromptContext, PromptError, Prompts, RenderedPrompt,
+    SharedContext, StageView, TemplateInputs,
 };
 use crate::qa_check::{parse_verdict, structural_problems};
 use crate::quorum::{Quorum, QuorumChange};
@@ -718,6 +718,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             phase: Phase::Agent,
             artifact: None,
             prompt: Arc::from(""),
+            prompt_joints: Arc::default(),
             unrendered: true,
             cuts: Vec::new(),
             materials: self.materials(Phase::Agent, agent, &PhaseInputs::default()),
@@ -735,10 +736,11 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         if !call.unrendered {
             return Ok(());
         }
-        let (prompt, cuts) = self.render_role_agent(call.phase, &call.agent)?;
-        let (cache_key, cached) = self.look_up(call.phase, &call.agent, None, &prompt);
-        call.prompt = Arc::from(prompt);
-        call.cuts = cuts;
+        let rendered = self.render_role_agent(call.phase, &call.agent)?;
+        let (cache_key, cached) = self.look_up(call.phase, &call.agent, None, &rendered.text);
+        call.prompt = Arc::from(rendered.text);
+        call.prompt_joints = Arc::from(rendered.joints);
+        call.cuts = rendered.cuts.iter().map(ToString::to_string).collect();
         call.cache_key = cache_key;
         call.cached = cached;
         call.unrendered = false;
@@ -932,15 +934,16 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         artifact: Option<&str>,
         inputs: &PhaseInputs<'_>,
     ) -> Result<Call, StageError> {
-        let (prompt, cuts) = self.render(phase, agent, inputs)?;
-        let (cache_key, cached) = self.look_up(phase, agent, artifact, &prompt);
+        let rendered = self.render(phase, agent, inputs)?;
+        let (cache_key, cached) = self.look_up(phase, agent, artifact, &rendered.text);
         Ok(Call {
             agent: agent.clone(),
             phase,
             artifact: artifact.map(str::to_owned),
-            prompt: Arc::from(prompt),
+            prompt: Arc::from(rendered.text),
+            prompt_joints: Arc::from(rendered.joints),
             unrendered: false,
-            cuts,
+            cuts: rendered.cuts.iter().map(ToString::to_string).collect(),
             materials: self.materials(phase, agent, inputs),
             cache_key,
             cached,
@@ -1054,7 +1057,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         &self,
         phase: Phase,
         agent: &AgentPlan,
-    ) -> Result<(String, Vec<String>), StageError> {
+    ) -> Result<RenderedPrompt, StageError> {
         self.render_with(phase, agent, &PhaseInputs::default(), phase == Phase::Agent)
     }
 
@@ -1063,7 +1066,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         phase: Phase,
         agent: &AgentPlan,
         inputs: &PhaseInputs<'_>,
-    ) -> Result<(String, Vec<String>), StageError> {
+    ) -> Result<RenderedPrompt, StageError> {
         self.render_with(phase, agent, inputs, false)
     }
 
@@ -1076,7 +1079,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         agent: &AgentPlan,
         inputs: &PhaseInputs<'_>,
         shared_by_role_agents: bool,
-    ) -> Result<(String, Vec<String>), StageError> {
+    ) -> Result<RenderedPrompt, StageError> {
         let plan = self.plan;
         let guidance = self.guidance(phase);
         let context = PromptContext {
@@ -1126,8 +1129,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             Some(&self.template_inputs),
             shared,
         )?;
-        let cuts = rendered.cuts.iter().map(ToString::to_string).collect();
-        Ok((rendered.text, cuts))
+        Ok(rendered)
     }
 }
 

@@ -288,11 +288,12 @@ impl Recorder {
                 backend,
                 at_ms,
                 prompt,
+                prompt_joints,
             } => {
                 writes.push(BatchWrite::Attempt(attempt_record(
                     identity, backend, *at_ms,
                 )));
-                writes.push(attempt_text(identity, TextKind::Prompt, shared(prompt)));
+                writes.push(prompt_text(identity, prompt, prompt_joints));
             }
             Event::AttemptFinished {
                 identity,
@@ -350,6 +351,7 @@ impl Recorder {
                 confidence,
                 at_ms,
                 prompt,
+                prompt_joints,
                 output,
                 ..
             } => {
@@ -367,7 +369,7 @@ impl Recorder {
                     confidence: *confidence,
                     ..attempt_record(identity, backend, *at_ms)
                 }));
-                writes.push(attempt_text(identity, TextKind::Prompt, shared(prompt)));
+                writes.push(prompt_text(identity, prompt, prompt_joints));
                 writes.push(attempt_text(identity, TextKind::Output, shared(output)));
             }
             Event::ArtifactSynthesized {
@@ -563,6 +565,20 @@ fn attempt_record(identity: &CallIdentity, backend: &str, started_at_ms: i64) ->
 
 /// One text of an attempt, as a row of the group commit.
 fn attempt_text(identity: &CallIdentity, kind: TextKind, bytes: Arc<[u8]>) -> BatchWrite {
+    text_with_joints(identity, kind, bytes, Arc::default())
+}
+
+/// An attempt's prompt, cut where its agent's own values start and end.
+fn prompt_text(identity: &CallIdentity, prompt: &Arc<str>, joints: &Arc<[usize]>) -> BatchWrite {
+    text_with_joints(identity, TextKind::Prompt, shared(prompt), joints.clone())
+}
+
+fn text_with_joints(
+    identity: &CallIdentity,
+    kind: TextKind,
+    bytes: Arc<[u8]>,
+    joints: Arc<[usize]>,
+) -> BatchWrite {
     BatchWrite::AttemptText(AttemptText {
         key: AttemptKey {
             run_id: identity.run_id.clone(),
@@ -573,6 +589,7 @@ fn attempt_text(identity: &CallIdentity, kind: TextKind, bytes: Arc<[u8]>) -> Ba
         },
         kind,
         bytes,
+        joints,
     })
 }
 

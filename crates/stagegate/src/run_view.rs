@@ -536,6 +536,7 @@ mod tests {
                 backend: "mock".into(),
                 at_ms: 3,
                 prompt: Arc::default(),
+                prompt_joints: Arc::default(),
             })
             .push(Event::AttemptFinished {
                 identity,
@@ -568,6 +569,7 @@ mod tests {
                 confidence: None,
                 at_ms: 5,
                 prompt: Arc::default(),
+                prompt_joints: Arc::default(),
                 output: Arc::default(),
             })
         }
@@ -732,6 +734,7 @@ mod tests {
                 backend: "mock".into(),
                 at_ms: 9,
                 prompt: Arc::default(),
+                prompt_joints: Arc::default(),
             })
             .view();
         assert!(view.failures().is_empty(), "{:?}", view.failures());

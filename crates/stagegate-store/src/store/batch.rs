@@ -255,9 +255,10 @@ impl Store {
                     body: Some(&text.bytes),
                 }
             } else {
-                let (hashes, new) = chunked(&text.bytes, text.kind, chunk_hashes, |hash| {
-                    !is_committed(hash) && seen.insert(*hash)
-                });
+                let (hashes, new) =
+                    chunked(&text.bytes, &text.joints, text.kind, chunk_hashes, |hash| {
+                        !is_committed(hash) && seen.insert(*hash)
+                    });
                 rows.chunks.extend(new);
                 RowText {
                     length,

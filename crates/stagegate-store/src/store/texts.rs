@@ -66,6 +66,10 @@ pub struct AttemptText {
     pub key: AttemptKey,
     pub kind: TextKind,
     pub bytes: Arc<[u8]>,
+    /// Ascending offsets into `bytes` where a chunk must end (and the next begin): where a role
+    /// agent's prompt has its own values, so that the text between them, the same in every
+    /// agent's prompt, is cut into the same chunks each time. Usually none.
+    pub joints: Arc<[usize]>,
 }
 
 /// A chunk's key: its blake3 hash.
@@ -193,11 +197,14 @@ impl ChunkHashes {
 /// stores), and the chunks for which `is_new` says yes, encoded.
 pub(crate) fn chunked(
     bytes: &[u8],
+    joints: &[usize],
     kind: TextKind,
     known: &mut ChunkHashes,
     mut is_new: impl FnMut(&[u8; HASH_BYTES]) -> bool,
 ) -> (Vec<u8>, Vec<NewChunk>) {
-    let pieces = chunks(bytes, kind.grain());
+    let pieces: Vec<&[u8]> = spans(bytes, joints)
+        .flat_map(|span| chunks(span, kind.grain()))
+        .collect();
     let mut hashes = Vec::with_capacity(pieces.len() * HASH_BYTES);
     let mut new = Vec::new();
     for piece in pieces {
@@ -214,6 +221,23 @@ pub(crate) fn chunked(
         }
     }
     (hashes, new)
+}
+
+/// `bytes` cut at `joints` (ignoring any out of order or past the end), without empty spans.
+fn spans<'a>(bytes: &'a [u8], joints: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
+    let mut start = 0;
+    joints
+        .iter()
+        .copied()
+        .chain(std::iter::once(bytes.len()))
+        .filter_map(move |end| {
+            if end <= start || end > bytes.len() {
+                return None;
+            }
+            let span = &bytes[start..end];
+            start = end;
+            Some(span)
+        })
 }
 
 impl Store {
@@ -390,6 +414,7 @@ mod tests {
             key: key(agent, 1),
             kind,
             bytes: Arc::from(body.as_bytes()),
+            joints: Arc::default(),
         })
     }
 
@@ -438,6 +463,72 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(none, None);
+    }
+
+    #[tokio::test]
+    async fn prompts_cut_at_their_agents_values_store_what_is_between_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(&directory.path().join(".stagegate"))
+            .await
+            .unwrap();
+        let before = "You are the ";
+        let middle = "\n## Rules\n".to_owned() + &"Cite each requirement you rely on. ".repeat(60);
+        let agents: Vec<(String, String)> = (0..20)
+            .map(|agent| (format!("Analyst {agent}"), format!("Check part {agent}.")))
+            .collect();
+        let prompts: Vec<(String, Vec<usize>)> = agents
+            .iter()
+            .map(|(role, task)| {
+                let mut prompt = before.to_owned();
+                let mut joints = vec![prompt.len()];
+                prompt.push_str(role);
+                joints.push(prompt.len());
+                prompt.push_str(&middle);
+                joints.push(prompt.len());
+                prompt.push_str(task);
+                joints.push(prompt.len());
+                (prompt, joints)
+            })
+            .collect();
+        let writes: Vec<crate::BatchWrite> = prompts
+            .iter()
+            .enumerate()
+            .map(|(agent, (prompt, joints))| {
+                crate::BatchWrite::AttemptText(AttemptText {
+                    key: key(&format!("a{agent}"), 1),
+                    kind: TextKind::Prompt,
+                    bytes: Arc::from(prompt.as_bytes()),
+                    joints: Arc::from(joints.as_slice()),
+                })
+            })
+            .collect();
+        store.write_batch(&writes).unwrap();
+        let stored: i64 = sqlx::query_scalar("SELECT sum(length) FROM text_chunks")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let values: usize = agents
+            .iter()
+            .map(|(role, task)| role.len() + task.len())
+            .sum();
+        assert_eq!(
+            usize::try_from(stored).unwrap(),
+            before.len() + middle.len() + values,
+            "the text between the values is stored once"
+        );
+        for (agent, (prompt, _)) in prompts.iter().enumerate() {
+            let read = store
+                .attempt_text(&key(&format!("a{agent}"), 1), TextKind::Prompt)
+                .await
+                .unwrap();
+            assert_eq!(read.as_deref(), Some(prompt.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn joints_out_of_order_or_past_the_end_are_ignored() {
+        let spans: Vec<&[u8]> = spans(b"abcdef", &[0, 2, 2, 1, 4, 99]).collect();
+        assert_eq!(spans, [&b"ab"[..], b"cd", b"ef"]);
     }
 
     #[tokio::test]

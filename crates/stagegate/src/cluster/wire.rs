@@ -222,6 +222,7 @@ mod tests {
             backend: "builtin".into(),
             at_ms: 1,
             prompt: Arc::from("the prompt"),
+            prompt_joints: Arc::default(),
         };
         let json = serde_json::to_string(&WireEvent::from_event(&event)).expect("encodes");
         let back: WireEvent = serde_json::from_str(&json).expect("decodes");

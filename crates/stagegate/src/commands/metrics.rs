@@ -1007,6 +1007,7 @@ mod tests {
             backend: "mock".into(),
             at_ms: 0,
             prompt: Arc::default(),
+            prompt_joints: Arc::default(),
         }
     }
 

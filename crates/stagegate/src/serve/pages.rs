@@ -673,6 +673,7 @@ mod tests {
             backend: "mock".into(),
             at_ms: 1,
             prompt: std::sync::Arc::default(),
+            prompt_joints: std::sync::Arc::default(),
         };
         assert_eq!(event_subject(&started), "plan agent solution-architect");
         let fallback = Event::FallbackStarted {
