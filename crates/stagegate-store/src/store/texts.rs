@@ -146,7 +146,22 @@ pub(crate) struct ChunkHashes {
     remembered_bytes: usize,
     /// The fast hash of the last chunk seen in each slot.
     seen_once: Vec<u64>,
+    /// The spans between joints lately cut, by fast hash: every role agent's prompt of a stage
+    /// holds the same ones, and cutting them again was a seventh of the writer's time at
+    /// 10,000 agents.
+    spans: HashMap<u64, RememberedSpan, foldhash::fast::RandomState>,
+    span_bytes: usize,
 }
+
+/// A span's bytes (compared on a match) and its chunks, each as its length and hash.
+struct RememberedSpan {
+    bytes: Box<[u8]>,
+    chunks: Vec<(usize, [u8; HASH_BYTES])>,
+}
+
+/// Spans between joints shorter than this are cut each time: an agent's own values, which no
+/// other prompt shares.
+const REMEMBER_SPANS_FROM_BYTES: usize = 256;
 
 /// A chunk's bytes (compared on a match, so that two chunks with one fast hash are never
 /// confused) and its blake3 hash.
@@ -162,6 +177,8 @@ impl Default for ChunkHashes {
             remembered: HashMap::default(),
             remembered_bytes: 0,
             seen_once: vec![0; SEEN_ONCE_SLOTS],
+            spans: HashMap::default(),
+            span_bytes: 0,
         }
     }
 }
@@ -191,6 +208,39 @@ impl ChunkHashes {
             .insert(fast, RememberedChunk { bytes, hash });
         hash
     }
+
+    /// The chunks of `span`, a span between joints, each as its length and hash: remembered
+    /// from the last span of the same bytes, or cut and hashed.
+    fn span_chunks(&mut self, span: &[u8], grain: Grain) -> Vec<(usize, [u8; HASH_BYTES])> {
+        if span.len() < REMEMBER_SPANS_FROM_BYTES {
+            return self.cut(span, grain);
+        }
+        let fast = self.fast.hash_one(span);
+        if let Some(remembered) = self.spans.get(&fast)
+            && *remembered.bytes == *span
+        {
+            return remembered.chunks.clone();
+        }
+        let chunks = self.cut(span, grain);
+        if self.span_bytes + span.len() > REMEMBERED_CHUNK_BYTES {
+            self.spans.clear();
+            self.span_bytes = 0;
+        }
+        self.span_bytes += span.len();
+        let remembered = RememberedSpan {
+            bytes: span.into(),
+            chunks: chunks.clone(),
+        };
+        self.spans.insert(fast, remembered);
+        chunks
+    }
+
+    fn cut(&mut self, bytes: &[u8], grain: Grain) -> Vec<(usize, [u8; HASH_BYTES])> {
+        chunks(bytes, grain)
+            .into_iter()
+            .map(|chunk| (chunk.len(), self.of(chunk)))
+            .collect()
+    }
 }
 
 /// Cuts `bytes` into chunks: returns the chunks' hashes, concatenated (what `attempt_texts`
@@ -202,22 +252,28 @@ pub(crate) fn chunked(
     known: &mut ChunkHashes,
     mut is_new: impl FnMut(&[u8; HASH_BYTES]) -> bool,
 ) -> (Vec<u8>, Vec<NewChunk>) {
-    let pieces: Vec<&[u8]> = spans(bytes, joints)
-        .flat_map(|span| chunks(span, kind.grain()))
-        .collect();
-    let mut hashes = Vec::with_capacity(pieces.len() * HASH_BYTES);
+    let mut hashes = Vec::new();
     let mut new = Vec::new();
-    for piece in pieces {
-        let hash = known.of(piece);
-        hashes.extend_from_slice(&hash);
-        if is_new(&hash) {
-            let (codec, body) = encode(piece);
-            new.push(NewChunk {
-                hash,
-                codec,
-                length: length_of(piece.len()),
-                body,
-            });
+    for span in spans(bytes, joints) {
+        let span_chunks = if joints.is_empty() {
+            known.cut(span, kind.grain())
+        } else {
+            known.span_chunks(span, kind.grain())
+        };
+        let mut start = 0;
+        for (length, hash) in span_chunks {
+            let piece = &span[start..start + length];
+            start += length;
+            hashes.extend_from_slice(&hash);
+            if is_new(&hash) {
+                let (codec, body) = encode(piece);
+                new.push(NewChunk {
+                    hash,
+                    codec,
+                    length: length_of(piece.len()),
+                    body,
+                });
+            }
         }
     }
     (hashes, new)
@@ -523,6 +579,22 @@ mod tests {
                 .unwrap();
             assert_eq!(read.as_deref(), Some(prompt.as_bytes()));
         }
+    }
+
+    #[test]
+    fn a_span_remembered_gives_the_chunks_cutting_it_gives() {
+        let mut known = ChunkHashes::default();
+        let span: String = (0..1000u64)
+            .map(|line| format!("- FR-{line:04}: keep record {}.\n", line * line % 997))
+            .collect();
+        let cut = known.cut(span.as_bytes(), Grain::FINE);
+        assert!(cut.len() > 1, "{}", cut.len());
+        for _ in 0..3 {
+            assert_eq!(known.span_chunks(span.as_bytes(), Grain::FINE), cut);
+        }
+        let mut other = span.clone().into_bytes();
+        other[10] = b'X';
+        assert_ne!(known.span_chunks(&other, Grain::FINE), cut);
     }
 
     #[test]
