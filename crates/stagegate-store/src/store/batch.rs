@@ -21,7 +21,7 @@ use crate::error::native_error;
 use crate::records::{AttemptRecord, CacheEntry, GateRecord, GateState};
 use crate::store::attempts::UPDATE_ATTEMPT_ON_CONFLICT;
 use crate::store::gates::OPEN_GATE;
-use crate::store::texts::{ChunkHashes, NewChunk, chunked, stored_inline};
+use crate::store::texts::{ChunkHashes, NewChunk, chunked, split_own_head, stored_inline};
 use crate::store::{
     AttemptText, BUSY_TIMEOUT, PAGE_CACHE, Store, TextKind, WAL_CHECKPOINT_PAGES, now_ms,
 };
@@ -255,15 +255,16 @@ impl Store {
                     body: Some(&text.bytes),
                 }
             } else {
-                let (hashes, new) =
-                    chunked(&text.bytes, &text.joints, text.kind, chunk_hashes, |hash| {
-                        !is_committed(hash) && seen.insert(*hash)
-                    });
+                // A row's body, when it has chunks too, is the text's beginning (see `texts`).
+                let (head, rest, joints) = split_own_head(&text.bytes, &text.joints);
+                let (hashes, new) = chunked(rest, &joints, text.kind, chunk_hashes, |hash| {
+                    !is_committed(hash) && seen.insert(*hash)
+                });
                 rows.chunks.extend(new);
                 RowText {
                     length,
                     chunks: hashes,
-                    body: None,
+                    body: (!head.is_empty()).then_some(head),
                 }
             };
             rows.push_text(text, stored);

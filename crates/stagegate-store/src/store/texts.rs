@@ -279,6 +279,39 @@ pub(crate) fn chunked(
     (hashes, new)
 }
 
+/// A text's own head, the rest and the rest's joints. The head is what comes before the first
+/// span between joints long enough to be shared ([`REMEMBER_SPANS_FROM_BYTES`]), when that is
+/// short enough to keep in the attempt's row ([`INLINE_BELOW_BYTES`]); without joints there is
+/// none. A role agent's prompt begins with the line that names its role: kept in the row, as
+/// the beginning of the text (readers put a row's body before its chunks), it needs no chunk
+/// row and hash-index entry of its own.
+pub(crate) fn split_own_head<'a>(
+    bytes: &'a [u8],
+    joints: &[usize],
+) -> (&'a [u8], &'a [u8], Vec<usize>) {
+    let mut start = 0;
+    let mut head = 0;
+    for end in joints.iter().copied().chain(std::iter::once(bytes.len())) {
+        if end <= start || end > bytes.len() {
+            continue;
+        }
+        if end - start >= REMEMBER_SPANS_FROM_BYTES {
+            head = start;
+            break;
+        }
+        start = end;
+    }
+    if joints.is_empty() || head >= INLINE_BELOW_BYTES {
+        head = 0;
+    }
+    let rest_joints = joints
+        .iter()
+        .filter(|joint| **joint > head)
+        .map(|joint| joint - head)
+        .collect();
+    (&bytes[..head], &bytes[head..], rest_joints)
+}
+
 /// `bytes` cut at `joints` (ignoring any out of order or past the end), without empty spans.
 fn spans<'a>(bytes: &'a [u8], joints: &'a [usize]) -> impl Iterator<Item = &'a [u8]> {
     let mut start = 0;
@@ -563,15 +596,10 @@ mod tests {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        let values: usize = agents
-            .iter()
-            .map(|(role, task)| role.len() + task.len())
-            .sum();
-        assert_eq!(
-            usize::try_from(stored).unwrap(),
-            before.len() + middle.len() + values,
-            "the text between the values is stored once"
-        );
+        // The text between the values is stored once; each prompt's head (its first line, to
+        // the role) is kept in its row.
+        let tasks: usize = agents.iter().map(|(_, task)| task.len()).sum();
+        assert_eq!(usize::try_from(stored).unwrap(), middle.len() + tasks);
         for (agent, (prompt, _)) in prompts.iter().enumerate() {
             let read = store
                 .attempt_text(&key(&format!("a{agent}"), 1), TextKind::Prompt)
@@ -595,6 +623,25 @@ mod tests {
         let mut other = span.clone().into_bytes();
         other[10] = b'X';
         assert_ne!(known.span_chunks(&other, Grain::FINE), cut);
+    }
+
+    #[test]
+    fn a_text_with_joints_keeps_its_short_own_head_in_its_row() {
+        let shared = "s".repeat(300);
+        let text = format!("You are the Analyst 7{shared}Check part 7{shared}");
+        let joints = [12, 21, 321, 333];
+        let (head, rest, rest_joints) = split_own_head(text.as_bytes(), &joints);
+        assert_eq!(head, b"You are the Analyst 7");
+        assert_eq!(rest, &text.as_bytes()[21..]);
+        assert_eq!(rest_joints, [300, 312]);
+        // No joints, or no shared span within the row's limit: no head.
+        assert!(split_own_head(text.as_bytes(), &[]).0.is_empty());
+        let long_head = format!("{}{shared}", "h".repeat(600));
+        assert!(
+            split_own_head(long_head.as_bytes(), &[300, 600])
+                .0
+                .is_empty()
+        );
     }
 
     #[test]
