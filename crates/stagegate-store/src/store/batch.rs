@@ -291,12 +291,15 @@ fn open_writer(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection>
     Ok(connection)
 }
 
-/// The statements the writer keeps prepared: at most 15 distinct ones, with room to spare.
+/// The statements the writer keeps prepared: at most 20 distinct ones, with room to spare.
 const PREPARED_STATEMENTS: usize = 32;
 
-/// Rows per multi-row statement. One statement for many rows runs SQLite's program for them
-/// once (its cursors opened, its table locked and checked once).
-const ROWS_PER_STATEMENT: usize = 32;
+/// Rows per multi-row statement, largest first. One statement for many rows runs SQLite's
+/// program for them once (its cursors opened, its table locked and checked once), and copies
+/// each page it changes into its statement journal once (a multi-row insert into a STRICT
+/// table may stop half-way): 128 rows took 3 % less of a 10,000-agent stage than 32, and 512
+/// no less. The smaller shape keeps a small group commit from going row by row.
+const ROWS_PER_STATEMENT: [usize; 2] = [128, 16];
 
 /// The rows of `rows`, table by table.
 fn insert_rows(connection: &rusqlite::Connection, rows: &ByTable<'_>) -> rusqlite::Result<()> {
@@ -398,8 +401,8 @@ fn insert_rows(connection: &rusqlite::Connection, rows: &ByTable<'_>) -> rusqlit
 }
 
 /// Inserts `rows` with the statement `head` (up to `VALUES `), one `(?, …)` of `N` values per
-/// row and `tail`: [`ROWS_PER_STATEMENT`] rows per statement, the rest one by one (two shapes
-/// of statement per table, both kept prepared).
+/// row and `tail`: as many rows per statement as [`ROWS_PER_STATEMENT`] allows, the rest one
+/// by one (three shapes of statement per table, all kept prepared).
 fn insert_all<T, const N: usize>(
     connection: &rusqlite::Connection,
     head: &str,
@@ -407,20 +410,22 @@ fn insert_all<T, const N: usize>(
     rows: &[T],
     values: impl for<'r> Fn(&'r T) -> [&'r dyn ToSql; N],
 ) -> rusqlite::Result<()> {
-    let mut groups = rows.chunks_exact(ROWS_PER_STATEMENT);
-    if groups.len() > 0 {
-        let mut insert =
-            connection.prepare_cached(&statement(head, N, ROWS_PER_STATEMENT, tail))?;
-        for group in &mut groups {
-            for (row_index, row) in group.iter().enumerate() {
-                for (column, value) in values(row).into_iter().enumerate() {
-                    insert.raw_bind_parameter(row_index * N + column + 1, value)?;
+    let mut rest = rows;
+    for size in ROWS_PER_STATEMENT {
+        let mut groups = rest.chunks_exact(size);
+        if groups.len() > 0 {
+            let mut insert = connection.prepare_cached(&statement(head, N, size, tail))?;
+            for group in &mut groups {
+                for (row_index, row) in group.iter().enumerate() {
+                    for (column, value) in values(row).into_iter().enumerate() {
+                        insert.raw_bind_parameter(row_index * N + column + 1, value)?;
+                    }
                 }
+                insert.raw_execute()?;
             }
-            insert.raw_execute()?;
         }
+        rest = groups.remainder();
     }
-    let rest = groups.remainder();
     if !rest.is_empty() {
         let mut insert = connection.prepare_cached(&statement(head, N, 1, tail))?;
         for row in rest {
