@@ -114,14 +114,10 @@ pub fn cache_key(
     phase: Phase,
     agent: &str,
     artifact: Option<&str>,
-    prompt: &str,
+    prompt_digest: &[u8; 32],
 ) -> String {
-    // v2: the prompt goes in by its own hash (v1 hashed it after the other parts).
+    // v2: the prompt goes in by its digest (v1 hashed its text after the other parts).
     const SCHEMA: &str = "stagegate-cache-v2";
-    // Hashed alone, a prompt's 1 KiB chunks are hashed side by side (SIMD); after the other
-    // parts they were hashed one after another, and that was the engine's largest cost per
-    // role agent once the prompts came from a layout.
-    let prompt = blake3::hash(prompt.as_bytes());
     let mut hasher = blake3::Hasher::new();
     for part in [
         SCHEMA,
@@ -133,8 +129,16 @@ pub fn cache_key(
         hasher.update(&(part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
     }
-    hasher.update(prompt.as_bytes());
+    hasher.update(prompt_digest);
     hasher.finalize().to_hex().to_string()
+}
+
+/// What stands for a rendered prompt in its cache key: its blake3 hash. Hashed alone, a
+/// prompt's 1 KiB chunks are hashed side by side (SIMD); after the key's other parts they were
+/// hashed one after another. A prompt filled in from a layout has a digest of its own
+/// ([`crate::prompt::RenderedPrompt::digest`]), which costs no pass over its text.
+pub fn prompt_digest(prompt: &str) -> [u8; 32] {
+    *blake3::hash(prompt.as_bytes()).as_bytes()
 }
 
 /// Runs `call` to its end, sending its events to `events`.

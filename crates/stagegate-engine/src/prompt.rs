@@ -367,6 +367,21 @@ pub struct RenderedPrompt {
     /// role agent's prompt of the stage, so a store that cuts texts into shared chunks cuts
     /// there too.
     pub joints: Vec<usize>,
+    /// What stands for `text` in the call's cache key when the prompt was filled in from a
+    /// layout (`None`: a hash of `text`, [`crate::agent_call::prompt_digest`]).
+    pub digest: Option<[u8; 32]>,
+}
+
+impl RenderedPrompt {
+    /// A prompt rendered whole, not filled in from a layout.
+    fn whole(text: String, cuts: Vec<Cut>) -> Self {
+        RenderedPrompt {
+            text,
+            cuts,
+            joints: Vec::new(),
+            digest: None,
+        }
+    }
 }
 
 impl Prompts {
@@ -493,7 +508,7 @@ impl Prompts {
         agent: &str,
         context: &PromptContext<'_>,
         shared: &SharedContext,
-    ) -> Result<(String, Vec<usize>), PromptError> {
+    ) -> Result<RenderedPrompt, PromptError> {
         let name = self.template_for(phase, agent);
         let with_agent = |agent: &AgentView<'_>| {
             Value::from_object(AgentContext {
@@ -507,13 +522,18 @@ impl Prompts {
             }
             AgentLayout::probe(|agent| self.render_named(&name, with_agent(agent)))
         })?;
-        match layout {
-            Some(layout) => Ok(layout.fill(&context.agent)),
-            None => Ok((
-                self.render_named(&name, with_agent(&context.agent))?,
-                Vec::new(),
-            )),
-        }
+        let cuts = context.cuts.to_vec();
+        let Some(layout) = layout else {
+            let text = self.render_named(&name, with_agent(&context.agent))?;
+            return Ok(RenderedPrompt::whole(text, cuts));
+        };
+        let (text, joints) = layout.fill(&context.agent);
+        Ok(RenderedPrompt {
+            text,
+            cuts,
+            joints,
+            digest: Some(layout.digest(&context.agent)),
+        })
     }
 
     /// Renders like [`Prompts::render`] after fitting the feature files and agent outputs
@@ -534,19 +554,18 @@ impl Prompts {
     ) -> Result<RenderedPrompt, PromptError> {
         let room = budget.map(|budget| budget.saturating_sub(context.uncut_bytes()));
         let Some(room) = room.filter(|room| context.cuttable_bytes() > *room) else {
-            let (text, joints) = match (shared, prepared) {
-                (Some(shared), _) => self.render_shared(phase, agent, context, shared)?,
-                (None, Some(inputs)) => (
+            let cuts = context.cuts.to_vec();
+            return match (shared, prepared) {
+                (Some(shared), _) => self.render_shared(phase, agent, context, shared),
+                (None, Some(inputs)) => Ok(RenderedPrompt::whole(
                     self.render_prepared(phase, agent, context, inputs)?,
-                    Vec::new(),
-                ),
-                (None, None) => (self.render(phase, agent, context)?, Vec::new()),
+                    cuts,
+                )),
+                (None, None) => Ok(RenderedPrompt::whole(
+                    self.render(phase, agent, context)?,
+                    cuts,
+                )),
             };
-            return Ok(RenderedPrompt {
-                text,
-                cuts: context.cuts.to_vec(),
-                joints,
-            });
         };
         let (kept, new_cuts) = fit(context.inputs, context.outputs, room);
         let mut cuts = context.cuts.to_vec();
@@ -558,11 +577,7 @@ impl Prompts {
             ..context.clone()
         };
         let text = self.render(phase, agent, &fitted)?;
-        Ok(RenderedPrompt {
-            text,
-            cuts,
-            joints: Vec::new(),
-        })
+        Ok(RenderedPrompt::whole(text, cuts))
     }
 }
 

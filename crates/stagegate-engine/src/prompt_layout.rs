@@ -61,6 +61,8 @@ enum Piece {
 pub(crate) struct AgentLayout {
     pieces: Vec<Piece>,
     text_bytes: usize,
+    /// The key of its prompts' digests: a hash of the pieces ([`AgentLayout::digest`]).
+    key: [u8; 32],
 }
 
 impl AgentLayout {
@@ -79,6 +81,22 @@ impl AgentLayout {
         let first_layout = Self::cut(&render(&first.view())?, &first);
         let second_layout = Self::cut(&render(&second.view())?, &second);
         Ok(first_layout.filter(|layout| Some(layout) == second_layout.as_ref()))
+    }
+
+    /// What stands for `agent`'s prompt in its cache key, in place of a hash of the whole
+    /// text: the values, hashed with a key that is the hash of the layout's pieces. The prompt
+    /// is a function of the two, so a digest never stands for two prompts; the same prompt
+    /// rendered without a layout has another (a key of another kind), and is only not found.
+    pub(crate) fn digest(&self, agent: &AgentView<'_>) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        for piece in &self.pieces {
+            if let Piece::Field(field) = piece {
+                let value = field.of(agent);
+                hasher.update(&(value.len() as u64).to_le_bytes());
+                hasher.update(value.as_bytes());
+            }
+        }
+        *hasher.finalize().as_bytes()
     }
 
     /// `agent`'s prompt, and the offsets where each of its values starts and ends (see
@@ -128,8 +146,34 @@ impl AgentLayout {
             pieces.push(Piece::Text(rest.to_owned()));
             text_bytes += rest.len();
         }
-        Some(AgentLayout { pieces, text_bytes })
+        let key = layout_key(&pieces);
+        Some(AgentLayout {
+            pieces,
+            text_bytes,
+            key,
+        })
     }
+}
+
+/// A hash of `pieces`, each told apart from the next (texts by their length, places by their
+/// field).
+fn layout_key(pieces: &[Piece]) -> [u8; 32] {
+    let mut hasher =
+        blake3::Hasher::new_derive_key("stagegate 2026-12-03 role agent prompt layout");
+    for piece in pieces {
+        match piece {
+            Piece::Text(text) => {
+                hasher.update(b"t");
+                hasher.update(&(text.len() as u64).to_le_bytes());
+                hasher.update(text.as_bytes());
+            }
+            Piece::Field(field) => {
+                hasher.update(b"f");
+                hasher.update(field.name().as_bytes());
+            }
+        }
+    }
+    *hasher.finalize().as_bytes()
 }
 
 /// Marker values standing in for an agent's own.
@@ -521,6 +565,32 @@ mod tests {
                 agent.role, ".\n", "", "\n", agent.role, " again: ", agent.id
             ]
         );
+    }
+
+    #[test]
+    fn a_layouts_digest_tells_every_set_of_values_apart() {
+        let render =
+            |agent: &AgentView<'_>| Ok(format!("{}|{}|{}", agent.id, agent.role, agent.task));
+        let layout = AgentLayout::probe(render)
+            .expect("renders")
+            .expect("shows the values as text");
+        let agent = |id, role, task| AgentView { id, role, task };
+        let digest = layout.digest(&agent("a1", "ab", "c"));
+        assert_eq!(digest, layout.digest(&agent("a1", "ab", "c")));
+        for other in [
+            agent("a2", "ab", "c"),
+            agent("a1", "a", "bc"),
+            agent("a1", "ab", ""),
+        ] {
+            assert_ne!(digest, layout.digest(&other));
+        }
+        // Another layout with the same values: another digest.
+        let other_render =
+            |agent: &AgentView<'_>| Ok(format!("{}/{}/{}", agent.id, agent.role, agent.task));
+        let other = AgentLayout::probe(other_render)
+            .expect("renders")
+            .expect("a layout");
+        assert_ne!(digest, other.digest(&agent("a1", "ab", "c")));
     }
 
     #[test]

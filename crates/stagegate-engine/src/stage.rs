@@ -35,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::adaptive::{Adjustment, LiveRules, humanize};
 use crate::agent_call::{
-    Call, CallEnvironment, CallResult, answer_from_cache, cache_key, millis, run_call,
+    Call, CallEnvironment, CallResult, answer_from_cache, cache_key, millis, prompt_digest,
+    run_call,
 };
 use crate::backend::{CallMaterials, Failure, Phase, TruncationHandling};
 use crate::event::{
@@ -737,7 +738,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             return Ok(());
         }
         let rendered = self.render_role_agent(call.phase, &call.agent)?;
-        let (cache_key, cached) = self.look_up(call.phase, &call.agent, None, &rendered.text);
+        let (cache_key, cached) = self.look_up(call.phase, &call.agent, None, &rendered);
         call.prompt = Arc::from(rendered.text);
         call.prompt_joints = Arc::from(rendered.joints);
         call.cuts = rendered.cuts.iter().map(ToString::to_string).collect();
@@ -935,7 +936,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         inputs: &PhaseInputs<'_>,
     ) -> Result<Call, StageError> {
         let rendered = self.render(phase, agent, inputs)?;
-        let (cache_key, cached) = self.look_up(phase, agent, artifact, &rendered.text);
+        let (cache_key, cached) = self.look_up(phase, agent, artifact, &rendered);
         Ok(Call {
             agent: agent.clone(),
             phase,
@@ -978,18 +979,19 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         phase: Phase,
         agent: &AgentPlan,
         artifact: Option<&str>,
-        prompt: &str,
+        prompt: &RenderedPrompt,
     ) -> (String, Option<Arc<str>>) {
         // Without a memo nobody caches: skip hashing every prompt.
         let Some(memo) = self.memo else {
             return (String::new(), None);
         };
+        let digest = prompt.digest.unwrap_or_else(|| prompt_digest(&prompt.text));
         let key = cache_key(
             &agent.backend.backend.fingerprint(),
             phase,
             &agent.id,
             artifact,
-            prompt,
+            &digest,
         );
         let cached = memo.lookup(&key);
         (key, cached)
