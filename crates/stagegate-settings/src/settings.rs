@@ -31,6 +31,8 @@ pub struct Settings {
     /// `[cluster]`: the Temporal cluster runs go to; `None` runs them in this process.
     pub cluster: Option<ClusterSettings>,
     /// Where each value came from, for `stagegate status` and errors: `(key path, source)`.
+    /// An agent that takes `defaults.backend` has no entry of its own (a stage of 10,000 agents
+    /// would hold 10,000 copies of one origin): [`Settings::origin_of`] answers for it.
     pub origins: BTreeMap<String, Origin>,
 }
 
@@ -415,6 +417,19 @@ impl Settings {
     /// The agent with this id.
     pub fn agent(&self, id: &str) -> Option<&AgentSettings> {
         self.agents.get(id)
+    }
+
+    /// Where the value at `key` came from: its own entry in [`Settings::origins`], or for the
+    /// backend of an agent that takes `defaults.backend` (`agents.ID.backend`), that default's.
+    pub fn origin_of(&self, key: &str) -> Option<&Origin> {
+        if let Some(origin) = self.origins.get(key) {
+            return Some(origin);
+        }
+        let agent = key.strip_prefix("agents.")?.strip_suffix(".backend")?;
+        self.agents
+            .contains_key(agent)
+            .then(|| self.origins.get("defaults.backend"))
+            .flatten()
     }
 
     /// The backend an agent runs on (its own, else `defaults.backend`; both validated to exist).

@@ -1444,9 +1444,23 @@ fn per_agent_values_resolve_through_the_defaults() {
         Some("mock")
     );
     assert_eq!(
-        settings.origins["agents.docs-engineer.backend"].to_string(),
+        settings
+            .origin_of("agents.docs-engineer.backend")
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         format!("{}:4", repository.config_path().display())
     );
+    // An agent on the default backend has that default's origin, not a copy of its own.
+    assert!(
+        !settings
+            .origins
+            .contains_key("agents.solution-architect.backend")
+    );
+    assert_eq!(
+        settings.origin_of("agents.solution-architect.backend"),
+        settings.origins.get("defaults.backend")
+    );
+    assert_eq!(settings.origin_of("agents.no-such-agent.backend"), None);
     assert_eq!(settings.origins["defaults.retries"].to_string(), "default");
 }
 

@@ -58,12 +58,8 @@ impl Validator<'_> {
                 self.note(backend_path, &backend.location);
                 name
             }
-            None => {
-                if let Some(origin) = self.origins.get("defaults.backend").cloned() {
-                    self.origins.insert(backend_path, origin);
-                }
-                defaults.backend.clone()
-            }
+            // Its origin is `defaults.backend`'s (`Settings::origin_of`), not copied per agent.
+            None => defaults.backend.clone(),
         };
         let fallback = match &raw.fallback {
             Some(fallback) => {
