@@ -368,7 +368,7 @@ pub struct RenderedPrompt {
     /// there too.
     pub joints: Vec<usize>,
     /// What stands for `text` in the call's cache key when the prompt was filled in from a
-    /// layout (`None`: a hash of `text`, [`crate::agent_call::prompt_digest`]).
+    /// layout (`None`: the blake3 hash of `text`).
     pub digest: Option<[u8; 32]>,
 }
 

@@ -872,6 +872,7 @@ mod tests {
                 backend: "mock".into(),
                 at_ms: 1_020,
                 prompt: Arc::from(""),
+                prompt_joints: Arc::default(),
             },
             Event::AttemptFinished {
                 identity: identity("a"),
@@ -897,6 +898,7 @@ mod tests {
                 confidence: None,
                 at_ms: 1_060,
                 prompt: Arc::from(""),
+                prompt_joints: Arc::default(),
                 output: Arc::from(""),
             },
             Event::GateDecided {
