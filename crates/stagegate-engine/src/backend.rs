@@ -196,8 +196,9 @@ pub struct CallMaterials {
     pub required: Vec<String>,
     /// The feature files the stage reads (spec.md, plan.md, tasks.md, …).
     pub inputs: Arc<Vec<NamedText>>,
-    /// Earlier role agents' outputs (review, synthesis, QA).
-    pub outputs: Vec<AgentOutputView>,
+    /// Earlier role agents' outputs (review, synthesis, QA): one copy shared by every call of
+    /// a stage that reads them.
+    pub outputs: Arc<[AgentOutputView]>,
     pub failures: Vec<AgentFailure>,
     pub review: Option<String>,
     /// The artifact a synthesis writes.

@@ -173,13 +173,29 @@ pub struct NamedText {
 }
 
 /// A stage's input files as its templates see them, converted once: every prompt of a stage
-/// shares them, and converting them for each prompt copied every file once per agent.
+/// shares them, and converting them for each prompt copied every file once per agent. With
+/// [`TemplateInputs::with_outputs`], the role agents' outputs too: the review, every synthesis
+/// and QA see the same ones, and converting 10,000 of them took milliseconds per prompt.
 #[derive(Debug, Clone)]
-pub struct TemplateInputs(Value);
+pub struct TemplateInputs {
+    inputs: Value,
+    outputs: Option<Value>,
+}
 
 impl TemplateInputs {
     pub fn new(inputs: &[NamedText]) -> Self {
-        TemplateInputs(Value::from(Serde(inputs)))
+        TemplateInputs {
+            inputs: Value::from(Serde(inputs)),
+            outputs: None,
+        }
+    }
+
+    /// These inputs and `outputs` converted: for prompts whose context holds those outputs.
+    pub fn with_outputs(&self, outputs: &[AgentOutputView]) -> Self {
+        TemplateInputs {
+            inputs: self.inputs.clone(),
+            outputs: Some(Value::from(Serde(outputs))),
+        }
     }
 }
 
@@ -211,7 +227,7 @@ impl SharedContext {
                 let name = name.as_str()?.to_owned();
                 let value = match name.as_str() {
                     "agent" => return None,
-                    "inputs" => inputs.0.clone(),
+                    "inputs" => inputs.inputs.clone(),
                     _ => converted.get_attr(&name).ok()?,
                 };
                 Some((name, value))
@@ -480,23 +496,33 @@ impl Prompts {
             .map_err(|error| template_error(name, &error))
     }
 
-    /// Renders like [`Prompts::render`], with the inputs already converted ([`TemplateInputs`],
-    /// which must be of `context.inputs`): only the rest of the context is converted.
+    /// Renders like [`Prompts::render`], with the inputs (and the outputs, when it holds them)
+    /// already converted ([`TemplateInputs`], which must be of `context.inputs` and
+    /// `context.outputs`): only the rest of the context is converted.
     fn render_prepared(
         &self,
         phase: Phase,
         agent: &str,
         context: &PromptContext<'_>,
-        inputs: &TemplateInputs,
+        prepared: &TemplateInputs,
     ) -> Result<String, PromptError> {
+        let inputs = prepared.inputs.clone();
+        let Some(outputs) = prepared.outputs.clone() else {
+            let rest = Value::from(Serde(&PromptContext {
+                inputs: &[],
+                ..context.clone()
+            }));
+            return self.render_value(phase, agent, minijinja::context! { inputs, ..rest });
+        };
         let rest = Value::from(Serde(&PromptContext {
             inputs: &[],
+            outputs: &[],
             ..context.clone()
         }));
         self.render_value(
             phase,
             agent,
-            minijinja::context! { inputs => inputs.0.clone(), ..rest },
+            minijinja::context! { inputs, outputs, ..rest },
         )
     }
 
@@ -1472,6 +1498,40 @@ mod tests {
             assert!(rendered.cuts.is_empty());
         }
         assert!(!plain.contains("Note: to fit"));
+    }
+
+    #[test]
+    fn later_phases_prompts_from_converted_outputs_are_the_prompts_from_their_own() {
+        let prompts = Prompts::embedded().expect("loads");
+        let material = material();
+        let required = ["plan.md".to_owned()];
+        let base = context(
+            &material.inputs,
+            &material.outputs,
+            &material.failures,
+            &required,
+        );
+        let converted = TemplateInputs::new(base.inputs).with_outputs(base.outputs);
+        let phases = [
+            (Phase::Review, "lead-reviewer-a", None),
+            (Phase::Synthesis, "lead-synthesizer-a", Some("plan.md")),
+            (Phase::Qa, "main-agent", None),
+        ];
+        for (phase, agent, artifact) in phases {
+            let context = PromptContext {
+                artifact,
+                artifacts: &material.artifacts,
+                ..base.clone()
+            };
+            let own = prompts.render(phase, agent, &context).expect("renders");
+            let from_converted = prompts
+                .render_within(phase, agent, &context, None, Some(&converted), None)
+                .expect("renders");
+            assert_eq!(from_converted.text, own, "{phase:?}");
+            if phase != Phase::Qa {
+                assert!(own.contains("Album service | albums | FR-001"), "{own}");
+            }
+        }
     }
 
     #[test]

@@ -263,7 +263,8 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
     async fn run(&mut self) -> Result<StageProduct, StageError> {
         self.run_discovery().await?;
         let (outputs, failures) = self.run_agents().await?;
-        let review = self.run_review(&outputs, &failures).await?;
+        let prepared = PhaseOutputs::new(&outputs, &self.template_inputs);
+        let review = self.run_review(&prepared, &failures).await?;
         let mut product = StageProduct {
             outputs,
             failures,
@@ -274,7 +275,8 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             iterations: 0,
             next_attempts: BTreeMap::new(),
         };
-        self.synthesize_and_check(&mut product, None, &[]).await?;
+        self.synthesize_and_check(&mut product, None, &[], &prepared)
+            .await?;
         product.next_attempts = self.next_attempt.clone();
         Ok(product)
     }
@@ -288,7 +290,8 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         let mut product = previous.clone();
         self.next_attempt = previous.next_attempts.clone();
         let feedback = (!feedback.trim().is_empty()).then(|| feedback.to_owned());
-        self.synthesize_and_check(&mut product, feedback, comments)
+        let prepared = PhaseOutputs::new(&product.outputs, &self.template_inputs);
+        self.synthesize_and_check(&mut product, feedback, comments, &prepared)
             .await?;
         product.next_attempts = self.next_attempt.clone();
         Ok(product)
@@ -752,14 +755,13 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
 
     async fn run_review(
         &mut self,
-        outputs: &[AgentOutputView],
+        outputs: &PhaseOutputs,
         failures: &[AgentFailure],
     ) -> Result<String, StageError> {
         let reviewer = &self.plan.reviewer;
         let inputs = PhaseInputs {
-            outputs,
             failures,
-            ..PhaseInputs::default()
+            ..outputs.inputs()
         };
         let call = self.phase_call(Phase::Review, reviewer, None, &inputs)?;
         self.expect_success(call, "review").await
@@ -770,6 +772,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         product: &mut StageProduct,
         mut feedback: Option<String>,
         comments: &[LineComment],
+        outputs: &PhaseOutputs,
     ) -> Result<(), StageError> {
         // A person's line comments go to the first synthesis only; QA's reworks judge its answer.
         let mut comments = comments;
@@ -780,10 +783,10 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             rounds += 1;
             product.iterations += 1;
             product.artifacts = self
-                .synthesize(product, feedback.as_deref(), comments)
+                .synthesize(product, feedback.as_deref(), comments, outputs)
                 .await?;
             comments = &[];
-            let (verdict, qa_feedback) = self.check(product).await?;
+            let (verdict, qa_feedback) = self.check(product, outputs).await?;
             product.verdict = verdict;
             product.qa_feedback = qa_feedback;
             if verdict == Verdict::Pass || rounds > self.plan.synthesis_iterations {
@@ -802,6 +805,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         product: &StageProduct,
         feedback: Option<&str>,
         comments: &[LineComment],
+        outputs: &PhaseOutputs,
     ) -> Result<Vec<NamedText>, StageError> {
         let plan = self.plan;
         let wanted: Vec<(&str, bool)> = plan.artifacts_to_synthesize().collect();
@@ -818,14 +822,13 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 .cloned()
                 .collect();
             let inputs = PhaseInputs {
-                outputs: &product.outputs,
                 failures: &product.failures,
                 review: Some(&product.review),
                 artifact: Some(name),
                 feedback,
                 comments: &comments,
                 previous,
-                ..PhaseInputs::default()
+                ..outputs.inputs()
             };
             calls.push_back(self.phase_call(
                 Phase::Synthesis,
@@ -897,13 +900,17 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
         Ok(artifacts)
     }
 
-    async fn check(&mut self, product: &StageProduct) -> Result<(Verdict, String), StageError> {
+    /// QA of `product`, whose outputs `outputs` are.
+    async fn check(
+        &mut self,
+        product: &StageProduct,
+        outputs: &PhaseOutputs,
+    ) -> Result<(Verdict, String), StageError> {
         let inputs = PhaseInputs {
-            outputs: &product.outputs,
             failures: &product.failures,
             review: Some(&product.review),
             artifacts: &product.artifacts,
-            ..PhaseInputs::default()
+            ..outputs.inputs()
         };
         let call = self.phase_call(Phase::Qa, &self.plan.qa, None, &inputs)?;
         let output = self.expect_success(call, "QA").await?;
@@ -1009,7 +1016,9 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             task: agent.task.clone(),
             required: self.plan.required.clone(),
             inputs: self.context.inputs.clone(),
-            outputs: inputs.outputs.to_vec(),
+            outputs: inputs
+                .prepared
+                .map_or_else(|| inputs.outputs.into(), |prepared| prepared.views.clone()),
             failures: inputs.failures.to_vec(),
             review: inputs.review.map(str::to_owned),
             artifact: inputs.artifact.map(str::to_owned),
@@ -1128,7 +1137,11 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             &agent.id,
             &context,
             budget,
-            Some(&self.template_inputs),
+            Some(
+                inputs
+                    .prepared
+                    .map_or(&self.template_inputs, |prepared| &prepared.converted),
+            ),
             shared,
         )?;
         Ok(rendered)
@@ -1207,6 +1220,8 @@ impl LiveState {
 #[derive(Default)]
 struct PhaseInputs<'a> {
     outputs: &'a [AgentOutputView],
+    /// These `outputs` shared and converted, when they were.
+    prepared: Option<&'a PhaseOutputs>,
     failures: &'a [AgentFailure],
     review: Option<&'a str>,
     artifact: Option<&'a str>,
@@ -1214,6 +1229,32 @@ struct PhaseInputs<'a> {
     feedback: Option<&'a str>,
     comments: &'a [LineComment],
     previous: Option<&'a str>,
+}
+
+/// The role agents' outputs as the review, every synthesis and QA of a stage take them: one
+/// copy that every call's materials share, converted for templates once (with the stage's
+/// inputs). At 10,000 agents each call had copied and converted them all again.
+struct PhaseOutputs {
+    views: Arc<[AgentOutputView]>,
+    converted: TemplateInputs,
+}
+
+impl PhaseOutputs {
+    fn new(outputs: &[AgentOutputView], inputs: &TemplateInputs) -> Self {
+        PhaseOutputs {
+            views: Arc::from(outputs),
+            converted: inputs.with_outputs(outputs),
+        }
+    }
+
+    /// The inputs of a call that reads these outputs.
+    fn inputs(&self) -> PhaseInputs<'_> {
+        PhaseInputs {
+            outputs: &self.views,
+            prepared: Some(self),
+            ..PhaseInputs::default()
+        }
+    }
 }
 
 /// An optional artifact the synthesizer chose not to write.

@@ -208,7 +208,7 @@ fn run_adapted(
         Phase::Review,
         reviewer(stage),
         CallMaterials {
-            outputs: outputs.clone(),
+            outputs: outputs.as_slice().into(),
             failures: failures.clone(),
             guidance: adapted.review.clone(),
             ..base(stage, inputs)
@@ -221,7 +221,7 @@ fn run_adapted(
             Phase::Synthesis,
             synthesizer(stage),
             CallMaterials {
-                outputs: outputs.clone(),
+                outputs: outputs.as_slice().into(),
                 failures: failures.clone(),
                 review: Some(review.clone()),
                 artifact: Some((*name).to_owned()),

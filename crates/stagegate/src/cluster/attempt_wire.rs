@@ -88,7 +88,7 @@ impl MaterialsWire {
             task: self.task,
             required: self.required,
             inputs: Arc::new(named(self.inputs)),
-            outputs: output_views(self.outputs),
+            outputs: output_views(self.outputs).into(),
             failures: self.failures,
             review: self.review,
             artifact: self.artifact,

@@ -195,7 +195,7 @@ fn generic(call: &Call<'_>, artifact: &str) -> String {
             out.push_str(&report::bullets(&guidance, ""));
         }
     }
-    for output in &materials.outputs {
+    for output in materials.outputs.iter() {
         out.push_str(&format!("## {}\n\n", output.role));
         // The agents' own `#` title and confidence lines are dropped; their sections nest.
         for line in output.output.lines() {
