@@ -276,11 +276,17 @@ fn an_answer_cut_at_max_tokens_shows_as_truncated_in_status() {
         "{cut:#?}"
     );
     let text = repo.run(&["status", &run]).expect_code(EXIT_DONE);
+    // Whichever attempt answered: on a loaded machine a call to the server may fail first and
+    // be retried (seen once in CI), and the retry's answer is the one cut.
     for agent in PLAN_AGENTS {
+        let head = format!("answer of {agent} truncated at the output-token limit (1×, attempt ");
         assert!(
-            text.stdout.contains(&format!(
-                "answer of {agent} truncated at the output-token limit (1×, attempt 1): kept incomplete"
-            )),
+            text.stdout.lines().any(|line| {
+                line.trim()
+                    .strip_prefix(&head)
+                    .and_then(|rest| rest.strip_suffix("): kept incomplete"))
+                    .is_some_and(|attempt| attempt.parse::<u32>().is_ok())
+            }),
             "{text:?}"
         );
     }
