@@ -506,24 +506,21 @@ impl Prompts {
         context: &PromptContext<'_>,
         prepared: &TemplateInputs,
     ) -> Result<String, PromptError> {
-        let inputs = prepared.inputs.clone();
-        let Some(outputs) = prepared.outputs.clone() else {
-            let rest = Value::from(Serde(&PromptContext {
-                inputs: &[],
-                ..context.clone()
-            }));
-            return self.render_value(phase, agent, minijinja::context! { inputs, ..rest });
-        };
         let rest = Value::from(Serde(&PromptContext {
             inputs: &[],
-            outputs: &[],
+            outputs: if prepared.outputs.is_some() {
+                &[]
+            } else {
+                context.outputs
+            },
             ..context.clone()
         }));
-        self.render_value(
-            phase,
-            agent,
-            minijinja::context! { inputs, outputs, ..rest },
-        )
+        let inputs = prepared.inputs.clone();
+        let context = match prepared.outputs.clone() {
+            Some(outputs) => minijinja::context! { inputs, outputs, ..rest },
+            None => minijinja::context! { inputs, ..rest },
+        };
+        self.render_value(phase, agent, context)
     }
 
     /// Renders like [`Prompts::render`] with the rest of the context already converted

@@ -1018,7 +1018,8 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
             inputs: self.context.inputs.clone(),
             outputs: inputs
                 .prepared
-                .map_or_else(|| inputs.outputs.into(), |prepared| prepared.views.clone()),
+                .map(|prepared| prepared.views.clone())
+                .unwrap_or_default(),
             failures: inputs.failures.to_vec(),
             review: inputs.review.map(str::to_owned),
             artifact: inputs.artifact.map(str::to_owned),
@@ -1107,7 +1108,7 @@ impl<'a, S: EventSink> StageLoop<'a, S> {
                 task: &agent.task,
             },
             inputs: &self.context.inputs,
-            outputs: inputs.outputs,
+            outputs: inputs.outputs(),
             failures: inputs.failures,
             review: inputs.review,
             artifact: inputs.artifact,
@@ -1219,8 +1220,7 @@ impl LiveState {
 /// The earlier phases' results a prompt may include.
 #[derive(Default)]
 struct PhaseInputs<'a> {
-    outputs: &'a [AgentOutputView],
-    /// These `outputs` shared and converted, when they were.
+    /// The role agents' outputs, shared and converted; none before the review.
     prepared: Option<&'a PhaseOutputs>,
     failures: &'a [AgentFailure],
     review: Option<&'a str>,
@@ -1229,6 +1229,12 @@ struct PhaseInputs<'a> {
     feedback: Option<&'a str>,
     comments: &'a [LineComment],
     previous: Option<&'a str>,
+}
+
+impl PhaseInputs<'_> {
+    fn outputs(&self) -> &[AgentOutputView] {
+        self.prepared.map_or(&[], |prepared| &prepared.views)
+    }
 }
 
 /// The role agents' outputs as the review, every synthesis and QA of a stage take them: one
@@ -1250,7 +1256,6 @@ impl PhaseOutputs {
     /// The inputs of a call that reads these outputs.
     fn inputs(&self) -> PhaseInputs<'_> {
         PhaseInputs {
-            outputs: &self.views,
             prepared: Some(self),
             ..PhaseInputs::default()
         }
